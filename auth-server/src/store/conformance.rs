@@ -1,0 +1,1 @@
+//! Rules every backend must keep, one `pub async fn` per rule taking `&dyn Store`.

@@ -1,0 +1,403 @@
+//! The embedded backend: one SQLite file in WAL mode, so that a single machine needs nothing
+//! else installed. The CLI opens the same file while the server runs; WAL lets both read and a
+//! busy timeout serialises writers.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use shared::Scope;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::{ClientRecord, RefreshRecord, Rotation, Store, StoreError, UserRecord};
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `sqlite://PATH` and applies migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url).map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        if let Some(parent) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|err| StoreError::Unavailable(format!("creating {}: {err}", parent.display())))?;
+        }
+        Self::open_with(options).await
+    }
+
+    /// A store in a file under `dir`, for tests.
+    pub async fn open_in(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(SqliteConnectOptions::new().filename(dir.join("auth.db"))).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("migrating: {err}")))?;
+        Ok(Self { pool })
+    }
+}
+
+fn unavailable(err: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(err.to_string())
+}
+
+fn write_error(err: sqlx::Error, what: &str) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what.to_owned()),
+        _ => unavailable(err),
+    }
+}
+
+fn scope(text: &str) -> Result<Scope, StoreError> {
+    Scope::parse(text).map_err(|_| StoreError::Corrupt(format!("scope {text:?}")))
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
+}
+
+fn as_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn as_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn user_from(row: &SqliteRow) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        username: row.get("username"),
+        full_name: row.get("full_name"),
+        email: row.get("email"),
+        password_hash: row.get("password_hash"),
+        disabled: row.get::<i64, _>("disabled") != 0,
+        scopes: scope(row.get("scopes"))?,
+    })
+}
+
+fn client_from(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
+    Ok(ClientRecord {
+        client_id: row.get("client_id"),
+        secret_hash: row.get("secret_hash"),
+        grants: words(row.get("grants")),
+        scopes: scope(row.get("scopes"))?,
+        audiences: words(row.get("audiences")),
+    })
+}
+
+fn refresh_from(row: &SqliteRow) -> Result<RefreshRecord, StoreError> {
+    Ok(RefreshRecord {
+        id: row.get("id"),
+        family_id: row.get("family_id"),
+        client_id: row.get("client_id"),
+        username: row.get("username"),
+        scope: scope(row.get("scope"))?,
+        audience: row.get("audience"),
+        issued_at: as_u64(row.get("issued_at")),
+        expires_at: as_u64(row.get("expires_at")),
+        used_at: row.get::<Option<i64>, _>("used_at").map(as_u64),
+        sealed_successor: row.get("sealed_successor"),
+        successor_id: row.get("successor_id"),
+    })
+}
+
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens
+    (id, family_id, client_id, username, scope, audience, issued_at, expires_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
+fn insert_refresh_query(token: &RefreshRecord) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    sqlx::query(INSERT_REFRESH)
+        .bind(&token.id)
+        .bind(&token.family_id)
+        .bind(&token.client_id)
+        .bind(&token.username)
+        .bind(token.scope.to_string())
+        .bind(&token.audience)
+        .bind(as_i64(token.issued_at))
+        .bind(as_i64(token.expires_at))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (username, full_name, email, password_hash, disabled, scopes) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&user.username)
+        .bind(&user.full_name)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(i64::from(user.disabled))
+        .bind(user.scopes.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|err| write_error(err, &format!("user {}", user.username)))?;
+        Ok(())
+    }
+
+    async fn replace_password_hash(&self, username: &str, expected: &str, new_hash: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ? AND password_hash = ?")
+            .bind(new_hash)
+            .bind(username)
+            .bind(expected)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_password_hash(&self, username: &str, new_hash: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
+            .bind(new_hash)
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET disabled = ? WHERE username = ?")
+            .bind(i64::from(disabled))
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn remove_user(&self, username: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM users WHERE username = ?")
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        sqlx::query("SELECT * FROM users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(user_from)
+            .collect()
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        sqlx::query("SELECT * FROM clients WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .as_ref()
+            .map(client_from)
+            .transpose()
+    }
+
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO clients (client_id, secret_hash, grants, scopes, audiences) VALUES (?, ?, ?, ?, ?)")
+            .bind(&client.client_id)
+            .bind(&client.secret_hash)
+            .bind(client.grants.join(" "))
+            .bind(client.scopes.to_string())
+            .bind(client.audiences.join(" "))
+            .execute(&self.pool)
+            .await
+            .map_err(|err| write_error(err, &format!("client {}", client.client_id)))?;
+        Ok(())
+    }
+
+    async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM clients WHERE client_id = ?")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        sqlx::query("SELECT * FROM clients ORDER BY client_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(client_from)
+            .collect()
+    }
+
+    async fn insert_refresh(&self, token: &RefreshRecord) -> Result<(), StoreError> {
+        insert_refresh_query(token)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| write_error(err, "refresh token"))?;
+        Ok(())
+    }
+
+    async fn refresh(&self, id: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        sqlx::query("SELECT * FROM refresh_tokens WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .as_ref()
+            .map(refresh_from)
+            .transpose()
+    }
+
+    async fn rotate_refresh(&self, id: &str, now: u64, sealed_successor: &[u8], successor: &RefreshRecord) -> Result<Rotation, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // The write comes first, so the transaction takes the write lock at once and two
+        // rotations of one token serialise instead of both reading it unused.
+        let marked = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = ?, sealed_successor = ?, successor_id = ?
+             WHERE id = ? AND used_at IS NULL",
+        )
+        .bind(as_i64(now))
+        .bind(sealed_successor)
+        .bind(&successor.id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if marked.rows_affected() == 1 {
+            insert_refresh_query(successor)
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| write_error(err, "refresh token"))?;
+            tx.commit().await.map_err(unavailable)?;
+            return Ok(Rotation::Rotated);
+        }
+        tx.rollback().await.map_err(unavailable)?;
+        Ok(Rotation::Lost(self.refresh(id).await?))
+    }
+
+    async fn revoke_family(&self, family_id: &str, expires_at: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revoked_families (family_id, expires_at) VALUES (?, ?)
+             ON CONFLICT (family_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+        )
+        .bind(family_id)
+        .bind(as_i64(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn family_revoked(&self, family_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM revoked_families WHERE family_id = ?")
+            .bind(family_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(row.is_some())
+    }
+
+    async fn revoke_access_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (?, ?)
+             ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+        )
+        .bind(jti)
+        .bind(as_i64(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn access_token_revoked(&self, jti: &str, now: u64) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM revoked_access_tokens WHERE jti = ? AND expires_at >= ?")
+            .bind(jti)
+            .bind(as_i64(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(row.is_some())
+    }
+
+    async fn record_failure(&self, key: &str, now: u64, window: u64) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO login_failures (key, count, window_end) VALUES (?1, 1, ?2 + ?3)
+             ON CONFLICT (key) DO UPDATE SET
+               count = CASE WHEN window_end <= ?2 THEN 1 ELSE count + 1 END,
+               window_end = CASE WHEN window_end <= ?2 THEN ?2 + ?3 ELSE window_end END
+             RETURNING count, window_end",
+        )
+        .bind(key)
+        .bind(as_i64(now))
+        .bind(as_i64(window))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok((as_u64(row.get("count")), as_u64(row.get("window_end"))))
+    }
+
+    async fn failures(&self, key: &str, now: u64) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query("SELECT count, window_end FROM login_failures WHERE key = ? AND window_end > ?")
+            .bind(key)
+            .bind(as_i64(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map_or((0, now), |row| (as_u64(row.get("count")), as_u64(row.get("window_end")))))
+    }
+
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_failures WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: u64) -> Result<(), StoreError> {
+        let now = as_i64(now);
+        for statement in [
+            "DELETE FROM refresh_tokens WHERE expires_at < ?",
+            "DELETE FROM revoked_families WHERE expires_at < ?",
+            "DELETE FROM revoked_access_tokens WHERE expires_at < ?",
+            "DELETE FROM login_failures WHERE window_end < ?",
+        ] {
+            sqlx::query(statement).bind(now).execute(&self.pool).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,162 @@
+//! The claims of an RFC 9068 access token, shared so that issuer and verifiers cannot drift apart.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A space-delimited scope (RFC 6749 §3.3), held as a sorted set of tokens.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope(BTreeSet<String>);
+
+impl Scope {
+    /// Parses the wire form. Each token must be `%x21 / %x23-5B / %x5D-7E` (RFC 6749 §3.3).
+    pub fn parse(text: &str) -> Result<Self, InvalidScope> {
+        let mut tokens = BTreeSet::new();
+        for token in text.split(' ').filter(|t| !t.is_empty()) {
+            let valid = token
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+            if !valid {
+                return Err(InvalidScope);
+            }
+            tokens.insert(token.to_owned());
+        }
+        Ok(Self(tokens))
+    }
+
+    pub fn from_tokens<I: IntoIterator<Item = S>, S: Into<String>>(tokens: I) -> Self {
+        Self(tokens.into_iter().map(Into::into).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, token: &str) -> bool {
+        self.0.contains(token)
+    }
+
+    pub fn is_subset_of(&self, other: &Scope) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for token in &self.0 {
+            if !first {
+                f.write_str(" ")?;
+            }
+            f.write_str(token)?;
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Scope::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("scope tokens are printable ASCII without spaces, quotes or backslashes")]
+pub struct InvalidScope;
+
+/// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Audience::One(one) => one == audience,
+            Audience::Many(many) => many.iter().any(|a| a == audience),
+        }
+    }
+}
+
+/// Claims of an access token (RFC 9068 §2.2), user tokens also carrying profile claims.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub exp: u64,
+    pub iat: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    pub jti: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub scope: Scope,
+    /// Present only on tokens issued to a user (password and refresh grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl AccessClaims {
+    /// Whether a user stands behind the token, as opposed to a client acting for itself.
+    pub fn is_user_token(&self) -> bool {
+        self.preferred_username.is_some()
+    }
+
+    /// RFC 6750 §3.1 `insufficient_scope` when `needed` is not granted.
+    pub fn require_scope(&self, needed: &str) -> Result<(), crate::http::BearerError> {
+        if self.scope.contains(needed) {
+            Ok(())
+        } else {
+            Err(crate::http::BearerError::InsufficientScope {
+                needed: needed.to_owned(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_round_trips_sorted_and_deduplicated_rfc6749_3_3() {
+        let scope = Scope::parse("write  read read").unwrap();
+        assert_eq!(scope.to_string(), "read write");
+        assert!(Scope::parse("read").unwrap().is_subset_of(&scope));
+    }
+
+    #[test]
+    fn scope_rejects_quotes_and_backslashes_rfc6749_3_3() {
+        assert!(Scope::parse("a\"b").is_err());
+        assert!(Scope::parse("a\\b").is_err());
+        assert!(Scope::parse("é").is_err());
+    }
+
+    #[test]
+    fn audience_is_string_or_array_rfc7519_4_1_3() {
+        let one: Audience = serde_json::from_str(r#""api""#).unwrap();
+        let many: Audience = serde_json::from_str(r#"["x","api"]"#).unwrap();
+        assert!(one.contains("api") && many.contains("api") && !many.contains("y"));
+    }
+}

@@ -1,0 +1,179 @@
+//! poem glue: turning a bearer token into verified claims, and refusals into RFC 6750 answers.
+
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use poem_openapi::auth::Bearer;
+
+use crate::claims::AccessClaims;
+use crate::verifier::{Verifier, VerifyError};
+use crate::wire::ErrorResponse;
+
+/// The realm named in every challenge.
+const REALM: &str = "api";
+
+/// Why a request to a protected resource is refused (RFC 6750 §3).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BearerError {
+    /// No bearer token at all: a bare challenge, no error code (§3.1).
+    #[error("a bearer token is required")]
+    Missing,
+    /// The Authorization header is there but is not a usable bearer credential.
+    #[error("the Authorization header is malformed")]
+    InvalidRequest,
+    #[error("{0}")]
+    Invalid(VerifyError),
+    #[error("the token lacks the scope {needed}")]
+    InsufficientScope { needed: String },
+    /// No user stands behind the token (for example a client_credentials token on /users/me).
+    #[error("this resource needs a token issued to a user")]
+    NotAUser,
+}
+
+impl BearerError {
+    /// The one `WWW-Authenticate` value for this refusal.
+    pub fn challenge(&self) -> String {
+        let quoted = |text: &str| text.replace(['"', '\\'], "");
+        match self {
+            Self::Missing => format!(r#"Bearer realm="{REALM}""#),
+            Self::InvalidRequest => format!(
+                r#"Bearer realm="{REALM}", error="invalid_request", error_description="{}""#,
+                quoted(&self.to_string())
+            ),
+            Self::Invalid(VerifyError::KeysUnavailable) => format!(r#"Bearer realm="{REALM}""#),
+            Self::Invalid(err) => format!(
+                r#"Bearer realm="{REALM}", error="invalid_token", error_description="{}""#,
+                quoted(&err.to_string())
+            ),
+            Self::InsufficientScope { needed } => format!(
+                r#"Bearer realm="{REALM}", error="insufficient_scope", error_description="{}", scope="{}""#,
+                quoted(&self.to_string()),
+                quoted(needed)
+            ),
+            Self::NotAUser => format!(
+                r#"Bearer realm="{REALM}", error="insufficient_scope", error_description="{}""#,
+                quoted(&self.to_string())
+            ),
+        }
+    }
+
+    fn code(&self) -> Option<&'static str> {
+        match self {
+            Self::Missing => None,
+            Self::InvalidRequest => Some("invalid_request"),
+            Self::Invalid(VerifyError::KeysUnavailable) => Some("temporarily_unavailable"),
+            Self::Invalid(_) => Some("invalid_token"),
+            Self::InsufficientScope { .. } | Self::NotAUser => Some("insufficient_scope"),
+        }
+    }
+
+    /// For handlers that return `poem::Result`.
+    pub fn into_poem(self) -> poem::Error {
+        poem::Error::from(self)
+    }
+}
+
+impl poem::error::ResponseError for BearerError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Missing | Self::Invalid(_) => {
+                if matches!(self, Self::Invalid(VerifyError::KeysUnavailable)) {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::UNAUTHORIZED
+                }
+            }
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope { .. } | Self::NotAUser => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn as_response(&self) -> Response {
+        let body = ErrorResponse {
+            error: self.code().unwrap_or("invalid_token").to_owned(),
+            error_description: Some(self.to_string()),
+        };
+        let mut response = poem::web::Json(body).with_status(self.status()).into_response();
+        if let Ok(value) = HeaderValue::from_str(&self.challenge()) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        if matches!(self, Self::Invalid(VerifyError::KeysUnavailable)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// A poem-openapi security scheme checker: verifies the bearer token with the [`Verifier`]
+/// found in the request data and hands the handler its claims.
+///
+/// ```ignore
+/// #[derive(SecurityScheme)]
+/// #[oai(ty = "bearer", checker = "shared::http::check_bearer")]
+/// struct Token(shared::AccessClaims);
+/// ```
+pub async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
+    let verifier = req
+        .data::<Verifier>()
+        .ok_or_else(|| poem::Error::from_string("verifier missing from request data", StatusCode::INTERNAL_SERVER_ERROR))?;
+    verifier
+        .verify(&bearer.token)
+        .await
+        .map_err(|err| BearerError::Invalid(err).into())
+}
+
+/// Gives poem-openapi's own rejection of a missing or unparsable `Authorization` header the
+/// RFC 6750 §3 challenge it lacks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BearerChallenge;
+
+impl<E: Endpoint> Middleware<E> for BearerChallenge {
+    type Output = BearerChallengeEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        BearerChallengeEndpoint { inner: ep }
+    }
+}
+
+pub struct BearerChallengeEndpoint<E> {
+    inner: E,
+}
+
+impl<E: Endpoint> Endpoint for BearerChallengeEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let has_authorization = req.headers().contains_key(header::AUTHORIZATION);
+        match self.inner.call(req).await {
+            Ok(output) => Ok(output.into_response()),
+            Err(err) if err.is::<poem_openapi::error::AuthorizationError>() => {
+                let refusal = if has_authorization {
+                    BearerError::InvalidRequest
+                } else {
+                    BearerError::Missing
+                };
+                Err(refusal.into())
+            }
+            Err(err) => Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_follow_rfc6750_3() {
+        assert_eq!(BearerError::Missing.challenge(), r#"Bearer realm="api""#);
+        let invalid = BearerError::Invalid(VerifyError::Expired).challenge();
+        assert!(invalid.contains(r#"error="invalid_token""#), "{invalid}");
+        let scope = BearerError::InsufficientScope {
+            needed: "items:read".into(),
+        }
+        .challenge();
+        assert!(scope.contains(r#"error="insufficient_scope""#) && scope.contains(r#"scope="items:read""#));
+    }
+}

@@ -1,0 +1,135 @@
+//! Finding and fetching the issuer's keys: RFC 8414 metadata, then the JWKS it names.
+
+use std::time::Duration;
+
+use reqwest::header::CACHE_CONTROL;
+use url::Url;
+
+use super::keys::KeySet;
+use crate::wire::ServerMetadata;
+
+/// A JWKS or metadata document larger than this is refused: a key set is a few kilobytes.
+const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("request to {url} failed: {source}")]
+    Http { url: Url, source: reqwest::Error },
+    #[error("{url} answered {status}")]
+    Status { url: Url, status: reqwest::StatusCode },
+    #[error("{url} sent more than {MAX_DOCUMENT_BYTES} bytes")]
+    TooLarge { url: Url },
+    #[error("{url} sent a document that does not parse: {source}")]
+    Parse { url: Url, source: serde_json::Error },
+    #[error("metadata issuer {found} does not match the configured issuer {expected}")]
+    IssuerMismatch { expected: String, found: String },
+    #[error("metadata jwks_uri is not a URL: {0}")]
+    BadJwksUri(String),
+}
+
+/// RFC 8414 §3: the metadata lives under `/.well-known/oauth-authorization-server`, inserted
+/// between the host and any path of the issuer.
+pub fn metadata_url(issuer: &Url) -> Url {
+    let mut url = issuer.clone();
+    let path = issuer.path().trim_end_matches('/');
+    url.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+    url.set_query(None);
+    url
+}
+
+async fn get(client: &reqwest::Client, url: &Url) -> Result<(Vec<u8>, Option<Duration>), FetchError> {
+    let http = |source| FetchError::Http {
+        url: url.clone(),
+        source,
+    };
+    let mut response = client.get(url.clone()).send().await.map_err(http)?;
+    if !response.status().is_success() {
+        return Err(FetchError::Status {
+            url: url.clone(),
+            status: response.status(),
+        });
+    }
+    let max_age = response
+        .headers()
+        .get(CACHE_CONTROL)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_max_age);
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(http)? {
+        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+            return Err(FetchError::TooLarge { url: url.clone() });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, max_age))
+}
+
+/// Reads the issuer's metadata and returns its `jwks_uri`, checking that the metadata speaks
+/// for the issuer we trust (RFC 8414 §3.3).
+pub async fn discover_jwks_uri(client: &reqwest::Client, issuer: &Url) -> Result<Url, FetchError> {
+    let url = metadata_url(issuer);
+    let (body, _) = get(client, &url).await?;
+    let metadata: ServerMetadata =
+        serde_json::from_slice(&body).map_err(|source| FetchError::Parse { url, source })?;
+    if metadata.issuer.trim_end_matches('/') != issuer.as_str().trim_end_matches('/') {
+        return Err(FetchError::IssuerMismatch {
+            expected: issuer.to_string(),
+            found: metadata.issuer,
+        });
+    }
+    Url::parse(&metadata.jwks_uri).map_err(|_| FetchError::BadJwksUri(metadata.jwks_uri))
+}
+
+/// Fetches and parses the key set; `max-age` of the answer decides its freshness, clamped.
+pub async fn fetch_keys(
+    client: &reqwest::Client,
+    jwks_uri: &Url,
+    floor: Duration,
+    ceiling: Duration,
+) -> Result<KeySet, FetchError> {
+    let (body, max_age) = get(client, jwks_uri).await?;
+    let fresh_for = max_age.unwrap_or(floor).clamp(floor, ceiling);
+    KeySet::from_jwks(&body, fresh_for).map_err(|source| FetchError::Parse {
+        url: jwks_uri.clone(),
+        source,
+    })
+}
+
+/// `max-age` from a Cache-Control value; `no-store`/`no-cache` count as zero (the floor applies).
+pub fn parse_max_age(value: &str) -> Option<Duration> {
+    let mut max_age = None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(seconds) = lower.strip_prefix("max-age=") {
+            max_age = seconds.trim_matches('"').parse().ok().map(Duration::from_secs);
+        }
+    }
+    max_age
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_url_inserts_well_known_before_the_path_rfc8414_3() {
+        let plain = metadata_url(&Url::parse("https://auth.example.com").unwrap());
+        assert_eq!(plain.as_str(), "https://auth.example.com/.well-known/oauth-authorization-server");
+        let tenant = metadata_url(&Url::parse("https://example.com/tenant1/").unwrap());
+        assert_eq!(
+            tenant.as_str(),
+            "https://example.com/.well-known/oauth-authorization-server/tenant1"
+        );
+    }
+
+    #[test]
+    fn max_age_is_read_and_no_store_counts_as_zero() {
+        assert_eq!(parse_max_age("public, max-age=300"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(parse_max_age("public"), None);
+        assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+}

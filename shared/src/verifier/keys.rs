@@ -1,0 +1,94 @@
+//! A parsed key set: built once per JWKS fetch so that a verification only looks a key up.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::DecodingKey;
+
+/// Verification keys by `kid`, with when they were fetched and how long they stay fresh.
+pub struct KeySet {
+    keys: HashMap<String, DecodingKey>,
+    pub(crate) fetched_at: Instant,
+    pub(crate) fresh_for: std::time::Duration,
+}
+
+impl KeySet {
+    pub(crate) fn empty() -> Self {
+        Self {
+            keys: HashMap::new(),
+            fetched_at: Instant::now(),
+            fresh_for: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Keeps the RSA signing keys that are usable for RS256 and have a `kid`; skips the rest,
+    /// so that one odd key in a set shared with other issuers does not hide the good ones.
+    pub fn from_jwks(json: &[u8], fresh_for: std::time::Duration) -> Result<Self, serde_json::Error> {
+        let set: JwkSet = serde_json::from_slice(json)?;
+        let mut keys = HashMap::with_capacity(set.keys.len());
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.as_ref() else { continue };
+            if !matches!(jwk.algorithm, AlgorithmParameters::RSA(_)) {
+                continue;
+            }
+            if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
+                continue;
+            }
+            if matches!(jwk.common.key_algorithm, Some(alg) if alg != KeyAlgorithm::RS256) {
+                continue;
+            }
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                keys.insert(kid.clone(), key);
+            }
+        }
+        Ok(Self {
+            keys,
+            fetched_at: Instant::now(),
+            fresh_for,
+        })
+    }
+
+    pub fn get(&self, kid: &str) -> Option<&DecodingKey> {
+        self.keys.get(kid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_rs256_signing_keys_with_a_kid_rfc7517_4() {
+        let n = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
+        let json = format!(
+            r#"{{"keys":[
+              {{"kty":"RSA","kid":"good","use":"sig","alg":"RS256","n":"{n}","e":"AQAB"}},
+              {{"kty":"RSA","use":"sig","alg":"RS256","n":"{n}","e":"AQAB"}},
+              {{"kty":"RSA","kid":"enc","use":"enc","n":"{n}","e":"AQAB"}},
+              {{"kty":"RSA","kid":"ps","alg":"PS256","n":"{n}","e":"AQAB"}},
+              {{"kty":"oct","kid":"hmac","k":"c2VjcmV0"}}
+            ]}}"#
+        );
+        let set = KeySet::from_jwks(json.as_bytes(), std::time::Duration::ZERO).unwrap();
+        assert_eq!(set.kids().collect::<Vec<_>>(), vec!["good"]);
+    }
+
+    #[test]
+    fn malformed_json_is_an_error_not_a_panic() {
+        assert!(KeySet::from_jwks(b"{\"keys\":[{]", std::time::Duration::ZERO).is_err());
+        assert!(KeySet::from_jwks(b"null", std::time::Duration::ZERO).is_err());
+    }
+}
