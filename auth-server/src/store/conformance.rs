@@ -1,1 +1,627 @@
-//! Rules every backend must keep, one `pub async fn` per rule taking `&dyn Store`.
+//! Rules every backend must keep, one `pub async fn` per rule taking `&dyn Store`, so that the
+//! embedded and the Redis backend are held to the same behaviour. Each rule panics when the
+//! backend breaks it; [`conformance_tests!`] turns them into one named test per backend.
+//!
+//! Rules use fresh names and ids on every call, so that tests may share one backend. Data that
+//! a backend may expire by the wall clock (Redis TTLs) is written with times around the real
+//! present, and everything else passes explicit `now` values, so that no rule sleeps.
+//!
+//! [`TestBackend`] opens the stores the rules run on: for Redis, `REDIS_URL` when it is set,
+//! else a private `redis-server` from `PATH`; with neither, the test fails and says how to get
+//! one. It never skips.
+
+// This module exists to fail loudly: a broken rule or an unreachable test backend must panic
+// the test that found it, so the workspace's bans on `unwrap`, `expect` and `panic` do not apply.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::any::Any;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use shared::Scope;
+
+use super::redis::RedisStore;
+use super::{ClientRecord, RefreshRecord, Rotation, Store, StoreError, UserRecord};
+
+/// How many callers race to rotate one refresh token.
+pub const RACERS: usize = 32;
+
+// ---------------------------------------------------------------------------------------------
+// Rules
+// ---------------------------------------------------------------------------------------------
+
+pub async fn store_answers_ping(store: &dyn Store) {
+    store.ping().await.expect("ping");
+}
+
+pub async fn user_round_trip(store: &dyn Store) {
+    let full = user(&unique("alice"));
+    store.insert_user(&full).await.unwrap();
+    assert_eq!(store.user(&full.username).await.unwrap(), Some(full.clone()));
+
+    let bare = UserRecord { full_name: None, email: None, disabled: true, scopes: Scope::default(), ..user(&unique("bob")) };
+    store.insert_user(&bare).await.unwrap();
+    assert_eq!(store.user(&bare.username).await.unwrap(), Some(bare), "absent fields stay absent");
+
+    assert_eq!(store.user(&unique("nobody")).await.unwrap(), None);
+}
+
+pub async fn user_updates_apply_to_existing_users_only(store: &dyn Store) {
+    let original = user(&unique("carol"));
+    let name = original.username.clone();
+    store.insert_user(&original).await.unwrap();
+
+    assert!(store.set_password_hash(&name, "$argon2id$new").await.unwrap());
+    assert!(store.set_user_disabled(&name, true).await.unwrap());
+    let updated = store.user(&name).await.unwrap().expect("user still there");
+    assert_eq!(updated, UserRecord { password_hash: "$argon2id$new".into(), disabled: true, ..original.clone() });
+    assert!(store.set_user_disabled(&name, false).await.unwrap());
+    assert!(!store.user(&name).await.unwrap().expect("user").disabled);
+
+    let missing = unique("nobody");
+    assert!(!store.set_password_hash(&missing, "$argon2id$x").await.unwrap());
+    assert!(!store.set_user_disabled(&missing, true).await.unwrap());
+    assert_eq!(store.user(&missing).await.unwrap(), None, "an update never creates a user");
+
+    assert!(store.remove_user(&name).await.unwrap());
+    assert_eq!(store.user(&name).await.unwrap(), None);
+    assert!(!store.remove_user(&name).await.unwrap(), "a second removal finds nothing");
+    assert!(!store.list_users().await.unwrap().iter().any(|listed| listed.username == name));
+}
+
+pub async fn users_are_listed_in_order(store: &dyn Store) {
+    let tag = unique("list");
+    let names = [format!("{tag}-m"), format!("{tag}-B"), format!("{tag}-z"), format!("{tag}-a"), format!("{tag}-m2")];
+    for name in &names {
+        store.insert_user(&user(name)).await.unwrap();
+    }
+    store.remove_user(&names[4]).await.unwrap();
+
+    let listed = store.list_users().await.unwrap();
+    assert!(listed.windows(2).all(|pair| pair[0].username < pair[1].username), "sorted by username");
+    let ours: Vec<UserRecord> = listed.into_iter().filter(|listed| listed.username.starts_with(&tag)).collect();
+    let mut expected: Vec<UserRecord> = names[..4].iter().map(|name| user(name)).collect();
+    expected.sort_by(|a, b| a.username.cmp(&b.username));
+    assert_eq!(ours, expected);
+}
+
+pub async fn duplicate_user_is_conflict(store: &dyn Store) {
+    let first = user(&unique("dave"));
+    store.insert_user(&first).await.unwrap();
+    let second = UserRecord { password_hash: "$argon2id$other".into(), ..first.clone() };
+    let outcome = store.insert_user(&second).await;
+    assert!(matches!(outcome, Err(StoreError::Conflict(_))), "got {outcome:?}");
+    assert_eq!(store.user(&first.username).await.unwrap(), Some(first), "the first user is untouched");
+}
+
+pub async fn client_round_trip(store: &dyn Store) {
+    let tag = unique("client");
+    let ids = [format!("{tag}-web"), format!("{tag}-cli"), format!("{tag}-api")];
+    for id in &ids {
+        store.insert_client(&client(id)).await.unwrap();
+    }
+    assert_eq!(store.client(&ids[0]).await.unwrap(), Some(client(&ids[0])));
+    assert_eq!(store.client(&unique("nobody")).await.unwrap(), None);
+
+    let listed = store.list_clients().await.unwrap();
+    assert!(listed.windows(2).all(|pair| pair[0].client_id < pair[1].client_id), "sorted by client id");
+    let ours: Vec<String> =
+        listed.into_iter().map(|listed| listed.client_id).filter(|id| id.starts_with(&tag)).collect();
+    assert_eq!(ours, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+
+    assert!(store.remove_client(&ids[1]).await.unwrap());
+    assert!(!store.remove_client(&ids[1]).await.unwrap(), "a second removal finds nothing");
+    assert_eq!(store.client(&ids[1]).await.unwrap(), None);
+    let left: Vec<String> = store
+        .list_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|listed| listed.client_id)
+        .filter(|id| id.starts_with(&tag))
+        .collect();
+    assert_eq!(left, [ids[2].clone(), ids[0].clone()]);
+}
+
+pub async fn duplicate_client_is_conflict(store: &dyn Store) {
+    let first = client(&unique("dup"));
+    store.insert_client(&first).await.unwrap();
+    let second = ClientRecord { secret_hash: "other".into(), ..first.clone() };
+    let outcome = store.insert_client(&second).await;
+    assert!(matches!(outcome, Err(StoreError::Conflict(_))), "got {outcome:?}");
+    assert_eq!(store.client(&first.client_id).await.unwrap(), Some(first), "the first client is untouched");
+}
+
+pub async fn password_hash_replacement_is_compare_and_set(store: &dyn Store) {
+    let original = user(&unique("erin"));
+    let name = original.username.clone();
+    store.insert_user(&original).await.unwrap();
+
+    assert!(!store.replace_password_hash(&name, "$argon2id$stale", "$argon2id$rehash").await.unwrap());
+    assert_eq!(store.user(&name).await.unwrap().expect("user").password_hash, original.password_hash);
+
+    assert!(store.replace_password_hash(&name, &original.password_hash, "$argon2id$rehash").await.unwrap());
+    assert_eq!(store.user(&name).await.unwrap().expect("user").password_hash, "$argon2id$rehash");
+
+    assert!(
+        !store.replace_password_hash(&name, &original.password_hash, "$argon2id$again").await.unwrap(),
+        "a replacement based on the old hash must not undo the new one"
+    );
+    assert_eq!(store.user(&name).await.unwrap().expect("user").password_hash, "$argon2id$rehash");
+
+    let missing = unique("nobody");
+    assert!(!store.replace_password_hash(&missing, "", "$argon2id$x").await.unwrap());
+    assert_eq!(store.user(&missing).await.unwrap(), None, "a replacement never creates a user");
+}
+
+pub async fn refresh_token_round_trip(store: &dyn Store) {
+    let token = refresh_token(&unique("family"), unix_now() + 3600);
+    store.insert_refresh(&token).await.unwrap();
+    assert_eq!(store.refresh(&token.id).await.unwrap(), Some(token));
+    assert_eq!(store.refresh(&unique("unknown")).await.unwrap(), None);
+}
+
+/// Of [`RACERS`] concurrent rotations of one token, exactly one wins, and the stored record
+/// names that winner's successor.
+pub async fn refresh_rotation_is_single_use_under_race(store: &dyn Store) {
+    let now = unix_now();
+    let family = unique("family");
+    let token = refresh_token(&family, now + 3600);
+    store.insert_refresh(&token).await.unwrap();
+
+    let successors: Vec<RefreshRecord> = (0..RACERS)
+        .map(|_| RefreshRecord { issued_at: now, ..refresh_token(&family, token.expires_at) })
+        .collect();
+    let sealed: Vec<Vec<u8>> = (0..RACERS).map(|racer| format!("sealed pair {racer}").into_bytes()).collect();
+    let outcomes = join_all(
+        successors.iter().zip(&sealed).map(|(successor, sealed)| store.rotate_refresh(&token.id, now, sealed, successor)).collect(),
+    )
+    .await;
+
+    let winners: Vec<usize> =
+        outcomes.iter().enumerate().filter(|(_, outcome)| matches!(outcome, Ok(Rotation::Rotated))).map(|(racer, _)| racer).collect();
+    assert_eq!(winners.len(), 1, "exactly one rotation wins: {outcomes:?}");
+    let winner = winners[0];
+
+    let expected = RefreshRecord {
+        used_at: Some(now),
+        sealed_successor: Some(sealed[winner].clone()),
+        successor_id: Some(successors[winner].id.clone()),
+        ..token.clone()
+    };
+    for (racer, outcome) in outcomes.into_iter().enumerate().filter(|(racer, _)| *racer != winner) {
+        match outcome {
+            Ok(Rotation::Lost(Some(current))) => assert_eq!(current, expected, "racer {racer} sees the winner's record"),
+            other => panic!("racer {racer} should have lost with the current record, got {other:?}"),
+        }
+    }
+    assert_eq!(store.refresh(&token.id).await.unwrap(), Some(expected));
+    assert_eq!(store.refresh(&successors[winner].id).await.unwrap(), Some(successors[winner].clone()));
+    for (racer, successor) in successors.iter().enumerate().filter(|(racer, _)| *racer != winner) {
+        assert_eq!(store.refresh(&successor.id).await.unwrap(), None, "loser {racer} stored no successor");
+    }
+}
+
+pub async fn rotating_unknown_refresh_token_is_lost(store: &dyn Store) {
+    let now = unix_now();
+    let successor = refresh_token(&unique("family"), now + 3600);
+    let outcome = store.rotate_refresh(&unique("unknown"), now, b"sealed", &successor).await.unwrap();
+    assert_eq!(outcome, Rotation::Lost(None));
+    assert_eq!(store.refresh(&successor.id).await.unwrap(), None, "no successor without a token");
+}
+
+pub async fn rotating_used_refresh_token_returns_current_record(store: &dyn Store) {
+    let now = unix_now();
+    let family = unique("family");
+    let token = refresh_token(&family, now + 3600);
+    store.insert_refresh(&token).await.unwrap();
+    let first = refresh_token(&family, token.expires_at);
+    let second = refresh_token(&family, token.expires_at);
+
+    assert_eq!(store.rotate_refresh(&token.id, now, b"first", &first).await.unwrap(), Rotation::Rotated);
+    let later = store.rotate_refresh(&token.id, now + 5, b"second", &second).await.unwrap();
+    let expected = RefreshRecord {
+        used_at: Some(now),
+        sealed_successor: Some(b"first".to_vec()),
+        successor_id: Some(first.id.clone()),
+        ..token
+    };
+    assert_eq!(later, Rotation::Lost(Some(expected)));
+    assert_eq!(store.refresh(&second.id).await.unwrap(), None);
+
+    // The successor rotates in its turn.
+    let third = refresh_token(&family, first.expires_at);
+    assert_eq!(store.rotate_refresh(&first.id, now + 10, b"third", &third).await.unwrap(), Rotation::Rotated);
+    assert_eq!(store.refresh(&third.id).await.unwrap(), Some(third));
+}
+
+pub async fn revoked_family_stays_revoked(store: &dyn Store) {
+    let now = unix_now();
+    let family = unique("family");
+    assert!(!store.family_revoked(&family).await.unwrap());
+    store.revoke_family(&family, now + 3600).await.unwrap();
+    assert!(store.family_revoked(&family).await.unwrap());
+    store.revoke_family(&family, now + 1800).await.unwrap();
+    assert!(store.family_revoked(&family).await.unwrap(), "revoking again never un-revokes");
+    assert!(!store.family_revoked(&unique("family")).await.unwrap(), "other families are untouched");
+}
+
+pub async fn access_token_revocation_ends_at_expiry(store: &dyn Store) {
+    let now = unix_now();
+    let jti = unique("jti");
+    let expires_at = now + 600;
+    assert!(!store.access_token_revoked(&jti, now).await.unwrap());
+
+    store.revoke_access_token(&jti, expires_at).await.unwrap();
+    assert!(store.access_token_revoked(&jti, now).await.unwrap());
+    assert!(store.access_token_revoked(&jti, expires_at).await.unwrap(), "revoked up to its last second");
+    assert!(!store.access_token_revoked(&jti, expires_at + 1).await.unwrap(), "expired tokens need no revocation");
+
+    store.revoke_access_token(&jti, now + 10).await.unwrap();
+    assert!(store.access_token_revoked(&jti, now + 300).await.unwrap(), "a second revocation never shortens the first");
+    assert!(!store.access_token_revoked(&unique("jti"), now).await.unwrap(), "other tokens are untouched");
+}
+
+pub async fn failures_count_in_fixed_windows(store: &dyn Store) {
+    let start = unix_now();
+    let window = 60;
+    let key = unique("user:frank");
+    assert_eq!(store.failures(&key, start).await.unwrap().0, 0);
+
+    assert_eq!(store.record_failure(&key, start, window).await.unwrap(), (1, start + window));
+    assert_eq!(store.record_failure(&key, start + 10, window).await.unwrap(), (2, start + window), "the window is fixed");
+    assert_eq!(store.record_failure(&key, start + 59, window).await.unwrap(), (3, start + window));
+    assert_eq!(store.failures(&key, start + 30).await.unwrap(), (3, start + window));
+
+    assert_eq!(store.failures(&key, start + window).await.unwrap().0, 0, "nothing counts once the window ended");
+    let restart = start + window + 5;
+    assert_eq!(store.record_failure(&key, restart, window).await.unwrap(), (1, restart + window), "a new window starts");
+    assert_eq!(store.failures(&key, restart).await.unwrap(), (1, restart + window));
+
+    let other = unique("user:grace");
+    store.record_failure(&other, start, window).await.unwrap();
+    store.clear_failures(&key).await.unwrap();
+    assert_eq!(store.failures(&key, restart).await.unwrap().0, 0, "clearing forgets the window");
+    assert_eq!(store.record_failure(&key, restart + 1, window).await.unwrap(), (1, restart + 1 + window));
+    assert_eq!(store.failures(&other, start + 1).await.unwrap(), (1, start + window), "other keys are untouched");
+}
+
+pub async fn purge_drops_only_expired_data(store: &dyn Store) {
+    let now = unix_now();
+    let live = refresh_token(&unique("family"), now + 3600);
+    let expired = RefreshRecord { issued_at: now - 7200, ..refresh_token(&unique("family"), now - 3600) };
+    store.insert_refresh(&live).await.unwrap();
+    store.insert_refresh(&expired).await.unwrap();
+    let live_family = unique("family");
+    let expired_family = unique("family");
+    store.revoke_family(&live_family, now + 3600).await.unwrap();
+    store.revoke_family(&expired_family, now - 3600).await.unwrap();
+    let jti = unique("jti");
+    store.revoke_access_token(&jti, now + 3600).await.unwrap();
+
+    store.purge_expired(now).await.unwrap();
+
+    assert_eq!(store.refresh(&live.id).await.unwrap(), Some(live));
+    assert_eq!(store.refresh(&expired.id).await.unwrap(), None);
+    assert!(store.family_revoked(&live_family).await.unwrap());
+    assert!(!store.family_revoked(&expired_family).await.unwrap());
+    assert!(store.access_token_revoked(&jti, now).await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests per backend
+// ---------------------------------------------------------------------------------------------
+
+/// `conformance_tests!(name, backend)` makes a module `name` with one `#[tokio::test]` per rule;
+/// `backend` is an expression, evaluated afresh in each test, that yields a [`TestBackend`].
+#[cfg(test)]
+macro_rules! conformance_tests {
+    ($backend:ident, $open:expr) => {
+        $crate::store::conformance::conformance_tests!(@rules $backend, $open;
+            store_answers_ping,
+            user_round_trip,
+            user_updates_apply_to_existing_users_only,
+            users_are_listed_in_order,
+            duplicate_user_is_conflict,
+            client_round_trip,
+            duplicate_client_is_conflict,
+            password_hash_replacement_is_compare_and_set,
+            refresh_token_round_trip,
+            refresh_rotation_is_single_use_under_race,
+            rotating_unknown_refresh_token_is_lost,
+            rotating_used_refresh_token_returns_current_record,
+            revoked_family_stays_revoked,
+            access_token_revocation_ends_at_expiry,
+            failures_count_in_fixed_windows,
+            purge_drops_only_expired_data,
+        );
+    };
+    (@rules $backend:ident, $open:expr; $($rule:ident),* $(,)?) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $rule() {
+                    let backend = $open;
+                    $crate::store::conformance::$rule(backend.store()).await;
+                    backend.finish().await;
+                }
+            )*
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use conformance_tests;
+
+/// A store for one test, with what must outlive it (a temporary directory) and what to clean
+/// up after it (a Redis key prefix).
+pub struct TestBackend {
+    store: Arc<dyn Store>,
+    redis_namespace: Option<(String, String)>,
+    _keep_alive: Box<dyn Any + Send + Sync>,
+}
+
+impl TestBackend {
+    /// Wraps `store`; `keep_alive` (say, its `TempDir`) is dropped with the backend.
+    pub fn new(store: impl Store + 'static, keep_alive: impl Any + Send + Sync) -> Self {
+        Self { store: Arc::new(store), redis_namespace: None, _keep_alive: Box::new(keep_alive) }
+    }
+
+    /// A [`RedisStore`] on the test Redis ([`redis_test_url`]) under a fresh key prefix, so that
+    /// tests run in parallel on one server. Panics, naming the URL, when Redis cannot be reached.
+    pub async fn redis() -> Self {
+        let url = redis_test_url();
+        let prefix = fresh_test_prefix();
+        let store = RedisStore::open_with_prefix(&url, &prefix)
+            .await
+            .unwrap_or_else(|err| panic!("cannot reach the test Redis at {}: {err}", super::redact_url(&url)));
+        Self { store: Arc::new(store), redis_namespace: Some((url, prefix)), _keep_alive: Box::new(()) }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// A handle to share with servers under test.
+    pub fn shared(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// Ends the test: deletes the Redis keys under its prefix, or the temporary files.
+    pub async fn finish(self) {
+        if let Some((url, prefix)) = &self.redis_namespace {
+            delete_redis_namespace(url, prefix).await;
+        }
+    }
+}
+
+/// A key prefix no other test uses.
+pub fn fresh_test_prefix() -> String {
+    format!("conformance-{:016x}:", rand::random::<u64>())
+}
+
+async fn delete_redis_namespace(url: &str, prefix: &str) {
+    let client = redis::Client::open(url).expect("test Redis URL");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connecting to the test Redis");
+    let pattern = format!("{}*", glob_escape(prefix));
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut connection)
+            .await
+            .expect("scanning the test namespace");
+        if !keys.is_empty() {
+            let _: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut connection).await.expect("deleting test keys");
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+}
+
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if matches!(character, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test Redis
+// ---------------------------------------------------------------------------------------------
+
+/// The Redis that tests use: `REDIS_URL` when it is set, else a private `redis-server` from
+/// `PATH`, started once per test process on a free port without persistence, and stopped when
+/// the process exits. With neither, panics with a message that says how to get one.
+pub fn redis_test_url() -> String {
+    if let Some(url) = std::env::var("REDIS_URL").ok().filter(|url| !url.trim().is_empty()) {
+        return url;
+    }
+    static PRIVATE: OnceLock<Result<PrivateRedis, String>> = OnceLock::new();
+    match PRIVATE.get_or_init(PrivateRedis::start) {
+        Ok(server) => server.url.clone(),
+        Err(reason) => panic!("no Redis for the tests: {reason}"),
+    }
+}
+
+/// A `redis-server` child of this process, run under `sh` that holds our end of a pipe: when
+/// this process exits, however it exits, the pipe closes and `sh` stops the server.
+struct PrivateRedis {
+    url: String,
+    /// Never waited for; its stdin (the pipe) stays open as long as this process lives.
+    _supervisor: Child,
+}
+
+/// Starts `redis-server "$@"`, stops it when stdin reaches end of file, and exits when it exits.
+const SUPERVISOR: &str = r#"
+exec 3<&0
+redis-server "$@" </dev/null 3<&- &
+server=$!
+( read -r _ <&3; kill "$server" 2>/dev/null ) &
+watcher=$!
+wait "$server"
+status=$?
+kill "$watcher" 2>/dev/null
+exit "$status"
+"#;
+
+impl PrivateRedis {
+    fn start() -> Result<Self, String> {
+        let how = "set REDIS_URL (for example REDIS_URL=redis://127.0.0.1:6379/0) or put redis-server on PATH \
+                   (for example `apt-get install redis-server`)";
+        let Some(binary) = find_on_path("redis-server") else {
+            return Err(format!("REDIS_URL is not set and redis-server is not on PATH; {how}"));
+        };
+        let mut last_problem = String::new();
+        // A free port can be taken between our probe and the server's bind; try a few.
+        for _attempt in 0..3 {
+            let port = free_port().map_err(|err| format!("finding a free port: {err}"))?;
+            let mut supervisor = Command::new("sh")
+                .arg("-c")
+                .arg(SUPERVISOR)
+                .arg("redis-test-supervisor")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(std::env::temp_dir())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|err| format!("starting {}: {err}", binary.display()))?;
+            match wait_until_ready(port, &mut supervisor) {
+                Ok(()) => return Ok(Self { url: format!("redis://127.0.0.1:{port}/0"), _supervisor: supervisor }),
+                Err(problem) => {
+                    let _ = supervisor.kill();
+                    let _ = supervisor.wait();
+                    last_problem = problem;
+                }
+            }
+        }
+        Err(format!("{} did not start ({last_problem}); {how}", binary.display()))
+    }
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_until_ready(port: u16, supervisor: &mut Child) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = supervisor.try_wait() {
+            return Err(format!("redis-server on port {port} exited with {status}"));
+        }
+        if answers_ping(port) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Err(format!("redis-server on port {port} did not answer within 10 s"))
+}
+
+fn answers_ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut reply = [0_u8; 7];
+    stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// `base` with a random suffix, so that rules never collide on a shared backend.
+fn unique(base: &str) -> String {
+    format!("{base}-{:016x}", rand::random::<u64>())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
+}
+
+fn user(username: &str) -> UserRecord {
+    UserRecord {
+        username: username.to_owned(),
+        full_name: Some("Test User Ünicode".to_owned()),
+        email: Some(format!("{username}@example.com")),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        disabled: false,
+        scopes: Scope::from_tokens(["profile", "email", "api:read"]),
+    }
+}
+
+fn client(client_id: &str) -> ClientRecord {
+    ClientRecord {
+        client_id: client_id.to_owned(),
+        secret_hash: "keyed-hash-of-the-secret".to_owned(),
+        grants: vec!["password".to_owned(), "refresh_token".to_owned()],
+        scopes: Scope::from_tokens(["profile", "api:read"]),
+        audiences: vec!["https://api.example.com".to_owned(), "other-api".to_owned()],
+    }
+}
+
+/// An unused token of `family_id` with a random id.
+fn refresh_token(family_id: &str, expires_at: u64) -> RefreshRecord {
+    RefreshRecord {
+        id: format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()),
+        family_id: family_id.to_owned(),
+        client_id: "web".to_owned(),
+        username: "alice".to_owned(),
+        scope: Scope::from_tokens(["profile", "offline_access"]),
+        audience: "https://api.example.com".to_owned(),
+        issued_at: expires_at.saturating_sub(3600),
+        expires_at,
+        used_at: None,
+        sealed_successor: None,
+        successor_id: None,
+    }
+}
+
+/// Polls every future until all are done, so that their requests are in flight together.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(context) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(|output| output.expect("every future finished")).collect()
+}

@@ -151,3 +151,19 @@ pub fn redact_url(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod backend_tests {
+    use super::conformance::{self, TestBackend};
+
+    // A test fails loudly when its backend cannot be set up; the workspace bans `expect` elsewhere.
+    #[allow(clippy::expect_used)]
+    async fn open_embedded() -> TestBackend {
+        let dir = tempfile::tempdir().expect("creating a temporary directory");
+        let store = super::embedded::SqliteStore::open_in(dir.path()).await.expect("opening the embedded store");
+        TestBackend::new(store, dir)
+    }
+
+    conformance::conformance_tests!(embedded, open_embedded().await);
+    conformance::conformance_tests!(redis, TestBackend::redis().await);
+}

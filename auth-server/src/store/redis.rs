@@ -1,46 +1,801 @@
-//! The Redis backend, shared by several replicas. (Being written: see store/conformance.rs.)
+//! The Redis backend, so that several auth-server replicas share users, clients, refresh-token
+//! families, revocations and login throttles. It keeps the same rules as the embedded backend
+//! (`store/conformance.rs` checks both): every method is one atomic step on the server, either a
+//! single command, a `MULTI` block or a Lua script, so no replica ever holds a lock across calls.
+//!
+//! # Key layout
+//!
+//! Every key starts with the store's prefix `P` (`auth:` unless configured: see
+//! [`RedisStore::open_with_prefix`], or `?prefix=` in the URL). Keys that one atomic step touches
+//! together share a hash tag (`{…}`), so the layout also works on Redis Cluster:
+//!
+//! | key                         | type   | holds                                               | expires          |
+//! |-----------------------------|--------|-----------------------------------------------------|------------------|
+//! | `P{users}:index`            | set    | every username                                      | never            |
+//! | `P{users}:user:<username>`  | hash   | `full_name`, `email`, `password_hash`, `disabled`, `scopes` | never    |
+//! | `P{clients}:index`          | set    | every client id                                     | never            |
+//! | `P{clients}:client:<id>`    | hash   | `secret_hash`, `grants`, `scopes`, `audiences`      | never            |
+//! | `P{rt}:<token id>`          | hash   | one refresh token: `family_id`, `client_id`, `username`, `scope`, `audience`, `issued_at`, `expires_at`, and once used `used_at`, `sealed_successor`, `successor_id` | `expires_at` |
+//! | `Prevoked-family:<family>`  | string | the family's `expires_at`                           | that time        |
+//! | `Prevoked-jti:<jti>`        | string | the access token's `expires_at`                     | that time        |
+//! | `Pfailures:<key>`           | hash   | `count`, `end` of the current fixed window          | window end       |
+//!
+//! Absent optional fields (`full_name`, `email`, `used_at`, …) mean `None`; lists (`grants`,
+//! `audiences`) and scopes are space-separated, as in the embedded backend.
+//!
+//! **Trade-off:** [`Store::rotate_refresh`] is given only the old token's id, yet must update it
+//! and create its successor atomically, so all refresh tokens of one store share the tag `{rt}`
+//! and live in one cluster slot, on one primary. The work per refresh is a few O(1) commands, so
+//! one primary carries a lot; spreading families over slots would need an id-to-family index
+//! written outside the atomic step, and with it a window where a fresh successor is not found.
+//! Users and clients likewise sit in one slot each; they are few and rarely written.
+//!
+//! # Expiry
+//!
+//! Refresh tokens, revoked families and revoked access tokens carry a Redis TTL that ends
+//! [`EXPIRY_GRACE_SECS`] after their `expires_at`; a login-failure window ends the same grace
+//! after its last second. The grace keeps a Redis clock that runs a little ahead of the
+//! replicas' from dropping a revocation while a replica still accepts the token. Whatever
+//! receives `now` also compares with it, so answers never depend on when Redis expires a key;
+//! [`Store::purge_expired`] has nothing to do.
+//!
+//! # What Redis must keep
+//!
+//! Losing writes brings revoked tokens back and lets a used refresh token be used again.
+//! Run Redis with AOF persistence (`appendonly yes`, `appendfsync everysec` or `always`) and
+//! `maxmemory-policy noeviction`, since an evicted key is a lost revocation or user. Replicas of
+//! Redis are asynchronous: a failover can lose the last writes, so prefer `appendfsync always` and
+//! `min-replicas-to-write` where that matters. Scripts need Redis 5 or later.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::{ErrorKind, RedisError, Script};
+use shared::Scope;
 
 use super::{ClientRecord, RefreshRecord, Rotation, Store, StoreError, UserRecord};
 
+/// The prefix of every key unless the URL or the caller names another.
+pub const DEFAULT_PREFIX: &str = "auth:";
+
+/// How long a key outlives the `expires_at` it records (see the module doc).
+pub const EXPIRY_GRACE_SECS: u64 = 60;
+
+/// The latest time Redis accepts for `EXPIREAT` without overflowing (the end of year 9999).
+const MAX_EXPIRE_AT: u64 = 253_402_300_799;
+
+/// A store on one Redis server (or one primary of a cluster slot layout, see the module doc),
+/// through a multiplexed connection that reconnects by itself.
 pub struct RedisStore {
-    _private: (),
+    connection: ConnectionManager,
+    keys: Keys,
+    scripts: Scripts,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("prefix", &self.keys.prefix).finish_non_exhaustive()
+    }
 }
 
 impl RedisStore {
+    /// Connects to `redis://[USER:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX]`. The key prefix is
+    /// the `prefix` query parameter if there is one, else [`DEFAULT_PREFIX`].
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Err(StoreError::Unavailable(format!("the Redis backend is not built yet: {}", super::redact_url(url))))
+        let (url, prefix) = split_prefix(url);
+        Self::open_with_prefix(&url, prefix.as_deref().unwrap_or(DEFAULT_PREFIX)).await
     }
+
+    /// Connects to `url` and keeps every key under `prefix`, so that several stores (or test
+    /// runs) can share one Redis. The prefix must not contain `{` or `}`, which would change the
+    /// hash tags.
+    pub async fn open_with_prefix(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        if prefix.contains(['{', '}']) {
+            return Err(StoreError::Unavailable(format!("the Redis key prefix {prefix:?} must not contain braces")));
+        }
+        let redacted = super::redact_url(url);
+        let opening_error = |err: RedisError| {
+            StoreError::Unavailable(format!("connecting to {redacted}: {}", scrub_password(url, &err.to_string())))
+        };
+        let client = redis::Client::open(url).map_err(opening_error)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(3)
+            .set_max_delay(Duration::from_secs(1));
+        let connection = ConnectionManager::new_with_config(client, config).await.map_err(opening_error)?;
+        Ok(Self { connection, keys: Keys { prefix: prefix.to_owned() }, scripts: Scripts::new() })
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn prefix(&self) -> &str {
+        &self.keys.prefix
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    async fn hash(&self, key: &str) -> Result<HashMap<String, Vec<u8>>, StoreError> {
+        redis::cmd("HGETALL").arg(key).query_async(&mut self.connection()).await.map_err(store_error)
+    }
+
+    /// Reads the hashes of the members of `index`, sorted by member. Members whose hash was
+    /// removed in the meantime are skipped.
+    async fn indexed(
+        &self,
+        index: &str,
+        key_of: impl Fn(&str) -> String,
+    ) -> Result<Vec<(String, HashMap<String, Vec<u8>>)>, StoreError> {
+        let mut connection = self.connection();
+        let mut members: Vec<String> =
+            redis::cmd("SMEMBERS").arg(index).query_async(&mut connection).await.map_err(store_error)?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        members.sort_unstable();
+        let mut pipeline = redis::pipe();
+        for member in &members {
+            pipeline.cmd("HGETALL").arg(key_of(member));
+        }
+        let hashes: Vec<HashMap<String, Vec<u8>>> =
+            pipeline.query_async(&mut connection).await.map_err(store_error)?;
+        Ok(members.into_iter().zip(hashes).filter(|(_, hash)| !hash.is_empty()).collect())
+    }
+
+    /// Deletes `key` and its member in `index` in one `MULTI` block.
+    async fn remove_indexed(&self, key: &str, index: &str, member: &str) -> Result<bool, StoreError> {
+        let (deleted, _): (u64, u64) = redis::pipe()
+            .atomic()
+            .cmd("DEL")
+            .arg(key)
+            .cmd("SREM")
+            .arg(index)
+            .arg(member)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(deleted == 1)
+    }
+
+    async fn set_user_field(&self, username: &str, field: &str, value: &str) -> Result<bool, StoreError> {
+        let done: u64 = self
+            .scripts
+            .set_field_if_exists
+            .key(self.keys.user(username))
+            .arg(field)
+            .arg(value)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(done == 1)
+    }
+
+    /// Records `key` as revoked until `expires_at`, never shortening an earlier revocation.
+    async fn revoke(&self, key: String, expires_at: u64) -> Result<(), StoreError> {
+        let _: u64 = self
+            .scripts
+            .revoke
+            .key(key)
+            .arg(expires_at)
+            .arg(expire_at(expires_at))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+/// Splits an optional `prefix` query parameter off `url`; the rest goes to the Redis client.
+fn split_prefix(url: &str) -> (String, Option<String>) {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return (url.to_owned(), None);
+    };
+    let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    let Some(prefix) = pairs.iter().find(|(name, _)| name == "prefix").map(|(_, value)| value.clone()) else {
+        return (url.to_owned(), None);
+    };
+    let rest: Vec<&(String, String)> = pairs.iter().filter(|(name, _)| name != "prefix").collect();
+    if rest.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    (parsed.to_string(), Some(prefix))
+}
+
+/// Removes the URL's password, as written and as decoded, from a message, should the client
+/// library ever quote it.
+fn scrub_password(url: &str, message: &str) -> String {
+    let Some(password) = url::Url::parse(url).ok().and_then(|parsed| parsed.password().map(str::to_owned)) else {
+        return message.to_owned();
+    };
+    let mut scrubbed = message.to_owned();
+    for secret in [percent_decode(&password), password] {
+        if !secret.is_empty() {
+            scrubbed = scrubbed.replace(&secret, "[redacted]");
+        }
+    }
+    scrubbed
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = bytes
+            .get(index + 1..index + 3)
+            .filter(|_| bytes[index] == b'%')
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                index += 3;
+            }
+            None => {
+                decoded.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+fn store_error(err: RedisError) -> StoreError {
+    let corrupt = matches!(err.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType)
+        || err.code() == Some("WRONGTYPE");
+    if corrupt {
+        StoreError::Corrupt(err.to_string())
+    } else {
+        StoreError::Unavailable(err.to_string())
+    }
+}
+
+/// The `EXPIREAT` time for data that stops mattering at `expires_at`.
+fn expire_at(expires_at: u64) -> u64 {
+    expires_at.saturating_add(EXPIRY_GRACE_SECS).min(MAX_EXPIRE_AT)
+}
+
+/// Key names; see the table in the module doc.
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn user_index(&self) -> String {
+        format!("{}{{users}}:index", self.prefix)
+    }
+    fn user(&self, username: &str) -> String {
+        format!("{}{{users}}:user:{username}", self.prefix)
+    }
+    fn client_index(&self) -> String {
+        format!("{}{{clients}}:index", self.prefix)
+    }
+    fn client(&self, client_id: &str) -> String {
+        format!("{}{{clients}}:client:{client_id}", self.prefix)
+    }
+    fn refresh(&self, id: &str) -> String {
+        format!("{}{{rt}}:{id}", self.prefix)
+    }
+    fn revoked_family(&self, family_id: &str) -> String {
+        format!("{}revoked-family:{family_id}", self.prefix)
+    }
+    fn revoked_jti(&self, jti: &str) -> String {
+        format!("{}revoked-jti:{jti}", self.prefix)
+    }
+    fn failures(&self, key: &str) -> String {
+        format!("{}failures:{key}", self.prefix)
+    }
+}
+
+/// The Lua scripts. Each checks every condition before its first write, because Redis does not
+/// roll a script back when it fails halfway.
+struct Scripts {
+    insert_indexed: Script,
+    insert_expiring: Script,
+    set_field_if_exists: Script,
+    compare_and_set_field: Script,
+    rotate: Script,
+    revoke: Script,
+    record_failure: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            // KEYS: record, index. ARGV: member, then field/value pairs. 1 if inserted, 0 if taken.
+            insert_indexed: Script::new(
+                r"
+                if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+                redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+                redis.call('SADD', KEYS[2], ARGV[1])
+                return 1
+                ",
+            ),
+            // KEYS: record. ARGV: expire-at time, then field/value pairs. 1 if inserted, 0 if taken.
+            insert_expiring: Script::new(
+                r"
+                if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+                redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+                redis.call('EXPIREAT', KEYS[1], ARGV[1])
+                return 1
+                ",
+            ),
+            // KEYS: record. ARGV: field, value. Never creates a record. 1 if set.
+            set_field_if_exists: Script::new(
+                r"
+                if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+                redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+                return 1
+                ",
+            ),
+            // KEYS: record. ARGV: field, expected, new value. 1 if the field was `expected`.
+            compare_and_set_field: Script::new(
+                r"
+                if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+                redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+                return 1
+                ",
+            ),
+            // KEYS: token, successor. ARGV: now, sealed successor, successor id, successor's
+            // expire-at time, then the successor's field/value pairs.
+            // Returns {1, {}} when rotated, {-1, {}} when the successor id is taken, and
+            // {0, current token as field/value pairs, empty if gone} when the token is used or gone.
+            rotate: Script::new(
+                r"
+                if redis.call('EXISTS', KEYS[1]) == 0 then return {0, {}} end
+                if redis.call('HEXISTS', KEYS[1], 'used_at') == 1 then
+                    return {0, redis.call('HGETALL', KEYS[1])}
+                end
+                if redis.call('EXISTS', KEYS[2]) == 1 then return {-1, {}} end
+                redis.call('HSET', KEYS[1], 'used_at', ARGV[1], 'sealed_successor', ARGV[2], 'successor_id', ARGV[3])
+                redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+                redis.call('EXPIREAT', KEYS[2], ARGV[4])
+                return {1, {}}
+                ",
+            ),
+            // KEYS: revocation. ARGV: expires_at, expire-at time. Keeps the later expiry.
+            revoke: Script::new(
+                r"
+                local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+                if current ~= nil and current >= tonumber(ARGV[1]) then return 0 end
+                redis.call('SET', KEYS[1], ARGV[1])
+                redis.call('EXPIREAT', KEYS[1], ARGV[2])
+                return 1
+                ",
+            ),
+            // KEYS: failures. ARGV: now, window, TTL of a new window. Returns {count, window end}.
+            // A window starts at the first failure after the previous one ended.
+            record_failure: Script::new(
+                r"
+                local now = tonumber(ARGV[1])
+                local window_end = tonumber(redis.call('HGET', KEYS[1], 'end'))
+                if window_end == nil or window_end <= now then
+                    window_end = now + tonumber(ARGV[2])
+                    redis.call('HSET', KEYS[1], 'count', 1, 'end', string.format('%.0f', window_end))
+                    redis.call('EXPIRE', KEYS[1], ARGV[3])
+                    return {1, window_end}
+                end
+                return {redis.call('HINCRBY', KEYS[1], 'count', 1), window_end}
+                ",
+            ),
+        }
+    }
+}
+
+/// The fields of one stored hash, read into a record.
+struct Fields {
+    what: String,
+    map: HashMap<String, Vec<u8>>,
+}
+
+impl Fields {
+    fn new(what: impl Into<String>, map: HashMap<String, Vec<u8>>) -> Self {
+        Self { what: what.into(), map }
+    }
+
+    fn corrupt(&self, field: &str, problem: &str) -> StoreError {
+        StoreError::Corrupt(format!("{}: field {field} {problem}", self.what))
+    }
+
+    fn optional_bytes(&mut self, field: &str) -> Option<Vec<u8>> {
+        self.map.remove(field)
+    }
+
+    fn optional_text(&mut self, field: &str) -> Result<Option<String>, StoreError> {
+        match self.map.remove(field) {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| self.corrupt(field, "is not UTF-8")),
+        }
+    }
+
+    fn text(&mut self, field: &str) -> Result<String, StoreError> {
+        self.optional_text(field)?.ok_or_else(|| self.corrupt(field, "is missing"))
+    }
+
+    fn optional_number(&mut self, field: &str) -> Result<Option<u64>, StoreError> {
+        match self.optional_text(field)? {
+            None => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| self.corrupt(field, "is not a number")),
+        }
+    }
+
+    fn number(&mut self, field: &str) -> Result<u64, StoreError> {
+        self.optional_number(field)?.ok_or_else(|| self.corrupt(field, "is missing"))
+    }
+
+    fn scope(&mut self, field: &str) -> Result<Scope, StoreError> {
+        let text = self.text(field)?;
+        Scope::parse(&text).map_err(|_| self.corrupt(field, "is not a scope"))
+    }
+
+    fn words(&mut self, field: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.text(field)?.split(' ').filter(|word| !word.is_empty()).map(str::to_owned).collect())
+    }
+}
+
+fn user_from(username: &str, hash: HashMap<String, Vec<u8>>) -> Result<UserRecord, StoreError> {
+    let mut fields = Fields::new(format!("user {username}"), hash);
+    Ok(UserRecord {
+        username: username.to_owned(),
+        full_name: fields.optional_text("full_name")?,
+        email: fields.optional_text("email")?,
+        password_hash: fields.text("password_hash")?,
+        disabled: fields.text("disabled")? == "1",
+        scopes: fields.scope("scopes")?,
+    })
+}
+
+fn user_fields(user: &UserRecord) -> Vec<(&'static str, String)> {
+    let mut pairs = vec![
+        ("password_hash", user.password_hash.clone()),
+        ("disabled", flag(user.disabled).to_owned()),
+        ("scopes", user.scopes.to_string()),
+    ];
+    if let Some(full_name) = &user.full_name {
+        pairs.push(("full_name", full_name.clone()));
+    }
+    if let Some(email) = &user.email {
+        pairs.push(("email", email.clone()));
+    }
+    pairs
+}
+
+fn flag(value: bool) -> &'static str {
+    if value {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+fn client_from(client_id: &str, hash: HashMap<String, Vec<u8>>) -> Result<ClientRecord, StoreError> {
+    let mut fields = Fields::new(format!("client {client_id}"), hash);
+    Ok(ClientRecord {
+        client_id: client_id.to_owned(),
+        secret_hash: fields.text("secret_hash")?,
+        grants: fields.words("grants")?,
+        scopes: fields.scope("scopes")?,
+        audiences: fields.words("audiences")?,
+    })
+}
+
+fn refresh_from(id: &str, hash: HashMap<String, Vec<u8>>) -> Result<RefreshRecord, StoreError> {
+    let mut fields = Fields::new(format!("refresh token {id}"), hash);
+    Ok(RefreshRecord {
+        id: id.to_owned(),
+        family_id: fields.text("family_id")?,
+        client_id: fields.text("client_id")?,
+        username: fields.text("username")?,
+        scope: fields.scope("scope")?,
+        audience: fields.text("audience")?,
+        issued_at: fields.number("issued_at")?,
+        expires_at: fields.number("expires_at")?,
+        used_at: fields.optional_number("used_at")?,
+        sealed_successor: fields.optional_bytes("sealed_successor"),
+        successor_id: fields.optional_text("successor_id")?,
+    })
+}
+
+/// The fields of a token that has not been used yet.
+fn refresh_fields(token: &RefreshRecord) -> [(&'static str, String); 7] {
+    [
+        ("family_id", token.family_id.clone()),
+        ("client_id", token.client_id.clone()),
+        ("username", token.username.clone()),
+        ("scope", token.scope.to_string()),
+        ("audience", token.audience.clone()),
+        ("issued_at", token.issued_at.to_string()),
+        ("expires_at", token.expires_at.to_string()),
+    ]
 }
 
 #[async_trait]
 impl Store for RedisStore {
-    async fn ping(&self) -> Result<(), StoreError> { unimplemented_backend() }
-    async fn user(&self, _: &str) -> Result<Option<UserRecord>, StoreError> { unimplemented_backend() }
-    async fn insert_user(&self, _: &UserRecord) -> Result<(), StoreError> { unimplemented_backend() }
-    async fn replace_password_hash(&self, _: &str, _: &str, _: &str) -> Result<bool, StoreError> { unimplemented_backend() }
-    async fn set_password_hash(&self, _: &str, _: &str) -> Result<bool, StoreError> { unimplemented_backend() }
-    async fn set_user_disabled(&self, _: &str, _: bool) -> Result<bool, StoreError> { unimplemented_backend() }
-    async fn remove_user(&self, _: &str) -> Result<bool, StoreError> { unimplemented_backend() }
-    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> { unimplemented_backend() }
-    async fn client(&self, _: &str) -> Result<Option<ClientRecord>, StoreError> { unimplemented_backend() }
-    async fn insert_client(&self, _: &ClientRecord) -> Result<(), StoreError> { unimplemented_backend() }
-    async fn remove_client(&self, _: &str) -> Result<bool, StoreError> { unimplemented_backend() }
-    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> { unimplemented_backend() }
-    async fn insert_refresh(&self, _: &RefreshRecord) -> Result<(), StoreError> { unimplemented_backend() }
-    async fn refresh(&self, _: &str) -> Result<Option<RefreshRecord>, StoreError> { unimplemented_backend() }
-    async fn rotate_refresh(&self, _: &str, _: u64, _: &[u8], _: &RefreshRecord) -> Result<Rotation, StoreError> { unimplemented_backend() }
-    async fn revoke_family(&self, _: &str, _: u64) -> Result<(), StoreError> { unimplemented_backend() }
-    async fn family_revoked(&self, _: &str) -> Result<bool, StoreError> { unimplemented_backend() }
-    async fn revoke_access_token(&self, _: &str, _: u64) -> Result<(), StoreError> { unimplemented_backend() }
-    async fn access_token_revoked(&self, _: &str, _: u64) -> Result<bool, StoreError> { unimplemented_backend() }
-    async fn record_failure(&self, _: &str, _: u64, _: u64) -> Result<(u64, u64), StoreError> { unimplemented_backend() }
-    async fn failures(&self, _: &str, _: u64) -> Result<(u64, u64), StoreError> { unimplemented_backend() }
-    async fn clear_failures(&self, _: &str) -> Result<(), StoreError> { unimplemented_backend() }
-    async fn purge_expired(&self, _: u64) -> Result<(), StoreError> { unimplemented_backend() }
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.connection()).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let hash = self.hash(&self.keys.user(username)).await?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        user_from(username, hash).map(Some)
+    }
+
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.insert_indexed.prepare_invoke();
+        invocation.key(self.keys.user(&user.username)).key(self.keys.user_index()).arg(&user.username);
+        for (field, value) in user_fields(user) {
+            invocation.arg(field).arg(value);
+        }
+        let inserted: u64 = invocation.invoke_async(&mut self.connection()).await.map_err(store_error)?;
+        if inserted == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(format!("user {}", user.username)))
+        }
+    }
+
+    async fn replace_password_hash(&self, username: &str, expected: &str, new_hash: &str) -> Result<bool, StoreError> {
+        let replaced: u64 = self
+            .scripts
+            .compare_and_set_field
+            .key(self.keys.user(username))
+            .arg("password_hash")
+            .arg(expected)
+            .arg(new_hash)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(replaced == 1)
+    }
+
+    async fn set_password_hash(&self, username: &str, new_hash: &str) -> Result<bool, StoreError> {
+        self.set_user_field(username, "password_hash", new_hash).await
+    }
+
+    async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, StoreError> {
+        self.set_user_field(username, "disabled", flag(disabled)).await
+    }
+
+    async fn remove_user(&self, username: &str) -> Result<bool, StoreError> {
+        self.remove_indexed(&self.keys.user(username), &self.keys.user_index(), username).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.indexed(&self.keys.user_index(), |username| self.keys.user(username))
+            .await?
+            .into_iter()
+            .map(|(username, hash)| user_from(&username, hash))
+            .collect()
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let hash = self.hash(&self.keys.client(client_id)).await?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        client_from(client_id, hash).map(Some)
+    }
+
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        let inserted: u64 = self
+            .scripts
+            .insert_indexed
+            .key(self.keys.client(&client.client_id))
+            .key(self.keys.client_index())
+            .arg(&client.client_id)
+            .arg("secret_hash")
+            .arg(&client.secret_hash)
+            .arg("grants")
+            .arg(client.grants.join(" "))
+            .arg("scopes")
+            .arg(client.scopes.to_string())
+            .arg("audiences")
+            .arg(client.audiences.join(" "))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
+        if inserted == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(format!("client {}", client.client_id)))
+        }
+    }
+
+    async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        self.remove_indexed(&self.keys.client(client_id), &self.keys.client_index(), client_id).await
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        self.indexed(&self.keys.client_index(), |client_id| self.keys.client(client_id))
+            .await?
+            .into_iter()
+            .map(|(client_id, hash)| client_from(&client_id, hash))
+            .collect()
+    }
+
+    async fn insert_refresh(&self, token: &RefreshRecord) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.insert_expiring.prepare_invoke();
+        invocation.key(self.keys.refresh(&token.id)).arg(expire_at(token.expires_at));
+        for (field, value) in refresh_fields(token) {
+            invocation.arg(field).arg(value);
+        }
+        let inserted: u64 = invocation.invoke_async(&mut self.connection()).await.map_err(store_error)?;
+        if inserted == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict("refresh token".to_owned()))
+        }
+    }
+
+    async fn refresh(&self, id: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        let hash = self.hash(&self.keys.refresh(id)).await?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        refresh_from(id, hash).map(Some)
+    }
+
+    async fn rotate_refresh(&self, id: &str, now: u64, sealed_successor: &[u8], successor: &RefreshRecord) -> Result<Rotation, StoreError> {
+        let mut invocation = self.scripts.rotate.prepare_invoke();
+        invocation
+            .key(self.keys.refresh(id))
+            .key(self.keys.refresh(&successor.id))
+            .arg(now)
+            .arg(sealed_successor)
+            .arg(&successor.id)
+            .arg(expire_at(successor.expires_at));
+        for (field, value) in refresh_fields(successor) {
+            invocation.arg(field).arg(value);
+        }
+        let (outcome, current): (i64, HashMap<String, Vec<u8>>) =
+            invocation.invoke_async(&mut self.connection()).await.map_err(store_error)?;
+        match outcome {
+            1 => Ok(Rotation::Rotated),
+            -1 => Err(StoreError::Conflict("refresh token".to_owned())),
+            _ if current.is_empty() => Ok(Rotation::Lost(None)),
+            _ => refresh_from(id, current).map(|record| Rotation::Lost(Some(record))),
+        }
+    }
+
+    async fn revoke_family(&self, family_id: &str, expires_at: u64) -> Result<(), StoreError> {
+        self.revoke(self.keys.revoked_family(family_id), expires_at).await
+    }
+
+    async fn family_revoked(&self, family_id: &str) -> Result<bool, StoreError> {
+        let count: u64 = redis::cmd("EXISTS")
+            .arg(self.keys.revoked_family(family_id))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(count == 1)
+    }
+
+    async fn revoke_access_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {
+        self.revoke(self.keys.revoked_jti(jti), expires_at).await
+    }
+
+    async fn access_token_revoked(&self, jti: &str, now: u64) -> Result<bool, StoreError> {
+        let expires_at: Option<String> = redis::cmd("GET")
+            .arg(self.keys.revoked_jti(jti))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
+        match expires_at {
+            None => Ok(false),
+            Some(text) => {
+                let expires_at: u64 = text
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("revoked access token {jti}: expiry is not a number")))?;
+                Ok(expires_at >= now)
+            }
+        }
+    }
+
+    async fn record_failure(&self, key: &str, now: u64, window: u64) -> Result<(u64, u64), StoreError> {
+        let ttl = window.saturating_add(EXPIRY_GRACE_SECS).min(MAX_EXPIRE_AT);
+        let (count, window_end): (u64, u64) = self
+            .scripts
+            .record_failure
+            .key(self.keys.failures(key))
+            .arg(now)
+            .arg(window)
+            .arg(ttl)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
+        Ok((count, window_end))
+    }
+
+    async fn failures(&self, key: &str, now: u64) -> Result<(u64, u64), StoreError> {
+        let (count, window_end): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.failures(key))
+            .arg("count")
+            .arg("end")
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
+        let (Some(count), Some(window_end)) = (count, window_end) else {
+            return Ok((0, now));
+        };
+        let corrupt = || StoreError::Corrupt(format!("failures {key}: not a number"));
+        let count: u64 = count.parse().map_err(|_| corrupt())?;
+        let window_end: u64 = window_end.parse().map_err(|_| corrupt())?;
+        if window_end > now {
+            Ok((count, window_end))
+        } else {
+            Ok((0, now))
+        }
+    }
+
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+        let _: u64 = redis::cmd("DEL")
+            .arg(self.keys.failures(key))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Nothing to do: every expiring key carries a Redis TTL.
+    async fn purge_expired(&self, _now: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
-fn unimplemented_backend<T>() -> Result<T, StoreError> {
-    Err(StoreError::Unavailable("the Redis backend is not built yet".into()))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_comes_from_the_query_and_leaves_the_rest() {
+        assert_eq!(
+            split_prefix("redis://127.0.0.1:6379/0?prefix=team%3A&protocol=resp3"),
+            ("redis://127.0.0.1:6379/0?protocol=resp3".to_owned(), Some("team:".to_owned()))
+        );
+        assert_eq!(split_prefix("redis://h/1?prefix=x"), ("redis://h/1".to_owned(), Some("x".to_owned())));
+        assert_eq!(split_prefix("redis://h/1"), ("redis://h/1".to_owned(), None));
+    }
+
+    #[test]
+    fn keys_of_one_atomic_step_share_a_hash_tag() {
+        let keys = Keys { prefix: "auth:".to_owned() };
+        assert_eq!(keys.user("a}b"), "auth:{users}:user:a}b");
+        assert_eq!(keys.user_index(), "auth:{users}:index");
+        assert_eq!(keys.client("c"), "auth:{clients}:client:c");
+        assert_eq!(keys.client_index(), "auth:{clients}:index");
+        assert_eq!(keys.refresh("ab12"), "auth:{rt}:ab12");
+    }
+
+    #[test]
+    fn password_never_reaches_messages() {
+        let url = "redis://user:s%3Acret@127.0.0.1:1/0";
+        assert_eq!(scrub_password(url, "failed s:cret and s%3Acret"), "failed [redacted] and [redacted]");
+    }
+
+    #[tokio::test]
+    async fn unreachable_redis_is_unavailable_without_the_password() {
+        let error = RedisStore::open("redis://user:hunter2@127.0.0.1:1/0").await;
+        let message = match error {
+            Err(StoreError::Unavailable(message)) => message,
+            _ => String::new(),
+        };
+        assert!(!message.is_empty(), "a closed port must be unavailable");
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(message.contains("127.0.0.1:1"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn braces_in_the_prefix_are_refused() {
+        let error = RedisStore::open_with_prefix("redis://127.0.0.1:1/0", "a{b}:").await;
+        assert!(matches!(error, Err(StoreError::Unavailable(message)) if message.contains("braces")));
+    }
 }

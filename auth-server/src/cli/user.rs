@@ -1,0 +1,202 @@
+//! `auth-server user …`, including the import of users in the FastAPI tutorial's shape.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use serde::Deserialize;
+
+use crate::store::{Store, StoreError, UserRecord};
+use crate::{passwords, Settings};
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a user; the password is read from stdin.
+    Add {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        full_name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// A scope the user may be granted; repeat for several.
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+    },
+    /// Set a user's password from stdin.
+    Passwd {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Refuse all logins of a user.
+    Disable { name: String },
+    Enable { name: String },
+    Remove { name: String },
+    List,
+    /// Import users from JSON in the FastAPI tutorial's shape (bcrypt hashes are kept and
+    /// replaced by Argon2id at each user's first good login).
+    Import {
+        file: PathBuf,
+        /// Scopes given to every imported user.
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+    },
+}
+
+pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()> {
+    let store = crate::store::open(&settings.store.0).await?;
+    let store = store.as_ref();
+    match command {
+        UserCommand::Add { name, full_name, email, scopes, .. } => {
+            check_username(&name)?;
+            let password = super::read_secret_from_stdin("password")?;
+            let password_hash = tokio::task::spawn_blocking(move || passwords::hash_blocking(&password)).await??;
+            let user = UserRecord {
+                username: name.clone(),
+                full_name,
+                email,
+                password_hash,
+                disabled: false,
+                scopes: super::scopes(&scopes)?,
+            };
+            store.insert_user(&user).await.map_err(|err| match err {
+                StoreError::Conflict(_) => anyhow::anyhow!("user {name:?} already exists"),
+                other => other.into(),
+            })?;
+            println!("added user {name}");
+        }
+        UserCommand::Passwd { name, .. } => {
+            let password = super::read_secret_from_stdin("password")?;
+            let password_hash = tokio::task::spawn_blocking(move || passwords::hash_blocking(&password)).await??;
+            found(store.set_password_hash(&name, &password_hash).await?, &name)?;
+            println!("password of {name} changed");
+        }
+        UserCommand::Disable { name } => {
+            found(store.set_user_disabled(&name, true).await?, &name)?;
+            println!("disabled {name}");
+        }
+        UserCommand::Enable { name } => {
+            found(store.set_user_disabled(&name, false).await?, &name)?;
+            println!("enabled {name}");
+        }
+        UserCommand::Remove { name } => {
+            found(store.remove_user(&name).await?, &name)?;
+            println!("removed {name}");
+        }
+        UserCommand::List => {
+            for user in store.list_users().await? {
+                println!(
+                    "{}\t{}\tscope={}\tname={}\temail={}",
+                    user.username,
+                    if user.disabled { "disabled" } else { "enabled" },
+                    user.scopes,
+                    user.full_name.unwrap_or_default(),
+                    user.email.unwrap_or_default()
+                );
+            }
+        }
+        UserCommand::Import { file, scopes } => import(store, &file, &super::scopes(&scopes)?).await?,
+    }
+    Ok(())
+}
+
+fn found(found: bool, name: &str) -> anyhow::Result<()> {
+    if found {
+        Ok(())
+    } else {
+        bail!("unknown user {name:?}")
+    }
+}
+
+fn check_username(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+        bail!("a username is 1 to 256 characters without control characters");
+    }
+    Ok(())
+}
+
+/// A user as the tutorial's `fake_users_db` holds it.
+#[derive(Deserialize)]
+struct TutorialUser {
+    username: String,
+    full_name: Option<String>,
+    email: Option<String>,
+    hashed_password: String,
+    #[serde(default)]
+    disabled: bool,
+}
+
+/// The tutorial keeps a dict keyed by username; a list of the same objects is accepted too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TutorialUsers {
+    ByName(BTreeMap<String, TutorialUser>),
+    List(Vec<TutorialUser>),
+}
+
+/// Parses and checks the whole file before writing anything.
+fn parse_import(text: &str) -> anyhow::Result<Vec<TutorialUser>> {
+    let users = match serde_json::from_str::<TutorialUsers>(text).context("expected a JSON object of users keyed by username, or a list of users")? {
+        TutorialUsers::ByName(map) => map.into_values().collect(),
+        TutorialUsers::List(list) => list,
+    };
+    for user in &users {
+        check_username(&user.username)?;
+        let hash = &user.hashed_password;
+        let known = ["$2a$", "$2b$", "$2y$", "$argon2"].iter().any(|p| hash.starts_with(p));
+        if !known {
+            bail!("user {:?}: hashed_password is neither a bcrypt ($2b$) nor an Argon2 hash", user.username);
+        }
+    }
+    Ok(users)
+}
+
+async fn import(store: &dyn Store, file: &std::path::Path, scopes: &shared::Scope) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let users = parse_import(&text).with_context(|| format!("importing {}", file.display()))?;
+    let (mut added, mut skipped) = (0, 0);
+    for user in users {
+        let record = UserRecord {
+            username: user.username.clone(),
+            full_name: user.full_name,
+            email: user.email,
+            password_hash: user.hashed_password,
+            disabled: user.disabled,
+            scopes: scopes.clone(),
+        };
+        match store.insert_user(&record).await {
+            Ok(()) => added += 1,
+            Err(StoreError::Conflict(_)) => {
+                eprintln!("skipped {:?}: already exists", user.username);
+                skipped += 1;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    println!("imported {added} users, skipped {skipped}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tutorial_shape_parses_by_name_and_as_a_list() {
+        let by_name = r#"{"johndoe": {"username": "johndoe", "full_name": "John Doe", "email": "j@example.com",
+            "hashed_password": "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW", "disabled": false}}"#;
+        assert_eq!(parse_import(by_name).unwrap().len(), 1);
+        let list = r#"[{"username": "a", "hashed_password": "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW"}]"#;
+        assert!(!parse_import(list).unwrap()[0].disabled);
+    }
+
+    #[test]
+    fn a_fake_hash_refuses_the_whole_file() {
+        let fake = r#"{"user1": {"username": "user1", "hashed_password": "fakehashedsecret"}}"#;
+        let err = parse_import(fake).err().unwrap();
+        assert!(err.to_string().contains("user1"));
+    }
+}

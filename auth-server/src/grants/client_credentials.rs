@@ -1,0 +1,28 @@
+//! RFC 6749 §4.4: a client obtains a token for itself. No refresh token (§4.4.3).
+
+use shared::wire::TokenResponse;
+use shared::Scope;
+
+use super::{grant_scope, Grants, TokenError};
+use crate::client_auth::Client;
+use crate::tokens::Subject;
+
+impl Grants {
+    pub async fn client_credentials(&self, client: &Client, scope: Option<Scope>, resource: Option<&str>, now: u64) -> Result<TokenResponse, TokenError> {
+        let Client::Confidential(record) = client else {
+            return Err(TokenError::InvalidClient);
+        };
+        if !record.grants.iter().any(|g| g == "client_credentials") {
+            return Err(TokenError::UnauthorizedClient);
+        }
+        let scope = grant_scope(scope, &record.scopes)?;
+        let audience = self.audience(client, resource)?;
+        let subject = Subject {
+            sub: &record.client_id,
+            user: None,
+        };
+        let (access_token, claims) = self.tokens.mint_access(&subject, &record.client_id, &scope, &audience, now)?;
+        tracing::info!(jti = %claims.jti, client_id = %record.client_id, "access token issued");
+        Ok(self.response(access_token, None, &scope))
+    }
+}

@@ -1,0 +1,185 @@
+//! The decisions of the token endpoint, one module per grant. Nothing here sees an HTTP type:
+//! `http::token` parses the request, calls a grant and turns the result or error into a response.
+
+pub mod client_credentials;
+pub mod password;
+pub mod refresh;
+
+use std::sync::Arc;
+
+use shared::wire::TokenResponse;
+use shared::Scope;
+
+use crate::client_auth::Client;
+use crate::passwords::{PasswordError, Passwords};
+use crate::store::{Store, StoreError};
+use crate::tokens::TokenIssuer;
+
+/// Token endpoint errors (RFC 6749 §5.2). `Display` is the wire code.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("invalid_request")]
+    InvalidRequest(&'static str),
+    #[error("invalid_client")]
+    InvalidClient,
+    #[error("invalid_grant")]
+    InvalidGrant(&'static str),
+    #[error("unauthorized_client")]
+    UnauthorizedClient,
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    #[error("invalid_scope")]
+    InvalidScope,
+    /// RFC 8707 §2: the requested resource is not one the client may have tokens for.
+    #[error("invalid_target")]
+    InvalidTarget,
+    /// Too many failed logins (RFC 6585 429); `retry_after` in seconds.
+    #[error("slow_down")]
+    Throttled { retry_after: u64 },
+    /// The store or the password pool cannot take the request now (503).
+    #[error("temporarily_unavailable")]
+    TemporarilyUnavailable { retry_after: u64 },
+    #[error("server_error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl TokenError {
+    /// The `error_description` sent to the client.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(why) | Self::InvalidGrant(why) => why,
+            Self::InvalidClient => "client authentication failed",
+            Self::UnauthorizedClient => "the client may not use this grant type",
+            Self::UnsupportedGrantType => "grant_type must be password, client_credentials or refresh_token",
+            Self::InvalidScope => "the requested scope is invalid or exceeds what may be granted",
+            Self::InvalidTarget => "the requested resource is not allowed for this client",
+            Self::Throttled { .. } => "too many failed attempts; retry later",
+            Self::TemporarilyUnavailable { .. } => "the server cannot handle the request now; retry later",
+            Self::Internal(_) => "internal error",
+        }
+    }
+}
+
+impl From<StoreError> for TokenError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %err, "store unavailable");
+                Self::TemporarilyUnavailable { retry_after: 5 }
+            }
+            other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<PasswordError> for TokenError {
+    fn from(err: PasswordError) -> Self {
+        match err {
+            PasswordError::Busy => Self::TemporarilyUnavailable { retry_after: 1 },
+            other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<crate::keys::KeyError> for TokenError {
+    fn from(err: crate::keys::KeyError) -> Self {
+        Self::Internal(anyhow::Error::new(err))
+    }
+}
+
+/// Limits that apply to every grant.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub refresh_ttl: u64,
+    /// Seconds during which a retried refresh gets its pair back; 0 turns it off.
+    pub refresh_reuse_grace: u64,
+    pub default_audience: String,
+    pub password_grant_without_client: bool,
+}
+
+/// Everything the grants need, shared by all requests.
+pub struct Grants {
+    pub store: Arc<dyn Store>,
+    pub passwords: Arc<Passwords>,
+    pub tokens: Arc<TokenIssuer>,
+    pub policy: Policy,
+}
+
+/// The grant types a client registration may name.
+pub const GRANT_TYPES: &[&str] = &["password", "client_credentials", "refresh_token"];
+
+/// Parses an optional requested scope; an empty one counts as none (Swagger UI sends `scope=`).
+pub fn requested_scope(scope: Option<&str>) -> Result<Option<Scope>, TokenError> {
+    match scope.map(Scope::parse) {
+        None => Ok(None),
+        Some(Ok(scope)) if scope.is_empty() => Ok(None),
+        Some(Ok(scope)) => Ok(Some(scope)),
+        Some(Err(_)) => Err(TokenError::InvalidScope),
+    }
+}
+
+/// The scope to grant: the requested one if within `allowed`, else `allowed` itself.
+fn grant_scope(requested: Option<Scope>, allowed: &Scope) -> Result<Scope, TokenError> {
+    match requested {
+        Some(scope) if scope.is_subset_of(allowed) => Ok(scope),
+        Some(_) => Err(TokenError::InvalidScope),
+        None => Ok(allowed.clone()),
+    }
+}
+
+/// The scope tokens of `a` that are also in `b`.
+fn intersect(a: &Scope, b: &Scope) -> Scope {
+    Scope::from_tokens(a.iter().filter(|t| b.contains(t)))
+}
+
+impl Grants {
+    /// The audience: one the client asked for (RFC 8707 `resource`) among those it may have,
+    /// else its first allowed one. A client with no audiences of its own may have the default.
+    fn audience(&self, client: &Client, requested: Option<&str>) -> Result<String, TokenError> {
+        let allowed = match client {
+            Client::Confidential(record) if !record.audiences.is_empty() => record.audiences.as_slice(),
+            _ => std::slice::from_ref(&self.policy.default_audience),
+        };
+        match requested.filter(|r| !r.is_empty()) {
+            Some(resource) => allowed.iter().find(|a| *a == resource).cloned().ok_or(TokenError::InvalidTarget),
+            None => allowed.first().cloned().ok_or(TokenError::InvalidTarget),
+        }
+    }
+
+    fn response(&self, access_token: String, refresh_token: Option<String>, scope: &Scope) -> TokenResponse {
+        TokenResponse {
+            access_token,
+            token_type: "Bearer".to_owned(),
+            expires_in: self.tokens.access_ttl(),
+            refresh_token,
+            scope: scope.to_string(),
+        }
+    }
+}
+
+/// Current Unix time in seconds.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_scope_counts_as_none_as_swagger_ui_sends_it() {
+        assert!(requested_scope(Some("")).unwrap().is_none());
+        assert!(requested_scope(None).unwrap().is_none());
+        assert!(matches!(requested_scope(Some("a\"b")), Err(TokenError::InvalidScope)));
+    }
+
+    #[test]
+    fn requested_scope_must_lie_within_the_allowed_rfc6749_3_3() {
+        let allowed = Scope::parse("read write").unwrap();
+        assert_eq!(grant_scope(Scope::parse("read").ok(), &allowed).unwrap().to_string(), "read");
+        assert_eq!(grant_scope(None, &allowed).unwrap(), allowed);
+        assert!(matches!(grant_scope(Scope::parse("admin").ok(), &allowed), Err(TokenError::InvalidScope)));
+    }
+}

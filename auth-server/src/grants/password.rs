@@ -1,0 +1,73 @@
+//! RFC 6749 §4.3: a user's name and password for a token. Legacy in RFC 9700 §2.4, kept because
+//! the tutorial's clients and Swagger UI speak it; services should use client_credentials.
+
+use shared::wire::TokenResponse;
+use shared::Scope;
+use zeroize::Zeroizing;
+
+use super::{grant_scope, intersect, Grants, TokenError};
+use crate::client_auth::Client;
+use crate::passwords::Verdict;
+use crate::store::RefreshRecord;
+use crate::tokens::{self, Subject, UserProfile};
+
+impl Grants {
+    pub async fn password(&self, client: &Client, username: &str, password: Zeroizing<String>, scope: Option<Scope>, resource: Option<&str>, now: u64) -> Result<TokenResponse, TokenError> {
+        match client {
+            Client::Public { .. } if !self.policy.password_grant_without_client => return Err(TokenError::InvalidClient),
+            Client::Confidential(record) if !record.grants.iter().any(|g| g == "password") => return Err(TokenError::UnauthorizedClient),
+            _ => {}
+        }
+        if username.is_empty() || password.is_empty() {
+            return Err(TokenError::InvalidRequest("username and password are required"));
+        }
+        let user = self.store.user(username).await?;
+        let verdict = self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+        // Unknown user, wrong password and disabled account answer alike (RFC 6749 §5.2).
+        let (user, rehash) = match (user, verdict) {
+            (Some(user), Verdict::Valid { rehash }) if !user.disabled => (user, rehash),
+            _ => return Err(TokenError::InvalidGrant("wrong username or password")),
+        };
+        if let Some(new_hash) = rehash {
+            match self.store.replace_password_hash(&user.username, &user.password_hash, &new_hash).await {
+                Ok(_) => tracing::info!(username = %user.username, "password hash upgraded"),
+                Err(err) => tracing::warn!(error = %err, "could not store the upgraded password hash"),
+            }
+        }
+
+        let allowed = match client {
+            Client::Confidential(record) => intersect(&user.scopes, &record.scopes),
+            Client::Public { .. } => user.scopes.clone(),
+        };
+        let scope = grant_scope(scope, &allowed)?;
+        let audience = self.audience(client, resource)?;
+        let subject = Subject {
+            sub: &user.username,
+            user: Some(UserProfile {
+                username: &user.username,
+                name: user.full_name.as_deref(),
+                email: user.email.as_deref(),
+            }),
+        };
+        let (access_token, claims) = self.tokens.mint_access(&subject, client.id(), &scope, &audience, now)?;
+
+        let refresh_token = tokens::new_refresh_token();
+        self.store
+            .insert_refresh(&RefreshRecord {
+                id: tokens::refresh_token_id(&refresh_token),
+                family_id: tokens::random_token(16),
+                client_id: client.id().to_owned(),
+                username: user.username.clone(),
+                scope: scope.clone(),
+                audience,
+                issued_at: now,
+                expires_at: now + self.policy.refresh_ttl,
+                used_at: None,
+                sealed_successor: None,
+                successor_id: None,
+            })
+            .await?;
+        tracing::info!(jti = %claims.jti, client_id = %client.id(), "access token issued to a user");
+        Ok(self.response(access_token, Some(refresh_token), &scope))
+    }
+}

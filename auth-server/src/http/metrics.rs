@@ -1,0 +1,46 @@
+//! Prometheus metrics of the auth-server, beside the request metrics of `shared::telemetry`.
+
+use poem::web::Data;
+use poem::{handler, IntoResponse};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub tokens_issued: IntCounterVec,
+    pub token_errors: IntCounterVec,
+    pub login_failures: IntCounter,
+    pub throttled: IntCounter,
+    pub store_errors: IntCounter,
+    pub password_queue_depth: IntGauge,
+    pub password_wait_seconds: Histogram,
+}
+
+impl Metrics {
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let all = Self {
+            tokens_issued: IntCounterVec::new(Opts::new("tokens_issued_total", "Access tokens issued by grant type"), &["grant_type"])?,
+            token_errors: IntCounterVec::new(Opts::new("token_errors_total", "Token endpoint errors by grant type and error code"), &["grant_type", "error"])?,
+            login_failures: IntCounter::new("login_failures_total", "Password grants refused for a wrong username or password")?,
+            throttled: IntCounter::new("throttled_requests_total", "Token requests refused by the brute-force throttle")?,
+            store_errors: IntCounter::new("store_errors_total", "Requests that failed because the store was unavailable")?,
+            password_queue_depth: IntGauge::new("password_hash_queue_depth", "Password hash jobs waiting or running")?,
+            password_wait_seconds: Histogram::with_opts(
+                HistogramOpts::new("password_hash_wait_seconds", "Time a password hash job waited for a worker")
+                    .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            )?,
+        };
+        registry.register(Box::new(all.tokens_issued.clone()))?;
+        registry.register(Box::new(all.token_errors.clone()))?;
+        registry.register(Box::new(all.login_failures.clone()))?;
+        registry.register(Box::new(all.throttled.clone()))?;
+        registry.register(Box::new(all.store_errors.clone()))?;
+        registry.register(Box::new(all.password_queue_depth.clone()))?;
+        registry.register(Box::new(all.password_wait_seconds.clone()))?;
+        Ok(all)
+    }
+}
+
+#[handler]
+pub fn render(Data(registry): Data<&Registry>) -> impl IntoResponse {
+    shared::telemetry::render(registry).with_content_type("text/plain; version=0.0.4; charset=utf-8")
+}

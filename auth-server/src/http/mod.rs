@@ -1,0 +1,84 @@
+//! The HTTP surface: translates between requests and the modules below, nothing more.
+
+pub mod discovery;
+pub mod error;
+pub mod health;
+pub mod introspect;
+pub mod limits;
+pub mod metrics;
+pub mod revoke;
+pub mod token;
+
+use std::sync::Arc;
+
+use poem::http::Method;
+use poem::middleware::Cors;
+use poem::{get, Endpoint, EndpointExt, Route};
+use poem_openapi::OpenApiService;
+use zeroize::Zeroizing;
+
+use crate::grants::Grants;
+use crate::settings::Settings;
+
+/// What the handlers share.
+pub struct AppState {
+    pub grants: Grants,
+    pub settings: Settings,
+    /// Key of the keyed hash over client secrets.
+    pub client_secret_key: Zeroizing<Vec<u8>>,
+    pub metrics: metrics::Metrics,
+}
+
+/// Paths reported by name in request metrics.
+pub const ROUTES: &[&str] = &[
+    "/token",
+    "/revoke",
+    "/introspect",
+    "/.well-known/jwks.json",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/docs",
+    "/openapi.json",
+];
+
+pub fn api(state: &Arc<AppState>) -> OpenApiService<(token::TokenApi, revoke::RevokeApi, introspect::IntrospectApi, discovery::DiscoveryApi, health::HealthApi), ()> {
+    OpenApiService::new(
+        (
+            token::TokenApi(state.clone()),
+            revoke::RevokeApi(state.clone()),
+            introspect::IntrospectApi(state.clone()),
+            discovery::DiscoveryApi(state.clone()),
+            health::HealthApi(state.clone()),
+        ),
+        "auth-server",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "OAuth 2.0 authorization server. Tokens are RS256 JWTs (RFC 9068); verify them locally with the keys at /.well-known/jwks.json.",
+    )
+    .server(state.settings.issuer_str().to_owned())
+}
+
+/// The whole app: API, Swagger UI, metrics, with CORS and the body limit around it.
+pub fn app(state: Arc<AppState>, registry: prometheus::Registry, http_metrics: shared::telemetry::HttpMetrics) -> impl Endpoint<Output = poem::Response> {
+    let service = api(&state);
+    let spec = service.spec_endpoint();
+    let docs = service.swagger_ui();
+    let cors = Cors::new()
+        .allow_origins(state.settings.cors_origins.iter().map(String::as_str))
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(["authorization", "content-type", "x-request-id"])
+        .allow_credentials(false)
+        .max_age(600);
+    Route::new()
+        .nest("/", service.with(error::OAuthErrorShape))
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .at("/metrics", get(metrics::render).data(registry))
+        .with(limits::BodyLimit(state.settings.max_body_bytes))
+        .with(cors)
+        .with(shared::telemetry::RequestLog::new(http_metrics))
+}

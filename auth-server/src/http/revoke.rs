@@ -1,0 +1,56 @@
+//! `POST /revoke` (RFC 7009).
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::payload::{Form, PlainText};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+
+use super::error::{ErrorReply, NO_STORE};
+use super::AppState;
+use crate::client_auth;
+use crate::grants::{self, TokenError};
+
+/// RFC 7009 §2.1.
+#[derive(Object, Deserialize)]
+pub struct RevokeForm {
+    #[oai(write_only)]
+    pub token: Option<String>,
+    /// `access_token` or `refresh_token`.
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    #[oai(write_only)]
+    pub client_secret: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum RevokeReply {
+    /// Revoked, or unknown (RFC 7009 §2.2): the answer is the same.
+    #[oai(status = 200)]
+    Ok(PlainText<String>, #[oai(header = "Cache-Control")] String),
+}
+
+pub struct RevokeApi(pub Arc<AppState>);
+
+#[OpenApi]
+impl RevokeApi {
+    /// Revoke a token
+    ///
+    /// A refresh token ends its whole family; an access token is recorded as revoked until it
+    /// expires (introspection reports it inactive; resource servers that verify locally accept
+    /// it until `exp`). Confidential clients authenticate as at `/token`.
+    #[oai(path = "/revoke", method = "post")]
+    async fn revoke(&self, req: &Request, form: Form<RevokeForm>) -> Result<RevokeReply, ErrorReply> {
+        let state = &self.0;
+        let authorization = req.headers().get(poem::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
+        let credentials = client_auth::credentials(authorization, form.client_id.as_deref(), form.client_secret.as_deref())?;
+        let client = client_auth::authenticate(state.grants.store.as_ref(), &state.client_secret_key, credentials).await?;
+        let token = form.0.token.ok_or(TokenError::InvalidRequest("token is required"))?;
+        state
+            .grants
+            .revoke(&client, &token, form.0.token_type_hint.as_deref(), grants::now())
+            .await?;
+        Ok(RevokeReply::Ok(PlainText(String::new()), NO_STORE.to_owned()))
+    }
+}

@@ -1,0 +1,117 @@
+//! `POST /token` (RFC 6749 §3.2): reads the form and client credentials, runs the grant.
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::payload::{Form, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+use shared::wire::TokenResponse;
+use zeroize::Zeroizing;
+
+use super::error::{ErrorReply, NO_STORE};
+use super::AppState;
+use crate::client_auth;
+use crate::grants::{self, TokenError};
+
+/// The token request, form-encoded as RFC 6749 §4.3.2, §4.4.2 and §6 define it.
+#[derive(Object, Deserialize)]
+pub struct TokenForm {
+    /// `password`, `client_credentials` or `refresh_token`.
+    pub grant_type: Option<String>,
+    /// Password grant.
+    pub username: Option<String>,
+    /// Password grant.
+    #[oai(write_only)]
+    pub password: Option<String>,
+    /// Space-delimited; empty means the default scope.
+    pub scope: Option<String>,
+    /// Refresh grant.
+    #[oai(write_only)]
+    pub refresh_token: Option<String>,
+    /// `client_secret_post`, or a public client naming itself.
+    pub client_id: Option<String>,
+    /// `client_secret_post`.
+    #[oai(write_only)]
+    pub client_secret: Option<String>,
+    /// The audience wanted (RFC 8707); one of the client's allowed audiences.
+    pub resource: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum TokenReply {
+    /// Tokens issued (RFC 6749 §5.1).
+    #[oai(status = 200)]
+    Ok(
+        Json<TokenResponse>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "Pragma")] String,
+    ),
+}
+
+pub struct TokenApi(pub Arc<AppState>);
+
+#[OpenApi]
+impl TokenApi {
+    /// Issue tokens
+    ///
+    /// Password, client_credentials and refresh_token grants. Clients authenticate with HTTP
+    /// Basic (`client_secret_basic`) or with `client_id` and `client_secret` in the form.
+    #[oai(path = "/token", method = "post")]
+    async fn token(&self, req: &Request, form: Form<TokenForm>) -> Result<TokenReply, ErrorReply> {
+        let grant_type = form.0.grant_type.clone().unwrap_or_default();
+        let label = match grant_type.as_str() {
+            "password" | "client_credentials" | "refresh_token" => grant_type.as_str(),
+            _ => "other",
+        };
+        let metrics = &self.0.metrics;
+        match self.issue(req, form.0).await {
+            Ok(response) => {
+                metrics.tokens_issued.with_label_values(&[label]).inc();
+                Ok(TokenReply::Ok(Json(response), NO_STORE.to_owned(), "no-cache".to_owned()))
+            }
+            Err(err) => {
+                metrics.token_errors.with_label_values(&[label, &err.to_string()]).inc();
+                match &err {
+                    TokenError::InvalidGrant(_) if label == "password" => metrics.login_failures.inc(),
+                    TokenError::TemporarilyUnavailable { .. } => metrics.store_errors.inc(),
+                    TokenError::Throttled { .. } => metrics.throttled.inc(),
+                    _ => {}
+                }
+                Err(err.into())
+            }
+        }
+    }
+}
+
+impl TokenApi {
+    async fn issue(&self, req: &Request, form: TokenForm) -> Result<TokenResponse, TokenError> {
+        let state = &self.0;
+        let grants = &state.grants;
+        let authorization = req.headers().get(poem::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
+        let credentials = client_auth::credentials(authorization, form.client_id.as_deref(), form.client_secret.as_deref())?;
+        let grant_type = form.grant_type.as_deref().unwrap_or_default();
+        if !grants::GRANT_TYPES.contains(&grant_type) {
+            return Err(if grant_type.is_empty() {
+                TokenError::InvalidRequest("grant_type is required")
+            } else {
+                TokenError::UnsupportedGrantType
+            });
+        }
+        let client = client_auth::authenticate(grants.store.as_ref(), &state.client_secret_key, credentials).await?;
+        let scope = grants::requested_scope(form.scope.as_deref())?;
+        let now = grants::now();
+        match grant_type {
+            "password" => {
+                let password = Zeroizing::new(form.password.unwrap_or_default());
+                let username = form.username.unwrap_or_default();
+                grants.password(&client, &username, password, scope, form.resource.as_deref(), now).await
+            }
+            "client_credentials" => grants.client_credentials(&client, scope, form.resource.as_deref(), now).await,
+            _ => {
+                let refresh_token = Zeroizing::new(form.refresh_token.unwrap_or_default());
+                grants.refresh(&client, &refresh_token, scope, now).await
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Settings: the INTERFACE.md defaults, then the TOML file named by `--config`, then `AUTH_*`
+//! environment variables. Parsed once into typed values; an error names the setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+/// Every setting of the auth-server. Field `foo_bar` is `AUTH_FOO_BAR` and `foo_bar` in TOML.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// The `iss` claim and the metadata `issuer`.
+    pub issuer: Url,
+    /// `sqlite://PATH` (embedded) or `redis://HOST:PORT/DB`.
+    pub store: StoreUrl,
+    /// Directory of the RSA signing keys and the client-secret key.
+    pub keys_dir: PathBuf,
+    /// Access token lifetime, seconds.
+    pub access_token_ttl: u64,
+    /// Refresh token family lifetime, seconds.
+    pub refresh_token_ttl: u64,
+    /// Default `aud` of tokens.
+    pub audience: String,
+    /// Browser origins allowed to call the endpoints (comma-separated in the environment).
+    #[serde(deserialize_with = "comma_list")]
+    pub cors_origins: Vec<String>,
+    /// Seconds during which a retried refresh gets the same pair back; 0 turns it off.
+    pub refresh_reuse_grace: u64,
+    /// Whether the password grant is allowed without client authentication (as Swagger UI sends it).
+    pub password_grant_without_client: bool,
+    /// Concurrent password hash computations; 0 means one per core.
+    pub password_workers: usize,
+    /// Password checks allowed to wait for a worker before `/token` answers 503.
+    pub password_queue: usize,
+    /// Largest request body accepted, bytes.
+    pub max_body_bytes: usize,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// Seconds given to in-flight requests at shutdown.
+    pub shutdown_timeout: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A store URL whose `Debug` hides any password in it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(pub String);
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::store::redact_url(&self.0))
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            issuer: default_issuer(),
+            store: StoreUrl("sqlite://data/auth.db".into()),
+            keys_dir: PathBuf::from("keys"),
+            access_token_ttl: 900,
+            refresh_token_ttl: 1_209_600,
+            audience: "api".into(),
+            cors_origins: vec!["http://127.0.0.1:8001".into(), "http://localhost:8001".into()],
+            refresh_reuse_grace: 5,
+            password_grant_without_client: true,
+            password_workers: 0,
+            password_queue: 64,
+            max_body_bytes: 64 * 1024,
+            log_format: LogFormat::Text,
+            shutdown_timeout: 20,
+        }
+    }
+}
+
+const ENV_PREFIX: &str = "AUTH_";
+const KNOWN: &[&str] = &[
+    "listen",
+    "issuer",
+    "store",
+    "keys_dir",
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "audience",
+    "cors_origins",
+    "refresh_reuse_grace",
+    "password_grant_without_client",
+    "password_workers",
+    "password_queue",
+    "max_body_bytes",
+    "log_format",
+    "shutdown_timeout",
+];
+
+impl Settings {
+    /// Defaults, then `config` (TOML, unknown keys rejected), then `AUTH_*` variables.
+    pub fn load(config: Option<&Path>) -> Result<Self, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = config {
+            if !path.is_file() {
+                return Err(SettingsError(format!("config file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).filter(|key| KNOWN.contains(&key.as_str())));
+        let settings: Settings = figment.extract().map_err(|err| SettingsError::from_figment(&err))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let fail = |name: &str, why: &str| Err(SettingsError(format!("{ENV_PREFIX}{}: {why}", name.to_uppercase())));
+        if self.access_token_ttl == 0 {
+            return fail("access_token_ttl", "must be at least 1 second");
+        }
+        if self.refresh_token_ttl == 0 {
+            return fail("refresh_token_ttl", "must be at least 1 second");
+        }
+        if self.audience.trim().is_empty() {
+            return fail("audience", "must not be empty");
+        }
+        if !matches!(self.issuer.scheme(), "http" | "https") || self.issuer.query().is_some() || self.issuer.fragment().is_some() {
+            return fail("issuer", "must be an http(s) URL without query or fragment (RFC 8414 §2)");
+        }
+        if self.max_body_bytes < 1024 {
+            return fail("max_body_bytes", "must be at least 1024");
+        }
+        Ok(())
+    }
+
+    /// The issuer as it appears in tokens and metadata: no trailing slash.
+    pub fn issuer_str(&self) -> &str {
+        self.issuer.as_str().trim_end_matches('/')
+    }
+
+    /// An absolute URL under the issuer.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer_str())
+    }
+
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl)
+    }
+
+    pub fn password_workers(&self) -> usize {
+        if self.password_workers > 0 {
+            self.password_workers
+        } else {
+            std::thread::available_parallelism().map_or(2, usize::from)
+        }
+    }
+
+    /// The effective settings as TOML, for `auth-server config`; secrets are masked.
+    pub fn to_masked_toml(&self) -> String {
+        let mut masked = self.clone();
+        masked.store = StoreUrl(crate::store::redact_url(&self.store.0));
+        toml::to_string(&masked).unwrap_or_else(|err| format!("# cannot render settings: {err}\n"))
+    }
+}
+
+/// One line that names the setting and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+impl SettingsError {
+    fn from_figment(err: &figment::Error) -> Self {
+        let name = err.path.last().map(|key| format!("{ENV_PREFIX}{}", key.to_uppercase()));
+        let source = err.metadata.as_ref().map(|m| m.name.to_string());
+        let what = match (&err.kind, &name) {
+            (figment::error::Kind::UnknownField(field, _), _) => format!("unknown setting {field:?}"),
+            (kind, _) => kind.to_string(),
+        };
+        match (name, source) {
+            (Some(name), Some(source)) => Self(format!("{name} (from {source}): {what}")),
+            (Some(name), None) => Self(format!("{name}: {what}")),
+            (None, Some(source)) => Self(format!("{source}: {what}")),
+            (None, None) => Self(what),
+        }
+    }
+}
+
+fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        OneOrMany::Many(items) => items,
+    })
+}
+
+#[allow(clippy::expect_used)] // a constant that is known to parse
+fn default_issuer() -> Url {
+    Url::parse("http://127.0.0.1:8000").expect("the default issuer is a URL")
+}

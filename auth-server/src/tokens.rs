@@ -1,0 +1,195 @@
+//! Minting tokens: RFC 9068 access tokens signed with the active key, and opaque refresh tokens
+//! that are stored only as their SHA-256.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::hkdf;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use shared::{AccessClaims, Audience, Scope};
+
+use crate::keys::{KeyError, KeyRing};
+
+/// Who a token speaks for.
+pub struct Subject<'a> {
+    pub sub: &'a str,
+    /// Profile claims, present for users only.
+    pub user: Option<UserProfile<'a>>,
+}
+
+pub struct UserProfile<'a> {
+    pub username: &'a str,
+    pub name: Option<&'a str>,
+    pub email: Option<&'a str>,
+}
+
+pub struct TokenIssuer {
+    issuer: String,
+    access_ttl: u64,
+    keys: ArcSwap<KeyRing>,
+}
+
+impl TokenIssuer {
+    pub fn new(issuer: String, access_ttl: u64, keys: KeyRing) -> Self {
+        Self {
+            issuer,
+            access_ttl,
+            keys: ArcSwap::from_pointee(keys),
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn access_ttl(&self) -> u64 {
+        self.access_ttl
+    }
+
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.keys.load_full()
+    }
+
+    /// Swaps in a new key ring; tokens being signed finish with the old one.
+    pub fn replace_keys(&self, keys: KeyRing) {
+        self.keys.store(Arc::new(keys));
+    }
+
+    /// Signs an access token; returns it with its claims.
+    pub fn mint_access(&self, subject: &Subject<'_>, client_id: &str, scope: &Scope, audience: &str, now: u64) -> Result<(String, AccessClaims), KeyError> {
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: subject.sub.to_owned(),
+            aud: Audience::One(audience.to_owned()),
+            exp: now + self.access_ttl,
+            iat: now,
+            nbf: None,
+            jti: random_token(16),
+            client_id: client_id.to_owned(),
+            scope: scope.clone(),
+            preferred_username: subject.user.as_ref().map(|u| u.username.to_owned()),
+            name: subject.user.as_ref().and_then(|u| u.name.map(str::to_owned)),
+            email: subject.user.as_ref().and_then(|u| u.email.map(str::to_owned)),
+        };
+        let json = serde_json::to_vec(&claims).map_err(|_| KeyError::Signing)?;
+        let token = self.keys.load().active().sign_jwt(&json)?;
+        Ok((token, claims))
+    }
+}
+
+impl TokenIssuer {
+    /// The claims of an access token this server signed with a key it still publishes, whatever
+    /// its audience and expiry (the caller judges those). `None` for anything else.
+    pub fn decode_own(&self, token: &str) -> Option<AccessClaims> {
+        if token.len() > 16 * 1024 {
+            return None;
+        }
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.alg != jsonwebtoken::Algorithm::RS256 || header.typ.as_deref() != Some(shared::ACCESS_TOKEN_TYP) {
+            return None;
+        }
+        let keys = self.keys.load();
+        let key = keys.get(header.kid.as_deref()?)?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+}
+
+/// `bytes` random bytes, base64url without padding.
+pub fn random_token(bytes: usize) -> String {
+    let mut buffer = [0u8; 64];
+    let buffer = &mut buffer[..bytes.min(64)];
+    aws_lc_rs::rand::fill(buffer).unwrap_or_else(|_| {
+        // aws-lc's generator does not fail on supported platforms; fall back to the OS one.
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, buffer)
+    });
+    URL_SAFE_NO_PAD.encode(buffer)
+}
+
+/// A new refresh token: 256 random bits.
+pub fn new_refresh_token() -> String {
+    random_token(32)
+}
+
+/// The stored id of a refresh token: hex SHA-256, so a leaked store yields no usable token.
+pub fn refresh_token_id(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        use std::fmt::Write;
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// A key only the holder of `token` can derive; it seals the response a refresh returned.
+fn sealing_key(token: &str) -> Result<LessSafeKey, SealError> {
+    let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"auth-server refresh retry v1");
+    let prk = salt.extract(token.as_bytes());
+    let mut key = [0u8; 32];
+    prk.expand(&[b"aes-256-gcm"], &AES_256_GCM)
+        .and_then(|okm| okm.fill(&mut key))
+        .map_err(|_| SealError)?;
+    let unbound = UnboundKey::new(&AES_256_GCM, &key).map_err(|_| SealError)?;
+    Ok(LessSafeKey::new(unbound))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("sealing or opening a refresh response failed")]
+pub struct SealError;
+
+/// Encrypts `plaintext` under a key derived from `token`, bound to `id`: nonce ‖ ciphertext ‖ tag.
+pub fn seal(token: &str, id: &str, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+    let key = sealing_key(token)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| SealError)?;
+    let mut sealed = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
+    sealed.extend_from_slice(&nonce);
+    let mut in_out = plaintext.to_vec();
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(id.as_bytes()), &mut in_out)
+        .map_err(|_| SealError)?;
+    sealed.extend_from_slice(&in_out);
+    Ok(sealed)
+}
+
+pub fn open(token: &str, id: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+    let key = sealing_key(token)?;
+    let (nonce, ciphertext) = sealed.split_at_checked(NONCE_LEN).ok_or(SealError)?;
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError)?;
+    let mut in_out = ciphertext.to_vec();
+    let plaintext = key.open_in_place(nonce, Aad::from(id.as_bytes()), &mut in_out).map_err(|_| SealError)?;
+    Ok(plaintext.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_response_opens_only_with_the_presented_token() {
+        let token = new_refresh_token();
+        let id = refresh_token_id(&token);
+        let sealed = seal(&token, &id, b"pair").unwrap();
+        assert_eq!(open(&token, &id, &sealed).unwrap(), b"pair");
+        assert!(open(&new_refresh_token(), &id, &sealed).is_err());
+        assert!(open(&token, "other id", &sealed).is_err());
+        assert!(open(&token, &id, &sealed[..5]).is_err());
+    }
+
+    #[test]
+    fn refresh_tokens_carry_256_bits_and_are_stored_hashed() {
+        let token = new_refresh_token();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&token).unwrap().len(), 32);
+        assert_eq!(refresh_token_id(&token).len(), 64);
+        assert!(!refresh_token_id(&token).contains(&token));
+    }
+}
