@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::listener::{Acceptor, TcpAcceptor};
 use poem::{EndpointExt, Server};
 
 use crate::grants::{Grants, Policy};
@@ -27,8 +27,15 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store, loads (or creates) the keys and binds the listener.
+    /// Opens the store, loads (or creates) the keys and binds `settings.listen`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        Self::build_on(settings, listener).await
+    }
+
+    /// As [`Application::build`] on a listener bound already (tests bind port 0 first, so that
+    /// the issuer can name the port).
+    pub async fn build_on(settings: Settings, listener: std::net::TcpListener) -> anyhow::Result<Self> {
         let store = store::open(&settings.store.0).await?;
         let keys = files::load_or_create(&settings.keys_dir)
             .with_context(|| format!("loading signing keys from {}", settings.keys_dir.display()))?;
@@ -62,10 +69,8 @@ impl Application {
             settings,
         });
         let app = http::app(state.clone(), registry, http_metrics).boxed();
-        let acceptor = TcpListener::bind(state.settings.listen)
-            .into_acceptor()
-            .await
-            .with_context(|| format!("binding {}", state.settings.listen))?;
+        listener.set_nonblocking(true)?;
+        let acceptor = TcpAcceptor::from_std(listener)?;
         let local_addr = acceptor
             .local_addr()
             .first()

@@ -3,6 +3,8 @@
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::auth::Bearer;
+use poem_openapi::payload::Json;
+use poem_openapi::ApiResponse;
 
 use crate::claims::AccessClaims;
 use crate::verifier::{Verifier, VerifyError};
@@ -75,34 +77,51 @@ impl BearerError {
 impl poem::error::ResponseError for BearerError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::Missing | Self::Invalid(_) => {
-                if matches!(self, Self::Invalid(VerifyError::KeysUnavailable)) {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::UNAUTHORIZED
-                }
-            }
+            Self::Invalid(VerifyError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Missing | Self::Invalid(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } | Self::NotAUser => StatusCode::FORBIDDEN,
         }
     }
 
     fn as_response(&self) -> Response {
-        let body = ErrorResponse {
-            error: self.code().unwrap_or("invalid_token").to_owned(),
-            error_description: Some(self.to_string()),
-        };
-        let mut response = poem::web::Json(body).with_status(self.status()).into_response();
-        if let Ok(value) = HeaderValue::from_str(&self.challenge()) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-        }
-        if matches!(self, Self::Invalid(VerifyError::KeysUnavailable)) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
+        let mut response = BearerRefusal::from(self.clone()).into_response();
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+/// The refusals of a protected route as the OpenAPI document shows them; handlers return
+/// `Result<_, BearerRefusal>` so that the document lists them.
+#[derive(ApiResponse, Debug)]
+pub enum BearerRefusal {
+    /// The Authorization header is malformed (RFC 6750 §3.1 `invalid_request`).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorResponse>, #[oai(header = "WWW-Authenticate")] String),
+    /// No token, or a bad, expired or foreign one (RFC 6750 §3.1 `invalid_token`).
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorResponse>, #[oai(header = "WWW-Authenticate")] String),
+    /// The token lacks the scope, or no user stands behind it (`insufficient_scope`).
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorResponse>, #[oai(header = "WWW-Authenticate")] String),
+    /// The signing keys could not be fetched yet; not the client's fault.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorResponse>, #[oai(header = "Retry-After")] u64),
+}
+
+impl From<BearerError> for BearerRefusal {
+    fn from(err: BearerError) -> Self {
+        let body = Json(ErrorResponse {
+            error: err.code().unwrap_or("invalid_request").to_owned(),
+            error_description: Some(err.to_string()),
+        });
+        let challenge = err.challenge();
+        match err {
+            BearerError::Invalid(VerifyError::KeysUnavailable) => Self::Unavailable(body, 5),
+            BearerError::InvalidRequest => Self::BadRequest(body, challenge),
+            BearerError::Missing | BearerError::Invalid(_) => Self::Unauthorized(body, challenge),
+            BearerError::InsufficientScope { .. } | BearerError::NotAUser => Self::Forbidden(body, challenge),
+        }
     }
 }
 

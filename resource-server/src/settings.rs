@@ -1,0 +1,81 @@
+//! Settings: the INTERFACE.md defaults, then the TOML file named by `--config`, then `RS_*`
+//! environment variables. An error names the setting.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Expected `iss`; keys are found through its RFC 8414 metadata.
+    pub issuer: Url,
+    /// Overrides discovery of the key set.
+    pub jwks_url: Option<Url>,
+    /// Expected `aud`.
+    pub audience: String,
+    /// Token endpoint that Swagger UI logs in through; default `ISSUER/token`.
+    pub token_url: Option<Url>,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// Seconds given to in-flight requests at shutdown.
+    pub shutdown_timeout: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            issuer: default_issuer(),
+            jwks_url: None,
+            audience: "api".into(),
+            token_url: None,
+            log_format: "text".into(),
+            shutdown_timeout: 20,
+        }
+    }
+}
+
+#[allow(clippy::expect_used)] // a constant that is known to parse
+fn default_issuer() -> Url {
+    Url::parse("http://127.0.0.1:8000").expect("the default issuer is a URL")
+}
+
+const ENV_PREFIX: &str = "RS_";
+pub const KNOWN: &[&str] = &["listen", "issuer", "jwks_url", "audience", "token_url", "log_format", "shutdown_timeout"];
+
+impl Settings {
+    pub fn load(config: Option<&Path>) -> Result<Self, String> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = config {
+            if !path.is_file() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).filter(|key| KNOWN.contains(&key.as_str())));
+        let settings: Settings = figment.extract().map_err(|err| {
+            let name = err.path.last().map_or_else(String::new, |key| format!("{ENV_PREFIX}{}: ", key.to_uppercase()));
+            format!("{name}{}", err.kind)
+        })?;
+        if !matches!(settings.log_format.as_str(), "text" | "json") {
+            return Err("RS_LOG_FORMAT: must be text or json".into());
+        }
+        if settings.audience.trim().is_empty() {
+            return Err("RS_AUDIENCE: must not be empty".into());
+        }
+        Ok(settings)
+    }
+
+    pub fn token_url(&self) -> String {
+        self.token_url
+            .as_ref()
+            .map_or_else(|| format!("{}/token", self.issuer.as_str().trim_end_matches('/')), Url::to_string)
+    }
+}

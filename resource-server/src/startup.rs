@@ -1,0 +1,148 @@
+//! Builds the resource server and binds before serving; the verifier starts fetching keys in
+//! the background, so the server starts even when the auth-server is not up yet.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use poem::listener::{Acceptor, TcpAcceptor};
+use poem::web::Html;
+use poem::{endpoint::make_sync, get, handler, EndpointExt, IntoResponse, Route, Server};
+use poem_openapi::OpenApiService;
+use prometheus::Registry;
+use shared::http::BearerChallenge;
+use shared::{Verifier, VerifierConfig};
+
+use crate::http::{self, health::HealthApi, items::ItemsApi, users_me::UsersApi};
+use crate::Settings;
+
+pub struct Application {
+    acceptor: TcpAcceptor,
+    app: poem::endpoint::BoxEndpoint<'static>,
+    local_addr: SocketAddr,
+    shutdown_timeout: Duration,
+    verifier: Verifier,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        Self::build_on(settings, listener, |config| config).await
+    }
+
+    /// As [`Application::build`] on a listener bound already, with a chance to adjust the
+    /// verifier (tests shorten its timers).
+    pub async fn build_on(
+        settings: Settings,
+        listener: std::net::TcpListener,
+        adjust: impl FnOnce(VerifierConfig) -> VerifierConfig,
+    ) -> anyhow::Result<Self> {
+        let mut config = VerifierConfig::new(settings.issuer.clone(), settings.audience.clone());
+        config.jwks_url = settings.jwks_url.clone();
+        let verifier = Verifier::start(adjust(config)).context("starting the token verifier")?;
+
+        let registry = Registry::new();
+        let http_metrics = shared::telemetry::HttpMetrics::new(&registry, http::ROUTES)?;
+        let key_metrics = KeyMetrics::new(&registry, verifier.clone())?;
+
+        let service = OpenApiService::new((UsersApi, ItemsApi, HealthApi(verifier.clone())), "resource-server", env!("CARGO_PKG_VERSION"))
+            .description("An API that verifies the auth-server's access tokens locally. Authorize with a user's name and password, then try /users/me.");
+        let (spec, docs) = http::swagger(&service.spec(), &service.swagger_ui_html(), &settings.token_url());
+        let app = Route::new()
+            .nest("/", service.with(BearerChallenge))
+            .at("/docs", make_sync(move |_| Html(docs.clone())))
+            .at("/openapi.json", make_sync(move |_| spec.clone().with_content_type("application/json")))
+            .at("/metrics", get(render_metrics).data(registry).data(key_metrics))
+            .data(verifier.clone())
+            .with(shared::telemetry::RequestLog::new(http_metrics))
+            .boxed();
+
+        listener.set_nonblocking(true)?;
+        let acceptor = TcpAcceptor::from_std(listener)?;
+        let local_addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().copied())
+            .context("the listener has no address")?;
+        Ok(Self {
+            acceptor,
+            app,
+            local_addr,
+            shutdown_timeout: Duration::from_secs(settings.shutdown_timeout),
+            verifier,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr, "resource-server listening");
+        Server::new_with_acceptor(self.acceptor)
+            .name("resource-server")
+            .idle_timeout(Duration::from_secs(60))
+            .run_with_graceful_shutdown(self.app, stop, Some(self.shutdown_timeout))
+            .await
+    }
+}
+
+/// The verifier's key-set state as gauges, read when scraped.
+#[derive(Clone)]
+struct KeyMetrics {
+    verifier: Verifier,
+    keys: prometheus::IntGauge,
+    age: prometheus::Gauge,
+    fetches: prometheus::IntGauge,
+    failures: prometheus::IntGauge,
+}
+
+impl KeyMetrics {
+    fn new(registry: &Registry, verifier: Verifier) -> prometheus::Result<Self> {
+        let metrics = Self {
+            verifier,
+            keys: prometheus::IntGauge::new("jwks_keys", "Verification keys held")?,
+            age: prometheus::Gauge::new("jwks_age_seconds", "Age of the key set in use")?,
+            fetches: prometheus::IntGauge::new("jwks_fetches", "JWKS fetch attempts since start")?,
+            failures: prometheus::IntGauge::new("jwks_fetch_failures", "Failed JWKS fetch attempts since start")?,
+        };
+        registry.register(Box::new(metrics.keys.clone()))?;
+        registry.register(Box::new(metrics.age.clone()))?;
+        registry.register(Box::new(metrics.fetches.clone()))?;
+        registry.register(Box::new(metrics.failures.clone()))?;
+        Ok(metrics)
+    }
+}
+
+#[handler]
+fn render_metrics(registry: poem::web::Data<&Registry>, keys: poem::web::Data<&KeyMetrics>) -> impl IntoResponse {
+    let state = keys.verifier.state();
+    keys.keys.set(state.n_keys as i64);
+    keys.age.set(state.age.map_or(-1.0, |age| age.as_secs_f64()));
+    keys.fetches.set(state.fetches as i64);
+    keys.failures.set(state.fetch_failures as i64);
+    shared::telemetry::render(&registry).with_content_type("text/plain; version=0.0.4; charset=utf-8")
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        let _ = ctrl_c.await;
+        return;
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
