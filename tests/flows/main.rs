@@ -1,1 +1,12 @@
+//! System tests: each starts its own servers on ephemeral ports and talks HTTP to them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
+mod bad_input;
+mod client_credentials;
+mod discovery;
+mod hostile_tokens;
+mod introspection;
+mod refresh;
+mod revocation;
+mod swagger_ui;
+mod token_password;
