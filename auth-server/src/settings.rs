@@ -116,7 +116,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).filter(|key| KNOWN.contains(&key.as_str())));
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).only(KNOWN));
         let settings: Settings = figment.extract().map_err(|err| SettingsError::from_figment(&err))?;
         settings.validate()?;
         Ok(settings)

@@ -59,7 +59,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).filter(|key| KNOWN.contains(&key.as_str())));
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).only(KNOWN));
         let settings: Settings = figment.extract().map_err(|err| {
             let name = err.path.last().map_or_else(String::new, |key| format!("{ENV_PREFIX}{}: ", key.to_uppercase()));
             format!("{name}{}", err.kind)

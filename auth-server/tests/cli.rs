@@ -1,0 +1,222 @@
+//! The command line, run as the built binary against a temporary store and keys directory.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+            .args(args)
+            .env("AUTH_STORE", format!("sqlite://{}", self.dir.path().join("auth.db").display()))
+            .env("AUTH_KEYS_DIR", self.dir.path().join("keys"))
+            .env_remove("AUTH_LISTEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let output = self.run(args, stdin);
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Fails with exit status 1 and one line on stderr; returns that line.
+    fn fails(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let output = self.run(args, stdin);
+        assert_eq!(output.status.code(), Some(1), "{args:?} should fail");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        stderr
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+#[test]
+fn user_lifecycle_add_list_disable_enable_passwd_remove() {
+    let env = Env::new();
+    env.ok(&["user", "add", "alice", "--password-stdin", "--full-name", "Alice A", "--email", "a@example.com", "--scope", "read", "--scope", "write"], Some("pw-alice-1\n"));
+    let listed = env.ok(&["user", "list"], None);
+    assert!(listed.contains("alice\tenabled\tscope=read write\tname=Alice A\temail=a@example.com"), "{listed}");
+    assert!(!listed.contains("pw-alice-1") && !listed.contains("argon2"), "no secret is printed");
+    env.ok(&["user", "disable", "alice"], None);
+    assert!(env.ok(&["user", "list"], None).contains("alice\tdisabled"));
+    env.ok(&["user", "enable", "alice"], None);
+    env.ok(&["user", "passwd", "alice", "--password-stdin"], Some("new-pw-2"));
+    env.ok(&["user", "remove", "alice"], None);
+    assert!(!env.ok(&["user", "list"], None).contains("alice"));
+}
+
+#[test]
+fn cli_errors_are_one_line_and_exit_1() {
+    let env = Env::new();
+    env.ok(&["user", "add", "bob", "--password-stdin"], Some("pw"));
+    assert!(env.fails(&["user", "add", "bob", "--password-stdin"], Some("pw")).contains("already exists"));
+    assert!(env.fails(&["user", "add", "carol", "--password-stdin"], Some("")).contains("empty password"));
+    assert!(env.fails(&["user", "add", "carol", "--password-stdin"], Some("\n")).contains("empty password"));
+    assert!(env.fails(&["user", "disable", "nobody"], None).contains("unknown user"));
+    assert!(env.fails(&["user", "passwd", "nobody", "--password-stdin"], Some("x")).contains("unknown user"));
+    assert!(env.fails(&["client", "remove", "nobody"], None).contains("unknown client"));
+}
+
+#[test]
+fn an_unreachable_store_is_one_clear_line() {
+    for store in ["sqlite:///proc/no-such-dir/auth.db", "redis://127.0.0.1:1/0"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+            .args(["user", "list"])
+            .env("AUTH_STORE", store)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{store}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .args(["user", "list"])
+        .env("AUTH_STORE", "postgres://localhost/x")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("AUTH_STORE"));
+}
+
+#[test]
+fn a_bad_setting_fails_naming_the_variable() {
+    let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .arg("config")
+        .env("AUTH_ACCESS_TOKEN_TTL", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("AUTH_ACCESS_TOKEN_TTL"));
+}
+
+#[test]
+fn config_prints_effective_settings_env_over_file() {
+    let env = Env::new();
+    let file = env.path("auth.toml");
+    std::fs::write(&file, "audience = \"from-file\"\naccess_token_ttl = 60\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .args(["--config", file.to_str().unwrap(), "config"])
+        .env("AUTH_ACCESS_TOKEN_TTL", "120")
+        .env("AUTH_STORE", "redis://user:hunter2@127.0.0.1:6379/0")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("audience = \"from-file\""), "{printed}");
+    assert!(printed.contains("access_token_ttl = 120"), "the environment wins: {printed}");
+    assert!(!printed.contains("hunter2"), "secrets are masked: {printed}");
+
+    std::fs::write(&file, "audiense = \"typo\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .args(["--config", file.to_str().unwrap(), "config"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("audiense"), "unknown keys are rejected");
+}
+
+#[test]
+fn client_add_checks_the_secret_and_can_generate_one() {
+    let env = Env::new();
+    assert!(env.fails(&["client", "add", "svc", "--secret-stdin"], Some("short")).contains("at least 32"));
+    assert!(env.fails(&["client", "add", "svc", "--grant", "implicit"], None).contains("unknown grant"));
+    env.ok(&["client", "add", "svc", "--secret-stdin", "--scope", "items:read", "--audience", "billing"], Some("0123456789abcdef0123456789abcdef"));
+    let generated = env.ok(&["client", "add", "gen", "--grant", "client_credentials", "--grant", "refresh_token"], None);
+    let secret = generated.lines().find_map(|l| l.strip_prefix("client_secret=")).unwrap();
+    assert!(secret.len() >= 43, "256 random bits");
+    let listed = env.ok(&["client", "list"], None);
+    assert!(listed.contains("svc\tgrants=client_credentials\tscope=items:read\taudience=billing"), "{listed}");
+    assert!(listed.contains("gen\tgrants=client_credentials,refresh_token"));
+    assert!(!listed.contains(secret) && !listed.contains("0123456789abcdef"), "secrets are never listed");
+    assert!(env.fails(&["client", "add", "svc", "--secret-stdin"], Some("0123456789abcdef0123456789abcdef")).contains("already exists"));
+    env.ok(&["client", "remove", "svc"], None);
+}
+
+#[test]
+fn keys_list_and_rotate() {
+    let env = Env::new();
+    let first = env.ok(&["keys", "list"], None);
+    assert_eq!(first.lines().count(), 1);
+    assert!(first.ends_with("\tactive\n"));
+    env.ok(&["keys", "rotate"], None);
+    let listed = env.ok(&["keys", "list"], None);
+    assert_eq!(listed.lines().count(), 2);
+    assert!(listed.contains(&first.replace("active", "published")), "the old key stays published: {listed}");
+}
+
+#[test]
+fn import_of_the_tutorial_users_file() {
+    let env = Env::new();
+    let file = env.path("users.json");
+    std::fs::write(
+        &file,
+        r#"{
+          "johndoe": {"username": "johndoe", "full_name": "John Doe", "email": "johndoe@example.com",
+                      "hashed_password": "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW", "disabled": false},
+          "alice": {"username": "alice", "full_name": "Alice Wonderson", "email": "alice@example.com",
+                    "hashed_password": "$2b$12$gSvqqUPvlXP2tfVFaWK1Be7DlH.PKZbv5H8KnzzVgXXbVxpva.pFm", "disabled": true}
+        }"#,
+    )
+    .unwrap();
+    let printed = env.ok(&["user", "import", file.to_str().unwrap(), "--scope", "read"], None);
+    assert!(printed.contains("imported 2 users"), "{printed}");
+    let listed = env.ok(&["user", "list"], None);
+    assert!(listed.contains("johndoe\tenabled\tscope=read\tname=John Doe"));
+    assert!(listed.contains("alice\tdisabled"));
+    assert!(env.ok(&["user", "import", file.to_str().unwrap()], None).contains("skipped 2"));
+
+    std::fs::write(&file, r#"{"user1": {"username": "user1", "hashed_password": "fakehashedsecret"}}"#).unwrap();
+    assert!(env.fails(&["user", "import", file.to_str().unwrap()], None).contains("user1"));
+    assert!(env.fails(&["user", "import", "/nonexistent.json"], None).contains("nonexistent"));
+}
+
+#[test]
+fn store_changes_are_safe_while_files_are_shared() {
+    // The CLI and a running server share the SQLite file in WAL mode.
+    let env = Env::new();
+    env.ok(&["user", "add", "u1", "--password-stdin"], Some("pw"));
+    assert!(Path::new(&env.path("auth.db")).exists());
+    let handles: Vec<_> = (0..4)
+        .map(|n| {
+            let dir = env.dir.path().to_owned();
+            std::thread::spawn(move || {
+                Command::new(env!("CARGO_BIN_EXE_auth-server"))
+                    .args(["user", "disable", "u1"])
+                    .env("AUTH_STORE", format!("sqlite://{}", dir.join("auth.db").display()))
+                    .env("AUTH_KEYS_DIR", dir.join("keys"))
+                    .output()
+                    .map(|o| (n, o.status.success()))
+                    .unwrap()
+            })
+        })
+        .collect();
+    for handle in handles {
+        let (n, ok) = handle.join().unwrap();
+        assert!(ok, "concurrent CLI run {n} failed");
+    }
+}
