@@ -75,7 +75,7 @@ impl Grants {
                 tracing::info!(jti = %claims.jti, client_id = %record.client_id, "refresh token rotated");
                 Ok(response)
             }
-            Rotation::Lost(Some(current)) => self.reuse(refresh_token, current, now).await,
+            Rotation::Lost(Some(current)) => self.reuse(refresh_token, *current, now).await,
             Rotation::Lost(None) => Err(TokenError::InvalidGrant("unknown refresh token")),
         }
     }

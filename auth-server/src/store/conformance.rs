@@ -44,11 +44,24 @@ pub async fn store_answers_ping(store: &dyn Store) {
 pub async fn user_round_trip(store: &dyn Store) {
     let full = user(&unique("alice"));
     store.insert_user(&full).await.unwrap();
-    assert_eq!(store.user(&full.username).await.unwrap(), Some(full.clone()));
+    assert_eq!(
+        store.user(&full.username).await.unwrap(),
+        Some(full.clone())
+    );
 
-    let bare = UserRecord { full_name: None, email: None, disabled: true, scopes: Scope::default(), ..user(&unique("bob")) };
+    let bare = UserRecord {
+        full_name: None,
+        email: None,
+        disabled: true,
+        scopes: Scope::default(),
+        ..user(&unique("bob"))
+    };
     store.insert_user(&bare).await.unwrap();
-    assert_eq!(store.user(&bare.username).await.unwrap(), Some(bare), "absent fields stay absent");
+    assert_eq!(
+        store.user(&bare.username).await.unwrap(),
+        Some(bare),
+        "absent fields stay absent"
+    );
 
     assert_eq!(store.user(&unique("nobody")).await.unwrap(), None);
 }
@@ -58,35 +71,74 @@ pub async fn user_updates_apply_to_existing_users_only(store: &dyn Store) {
     let name = original.username.clone();
     store.insert_user(&original).await.unwrap();
 
-    assert!(store.set_password_hash(&name, "$argon2id$new").await.unwrap());
+    assert!(store
+        .set_password_hash(&name, "$argon2id$new")
+        .await
+        .unwrap());
     assert!(store.set_user_disabled(&name, true).await.unwrap());
     let updated = store.user(&name).await.unwrap().expect("user still there");
-    assert_eq!(updated, UserRecord { password_hash: "$argon2id$new".into(), disabled: true, ..original.clone() });
+    assert_eq!(
+        updated,
+        UserRecord {
+            password_hash: "$argon2id$new".into(),
+            disabled: true,
+            ..original.clone()
+        }
+    );
     assert!(store.set_user_disabled(&name, false).await.unwrap());
     assert!(!store.user(&name).await.unwrap().expect("user").disabled);
 
     let missing = unique("nobody");
-    assert!(!store.set_password_hash(&missing, "$argon2id$x").await.unwrap());
+    assert!(!store
+        .set_password_hash(&missing, "$argon2id$x")
+        .await
+        .unwrap());
     assert!(!store.set_user_disabled(&missing, true).await.unwrap());
-    assert_eq!(store.user(&missing).await.unwrap(), None, "an update never creates a user");
+    assert_eq!(
+        store.user(&missing).await.unwrap(),
+        None,
+        "an update never creates a user"
+    );
 
     assert!(store.remove_user(&name).await.unwrap());
     assert_eq!(store.user(&name).await.unwrap(), None);
-    assert!(!store.remove_user(&name).await.unwrap(), "a second removal finds nothing");
-    assert!(!store.list_users().await.unwrap().iter().any(|listed| listed.username == name));
+    assert!(
+        !store.remove_user(&name).await.unwrap(),
+        "a second removal finds nothing"
+    );
+    assert!(!store
+        .list_users()
+        .await
+        .unwrap()
+        .iter()
+        .any(|listed| listed.username == name));
 }
 
 pub async fn users_are_listed_in_order(store: &dyn Store) {
     let tag = unique("list");
-    let names = [format!("{tag}-m"), format!("{tag}-B"), format!("{tag}-z"), format!("{tag}-a"), format!("{tag}-m2")];
+    let names = [
+        format!("{tag}-m"),
+        format!("{tag}-B"),
+        format!("{tag}-z"),
+        format!("{tag}-a"),
+        format!("{tag}-m2"),
+    ];
     for name in &names {
         store.insert_user(&user(name)).await.unwrap();
     }
     store.remove_user(&names[4]).await.unwrap();
 
     let listed = store.list_users().await.unwrap();
-    assert!(listed.windows(2).all(|pair| pair[0].username < pair[1].username), "sorted by username");
-    let ours: Vec<UserRecord> = listed.into_iter().filter(|listed| listed.username.starts_with(&tag)).collect();
+    assert!(
+        listed
+            .windows(2)
+            .all(|pair| pair[0].username < pair[1].username),
+        "sorted by username"
+    );
+    let ours: Vec<UserRecord> = listed
+        .into_iter()
+        .filter(|listed| listed.username.starts_with(&tag))
+        .collect();
     let mut expected: Vec<UserRecord> = names[..4].iter().map(|name| user(name)).collect();
     expected.sort_by(|a, b| a.username.cmp(&b.username));
     assert_eq!(ours, expected);
@@ -95,15 +147,29 @@ pub async fn users_are_listed_in_order(store: &dyn Store) {
 pub async fn duplicate_user_is_conflict(store: &dyn Store) {
     let first = user(&unique("dave"));
     store.insert_user(&first).await.unwrap();
-    let second = UserRecord { password_hash: "$argon2id$other".into(), ..first.clone() };
+    let second = UserRecord {
+        password_hash: "$argon2id$other".into(),
+        ..first.clone()
+    };
     let outcome = store.insert_user(&second).await;
-    assert!(matches!(outcome, Err(StoreError::Conflict(_))), "got {outcome:?}");
-    assert_eq!(store.user(&first.username).await.unwrap(), Some(first), "the first user is untouched");
+    assert!(
+        matches!(outcome, Err(StoreError::Conflict(_))),
+        "got {outcome:?}"
+    );
+    assert_eq!(
+        store.user(&first.username).await.unwrap(),
+        Some(first),
+        "the first user is untouched"
+    );
 }
 
 pub async fn client_round_trip(store: &dyn Store) {
     let tag = unique("client");
-    let ids = [format!("{tag}-web"), format!("{tag}-cli"), format!("{tag}-api")];
+    let ids = [
+        format!("{tag}-web"),
+        format!("{tag}-cli"),
+        format!("{tag}-api"),
+    ];
     for id in &ids {
         store.insert_client(&client(id)).await.unwrap();
     }
@@ -111,13 +177,24 @@ pub async fn client_round_trip(store: &dyn Store) {
     assert_eq!(store.client(&unique("nobody")).await.unwrap(), None);
 
     let listed = store.list_clients().await.unwrap();
-    assert!(listed.windows(2).all(|pair| pair[0].client_id < pair[1].client_id), "sorted by client id");
-    let ours: Vec<String> =
-        listed.into_iter().map(|listed| listed.client_id).filter(|id| id.starts_with(&tag)).collect();
+    assert!(
+        listed
+            .windows(2)
+            .all(|pair| pair[0].client_id < pair[1].client_id),
+        "sorted by client id"
+    );
+    let ours: Vec<String> = listed
+        .into_iter()
+        .map(|listed| listed.client_id)
+        .filter(|id| id.starts_with(&tag))
+        .collect();
     assert_eq!(ours, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
 
     assert!(store.remove_client(&ids[1]).await.unwrap());
-    assert!(!store.remove_client(&ids[1]).await.unwrap(), "a second removal finds nothing");
+    assert!(
+        !store.remove_client(&ids[1]).await.unwrap(),
+        "a second removal finds nothing"
+    );
     assert_eq!(store.client(&ids[1]).await.unwrap(), None);
     let left: Vec<String> = store
         .list_clients()
@@ -133,10 +210,20 @@ pub async fn client_round_trip(store: &dyn Store) {
 pub async fn duplicate_client_is_conflict(store: &dyn Store) {
     let first = client(&unique("dup"));
     store.insert_client(&first).await.unwrap();
-    let second = ClientRecord { secret_hash: "other".into(), ..first.clone() };
+    let second = ClientRecord {
+        secret_hash: "other".into(),
+        ..first.clone()
+    };
     let outcome = store.insert_client(&second).await;
-    assert!(matches!(outcome, Err(StoreError::Conflict(_))), "got {outcome:?}");
-    assert_eq!(store.client(&first.client_id).await.unwrap(), Some(first), "the first client is untouched");
+    assert!(
+        matches!(outcome, Err(StoreError::Conflict(_))),
+        "got {outcome:?}"
+    );
+    assert_eq!(
+        store.client(&first.client_id).await.unwrap(),
+        Some(first),
+        "the first client is untouched"
+    );
 }
 
 pub async fn password_hash_replacement_is_compare_and_set(store: &dyn Store) {
@@ -144,21 +231,61 @@ pub async fn password_hash_replacement_is_compare_and_set(store: &dyn Store) {
     let name = original.username.clone();
     store.insert_user(&original).await.unwrap();
 
-    assert!(!store.replace_password_hash(&name, "$argon2id$stale", "$argon2id$rehash").await.unwrap());
-    assert_eq!(store.user(&name).await.unwrap().expect("user").password_hash, original.password_hash);
+    assert!(!store
+        .replace_password_hash(&name, "$argon2id$stale", "$argon2id$rehash")
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .user(&name)
+            .await
+            .unwrap()
+            .expect("user")
+            .password_hash,
+        original.password_hash
+    );
 
-    assert!(store.replace_password_hash(&name, &original.password_hash, "$argon2id$rehash").await.unwrap());
-    assert_eq!(store.user(&name).await.unwrap().expect("user").password_hash, "$argon2id$rehash");
+    assert!(store
+        .replace_password_hash(&name, &original.password_hash, "$argon2id$rehash")
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .user(&name)
+            .await
+            .unwrap()
+            .expect("user")
+            .password_hash,
+        "$argon2id$rehash"
+    );
 
     assert!(
-        !store.replace_password_hash(&name, &original.password_hash, "$argon2id$again").await.unwrap(),
+        !store
+            .replace_password_hash(&name, &original.password_hash, "$argon2id$again")
+            .await
+            .unwrap(),
         "a replacement based on the old hash must not undo the new one"
     );
-    assert_eq!(store.user(&name).await.unwrap().expect("user").password_hash, "$argon2id$rehash");
+    assert_eq!(
+        store
+            .user(&name)
+            .await
+            .unwrap()
+            .expect("user")
+            .password_hash,
+        "$argon2id$rehash"
+    );
 
     let missing = unique("nobody");
-    assert!(!store.replace_password_hash(&missing, "", "$argon2id$x").await.unwrap());
-    assert_eq!(store.user(&missing).await.unwrap(), None, "a replacement never creates a user");
+    assert!(!store
+        .replace_password_hash(&missing, "", "$argon2id$x")
+        .await
+        .unwrap());
+    assert_eq!(
+        store.user(&missing).await.unwrap(),
+        None,
+        "a replacement never creates a user"
+    );
 }
 
 pub async fn refresh_token_round_trip(store: &dyn Store) {
@@ -177,16 +304,29 @@ pub async fn refresh_rotation_is_single_use_under_race(store: &dyn Store) {
     store.insert_refresh(&token).await.unwrap();
 
     let successors: Vec<RefreshRecord> = (0..RACERS)
-        .map(|_| RefreshRecord { issued_at: now, ..refresh_token(&family, token.expires_at) })
+        .map(|_| RefreshRecord {
+            issued_at: now,
+            ..refresh_token(&family, token.expires_at)
+        })
         .collect();
-    let sealed: Vec<Vec<u8>> = (0..RACERS).map(|racer| format!("sealed pair {racer}").into_bytes()).collect();
+    let sealed: Vec<Vec<u8>> = (0..RACERS)
+        .map(|racer| format!("sealed pair {racer}").into_bytes())
+        .collect();
     let outcomes = join_all(
-        successors.iter().zip(&sealed).map(|(successor, sealed)| store.rotate_refresh(&token.id, now, sealed, successor)).collect(),
+        successors
+            .iter()
+            .zip(&sealed)
+            .map(|(successor, sealed)| store.rotate_refresh(&token.id, now, sealed, successor))
+            .collect(),
     )
     .await;
 
-    let winners: Vec<usize> =
-        outcomes.iter().enumerate().filter(|(_, outcome)| matches!(outcome, Ok(Rotation::Rotated))).map(|(racer, _)| racer).collect();
+    let winners: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, outcome)| matches!(outcome, Ok(Rotation::Rotated)))
+        .map(|(racer, _)| racer)
+        .collect();
     assert_eq!(winners.len(), 1, "exactly one rotation wins: {outcomes:?}");
     let winner = winners[0];
 
@@ -196,25 +336,51 @@ pub async fn refresh_rotation_is_single_use_under_race(store: &dyn Store) {
         successor_id: Some(successors[winner].id.clone()),
         ..token.clone()
     };
-    for (racer, outcome) in outcomes.into_iter().enumerate().filter(|(racer, _)| *racer != winner) {
+    for (racer, outcome) in outcomes
+        .into_iter()
+        .enumerate()
+        .filter(|(racer, _)| *racer != winner)
+    {
         match outcome {
-            Ok(Rotation::Lost(Some(current))) => assert_eq!(current, expected, "racer {racer} sees the winner's record"),
-            other => panic!("racer {racer} should have lost with the current record, got {other:?}"),
+            Ok(Rotation::Lost(Some(current))) => {
+                assert_eq!(*current, expected, "racer {racer} sees the winner's record")
+            }
+            other => {
+                panic!("racer {racer} should have lost with the current record, got {other:?}")
+            }
         }
     }
     assert_eq!(store.refresh(&token.id).await.unwrap(), Some(expected));
-    assert_eq!(store.refresh(&successors[winner].id).await.unwrap(), Some(successors[winner].clone()));
-    for (racer, successor) in successors.iter().enumerate().filter(|(racer, _)| *racer != winner) {
-        assert_eq!(store.refresh(&successor.id).await.unwrap(), None, "loser {racer} stored no successor");
+    assert_eq!(
+        store.refresh(&successors[winner].id).await.unwrap(),
+        Some(successors[winner].clone())
+    );
+    for (racer, successor) in successors
+        .iter()
+        .enumerate()
+        .filter(|(racer, _)| *racer != winner)
+    {
+        assert_eq!(
+            store.refresh(&successor.id).await.unwrap(),
+            None,
+            "loser {racer} stored no successor"
+        );
     }
 }
 
 pub async fn rotating_unknown_refresh_token_is_lost(store: &dyn Store) {
     let now = unix_now();
     let successor = refresh_token(&unique("family"), now + 3600);
-    let outcome = store.rotate_refresh(&unique("unknown"), now, b"sealed", &successor).await.unwrap();
+    let outcome = store
+        .rotate_refresh(&unique("unknown"), now, b"sealed", &successor)
+        .await
+        .unwrap();
     assert_eq!(outcome, Rotation::Lost(None));
-    assert_eq!(store.refresh(&successor.id).await.unwrap(), None, "no successor without a token");
+    assert_eq!(
+        store.refresh(&successor.id).await.unwrap(),
+        None,
+        "no successor without a token"
+    );
 }
 
 pub async fn rotating_used_refresh_token_returns_current_record(store: &dyn Store) {
@@ -225,20 +391,35 @@ pub async fn rotating_used_refresh_token_returns_current_record(store: &dyn Stor
     let first = refresh_token(&family, token.expires_at);
     let second = refresh_token(&family, token.expires_at);
 
-    assert_eq!(store.rotate_refresh(&token.id, now, b"first", &first).await.unwrap(), Rotation::Rotated);
-    let later = store.rotate_refresh(&token.id, now + 5, b"second", &second).await.unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh(&token.id, now, b"first", &first)
+            .await
+            .unwrap(),
+        Rotation::Rotated
+    );
+    let later = store
+        .rotate_refresh(&token.id, now + 5, b"second", &second)
+        .await
+        .unwrap();
     let expected = RefreshRecord {
         used_at: Some(now),
         sealed_successor: Some(b"first".to_vec()),
         successor_id: Some(first.id.clone()),
         ..token
     };
-    assert_eq!(later, Rotation::Lost(Some(expected)));
+    assert_eq!(later, Rotation::Lost(Some(Box::new(expected))));
     assert_eq!(store.refresh(&second.id).await.unwrap(), None);
 
     // The successor rotates in its turn.
     let third = refresh_token(&family, first.expires_at);
-    assert_eq!(store.rotate_refresh(&first.id, now + 10, b"third", &third).await.unwrap(), Rotation::Rotated);
+    assert_eq!(
+        store
+            .rotate_refresh(&first.id, now + 10, b"third", &third)
+            .await
+            .unwrap(),
+        Rotation::Rotated
+    );
     assert_eq!(store.refresh(&third.id).await.unwrap(), Some(third));
 }
 
@@ -249,8 +430,14 @@ pub async fn revoked_family_stays_revoked(store: &dyn Store) {
     store.revoke_family(&family, now + 3600).await.unwrap();
     assert!(store.family_revoked(&family).await.unwrap());
     store.revoke_family(&family, now + 1800).await.unwrap();
-    assert!(store.family_revoked(&family).await.unwrap(), "revoking again never un-revokes");
-    assert!(!store.family_revoked(&unique("family")).await.unwrap(), "other families are untouched");
+    assert!(
+        store.family_revoked(&family).await.unwrap(),
+        "revoking again never un-revokes"
+    );
+    assert!(
+        !store.family_revoked(&unique("family")).await.unwrap(),
+        "other families are untouched"
+    );
 }
 
 pub async fn access_token_revocation_ends_at_expiry(store: &dyn Store) {
@@ -261,12 +448,30 @@ pub async fn access_token_revocation_ends_at_expiry(store: &dyn Store) {
 
     store.revoke_access_token(&jti, expires_at).await.unwrap();
     assert!(store.access_token_revoked(&jti, now).await.unwrap());
-    assert!(store.access_token_revoked(&jti, expires_at).await.unwrap(), "revoked up to its last second");
-    assert!(!store.access_token_revoked(&jti, expires_at + 1).await.unwrap(), "expired tokens need no revocation");
+    assert!(
+        store.access_token_revoked(&jti, expires_at).await.unwrap(),
+        "revoked up to its last second"
+    );
+    assert!(
+        !store
+            .access_token_revoked(&jti, expires_at + 1)
+            .await
+            .unwrap(),
+        "expired tokens need no revocation"
+    );
 
     store.revoke_access_token(&jti, now + 10).await.unwrap();
-    assert!(store.access_token_revoked(&jti, now + 300).await.unwrap(), "a second revocation never shortens the first");
-    assert!(!store.access_token_revoked(&unique("jti"), now).await.unwrap(), "other tokens are untouched");
+    assert!(
+        store.access_token_revoked(&jti, now + 300).await.unwrap(),
+        "a second revocation never shortens the first"
+    );
+    assert!(
+        !store
+            .access_token_revoked(&unique("jti"), now)
+            .await
+            .unwrap(),
+        "other tokens are untouched"
+    );
 }
 
 pub async fn failures_count_in_fixed_windows(store: &dyn Store) {
@@ -275,34 +480,84 @@ pub async fn failures_count_in_fixed_windows(store: &dyn Store) {
     let key = unique("user:frank");
     assert_eq!(store.failures(&key, start).await.unwrap().0, 0);
 
-    assert_eq!(store.record_failure(&key, start, window).await.unwrap(), (1, start + window));
-    assert_eq!(store.record_failure(&key, start + 10, window).await.unwrap(), (2, start + window), "the window is fixed");
-    assert_eq!(store.record_failure(&key, start + 59, window).await.unwrap(), (3, start + window));
-    assert_eq!(store.failures(&key, start + 30).await.unwrap(), (3, start + window));
+    assert_eq!(
+        store.record_failure(&key, start, window).await.unwrap(),
+        (1, start + window)
+    );
+    assert_eq!(
+        store
+            .record_failure(&key, start + 10, window)
+            .await
+            .unwrap(),
+        (2, start + window),
+        "the window is fixed"
+    );
+    assert_eq!(
+        store
+            .record_failure(&key, start + 59, window)
+            .await
+            .unwrap(),
+        (3, start + window)
+    );
+    assert_eq!(
+        store.failures(&key, start + 30).await.unwrap(),
+        (3, start + window)
+    );
 
-    assert_eq!(store.failures(&key, start + window).await.unwrap().0, 0, "nothing counts once the window ended");
+    assert_eq!(
+        store.failures(&key, start + window).await.unwrap().0,
+        0,
+        "nothing counts once the window ended"
+    );
     let restart = start + window + 5;
-    assert_eq!(store.record_failure(&key, restart, window).await.unwrap(), (1, restart + window), "a new window starts");
-    assert_eq!(store.failures(&key, restart).await.unwrap(), (1, restart + window));
+    assert_eq!(
+        store.record_failure(&key, restart, window).await.unwrap(),
+        (1, restart + window),
+        "a new window starts"
+    );
+    assert_eq!(
+        store.failures(&key, restart).await.unwrap(),
+        (1, restart + window)
+    );
 
     let other = unique("user:grace");
     store.record_failure(&other, start, window).await.unwrap();
     store.clear_failures(&key).await.unwrap();
-    assert_eq!(store.failures(&key, restart).await.unwrap().0, 0, "clearing forgets the window");
-    assert_eq!(store.record_failure(&key, restart + 1, window).await.unwrap(), (1, restart + 1 + window));
-    assert_eq!(store.failures(&other, start + 1).await.unwrap(), (1, start + window), "other keys are untouched");
+    assert_eq!(
+        store.failures(&key, restart).await.unwrap().0,
+        0,
+        "clearing forgets the window"
+    );
+    assert_eq!(
+        store
+            .record_failure(&key, restart + 1, window)
+            .await
+            .unwrap(),
+        (1, restart + 1 + window)
+    );
+    assert_eq!(
+        store.failures(&other, start + 1).await.unwrap(),
+        (1, start + window),
+        "other keys are untouched"
+    );
 }
 
 pub async fn purge_drops_only_expired_data(store: &dyn Store) {
     let now = unix_now();
     let live = refresh_token(&unique("family"), now + 3600);
-    let expired = RefreshRecord { issued_at: now - 7200, ..refresh_token(&unique("family"), now - 3600) };
+    let expired = RefreshRecord {
+        issued_at: now - 7200,
+        ..refresh_token(&unique("family"), now - 3600)
+    };
     store.insert_refresh(&live).await.unwrap();
     store.insert_refresh(&expired).await.unwrap();
     let live_family = unique("family");
     let expired_family = unique("family");
     store.revoke_family(&live_family, now + 3600).await.unwrap();
-    store.revoke_family(&expired_family, now - 3600).await.unwrap();
+    store
+        .revoke_family(&expired_family, now - 3600)
+        .await
+        .unwrap();
     let jti = unique("jti");
     store.revoke_access_token(&jti, now + 3600).await.unwrap();
 
@@ -372,18 +627,27 @@ pub struct TestBackend {
 impl TestBackend {
     /// Wraps `store`; `keep_alive` (say, its `TempDir`) is dropped with the backend.
     pub fn new(store: impl Store + 'static, keep_alive: impl Any + Send + Sync) -> Self {
-        Self { store: Arc::new(store), redis_namespace: None, _keep_alive: Box::new(keep_alive) }
+        Self {
+            store: Arc::new(store),
+            redis_namespace: None,
+            _keep_alive: Box::new(keep_alive),
+        }
     }
 
     /// A [`RedisStore`] on the test Redis ([`redis_test_url`]) under a fresh key prefix, so that
-    /// tests run in parallel on one server. Panics, naming the URL, when Redis cannot be reached.
+    /// tests run in parallel on one server. Panics, naming the (redacted) URL, when Redis cannot
+    /// be reached.
     pub async fn redis() -> Self {
         let url = redis_test_url();
         let prefix = fresh_test_prefix();
         let store = RedisStore::open_with_prefix(&url, &prefix)
             .await
-            .unwrap_or_else(|err| panic!("cannot reach the test Redis at {}: {err}", super::redact_url(&url)));
-        Self { store: Arc::new(store), redis_namespace: Some((url, prefix)), _keep_alive: Box::new(()) }
+            .unwrap_or_else(|err| panic!("no Redis for the tests: {err}; set REDIS_URL to a reachable server, or unset it to start redis-server from PATH"));
+        Self {
+            store: Arc::new(store),
+            redis_namespace: Some((url, prefix)),
+            _keep_alive: Box::new(()),
+        }
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -410,7 +674,10 @@ pub fn fresh_test_prefix() -> String {
 
 async fn delete_redis_namespace(url: &str, prefix: &str) {
     let client = redis::Client::open(url).expect("test Redis URL");
-    let mut connection = client.get_multiplexed_async_connection().await.expect("connecting to the test Redis");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connecting to the test Redis");
     let pattern = format!("{}*", glob_escape(prefix));
     let mut cursor: u64 = 0;
     loop {
@@ -424,7 +691,11 @@ async fn delete_redis_namespace(url: &str, prefix: &str) {
             .await
             .expect("scanning the test namespace");
         if !keys.is_empty() {
-            let _: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut connection).await.expect("deleting test keys");
+            let _: u64 = redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async(&mut connection)
+                .await
+                .expect("deleting test keys");
         }
         if next == 0 {
             break;
@@ -452,7 +723,10 @@ fn glob_escape(text: &str) -> String {
 /// `PATH`, started once per test process on a free port without persistence, and stopped when
 /// the process exits. With neither, panics with a message that says how to get one.
 pub fn redis_test_url() -> String {
-    if let Some(url) = std::env::var("REDIS_URL").ok().filter(|url| !url.trim().is_empty()) {
+    if let Some(url) = std::env::var("REDIS_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+    {
         return url;
     }
     static PRIVATE: OnceLock<Result<PrivateRedis, String>> = OnceLock::new();
@@ -488,7 +762,9 @@ impl PrivateRedis {
         let how = "set REDIS_URL (for example REDIS_URL=redis://127.0.0.1:6379/0) or put redis-server on PATH \
                    (for example `apt-get install redis-server`)";
         let Some(binary) = find_on_path("redis-server") else {
-            return Err(format!("REDIS_URL is not set and redis-server is not on PATH; {how}"));
+            return Err(format!(
+                "REDIS_URL is not set and redis-server is not on PATH; {how}"
+            ));
         };
         let mut last_problem = String::new();
         // A free port can be taken between our probe and the server's bind; try a few.
@@ -498,7 +774,16 @@ impl PrivateRedis {
                 .arg("-c")
                 .arg(SUPERVISOR)
                 .arg("redis-test-supervisor")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .arg("--dir")
                 .arg(std::env::temp_dir())
                 .stdin(Stdio::piped())
@@ -507,7 +792,12 @@ impl PrivateRedis {
                 .spawn()
                 .map_err(|err| format!("starting {}: {err}", binary.display()))?;
             match wait_until_ready(port, &mut supervisor) {
-                Ok(()) => return Ok(Self { url: format!("redis://127.0.0.1:{port}/0"), _supervisor: supervisor }),
+                Ok(()) => {
+                    return Ok(Self {
+                        url: format!("redis://127.0.0.1:{port}/0"),
+                        _supervisor: supervisor,
+                    })
+                }
                 Err(problem) => {
                     let _ = supervisor.kill();
                     let _ = supervisor.wait();
@@ -515,13 +805,18 @@ impl PrivateRedis {
                 }
             }
         }
-        Err(format!("{} did not start ({last_problem}); {how}", binary.display()))
+        Err(format!(
+            "{} did not start ({last_problem}); {how}",
+            binary.display()
+        ))
     }
 }
 
 fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -539,7 +834,9 @@ fn wait_until_ready(port: u16, supervisor: &mut Child) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    Err(format!("redis-server on port {port} did not answer within 10 s"))
+    Err(format!(
+        "redis-server on port {port} did not answer within 10 s"
+    ))
 }
 
 fn answers_ping(port: u16) -> bool {
@@ -548,7 +845,9 @@ fn answers_ping(port: u16) -> bool {
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
     let mut reply = [0_u8; 7];
-    stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -561,7 +860,10 @@ fn unique(base: &str) -> String {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
 }
 
 fn user(username: &str) -> UserRecord {
@@ -588,7 +890,11 @@ fn client(client_id: &str) -> ClientRecord {
 /// An unused token of `family_id` with a random id.
 fn refresh_token(family_id: &str, expires_at: u64) -> RefreshRecord {
     RefreshRecord {
-        id: format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()),
+        id: format!(
+            "{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        ),
         family_id: family_id.to_owned(),
         client_id: "web".to_owned(),
         username: "alice".to_owned(),
@@ -623,5 +929,8 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
         }
     })
     .await;
-    outputs.into_iter().map(|output| output.expect("every future finished")).collect()
+    outputs
+        .into_iter()
+        .map(|output| output.expect("every future finished"))
+        .collect()
 }

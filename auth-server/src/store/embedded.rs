@@ -304,7 +304,7 @@ impl Store for SqliteStore {
             return Ok(Rotation::Rotated);
         }
         tx.rollback().await.map_err(unavailable)?;
-        Ok(Rotation::Lost(self.refresh(id).await?))
+        Ok(Rotation::Lost(self.refresh(id).await?.map(Box::new)))
     }
 
     async fn revoke_family(&self, family_id: &str, expires_at: u64) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 //! Every method is atomic on its own; no caller holds a lock across calls. Times are Unix
 //! seconds supplied by the caller, so that tests can speak about expiry without sleeping.
 
+#[cfg(test)]
 pub mod conformance;
 pub mod embedded;
 pub mod redis;
@@ -62,7 +63,7 @@ pub enum Rotation {
     /// This caller marked the token used and stored the successor.
     Rotated,
     /// Another caller got there first, or the token is gone; the current record, if any.
-    Lost(Option<RefreshRecord>),
+    Lost(Option<Box<RefreshRecord>>),
 }
 
 #[derive(Debug, thiserror::Error)]

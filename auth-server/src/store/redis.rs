@@ -28,16 +28,20 @@
 //! and live in one cluster slot, on one primary. The work per refresh is a few O(1) commands, so
 //! one primary carries a lot; spreading families over slots would need an id-to-family index
 //! written outside the atomic step, and with it a window where a fresh successor is not found.
-//! Users and clients likewise sit in one slot each; they are few and rarely written.
+//! Users and clients likewise sit in one slot each; they are few and rarely written. The layout
+//! is ready for Cluster, but the connection is not: [`RedisStore`] talks to one server (or a
+//! proxy) and does not follow `MOVED` redirects.
 //!
 //! # Expiry
 //!
 //! Refresh tokens, revoked families and revoked access tokens carry a Redis TTL that ends
-//! [`EXPIRY_GRACE_SECS`] after their `expires_at`; a login-failure window ends the same grace
-//! after its last second. The grace keeps a Redis clock that runs a little ahead of the
-//! replicas' from dropping a revocation while a replica still accepts the token. Whatever
-//! receives `now` also compares with it, so answers never depend on when Redis expires a key;
-//! [`Store::purge_expired`] has nothing to do.
+//! [`EXPIRY_GRACE_SECS`] after their `expires_at`; a login-failure record lives its window plus
+//! the same grace, counted by Redis from the failure that opened the window. The grace keeps a
+//! Redis clock that runs a little ahead of the replicas' from dropping a revocation while a
+//! replica still accepts the token. Methods that receive `now` compare with it, so their answers
+//! do not depend on when Redis drops a key; [`Store::refresh`] may return a token up to the grace
+//! past its `expires_at`, as the embedded store does until [`Store::purge_expired`], so callers
+//! check `expires_at` themselves. `purge_expired` has nothing to do here.
 //!
 //! # What Redis must keep
 //!
@@ -66,8 +70,8 @@ pub const EXPIRY_GRACE_SECS: u64 = 60;
 /// The latest time Redis accepts for `EXPIREAT` without overflowing (the end of year 9999).
 const MAX_EXPIRE_AT: u64 = 253_402_300_799;
 
-/// A store on one Redis server (or one primary of a cluster slot layout, see the module doc),
-/// through a multiplexed connection that reconnects by itself.
+/// A store on one Redis server (standalone, or a proxy in front of a cluster), through one
+/// multiplexed connection that reconnects by itself.
 pub struct RedisStore {
     connection: ConnectionManager,
     keys: Keys,
@@ -76,7 +80,9 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("prefix", &self.keys.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.keys.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,11 +99,16 @@ impl RedisStore {
     /// hash tags.
     pub async fn open_with_prefix(url: &str, prefix: &str) -> Result<Self, StoreError> {
         if prefix.contains(['{', '}']) {
-            return Err(StoreError::Unavailable(format!("the Redis key prefix {prefix:?} must not contain braces")));
+            return Err(StoreError::Unavailable(format!(
+                "the Redis key prefix {prefix:?} must not contain braces"
+            )));
         }
         let redacted = super::redact_url(url);
         let opening_error = |err: RedisError| {
-            StoreError::Unavailable(format!("connecting to {redacted}: {}", scrub_password(url, &err.to_string())))
+            StoreError::Unavailable(format!(
+                "connecting to {redacted}: {}",
+                scrub_password(url, &err.to_string())
+            ))
         };
         let client = redis::Client::open(url).map_err(opening_error)?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -105,8 +116,16 @@ impl RedisStore {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(3)
             .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(opening_error)?;
-        Ok(Self { connection, keys: Keys { prefix: prefix.to_owned() }, scripts: Scripts::new() })
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(opening_error)?;
+        Ok(Self {
+            connection,
+            keys: Keys {
+                prefix: prefix.to_owned(),
+            },
+            scripts: Scripts::new(),
+        })
     }
 
     /// The prefix of every key this store writes.
@@ -119,7 +138,11 @@ impl RedisStore {
     }
 
     async fn hash(&self, key: &str) -> Result<HashMap<String, Vec<u8>>, StoreError> {
-        redis::cmd("HGETALL").arg(key).query_async(&mut self.connection()).await.map_err(store_error)
+        redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_error)
     }
 
     /// Reads the hashes of the members of `index`, sorted by member. Members whose hash was
@@ -130,8 +153,11 @@ impl RedisStore {
         key_of: impl Fn(&str) -> String,
     ) -> Result<Vec<(String, HashMap<String, Vec<u8>>)>, StoreError> {
         let mut connection = self.connection();
-        let mut members: Vec<String> =
-            redis::cmd("SMEMBERS").arg(index).query_async(&mut connection).await.map_err(store_error)?;
+        let mut members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(index)
+            .query_async(&mut connection)
+            .await
+            .map_err(store_error)?;
         if members.is_empty() {
             return Ok(Vec::new());
         }
@@ -140,13 +166,24 @@ impl RedisStore {
         for member in &members {
             pipeline.cmd("HGETALL").arg(key_of(member));
         }
-        let hashes: Vec<HashMap<String, Vec<u8>>> =
-            pipeline.query_async(&mut connection).await.map_err(store_error)?;
-        Ok(members.into_iter().zip(hashes).filter(|(_, hash)| !hash.is_empty()).collect())
+        let hashes: Vec<HashMap<String, Vec<u8>>> = pipeline
+            .query_async(&mut connection)
+            .await
+            .map_err(store_error)?;
+        Ok(members
+            .into_iter()
+            .zip(hashes)
+            .filter(|(_, hash)| !hash.is_empty())
+            .collect())
     }
 
     /// Deletes `key` and its member in `index` in one `MULTI` block.
-    async fn remove_indexed(&self, key: &str, index: &str, member: &str) -> Result<bool, StoreError> {
+    async fn remove_indexed(
+        &self,
+        key: &str,
+        index: &str,
+        member: &str,
+    ) -> Result<bool, StoreError> {
         let (deleted, _): (u64, u64) = redis::pipe()
             .atomic()
             .cmd("DEL")
@@ -160,7 +197,12 @@ impl RedisStore {
         Ok(deleted == 1)
     }
 
-    async fn set_user_field(&self, username: &str, field: &str, value: &str) -> Result<bool, StoreError> {
+    async fn set_user_field(
+        &self,
+        username: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
         let done: u64 = self
             .scripts
             .set_field_if_exists
@@ -194,7 +236,11 @@ fn split_prefix(url: &str) -> (String, Option<String>) {
         return (url.to_owned(), None);
     };
     let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
-    let Some(prefix) = pairs.iter().find(|(name, _)| name == "prefix").map(|(_, value)| value.clone()) else {
+    let Some(prefix) = pairs
+        .iter()
+        .find(|(name, _)| name == "prefix")
+        .map(|(_, value)| value.clone())
+    else {
         return (url.to_owned(), None);
     };
     let rest: Vec<&(String, String)> = pairs.iter().filter(|(name, _)| name != "prefix").collect();
@@ -209,7 +255,10 @@ fn split_prefix(url: &str) -> (String, Option<String>) {
 /// Removes the URL's password, as written and as decoded, from a message, should the client
 /// library ever quote it.
 fn scrub_password(url: &str, message: &str) -> String {
-    let Some(password) = url::Url::parse(url).ok().and_then(|parsed| parsed.password().map(str::to_owned)) else {
+    let Some(password) = url::Url::parse(url)
+        .ok()
+        .and_then(|parsed| parsed.password().map(str::to_owned))
+    else {
         return message.to_owned();
     };
     let mut scrubbed = message.to_owned();
@@ -246,8 +295,10 @@ fn percent_decode(text: &str) -> String {
 }
 
 fn store_error(err: RedisError) -> StoreError {
-    let corrupt = matches!(err.kind(), ErrorKind::Parse | ErrorKind::UnexpectedReturnType)
-        || err.code() == Some("WRONGTYPE");
+    let corrupt = matches!(
+        err.kind(),
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType
+    ) || err.code() == Some("WRONGTYPE");
     if corrupt {
         StoreError::Corrupt(err.to_string())
     } else {
@@ -257,7 +308,9 @@ fn store_error(err: RedisError) -> StoreError {
 
 /// The `EXPIREAT` time for data that stops mattering at `expires_at`.
 fn expire_at(expires_at: u64) -> u64 {
-    expires_at.saturating_add(EXPIRY_GRACE_SECS).min(MAX_EXPIRE_AT)
+    expires_at
+        .saturating_add(EXPIRY_GRACE_SECS)
+        .min(MAX_EXPIRE_AT)
 }
 
 /// Key names; see the table in the module doc.
@@ -395,7 +448,10 @@ struct Fields {
 
 impl Fields {
     fn new(what: impl Into<String>, map: HashMap<String, Vec<u8>>) -> Self {
-        Self { what: what.into(), map }
+        Self {
+            what: what.into(),
+            map,
+        }
     }
 
     fn corrupt(&self, field: &str, problem: &str) -> StoreError {
@@ -409,23 +465,30 @@ impl Fields {
     fn optional_text(&mut self, field: &str) -> Result<Option<String>, StoreError> {
         match self.map.remove(field) {
             None => Ok(None),
-            Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| self.corrupt(field, "is not UTF-8")),
+            Some(bytes) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| self.corrupt(field, "is not UTF-8")),
         }
     }
 
     fn text(&mut self, field: &str) -> Result<String, StoreError> {
-        self.optional_text(field)?.ok_or_else(|| self.corrupt(field, "is missing"))
+        self.optional_text(field)?
+            .ok_or_else(|| self.corrupt(field, "is missing"))
     }
 
     fn optional_number(&mut self, field: &str) -> Result<Option<u64>, StoreError> {
         match self.optional_text(field)? {
             None => Ok(None),
-            Some(text) => text.parse().map(Some).map_err(|_| self.corrupt(field, "is not a number")),
+            Some(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|_| self.corrupt(field, "is not a number")),
         }
     }
 
     fn number(&mut self, field: &str) -> Result<u64, StoreError> {
-        self.optional_number(field)?.ok_or_else(|| self.corrupt(field, "is missing"))
+        self.optional_number(field)?
+            .ok_or_else(|| self.corrupt(field, "is missing"))
     }
 
     fn scope(&mut self, field: &str) -> Result<Scope, StoreError> {
@@ -434,7 +497,12 @@ impl Fields {
     }
 
     fn words(&mut self, field: &str) -> Result<Vec<String>, StoreError> {
-        Ok(self.text(field)?.split(' ').filter(|word| !word.is_empty()).map(str::to_owned).collect())
+        Ok(self
+            .text(field)?
+            .split(' ')
+            .filter(|word| !word.is_empty())
+            .map(str::to_owned)
+            .collect())
     }
 }
 
@@ -473,7 +541,10 @@ fn flag(value: bool) -> &'static str {
     }
 }
 
-fn client_from(client_id: &str, hash: HashMap<String, Vec<u8>>) -> Result<ClientRecord, StoreError> {
+fn client_from(
+    client_id: &str,
+    hash: HashMap<String, Vec<u8>>,
+) -> Result<ClientRecord, StoreError> {
     let mut fields = Fields::new(format!("client {client_id}"), hash);
     Ok(ClientRecord {
         client_id: client_id.to_owned(),
@@ -517,7 +588,10 @@ fn refresh_fields(token: &RefreshRecord) -> [(&'static str, String); 7] {
 #[async_trait]
 impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        let _: String = redis::cmd("PING").query_async(&mut self.connection()).await.map_err(store_error)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -531,11 +605,17 @@ impl Store for RedisStore {
 
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         let mut invocation = self.scripts.insert_indexed.prepare_invoke();
-        invocation.key(self.keys.user(&user.username)).key(self.keys.user_index()).arg(&user.username);
+        invocation
+            .key(self.keys.user(&user.username))
+            .key(self.keys.user_index())
+            .arg(&user.username);
         for (field, value) in user_fields(user) {
             invocation.arg(field).arg(value);
         }
-        let inserted: u64 = invocation.invoke_async(&mut self.connection()).await.map_err(store_error)?;
+        let inserted: u64 = invocation
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
         if inserted == 1 {
             Ok(())
         } else {
@@ -543,7 +623,12 @@ impl Store for RedisStore {
         }
     }
 
-    async fn replace_password_hash(&self, username: &str, expected: &str, new_hash: &str) -> Result<bool, StoreError> {
+    async fn replace_password_hash(
+        &self,
+        username: &str,
+        expected: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError> {
         let replaced: u64 = self
             .scripts
             .compare_and_set_field
@@ -558,15 +643,18 @@ impl Store for RedisStore {
     }
 
     async fn set_password_hash(&self, username: &str, new_hash: &str) -> Result<bool, StoreError> {
-        self.set_user_field(username, "password_hash", new_hash).await
+        self.set_user_field(username, "password_hash", new_hash)
+            .await
     }
 
     async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, StoreError> {
-        self.set_user_field(username, "disabled", flag(disabled)).await
+        self.set_user_field(username, "disabled", flag(disabled))
+            .await
     }
 
     async fn remove_user(&self, username: &str) -> Result<bool, StoreError> {
-        self.remove_indexed(&self.keys.user(username), &self.keys.user_index(), username).await
+        self.remove_indexed(&self.keys.user(username), &self.keys.user_index(), username)
+            .await
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
@@ -611,24 +699,36 @@ impl Store for RedisStore {
     }
 
     async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        self.remove_indexed(&self.keys.client(client_id), &self.keys.client_index(), client_id).await
+        self.remove_indexed(
+            &self.keys.client(client_id),
+            &self.keys.client_index(),
+            client_id,
+        )
+        .await
     }
 
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
-        self.indexed(&self.keys.client_index(), |client_id| self.keys.client(client_id))
-            .await?
-            .into_iter()
-            .map(|(client_id, hash)| client_from(&client_id, hash))
-            .collect()
+        self.indexed(&self.keys.client_index(), |client_id| {
+            self.keys.client(client_id)
+        })
+        .await?
+        .into_iter()
+        .map(|(client_id, hash)| client_from(&client_id, hash))
+        .collect()
     }
 
     async fn insert_refresh(&self, token: &RefreshRecord) -> Result<(), StoreError> {
         let mut invocation = self.scripts.insert_expiring.prepare_invoke();
-        invocation.key(self.keys.refresh(&token.id)).arg(expire_at(token.expires_at));
+        invocation
+            .key(self.keys.refresh(&token.id))
+            .arg(expire_at(token.expires_at));
         for (field, value) in refresh_fields(token) {
             invocation.arg(field).arg(value);
         }
-        let inserted: u64 = invocation.invoke_async(&mut self.connection()).await.map_err(store_error)?;
+        let inserted: u64 = invocation
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
         if inserted == 1 {
             Ok(())
         } else {
@@ -644,7 +744,13 @@ impl Store for RedisStore {
         refresh_from(id, hash).map(Some)
     }
 
-    async fn rotate_refresh(&self, id: &str, now: u64, sealed_successor: &[u8], successor: &RefreshRecord) -> Result<Rotation, StoreError> {
+    async fn rotate_refresh(
+        &self,
+        id: &str,
+        now: u64,
+        sealed_successor: &[u8],
+        successor: &RefreshRecord,
+    ) -> Result<Rotation, StoreError> {
         let mut invocation = self.scripts.rotate.prepare_invoke();
         invocation
             .key(self.keys.refresh(id))
@@ -656,18 +762,21 @@ impl Store for RedisStore {
         for (field, value) in refresh_fields(successor) {
             invocation.arg(field).arg(value);
         }
-        let (outcome, current): (i64, HashMap<String, Vec<u8>>) =
-            invocation.invoke_async(&mut self.connection()).await.map_err(store_error)?;
+        let (outcome, current): (i64, HashMap<String, Vec<u8>>) = invocation
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(store_error)?;
         match outcome {
             1 => Ok(Rotation::Rotated),
             -1 => Err(StoreError::Conflict("refresh token".to_owned())),
             _ if current.is_empty() => Ok(Rotation::Lost(None)),
-            _ => refresh_from(id, current).map(|record| Rotation::Lost(Some(record))),
+            _ => refresh_from(id, current).map(|record| Rotation::Lost(Some(Box::new(record)))),
         }
     }
 
     async fn revoke_family(&self, family_id: &str, expires_at: u64) -> Result<(), StoreError> {
-        self.revoke(self.keys.revoked_family(family_id), expires_at).await
+        self.revoke(self.keys.revoked_family(family_id), expires_at)
+            .await
     }
 
     async fn family_revoked(&self, family_id: &str) -> Result<bool, StoreError> {
@@ -692,15 +801,22 @@ impl Store for RedisStore {
         match expires_at {
             None => Ok(false),
             Some(text) => {
-                let expires_at: u64 = text
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("revoked access token {jti}: expiry is not a number")))?;
+                let expires_at: u64 = text.parse().map_err(|_| {
+                    StoreError::Corrupt(format!(
+                        "revoked access token {jti}: expiry is not a number"
+                    ))
+                })?;
                 Ok(expires_at >= now)
             }
         }
     }
 
-    async fn record_failure(&self, key: &str, now: u64, window: u64) -> Result<(u64, u64), StoreError> {
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: u64,
+        window: u64,
+    ) -> Result<(u64, u64), StoreError> {
         let ttl = window.saturating_add(EXPIRY_GRACE_SECS).min(MAX_EXPIRE_AT);
         let (count, window_end): (u64, u64) = self
             .scripts
@@ -759,15 +875,26 @@ mod tests {
     fn prefix_comes_from_the_query_and_leaves_the_rest() {
         assert_eq!(
             split_prefix("redis://127.0.0.1:6379/0?prefix=team%3A&protocol=resp3"),
-            ("redis://127.0.0.1:6379/0?protocol=resp3".to_owned(), Some("team:".to_owned()))
+            (
+                "redis://127.0.0.1:6379/0?protocol=resp3".to_owned(),
+                Some("team:".to_owned())
+            )
         );
-        assert_eq!(split_prefix("redis://h/1?prefix=x"), ("redis://h/1".to_owned(), Some("x".to_owned())));
-        assert_eq!(split_prefix("redis://h/1"), ("redis://h/1".to_owned(), None));
+        assert_eq!(
+            split_prefix("redis://h/1?prefix=x"),
+            ("redis://h/1".to_owned(), Some("x".to_owned()))
+        );
+        assert_eq!(
+            split_prefix("redis://h/1"),
+            ("redis://h/1".to_owned(), None)
+        );
     }
 
     #[test]
     fn keys_of_one_atomic_step_share_a_hash_tag() {
-        let keys = Keys { prefix: "auth:".to_owned() };
+        let keys = Keys {
+            prefix: "auth:".to_owned(),
+        };
         assert_eq!(keys.user("a}b"), "auth:{users}:user:a}b");
         assert_eq!(keys.user_index(), "auth:{users}:index");
         assert_eq!(keys.client("c"), "auth:{clients}:client:c");
@@ -778,7 +905,10 @@ mod tests {
     #[test]
     fn password_never_reaches_messages() {
         let url = "redis://user:s%3Acret@127.0.0.1:1/0";
-        assert_eq!(scrub_password(url, "failed s:cret and s%3Acret"), "failed [redacted] and [redacted]");
+        assert_eq!(
+            scrub_password(url, "failed s:cret and s%3Acret"),
+            "failed [redacted] and [redacted]"
+        );
     }
 
     #[tokio::test]
@@ -796,6 +926,8 @@ mod tests {
     #[tokio::test]
     async fn braces_in_the_prefix_are_refused() {
         let error = RedisStore::open_with_prefix("redis://127.0.0.1:1/0", "a{b}:").await;
-        assert!(matches!(error, Err(StoreError::Unavailable(message)) if message.contains("braces")));
+        assert!(
+            matches!(error, Err(StoreError::Unavailable(message)) if message.contains("braces"))
+        );
     }
 }
