@@ -1,1 +1,94 @@
-//! (tests to come)
+//! RFC 7009 revocation of refresh and access tokens.
+
+use shared::wire::TokenResponse;
+use system_tests::TestAuth;
+
+const SECRET: &str = "rs-secret-0123456789-0123456789-xxx";
+
+async fn introspect(auth: &TestAuth, token: &str) -> serde_json::Value {
+    auth.http
+        .post(auth.url("/introspect"))
+        .basic_auth("resource", Some(SECRET))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn revoke(auth: &TestAuth, form: &[(&str, &str)]) -> reqwest::Response {
+    auth.http.post(auth.url("/revoke")).form(form).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_its_family_rfc7009_2_1() {
+    let auth = TestAuth::spawn().await;
+    auth.add_user("alice", "alice-pw-1", "").await;
+    let first = auth.password_grant("alice", "alice-pw-1").await;
+    let second: TokenResponse = auth
+        .token(&[("grant_type", "refresh_token"), ("refresh_token", first.refresh_token.as_deref().unwrap())])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = revoke(&auth, &[("token", first.refresh_token.as_deref().unwrap()), ("token_type_hint", "refresh_token")]).await;
+    assert_eq!(response.status(), 200);
+    let after = auth
+        .token(&[("grant_type", "refresh_token"), ("refresh_token", second.refresh_token.as_deref().unwrap())])
+        .await;
+    assert_eq!(after.status(), 400, "the newest member went with the family");
+}
+
+#[tokio::test]
+async fn a_revoked_access_token_is_inactive_at_introspection_rfc7009_2() {
+    let auth = TestAuth::spawn().await;
+    auth.add_client("resource", SECRET, &["client_credentials"], "", &[]).await;
+    auth.add_user("bob", "bob-pw-1", "").await;
+    let tokens = auth.password_grant("bob", "bob-pw-1").await;
+    assert_eq!(introspect(&auth, &tokens.access_token).await["active"], true);
+
+    let response = revoke(&auth, &[("token", &tokens.access_token), ("token_type_hint", "access_token")]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(introspect(&auth, &tokens.access_token).await, serde_json::json!({"active": false}));
+}
+
+#[tokio::test]
+async fn unknown_tokens_are_revoked_with_200_rfc7009_2_2() {
+    let auth = TestAuth::spawn().await;
+    for token in ["not-a-token", "a.b.c", ""] {
+        let response = revoke(&auth, &[("token", token)]).await;
+        assert_eq!(response.status(), 200, "{token:?}");
+    }
+    let missing = revoke(&auth, &[]).await;
+    assert_eq!(missing.status(), 400, "the token parameter is required");
+}
+
+#[tokio::test]
+async fn a_confidential_clients_tokens_need_its_authentication_to_revoke() {
+    let auth = TestAuth::spawn().await;
+    auth.add_client("svc", SECRET, &["client_credentials"], "", &[]).await;
+    let token = auth.client_credentials("svc", SECRET, "").await.access_token;
+
+    let anonymous = revoke(&auth, &[("token", &token)]).await;
+    assert_eq!(anonymous.status(), 400, "a public caller may not revoke another client's token");
+    let wrong = auth
+        .http
+        .post(auth.url("/revoke"))
+        .basic_auth("svc", Some("wrong"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = auth
+        .http
+        .post(auth.url("/revoke"))
+        .basic_auth("svc", Some(SECRET))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+}
