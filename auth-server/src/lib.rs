@@ -12,6 +12,7 @@ pub mod revocation;
 pub mod settings;
 pub mod startup;
 pub mod store;
+pub mod throttle;
 pub mod tokens;
 
 pub use settings::Settings;

@@ -39,6 +39,15 @@ pub struct Settings {
     pub password_workers: usize,
     /// Password checks allowed to wait for a worker before `/token` answers 503.
     pub password_queue: usize,
+    /// Seconds a window of failed logins lasts.
+    pub login_throttle_window: u64,
+    /// Failed logins per username and client address in a window before `/token` answers 429.
+    pub login_max_failures_per_address: u64,
+    /// Failed logins per username from all addresses in a window before `/token` answers 429.
+    pub login_max_failures_per_user: u64,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client.
+    #[serde(deserialize_with = "comma_nets")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Largest request body accepted, bytes.
     pub max_body_bytes: usize,
     /// `text` or `json`.
@@ -80,6 +89,10 @@ impl Default for Settings {
             password_grant_without_client: true,
             password_workers: 0,
             password_queue: 64,
+            login_throttle_window: 900,
+            login_max_failures_per_address: 10,
+            login_max_failures_per_user: 100,
+            trusted_proxies: Vec::new(),
             max_body_bytes: 64 * 1024,
             log_format: LogFormat::Text,
             shutdown_timeout: 20,
@@ -101,6 +114,10 @@ const KNOWN: &[&str] = &[
     "password_grant_without_client",
     "password_workers",
     "password_queue",
+    "login_throttle_window",
+    "login_max_failures_per_address",
+    "login_max_failures_per_user",
+    "trusted_proxies",
     "max_body_bytes",
     "log_format",
     "shutdown_timeout",
@@ -135,6 +152,9 @@ impl Settings {
         }
         if !matches!(self.issuer.scheme(), "http" | "https") || self.issuer.query().is_some() || self.issuer.fragment().is_some() {
             return fail("issuer", "must be an http(s) URL without query or fragment (RFC 8414 §2)");
+        }
+        if self.login_throttle_window == 0 {
+            return fail("login_throttle_window", "must be at least 1 second");
         }
         if self.max_body_bytes < 1024 {
             return fail("max_body_bytes", "must be at least 1024");
@@ -210,4 +230,15 @@ fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>,
 #[allow(clippy::expect_used)] // a constant that is known to parse
 fn default_issuer() -> Url {
     Url::parse("http://127.0.0.1:8000").expect("the default issuer is a URL")
+}
+
+fn comma_nets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    comma_list(deserializer)?
+        .iter()
+        .map(|text| {
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| serde::de::Error::custom(format!("{text:?} is not an IP address or CIDR range")))
+        })
+        .collect()
 }

@@ -56,6 +56,11 @@ impl Application {
             refresh_reuse_grace: settings.refresh_reuse_grace,
             default_audience: settings.audience.clone(),
             password_grant_without_client: settings.password_grant_without_client,
+            throttle: crate::throttle::ThrottlePolicy {
+                window: settings.login_throttle_window,
+                per_address: settings.login_max_failures_per_address,
+                per_user: settings.login_max_failures_per_user,
+            },
         };
         let state = Arc::new(AppState {
             grants: Grants {

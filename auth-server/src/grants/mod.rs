@@ -95,6 +95,7 @@ pub struct Policy {
     pub refresh_reuse_grace: u64,
     pub default_audience: String,
     pub password_grant_without_client: bool,
+    pub throttle: crate::throttle::ThrottlePolicy,
 }
 
 /// Everything the grants need, shared by all requests.

@@ -12,7 +12,9 @@ use crate::store::RefreshRecord;
 use crate::tokens::{self, Subject, UserProfile};
 
 impl Grants {
-    pub async fn password(&self, client: &Client, username: &str, password: Zeroizing<String>, scope: Option<Scope>, resource: Option<&str>, now: u64) -> Result<TokenResponse, TokenError> {
+    /// `address` is the client's network address, for the brute-force throttle.
+    #[allow(clippy::too_many_arguments)] // each is one field of the request, already parsed
+    pub async fn password(&self, client: &Client, username: &str, password: Zeroizing<String>, scope: Option<Scope>, resource: Option<&str>, address: Option<std::net::IpAddr>, now: u64) -> Result<TokenResponse, TokenError> {
         match client {
             Client::Public { .. } if !self.policy.password_grant_without_client => return Err(TokenError::InvalidClient),
             Client::Confidential(record) if !record.grants.iter().any(|g| g == "password") => return Err(TokenError::UnauthorizedClient),
@@ -21,13 +23,19 @@ impl Grants {
         if username.is_empty() || password.is_empty() {
             return Err(TokenError::InvalidRequest("username and password are required"));
         }
+        let throttle = &self.policy.throttle;
+        throttle.check(self.store.as_ref(), username, address, now).await?;
         let user = self.store.user(username).await?;
         let verdict = self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
         // Unknown user, wrong password and disabled account answer alike (RFC 6749 §5.2).
         let (user, rehash) = match (user, verdict) {
             (Some(user), Verdict::Valid { rehash }) if !user.disabled => (user, rehash),
-            _ => return Err(TokenError::InvalidGrant("wrong username or password")),
+            _ => {
+                throttle.record_failure(self.store.as_ref(), username, address, now).await?;
+                return Err(TokenError::InvalidGrant("wrong username or password"));
+            }
         };
+        throttle.record_success(self.store.as_ref(), username, address).await?;
         if let Some(new_hash) = rehash {
             match self.store.replace_password_hash(&user.username, &user.password_hash, &new_hash).await {
                 Ok(_) => tracing::info!(username = %user.username, "password hash upgraded"),

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use super::error::{ErrorReply, NO_STORE};
 use super::AppState;
-use crate::client_auth;
+use crate::{client_auth, throttle};
 use crate::grants::{self, TokenError};
 
 /// The token request, form-encoded as RFC 6749 §4.3.2, §4.4.2 and §6 define it.
@@ -105,7 +105,10 @@ impl TokenApi {
             "password" => {
                 let password = Zeroizing::new(form.password.unwrap_or_default());
                 let username = form.username.unwrap_or_default();
-                grants.password(&client, &username, password, scope, form.resource.as_deref(), now).await
+                let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+                let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+                let address = throttle::client_address(peer, forwarded_for, &state.settings.trusted_proxies);
+                grants.password(&client, &username, password, scope, form.resource.as_deref(), address, now).await
             }
             "client_credentials" => grants.client_credentials(&client, scope, form.resource.as_deref(), now).await,
             _ => {
