@@ -9,4 +9,5 @@ mod introspection;
 mod refresh;
 mod revocation;
 mod swagger_ui;
+mod throttle;
 mod token_password;
