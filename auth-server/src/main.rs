@@ -25,7 +25,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let settings = Settings::load_with(cli.config.as_deref(), &cli.overrides)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             shared::telemetry::init_logging(settings.log_format == LogFormat::Json);

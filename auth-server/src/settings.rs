@@ -56,6 +56,27 @@ pub struct Settings {
     pub shutdown_timeout: u64,
 }
 
+/// Settings given as command-line flags; they win over the file and the environment.
+#[derive(Clone, Debug, Default, Serialize, clap::Args)]
+pub struct Overrides {
+    /// Address to bind (AUTH_LISTEN).
+    #[arg(long, global = true, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Issuer URL (AUTH_ISSUER).
+    #[arg(long, global = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Store URL (AUTH_STORE).
+    #[arg(long, global = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// Keys directory (AUTH_KEYS_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_dir: Option<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -126,6 +147,11 @@ const KNOWN: &[&str] = &[
 impl Settings {
     /// Defaults, then `config` (TOML, unknown keys rejected), then `AUTH_*` variables.
     pub fn load(config: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_with(config, &Overrides::default())
+    }
+
+    /// As [`Settings::load`], then the command-line flags in `overrides`.
+    pub fn load_with(config: Option<&Path>, overrides: &Overrides) -> Result<Self, SettingsError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = config {
             if !path.is_file() {
@@ -133,7 +159,9 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).only(KNOWN));
+        figment = figment
+            .merge(Env::prefixed(ENV_PREFIX).only(KNOWN))
+            .merge(Serialized::defaults(overrides));
         let settings: Settings = figment.extract().map_err(|err| SettingsError::from_figment(&err))?;
         settings.validate()?;
         Ok(settings)
@@ -200,7 +228,13 @@ pub struct SettingsError(pub String);
 impl SettingsError {
     fn from_figment(err: &figment::Error) -> Self {
         let name = err.path.last().map(|key| format!("{ENV_PREFIX}{}", key.to_uppercase()));
-        let source = err.metadata.as_ref().map(|m| m.name.to_string());
+        let source = err.metadata.as_ref().map(|m| {
+            if m.name.contains("Overrides") {
+                "the command line".to_owned()
+            } else {
+                m.name.to_string()
+            }
+        });
         let what = match (&err.kind, &name) {
             (figment::error::Kind::UnknownField(field, _), _) => format!("unknown setting {field:?}"),
             (kind, _) => kind.to_string(),

@@ -131,6 +131,14 @@ fn config_prints_effective_settings_env_over_file() {
     assert!(printed.contains("access_token_ttl = 120"), "the environment wins: {printed}");
     assert!(!printed.contains("hunter2"), "secrets are masked: {printed}");
 
+    let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .args(["--config", file.to_str().unwrap(), "config", "--listen", "127.0.0.1:9999"])
+        .env("AUTH_LISTEN", "127.0.0.1:7777")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("listen = \"127.0.0.1:9999\""), "flags win over the environment: {printed}");
+
     std::fs::write(&file, "audiense = \"typo\"\n").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
         .args(["--config", file.to_str().unwrap(), "config"])

@@ -11,6 +11,8 @@ struct Cli {
     /// TOML settings file; RS_* environment variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: resource_server::settings::Overrides,
 }
 
 #[tokio::main]
@@ -26,7 +28,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
+    let settings = Settings::load_with(cli.config.as_deref(), &cli.overrides).map_err(anyhow::Error::msg)?;
     shared::telemetry::init_logging(settings.log_format == "json");
     let app = Application::build(settings).await?;
     app.run_until_stopped().await?;

@@ -50,8 +50,34 @@ fn default_issuer() -> Url {
 const ENV_PREFIX: &str = "RS_";
 pub const KNOWN: &[&str] = &["listen", "issuer", "jwks_url", "audience", "token_url", "log_format", "shutdown_timeout"];
 
+/// Settings given as command-line flags; they win over the file and the environment.
+#[derive(Clone, Debug, Default, Serialize, clap::Args)]
+pub struct Overrides {
+    /// Address to bind (RS_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Expected issuer (RS_ISSUER).
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// JWKS URL, skipping discovery (RS_JWKS_URL).
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// Expected audience (RS_AUDIENCE).
+    #[arg(long, value_name = "AUD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
 impl Settings {
     pub fn load(config: Option<&Path>) -> Result<Self, String> {
+        Self::load_with(config, &Overrides::default())
+    }
+
+    /// Defaults, then `config`, then `RS_*` variables, then the flags in `overrides`.
+    pub fn load_with(config: Option<&Path>, overrides: &Overrides) -> Result<Self, String> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = config {
             if !path.is_file() {
@@ -59,7 +85,9 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).only(KNOWN));
+        figment = figment
+            .merge(Env::prefixed(ENV_PREFIX).only(KNOWN))
+            .merge(Serialized::defaults(overrides));
         let settings: Settings = figment.extract().map_err(|err| {
             let name = err.path.last().map_or_else(String::new, |key| format!("{ENV_PREFIX}{}: ", key.to_uppercase()));
             format!("{name}{}", err.kind)

@@ -18,6 +18,8 @@ pub struct Cli {
     /// TOML settings file; AUTH_* environment variables override it.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: crate::settings::Overrides,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
