@@ -50,6 +50,7 @@ pub const PUBLIC_CLIENT_ID: &str = "public";
 pub fn credentials(authorization: Option<&str>, form_id: Option<&str>, form_secret: Option<&str>) -> Result<Credentials, TokenError> {
     let form_id = form_id.filter(|id| !id.is_empty());
     let form_secret = form_secret.filter(|secret| !secret.is_empty());
+    let authorization = authorization.filter(|header| !is_blank_basic(header));
     match authorization {
         Some(header) => {
             if form_secret.is_some() {
@@ -72,6 +73,18 @@ pub fn credentials(authorization: Option<&str>, form_id: Option<&str>, form_secr
             }),
         },
     }
+}
+
+/// `Basic base64(":")`: what Swagger UI sends when its client fields are left empty. It names no
+/// client, so it counts as no client authentication at all.
+fn is_blank_basic(header: &str) -> bool {
+    use base64::Engine;
+    header.trim().split_once(' ').is_some_and(|(scheme, encoded)| {
+        scheme.eq_ignore_ascii_case("basic")
+            && base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .is_ok_and(|decoded| decoded == b":")
+    })
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))`; `None` when malformed.
@@ -171,6 +184,12 @@ mod tests {
     fn both_methods_at_once_is_invalid_request_rfc6749_2_3() {
         let result = credentials(Some("Basic YTpi"), Some("a"), Some("b"));
         assert!(matches!(result, Err(TokenError::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn swagger_uis_empty_basic_header_counts_as_no_client() {
+        let result = credentials(Some("Basic Og=="), None, None);
+        assert!(matches!(result, Ok(Credentials::None { client_id: None })));
     }
 
     #[test]

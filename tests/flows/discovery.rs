@@ -103,3 +103,22 @@ async fn health_endpoints_answer() {
     let metrics = auth.http.get(auth.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
 }
+
+#[tokio::test]
+async fn cors_preflight_allows_swagger_uis_token_request_from_a_configured_origin() {
+    let auth = TestAuth::spawn_with(|s| s.cors_origins = vec!["http://127.0.0.1:8001".into()]).await;
+    let preflight = |origin: &'static str| {
+        auth.http
+            .request(reqwest::Method::OPTIONS, auth.url("/token"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type,x-requested-with")
+            .send()
+    };
+    let allowed = preflight("http://127.0.0.1:8001").await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "http://127.0.0.1:8001");
+    let headers = allowed.headers()["access-control-allow-headers"].to_str().unwrap().to_owned();
+    assert!(headers.contains("x-requested-with") && headers.contains("authorization"), "{headers}");
+    let foreign = preflight("http://evil.example").await.unwrap();
+    assert!(foreign.headers().get("access-control-allow-origin").is_none());
+}

@@ -70,7 +70,8 @@ pub fn app(state: Arc<AppState>, registry: prometheus::Registry, http_metrics: s
     let cors = Cors::new()
         .allow_origins(state.settings.cors_origins.iter().map(String::as_str))
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers(["authorization", "content-type", "x-request-id"])
+        // Swagger UI sends X-Requested-With with its token request.
+        .allow_headers(["authorization", "content-type", "x-request-id", "x-requested-with"])
         .allow_credentials(false)
         .max_age(600);
     Route::new()
