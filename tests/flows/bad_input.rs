@@ -31,10 +31,19 @@ impl Reply {
         let headers = response
             .headers()
             .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let body = response.bytes().await.unwrap().to_vec();
-        Self { status, headers, body }
+        Self {
+            status,
+            headers,
+            body,
+        }
     }
 
     fn header(&self, name: &str) -> &str {
@@ -42,26 +51,43 @@ impl Reply {
     }
 
     /// Asserts an RFC 6749 §5.2 error: a status in `statuses`, a JSON object whose `error` is
-    /// one of `codes`, and `Cache-Control: no-store`. Returns the body.
+    /// one of `codes`, and `Cache-Control: no-store`. Every deviation is reported at once,
+    /// with the whole response. Returns the body.
     fn assert_oauth_error(&self, statuses: &[u16], codes: &[&str], why: &str) -> Value {
-        let text = String::from_utf8_lossy(&self.body);
-        assert!(statuses.contains(&self.status), "{why}: status {} not in {statuses:?}; body {text}", self.status);
+        let mut problems = Vec::new();
+        if !statuses.contains(&self.status) {
+            problems.push(format!("status {} not in {statuses:?}", self.status));
+        }
+        if !self.header("content-type").starts_with("application/json") {
+            problems.push(format!(
+                "content-type {:?} is not application/json",
+                self.header("content-type")
+            ));
+        }
+        if !self.header("cache-control").contains("no-store") {
+            problems.push(format!(
+                "cache-control {:?} lacks no-store",
+                self.header("cache-control")
+            ));
+        }
+        let body: Value = serde_json::from_slice(&self.body).unwrap_or_else(|err| {
+            problems.push(format!("the body is not JSON: {err}"));
+            Value::Null
+        });
+        match body.get("error").and_then(Value::as_str) {
+            Some(code) if codes.contains(&code) => {}
+            Some(code) => problems.push(format!("error {code:?} not in {codes:?}")),
+            None => problems.push("no string `error` member".to_owned()),
+        }
+        if !body.get("error_description").is_none_or(Value::is_string) {
+            problems.push("error_description is not a string".to_owned());
+        }
         assert!(
-            self.header("content-type").starts_with("application/json"),
-            "{why}: content-type {:?}; body {text}",
-            self.header("content-type")
-        );
-        assert!(
-            self.header("cache-control").contains("no-store"),
-            "{why}: cache-control {:?}",
-            self.header("cache-control")
-        );
-        let body: Value = serde_json::from_slice(&self.body).unwrap_or_else(|err| panic!("{why}: body {text} is not JSON: {err}"));
-        let code = body["error"].as_str().unwrap_or_else(|| panic!("{why}: no string `error` in {body}"));
-        assert!(codes.contains(&code), "{why}: error {code:?} not in {codes:?}");
-        assert!(
-            body.get("error_description").is_none_or(Value::is_string),
-            "{why}: error_description is not a string in {body}"
+            problems.is_empty(),
+            "{why}: {}\n  headers: {:?}\n  body: {}",
+            problems.join("; "),
+            self.headers,
+            String::from_utf8_lossy(&self.body)
         );
         body
     }
@@ -83,7 +109,11 @@ async fn assert_still_serving(auth: &TestAuth) {
 }
 
 /// `POST /token` with `body` as is and, when given, `content_type`.
-async fn post_token(auth: &TestAuth, content_type: Option<&str>, body: impl Into<system_tests::reqwest::Body>) -> Reply {
+async fn post_token(
+    auth: &TestAuth,
+    content_type: Option<&str>,
+    body: impl Into<system_tests::reqwest::Body>,
+) -> Reply {
     let mut request = auth.http.post(auth.url("/token")).body(body);
     if let Some(content_type) = content_type {
         request = request.header(CONTENT_TYPE, content_type);
@@ -123,7 +153,10 @@ async fn raw_chunked_request(addr: SocketAddr, head: String, total: usize) -> Re
             match reader.read(&mut buffer).await {
                 Ok(0) | Err(_) => {
                     return parse_response(&received).unwrap_or_else(|| {
-                        panic!("connection ended before a full response: {:?}", String::from_utf8_lossy(&received))
+                        panic!(
+                            "connection ended before a full response: {:?}",
+                            String::from_utf8_lossy(&received)
+                        )
                     })
                 }
                 Ok(n) => received.extend_from_slice(&buffer[..n]),
@@ -149,12 +182,17 @@ fn parse_response(bytes: &[u8]) -> Option<Reply> {
     let rest = &bytes[end_of_head + 4..];
     let body = if let Some(length) = headers.get("content-length") {
         rest.get(..length.parse::<usize>().ok()?)?.to_vec()
-    } else if headers.get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+    } else if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
         let mut body = Vec::new();
         let mut rest = rest;
         loop {
             let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?.trim(), 16).ok()?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?.trim(), 16)
+                    .ok()?;
             rest = &rest[line_end + 2..];
             if size == 0 {
                 break body;
@@ -165,7 +203,11 @@ fn parse_response(bytes: &[u8]) -> Option<Reply> {
     } else {
         return None;
     };
-    Some(Reply { status, headers, body })
+    Some(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// RFC 6749 §5.2: `%zz` and a lone `%` are not valid escapes; whether the form parser refuses
@@ -216,9 +258,18 @@ async fn body_that_is_not_form_encoded_is_refused_with_a_json_error_rfc6749_3_2(
     let auth = auth_with_user().await;
     let json_body = r#"{"grant_type": "password", "username": "alice", "password": "correct horse battery staple"}"#;
 
-    for content_type in [Some("application/json"), Some("text/plain"), Some("multipart/form-data; boundary=x"), None] {
+    for content_type in [
+        Some("application/json"),
+        Some("text/plain"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
         let reply = post_token(&auth, content_type, json_body).await;
-        reply.assert_oauth_error(&[400, 415], &["invalid_request"], &format!("content type {content_type:?}"));
+        reply.assert_oauth_error(
+            &[400, 415],
+            &["invalid_request"],
+            &format!("content type {content_type:?}"),
+        );
     }
 
     assert_still_serving(&auth).await;
@@ -251,20 +302,21 @@ async fn invalid_utf8_in_the_body_gets_a_json_error_rfc6749_5_2() {
 /// A body over the limit, declared by `Content-Length`, is refused with 413 (RFC 9110 §15.5.14)
 /// and the JSON error shape.
 #[tokio::test]
-async fn ten_megabyte_body_with_content_length_is_413_with_a_json_error() {
+async fn ten_megabyte_body_with_content_length_is_413_with_a_json_error_rfc6749_5_2() {
     let auth = auth_with_user().await;
     let mut body = b"grant_type=password&username=alice&password=".to_vec();
     body.resize(TEN_MEGABYTES, b'a');
 
     let reply = post_token(&auth, Some(FORM), body).await;
 
-    reply.assert_oauth_error(&[413], &["invalid_request"], "10 MB with Content-Length");
+    // Checked first so that a failure below is about the answer alone.
     assert_still_serving(&auth).await;
+    reply.assert_oauth_error(&[413], &["invalid_request"], "10 MB with Content-Length");
 }
 
 /// The limit holds for a chunked body without `Content-Length` too: 413, not a 10 MB read.
 #[tokio::test]
-async fn ten_megabyte_chunked_body_without_content_length_is_413_with_a_json_error() {
+async fn ten_megabyte_chunked_body_without_content_length_is_413_with_a_json_error_rfc6749_5_2() {
     let auth = auth_with_user().await;
     let head = format!(
         "POST /token HTTP/1.1\r\nhost: {}\r\ncontent-type: {FORM}\r\ntransfer-encoding: chunked\r\n\r\n",
@@ -273,8 +325,9 @@ async fn ten_megabyte_chunked_body_without_content_length_is_413_with_a_json_err
 
     let reply = raw_chunked_request(auth.addr, head, TEN_MEGABYTES).await;
 
-    reply.assert_oauth_error(&[413], &["invalid_request"], "10 MB chunked");
+    // Checked first so that a failure below is about the answer alone.
     assert_still_serving(&auth).await;
+    reply.assert_oauth_error(&[413], &["invalid_request"], "10 MB chunked");
 }
 
 /// RFC 6749 §5.2: a `Basic` header that does not decode to `id:secret` is failed client
@@ -320,13 +373,26 @@ async fn malformed_basic_header_is_401_invalid_client_with_a_basic_challenge_rfc
 async fn unknown_grant_type_is_unsupported_grant_type_rfc6749_5_2() {
     let auth = auth_with_user().await;
 
-    for grant_type in ["authorization_code", "urn:ietf:params:oauth:grant-type:jwt-bearer", "PASSWORD", "password "] {
+    for grant_type in [
+        "authorization_code",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "PASSWORD",
+        "password ",
+    ] {
         let reply = Reply::read(
-            auth.token(&[("grant_type", grant_type), ("username", "alice"), ("password", PASSWORD)])
-                .await,
+            auth.token(&[
+                ("grant_type", grant_type),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ])
+            .await,
         )
         .await;
-        reply.assert_oauth_error(&[400], &["unsupported_grant_type"], &format!("grant_type {grant_type:?}"));
+        reply.assert_oauth_error(
+            &[400],
+            &["unsupported_grant_type"],
+            &format!("grant_type {grant_type:?}"),
+        );
     }
 
     assert_still_serving(&auth).await;
@@ -337,9 +403,21 @@ async fn unknown_grant_type_is_unsupported_grant_type_rfc6749_5_2() {
 async fn missing_grant_type_is_invalid_request_rfc6749_5_2() {
     let auth = auth_with_user().await;
 
-    let missing = Reply::read(auth.token(&[("username", "alice"), ("password", PASSWORD)]).await).await;
+    let missing = Reply::read(
+        auth.token(&[("username", "alice"), ("password", PASSWORD)])
+            .await,
+    )
+    .await;
     missing.assert_oauth_error(&[400], &["invalid_request"], "no grant_type");
-    let empty = Reply::read(auth.token(&[("grant_type", ""), ("username", "alice"), ("password", PASSWORD)]).await).await;
+    let empty = Reply::read(
+        auth.token(&[
+            ("grant_type", ""),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ])
+        .await,
+    )
+    .await;
     empty.assert_oauth_error(&[400], &["invalid_request"], "empty grant_type");
 
     assert_still_serving(&auth).await;
@@ -350,7 +428,11 @@ async fn missing_grant_type_is_invalid_request_rfc6749_5_2() {
 #[tokio::test]
 async fn repeated_parameters_are_invalid_request_rfc6749_3_2() {
     let auth = auth_with_user().await;
-    let base = [("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)];
+    let base = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
 
     for (name, value) in [
         ("grant_type", "password"),
@@ -366,17 +448,27 @@ async fn repeated_parameters_are_invalid_request_rfc6749_3_2() {
         }
         form.push((name, value));
         let reply = Reply::read(auth.token(&form).await).await;
-        reply.assert_oauth_error(&[400], &["invalid_request"], &format!("{name} twice, the second {value:?}"));
+        reply.assert_oauth_error(
+            &[400],
+            &["invalid_request"],
+            &format!("{name} twice, the second {value:?}"),
+        );
     }
 
     assert_still_serving(&auth).await;
 }
 
 /// `GET /users/me` with `authorization` as the raw header value.
-async fn get_me_with(api: &TestResource, authorization: &'static [u8]) -> system_tests::reqwest::Response {
+async fn get_me_with(
+    api: &TestResource,
+    authorization: &'static [u8],
+) -> system_tests::reqwest::Response {
     api.http
         .get(api.url("/users/me"))
-        .header(AUTHORIZATION, HeaderValue::from_bytes(authorization).unwrap())
+        .header(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(authorization).unwrap(),
+        )
         .send()
         .await
         .unwrap()
@@ -389,11 +481,24 @@ async fn basic_credentials_at_the_resource_server_get_a_bearer_challenge_rfc6750
     let auth = TestAuth::spawn().await;
     let api = TestResource::spawn(&auth).await;
 
-    for authorization in [&b"Basic xyz"[..], b"Basic YWxpY2U6c2VjcmV0", b"Token abc", b"xyz"] {
+    for authorization in [
+        &b"Basic xyz"[..],
+        b"Basic YWxpY2U6c2VjcmV0",
+        b"Token abc",
+        b"xyz",
+    ] {
         let response = get_me_with(&api, authorization).await;
         let why = String::from_utf8_lossy(authorization);
-        assert!(response.status().is_client_error(), "{why}: status {}", response.status());
-        assert!(challenge(&response).starts_with("Bearer"), "{why}: challenge {:?}", challenge(&response));
+        assert!(
+            response.status().is_client_error(),
+            "{why}: status {}",
+            response.status()
+        );
+        assert!(
+            challenge(&response).starts_with("Bearer"),
+            "{why}: challenge {:?}",
+            challenge(&response)
+        );
     }
 }
 
@@ -406,8 +511,16 @@ async fn empty_bearer_token_gets_a_bearer_challenge_rfc6750_3() {
     for authorization in [&b"Bearer"[..], b"Bearer ", b"Bearer    ", b"bearer"] {
         let response = get_me_with(&api, authorization).await;
         let why = format!("{:?}", String::from_utf8_lossy(authorization));
-        assert!(response.status().is_client_error(), "{why}: status {}", response.status());
-        assert!(challenge(&response).starts_with("Bearer"), "{why}: challenge {:?}", challenge(&response));
+        assert!(
+            response.status().is_client_error(),
+            "{why}: status {}",
+            response.status()
+        );
+        assert!(
+            challenge(&response).starts_with("Bearer"),
+            "{why}: challenge {:?}",
+            challenge(&response)
+        );
     }
 }
 

@@ -84,16 +84,23 @@ impl Fixture {
         let status = response.status();
         let www_authenticate = challenge(&response);
         let body = response.text().await.unwrap_or_default();
-        assert_eq!(status, 401, "{why}: status (challenge {www_authenticate:?}, body {body})");
+        assert_eq!(
+            status, 401,
+            "{why}: status (challenge {www_authenticate:?}, body {body})"
+        );
         assert!(
-            www_authenticate.starts_with("Bearer ") && www_authenticate.contains(r#"error="invalid_token""#),
+            www_authenticate.starts_with("Bearer ")
+                && www_authenticate.contains(r#"error="invalid_token""#),
             "{why}: challenge was {www_authenticate:?}"
         );
     }
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn b64url(bytes: impl AsRef<[u8]>) -> String {
@@ -102,15 +109,24 @@ fn b64url(bytes: impl AsRef<[u8]>) -> String {
 
 /// `base64url(header) "." base64url(claims)`, the JWS signing input (RFC 7515 §5.1).
 fn signing_input(header: &Value, claims: &Value) -> String {
-    format!("{}.{}", b64url(header.to_string()), b64url(claims.to_string()))
+    format!(
+        "{}.{}",
+        b64url(header.to_string()),
+        b64url(claims.to_string())
+    )
 }
 
 /// A compact JWS over `header` and `claims`, signed RS256 with `key` whatever `header` says.
 fn sign_rs256(header: &Value, claims: &Value, key: &KeyPair) -> String {
     let input = signing_input(header, claims);
     let mut signature = vec![0u8; key.public_modulus_len()];
-    key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut signature)
-        .unwrap();
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        input.as_bytes(),
+        &mut signature,
+    )
+    .unwrap();
     format!("{input}.{}", b64url(signature))
 }
 
@@ -129,7 +145,10 @@ fn load_server_key(auth: &TestAuth) -> KeyPair {
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             name.starts_with("signing-key-") && name.ends_with(".pem")
         })
         .collect();
@@ -152,9 +171,16 @@ fn modulus_b64(key: &KeyPair) -> String {
 /// The public half of `key` as a JWK with its RFC 7638 thumbprint as `kid`.
 fn public_jwk(key: &KeyPair) -> Value {
     let n = modulus_b64(key);
-    let e = b64url(key.public_key().exponent().big_endian_without_leading_zero());
+    let e = b64url(
+        key.public_key()
+            .exponent()
+            .big_endian_without_leading_zero(),
+    );
     let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-    let kid = b64url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()));
+    let kid = b64url(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        canonical.as_bytes(),
+    ));
     json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e})
 }
 
@@ -195,7 +221,12 @@ async fn forged_token_with_correct_claims_and_the_servers_key_is_accepted_rfc906
 
     let response = fixture.api.get_me(&token).await;
 
-    assert_eq!(response.status(), 200, "challenge: {}", challenge(&response));
+    assert_eq!(
+        response.status(),
+        200,
+        "challenge: {}",
+        challenge(&response)
+    );
     let me: Value = response.json().await.unwrap();
     assert_eq!(me["username"], "alice");
 }
@@ -216,7 +247,10 @@ async fn unsigned_alg_none_token_is_invalid_token_rfc8725_3_1() {
             .assert_invalid_token(&format!("{input}."), &format!("alg {alg}, empty signature"))
             .await;
         fixture
-            .assert_invalid_token(&format!("{input}.{genuine_signature}"), &format!("alg {alg}, stolen signature"))
+            .assert_invalid_token(
+                &format!("{input}.{genuine_signature}"),
+                &format!("alg {alg}, stolen signature"),
+            )
             .await;
     }
 }
@@ -236,7 +270,12 @@ async fn hs256_token_keyed_with_the_servers_public_key_is_invalid_token_rfc8725_
         .find(|jwk| jwk["kid"] == fixture.kid.as_str())
         .unwrap()
         .clone();
-    let modulus = fixture.server_key.public_key().modulus().big_endian_without_leading_zero().to_vec();
+    let modulus = fixture
+        .server_key
+        .public_key()
+        .modulus()
+        .big_endian_without_leading_zero()
+        .to_vec();
     let secrets: [(&str, Vec<u8>); 4] = [
         ("modulus bytes", modulus),
         ("JWK JSON", jwk.to_string().into_bytes()),
@@ -263,7 +302,9 @@ async fn rs256_token_signed_by_a_foreign_key_under_the_servers_kid_is_invalid_to
 
     let token = sign_rs256(&fixture.header(), &fixture.claims(), &stranger);
 
-    fixture.assert_invalid_token(&token, "foreign key, server's kid").await;
+    fixture
+        .assert_invalid_token(&token, "foreign key, server's kid")
+        .await;
 }
 
 /// RFC 6750 §3.1: a `kid` the issuer does not publish (or none at all) finds no key, even when
@@ -280,7 +321,10 @@ async fn token_naming_an_unknown_kid_or_none_is_invalid_token_rfc6750_3_1() {
     let foreign_kid = public_jwk(&foreign_key())["kid"].clone();
     let foreign = json!({"alg": "RS256", "typ": "at+jwt", "kid": foreign_kid});
     fixture
-        .assert_invalid_token(&fixture.forge(&foreign, &claims), "a foreign key's thumbprint as kid")
+        .assert_invalid_token(
+            &fixture.forge(&foreign, &claims),
+            "a foreign key's thumbprint as kid",
+        )
         .await;
     let without_kid = json!({"alg": "RS256", "typ": "at+jwt"});
     fixture
@@ -298,15 +342,25 @@ async fn jku_x5u_and_jwk_headers_are_ignored_and_never_fetched_rfc8725_3_10() {
     let stranger = foreign_key();
     let stranger_jwk = public_jwk(&stranger);
     let stranger_kid = stranger_jwk["kid"].as_str().unwrap().to_owned();
-    let (key_server, fetches) = counting_key_server(json!({"keys": [stranger_jwk]}).to_string()).await;
+    let (key_server, fetches) =
+        counting_key_server(json!({"keys": [stranger_jwk]}).to_string()).await;
     let jku = format!("{key_server}/jwks.json");
     let x5u = format!("{key_server}/cert.pem");
 
     for kid in [stranger_kid.as_str(), fixture.kid.as_str()] {
         let headers = [
-            ("jku", json!({"alg": "RS256", "typ": "at+jwt", "kid": kid, "jku": jku})),
-            ("x5u", json!({"alg": "RS256", "typ": "at+jwt", "kid": kid, "x5u": x5u})),
-            ("jwk", json!({"alg": "RS256", "typ": "at+jwt", "kid": kid, "jwk": stranger_jwk})),
+            (
+                "jku",
+                json!({"alg": "RS256", "typ": "at+jwt", "kid": kid, "jku": jku}),
+            ),
+            (
+                "x5u",
+                json!({"alg": "RS256", "typ": "at+jwt", "kid": kid, "x5u": x5u}),
+            ),
+            (
+                "jwk",
+                json!({"alg": "RS256", "typ": "at+jwt", "kid": kid, "jwk": stranger_jwk}),
+            ),
             (
                 "jku, x5u and jwk",
                 json!({"alg": "RS256", "typ": "at+jwt", "kid": kid, "jku": jku, "x5u": x5u, "jwk": stranger_jwk}),
@@ -320,7 +374,11 @@ async fn jku_x5u_and_jwk_headers_are_ignored_and_never_fetched_rfc8725_3_10() {
         }
     }
 
-    assert_eq!(fetches.load(Ordering::SeqCst), 0, "the foreign key set was fetched");
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        0,
+        "the foreign key set was fetched"
+    );
 }
 
 /// RFC 7519 §4.1.4: past `exp` (beyond the allowed clock skew) the token is refused.
@@ -347,7 +405,10 @@ async fn token_not_valid_yet_is_invalid_token_rfc7519_4_1_5() {
     claims["exp"] = json!(now + 3600);
 
     fixture
-        .assert_invalid_token(&fixture.forge(&fixture.header(), &claims), "nbf in the future")
+        .assert_invalid_token(
+            &fixture.forge(&fixture.header(), &claims),
+            "nbf in the future",
+        )
         .await;
 }
 
@@ -365,7 +426,10 @@ async fn token_naming_another_issuer_is_invalid_token_rfc8725_3_8() {
         let mut claims = fixture.claims();
         claims["iss"] = issuer.clone();
         fixture
-            .assert_invalid_token(&fixture.forge(&fixture.header(), &claims), &format!("iss {issuer}"))
+            .assert_invalid_token(
+                &fixture.forge(&fixture.header(), &claims),
+                &format!("iss {issuer}"),
+            )
             .await;
     }
     let mut claims = fixture.claims();
@@ -380,11 +444,19 @@ async fn token_naming_another_issuer_is_invalid_token_rfc8725_3_8() {
 async fn token_for_another_audience_is_invalid_token_rfc8725_3_9() {
     let fixture = Fixture::start().await;
 
-    for audience in [json!("other-api"), json!(["other-api", "billing"]), json!("API"), json!([])] {
+    for audience in [
+        json!("other-api"),
+        json!(["other-api", "billing"]),
+        json!("API"),
+        json!([]),
+    ] {
         let mut claims = fixture.claims();
         claims["aud"] = audience.clone();
         fixture
-            .assert_invalid_token(&fixture.forge(&fixture.header(), &claims), &format!("aud {audience}"))
+            .assert_invalid_token(
+                &fixture.forge(&fixture.header(), &claims),
+                &format!("aud {audience}"),
+            )
             .await;
     }
     let mut claims = fixture.claims();
@@ -416,27 +488,45 @@ async fn token_without_exp_is_invalid_token_rfc7519_4_1_4() {
 #[tokio::test]
 async fn token_with_a_tampered_payload_is_invalid_token_rfc6750_3_1() {
     let fixture = Fixture::start().await;
-    fixture.auth.add_user("mallory", "mallory's password", "").await;
-    let genuine = fixture.auth.password_grant("mallory", "mallory's password").await.access_token;
-    assert_eq!(fixture.api.get_me(&genuine).await.status(), 200, "the untouched token is accepted");
+    fixture
+        .auth
+        .add_user("mallory", "mallory's password", "")
+        .await;
+    let genuine = fixture
+        .auth
+        .password_grant("mallory", "mallory's password")
+        .await
+        .access_token;
+    assert_eq!(
+        fixture.api.get_me(&genuine).await.status(),
+        200,
+        "the untouched token is accepted"
+    );
     let parts: Vec<&str> = genuine.split('.').collect();
     assert_eq!(parts.len(), 3);
-    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
 
     claims["preferred_username"] = json!("admin");
     claims["scope"] = json!("admin");
     let tampered = format!("{}.{}.{}", parts[0], b64url(claims.to_string()), parts[2]);
-    fixture.assert_invalid_token(&tampered, "payload altered").await;
+    fixture
+        .assert_invalid_token(&tampered, "payload altered")
+        .await;
 
     // One flipped bit in the payload, or the signature, is enough.
     let mut payload = URL_SAFE_NO_PAD.decode(parts[1]).unwrap();
     payload[10] ^= 0x01;
     let flipped = format!("{}.{}.{}", parts[0], b64url(&payload), parts[2]);
-    fixture.assert_invalid_token(&flipped, "one payload bit flipped").await;
+    fixture
+        .assert_invalid_token(&flipped, "one payload bit flipped")
+        .await;
     let mut signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
     signature[0] ^= 0x01;
     let bad_signature = format!("{}.{}.{}", parts[0], parts[1], b64url(&signature));
-    fixture.assert_invalid_token(&bad_signature, "one signature bit flipped").await;
+    fixture
+        .assert_invalid_token(&bad_signature, "one signature bit flipped")
+        .await;
 }
 
 /// RFC 9068 §4 and RFC 8725 §3.11: a resource server checks `typ` is `at+jwt`, so an ID token
@@ -446,7 +536,13 @@ async fn token_typed_other_than_at_jwt_is_invalid_token_rfc9068_4() {
     let fixture = Fixture::start().await;
     let claims = fixture.claims();
 
-    for typ in [json!("JWT"), json!("jwt"), json!("application/jwt"), json!("at+jwt2"), json!(null)] {
+    for typ in [
+        json!("JWT"),
+        json!("jwt"),
+        json!("application/jwt"),
+        json!("at+jwt2"),
+        json!(null),
+    ] {
         let header = json!({"alg": "RS256", "typ": typ, "kid": fixture.kid});
         fixture
             .assert_invalid_token(&fixture.forge(&header, &claims), &format!("typ {typ}"))
@@ -473,7 +569,10 @@ async fn hundred_kilobyte_token_is_refused_rfc6750_3_1() {
     let status = response.status();
     let www_authenticate = challenge(&response);
     match status.as_u16() {
-        401 => assert!(www_authenticate.contains(r#"error="invalid_token""#), "{www_authenticate}"),
+        401 => assert!(
+            www_authenticate.contains(r#"error="invalid_token""#),
+            "{www_authenticate}"
+        ),
         431 => {}
         other => panic!("a 100 KB token got {other} (challenge {www_authenticate:?})"),
     }

@@ -75,11 +75,11 @@ pub fn app(state: Arc<AppState>, registry: prometheus::Registry, http_metrics: s
         .allow_credentials(false)
         .max_age(600);
     Route::new()
-        .nest("/", service.with(error::OAuthErrorShape))
+        // The limit sits inside the error shaping, so that a 413 is RFC 6749 JSON too.
+        .nest("/", service.with(limits::BodyLimit(state.settings.max_body_bytes)).with(error::OAuthErrorShape))
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .at("/metrics", get(metrics::render).data(registry))
-        .with(limits::BodyLimit(state.settings.max_body_bytes))
         .with(cors)
         .with(shared::telemetry::RequestLog::new(http_metrics))
 }
