@@ -151,9 +151,9 @@ impl<'a> QueueSlot<'a> {
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < passwords.capacity).then_some(n + 1));
         match taken {
-            Ok(n) => {
+            Ok(_) => {
                 if let Some(metrics) = &passwords.metrics {
-                    metrics.password_queue_depth.set((n + 1) as i64);
+                    metrics.password_queue_depth.inc();
                 }
                 Ok(Self { passwords })
             }
@@ -164,9 +164,9 @@ impl<'a> QueueSlot<'a> {
 
 impl Drop for QueueSlot<'_> {
     fn drop(&mut self) {
-        let n = self.passwords.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.passwords.in_flight.fetch_sub(1, Ordering::AcqRel);
         if let Some(metrics) = &self.passwords.metrics {
-            metrics.password_queue_depth.set(n.saturating_sub(1) as i64);
+            metrics.password_queue_depth.dec();
         }
     }
 }

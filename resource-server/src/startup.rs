@@ -27,7 +27,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = std::net::TcpListener::bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        let listener = std::net::TcpListener::bind(settings.listen)
+            .with_context(|| format!("binding {}", settings.listen))?;
         Self::build_on(settings, listener, |config| config).await
     }
 
@@ -44,16 +45,23 @@ impl Application {
 
         let registry = Registry::new();
         let http_metrics = shared::telemetry::HttpMetrics::new(&registry, http::ROUTES)?;
-        let key_metrics = KeyMetrics::new(&registry, verifier.clone())?;
+        verifier.register_metrics(&registry)?;
 
         let service = OpenApiService::new((UsersApi, ItemsApi, HealthApi(verifier.clone())), "resource-server", env!("CARGO_PKG_VERSION"))
             .description("An API that verifies the auth-server's access tokens locally. Authorize with a user's name and password, then try /users/me.");
-        let (spec, docs) = http::swagger(&service.spec(), &service.swagger_ui_html(), &settings.token_url());
+        let (spec, docs) = http::swagger(
+            &service.spec(),
+            &service.swagger_ui_html(),
+            &settings.token_url(),
+        );
         let app = Route::new()
             .nest("/", service.with(BearerChallenge))
             .at("/docs", make_sync(move |_| Html(docs.clone())))
-            .at("/openapi.json", make_sync(move |_| spec.clone().with_content_type("application/json")))
-            .at("/metrics", get(render_metrics).data(registry).data(key_metrics))
+            .at(
+                "/openapi.json",
+                make_sync(move |_| spec.clone().with_content_type("application/json")),
+            )
+            .at("/metrics", get(render_metrics).data(registry))
             .data(verifier.clone())
             .with(shared::telemetry::RequestLog::new(http_metrics))
             .boxed();
@@ -86,7 +94,10 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr, "resource-server listening");
         Server::new_with_acceptor(self.acceptor)
             .name("resource-server")
@@ -96,47 +107,19 @@ impl Application {
     }
 }
 
-/// The verifier's key-set state as gauges, read when scraped.
-#[derive(Clone)]
-struct KeyMetrics {
-    verifier: Verifier,
-    keys: prometheus::IntGauge,
-    age: prometheus::Gauge,
-    fetches: prometheus::IntGauge,
-    failures: prometheus::IntGauge,
-}
-
-impl KeyMetrics {
-    fn new(registry: &Registry, verifier: Verifier) -> prometheus::Result<Self> {
-        let metrics = Self {
-            verifier,
-            keys: prometheus::IntGauge::new("jwks_keys", "Verification keys held")?,
-            age: prometheus::Gauge::new("jwks_age_seconds", "Age of the key set in use")?,
-            fetches: prometheus::IntGauge::new("jwks_fetches", "JWKS fetch attempts since start")?,
-            failures: prometheus::IntGauge::new("jwks_fetch_failures", "Failed JWKS fetch attempts since start")?,
-        };
-        registry.register(Box::new(metrics.keys.clone()))?;
-        registry.register(Box::new(metrics.age.clone()))?;
-        registry.register(Box::new(metrics.fetches.clone()))?;
-        registry.register(Box::new(metrics.failures.clone()))?;
-        Ok(metrics)
-    }
-}
-
+/// The request metrics and the verifier's own (verifications by outcome, key fetches, key set
+/// size and age, read at scrape time).
 #[handler]
-fn render_metrics(registry: poem::web::Data<&Registry>, keys: poem::web::Data<&KeyMetrics>) -> impl IntoResponse {
-    let state = keys.verifier.state();
-    keys.keys.set(state.n_keys as i64);
-    keys.age.set(state.age.map_or(-1.0, |age| age.as_secs_f64()));
-    keys.fetches.set(state.fetches as i64);
-    keys.failures.set(state.fetch_failures as i64);
-    shared::telemetry::render(&registry).with_content_type("text/plain; version=0.0.4; charset=utf-8")
+fn render_metrics(registry: poem::web::Data<&Registry>) -> impl IntoResponse {
+    shared::telemetry::render(&registry)
+        .with_content_type("text/plain; version=0.0.4; charset=utf-8")
 }
 
 /// Completes on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
         let _ = ctrl_c.await;
         return;
     };

@@ -5,6 +5,10 @@
 //! lifetime runs out, and on demand when a token names a `kid` we do not know, at most once per
 //! cooldown so that forged `kid`s cannot make us hammer the issuer. When the issuer is down the
 //! last good key set keeps serving.
+//!
+//! The verifier counts what it does (outcomes of verifications, key fetches) in Prometheus
+//! counters created once, so counting is one atomic add; [`Verifier::register_metrics`] exposes
+//! them, with the key set's size and age read at scrape time.
 
 mod discovery;
 mod keys;
@@ -16,6 +20,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use url::Url;
 
 pub use discovery::{metadata_url, parse_max_age, FetchError};
@@ -99,6 +106,53 @@ pub enum VerifyError {
     KeysUnavailable,
 }
 
+/// The `outcome` label values of `token_verifications_total`, indexed by [`outcome_index`].
+const OUTCOMES: [&str; 15] = [
+    "ok",
+    "malformed",
+    "too_large",
+    "unsupported_algorithm",
+    "wrong_type",
+    "missing_kid",
+    "unknown_kid",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "wrong_issuer",
+    "wrong_audience",
+    "missing_claim",
+    "unknown_critical",
+    "keys_unavailable",
+];
+
+fn outcome_index(result: &Result<AccessClaims, VerifyError>) -> usize {
+    match result {
+        Ok(_) => 0,
+        Err(VerifyError::Malformed) => 1,
+        Err(VerifyError::TooLarge) => 2,
+        Err(VerifyError::UnsupportedAlgorithm) => 3,
+        Err(VerifyError::WrongType) => 4,
+        Err(VerifyError::MissingKid) => 5,
+        Err(VerifyError::UnknownKid) => 6,
+        Err(VerifyError::BadSignature) => 7,
+        Err(VerifyError::Expired) => 8,
+        Err(VerifyError::NotYetValid) => 9,
+        Err(VerifyError::WrongIssuer) => 10,
+        Err(VerifyError::WrongAudience) => 11,
+        Err(VerifyError::MissingClaim) => 12,
+        Err(VerifyError::UnknownCritical) => 13,
+        Err(VerifyError::KeysUnavailable) => 14,
+    }
+}
+
+impl VerifyError {
+    /// A short snake_case name (`bad_signature`, `expired`, …): the `outcome` label of
+    /// `token_verifications_total`, and safe to log.
+    pub fn name(&self) -> &'static str {
+        OUTCOMES[outcome_index(&Err(self.clone()))]
+    }
+}
+
 /// What the verifier knows about its keys, for readiness and metrics.
 #[derive(Clone, Debug)]
 pub struct KeySetState {
@@ -124,8 +178,42 @@ struct Inner {
     refresh: tokio::sync::Mutex<RefreshState>,
     /// Bumped after every fetch attempt, so a waiter can tell that someone fetched for it.
     generation: AtomicU64,
-    fetches: AtomicU64,
-    fetch_failures: AtomicU64,
+    counters: Counters,
+}
+
+/// What the verifier counts, created once so that counting allocates nothing and takes no lock.
+struct Counters {
+    /// `token_verifications_total{outcome}`; `by_outcome[i]` is its child for `OUTCOMES[i]`.
+    verifications: IntCounterVec,
+    by_outcome: [IntCounter; OUTCOMES.len()],
+    fetches: IntCounter,
+    fetch_failures: IntCounter,
+}
+
+impl Counters {
+    fn new() -> prometheus::Result<Self> {
+        let verifications = IntCounterVec::new(
+            Opts::new(
+                "token_verifications_total",
+                "Access token verifications by outcome (ok or why the token was refused)",
+            ),
+            &["outcome"],
+        )?;
+        // Every outcome is exported from the start, at 0, so that rates need no absent() guard.
+        let by_outcome = OUTCOMES.map(|outcome| verifications.with_label_values(&[outcome]));
+        Ok(Self {
+            verifications,
+            by_outcome,
+            fetches: IntCounter::new(
+                "jwks_fetches_total",
+                "Attempts to fetch the issuer's metadata and key set",
+            )?,
+            fetch_failures: IntCounter::new(
+                "jwks_fetch_failures_total",
+                "Key set fetch attempts that failed",
+            )?,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -145,6 +233,10 @@ impl Verifier {
 
     /// A verifier with no background task; keys are fetched only by [`Verifier::refresh_now`]
     /// and on unknown `kid`s.
+    ///
+    /// # Panics
+    ///
+    /// Never: the metric names and labels are constants known to be valid.
     pub fn new(config: VerifierConfig) -> Result<Self, reqwest::Error> {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = config.leeway.min(Duration::from_secs(60)).as_secs();
@@ -157,6 +249,9 @@ impl Verifier {
             .timeout(config.fetch_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        // Fails only for invalid metric names or labels, which are constants here.
+        #[allow(clippy::expect_used)]
+        let counters = Counters::new().expect("the verifier's metric names are valid");
         Ok(Self {
             inner: Arc::new(Inner {
                 refresh: tokio::sync::Mutex::new(RefreshState {
@@ -169,10 +264,26 @@ impl Verifier {
                 loaded: std::sync::atomic::AtomicBool::new(false),
                 http,
                 generation: AtomicU64::new(0),
-                fetches: AtomicU64::new(0),
-                fetch_failures: AtomicU64::new(0),
+                counters,
             }),
         })
+    }
+
+    /// A verifier that holds `keys` from the start, for embedding (keys shipped with a service)
+    /// and for tests and fuzzing that must not touch the network. It is ready at once and starts
+    /// no background task. As with [`Verifier::new`], a token naming an unknown `kid` may cause a
+    /// fetch from the issuer, but the `unknown_kid_cooldown` counts from construction: with a
+    /// long cooldown the verifier stays offline and answers [`VerifyError::UnknownKid`].
+    pub fn with_keys(config: VerifierConfig, keys: KeySet) -> Result<Self, reqwest::Error> {
+        let verifier = Self::new(config)?;
+        let inner = &*verifier.inner;
+        inner.keys.store(Arc::new(keys));
+        inner.loaded.store(true, Ordering::Release);
+        // Nobody else can hold the lock of a verifier that has not been returned yet.
+        if let Ok(mut state) = inner.refresh.try_lock() {
+            state.last_attempt = Some(Instant::now());
+        }
+        Ok(verifier)
     }
 
     /// True once a key set has been fetched.
@@ -185,9 +296,17 @@ impl Verifier {
         KeySetState {
             n_keys: keys.len(),
             age: self.is_ready().then(|| keys.fetched_at.elapsed()),
-            fetches: self.inner.fetches.load(Ordering::Relaxed),
-            fetch_failures: self.inner.fetch_failures.load(Ordering::Relaxed),
+            fetches: self.inner.counters.fetches.get(),
+            fetch_failures: self.inner.counters.fetch_failures.get(),
         }
+    }
+
+    /// Registers the verifier's metrics in `registry`: `token_verifications_total{outcome}`,
+    /// `jwks_fetches_total`, `jwks_fetch_failures_total`, and the gauges `jwks_keys` and
+    /// `jwks_age_seconds` (-1 until a key set has been fetched), both read at scrape time.
+    /// The registry holds no strong reference: it does not keep the verifier alive.
+    pub fn register_metrics(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(VerifierCollector::new(self)?))
     }
 
     /// Fetches the key set now, whatever its freshness.
@@ -195,8 +314,15 @@ impl Verifier {
         self.inner.fetch_single_flight(None, Duration::ZERO).await
     }
 
-    /// Verifies signature, header and claims; see [`VerifyError`] for every refusal.
+    /// Verifies signature, header and claims; see [`VerifyError`] for every refusal. Each call
+    /// is counted in `token_verifications_total` by outcome.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        let result = self.check(token).await;
+        self.inner.counters.by_outcome[outcome_index(&result)].inc();
+        result
+    }
+
+    async fn check(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let inner = &*self.inner;
         if token.len() > inner.config.max_token_bytes {
             return Err(VerifyError::TooLarge);
@@ -239,7 +365,12 @@ impl Verifier {
     }
 }
 
-fn decode(token: &str, keys: &KeySet, kid: &str, validation: &Validation) -> Result<AccessClaims, VerifyError> {
+fn decode(
+    token: &str,
+    keys: &KeySet,
+    kid: &str,
+    validation: &Validation,
+) -> Result<AccessClaims, VerifyError> {
     let key = keys.get(kid).ok_or(VerifyError::UnknownKid)?;
     jsonwebtoken::decode::<AccessClaims>(token, key, validation)
         .map(|data| data.claims)
@@ -259,7 +390,11 @@ impl Inner {
     /// One fetch at a time. `seen` is the generation the caller saw before waiting: if another
     /// caller fetched meanwhile, this one returns without fetching again. A fetch that started
     /// less than `cooldown` ago is not repeated either.
-    async fn fetch_single_flight(&self, seen: Option<u64>, cooldown: Duration) -> Result<(), FetchError> {
+    async fn fetch_single_flight(
+        &self,
+        seen: Option<u64>,
+        cooldown: Duration,
+    ) -> Result<(), FetchError> {
         let mut state = self.refresh.lock().await;
         if seen.is_some_and(|seen| seen != self.generation.load(Ordering::Acquire)) {
             return Ok(());
@@ -268,11 +403,11 @@ impl Inner {
             return Ok(());
         }
         state.last_attempt = Some(Instant::now());
-        self.fetches.fetch_add(1, Ordering::Relaxed);
+        self.counters.fetches.inc();
         let result = self.fetch(&mut state).await;
         self.generation.fetch_add(1, Ordering::Release);
         if let Err(err) = &result {
-            self.fetch_failures.fetch_add(1, Ordering::Relaxed);
+            self.counters.fetch_failures.inc();
             tracing::warn!(error = %err, "fetching signing keys failed; keeping the keys held");
         }
         result
@@ -311,5 +446,200 @@ async fn refresh_loop(inner: Weak<Inner>) {
             }
         };
         tokio::time::sleep(wait.max(Duration::from_millis(200))).await;
+    }
+}
+
+/// Exports the verifier's counters, and its key set's size and age as read at scrape time.
+struct VerifierCollector {
+    inner: Weak<Inner>,
+    verifications: IntCounterVec,
+    fetches: IntCounter,
+    fetch_failures: IntCounter,
+    /// Set from the verifier's state in `collect`, then exported.
+    n_keys: IntGauge,
+    age: Gauge,
+    descs: Vec<Desc>,
+}
+
+impl VerifierCollector {
+    fn new(verifier: &Verifier) -> prometheus::Result<Self> {
+        let counters = &verifier.inner.counters;
+        let n_keys = IntGauge::new("jwks_keys", "Verification keys in the key set in use")?;
+        let age = Gauge::new(
+            "jwks_age_seconds",
+            "Time since the key set in use was fetched; -1 before the first successful fetch",
+        )?;
+        let descs = [
+            counters.verifications.desc(),
+            counters.fetches.desc(),
+            counters.fetch_failures.desc(),
+            n_keys.desc(),
+            age.desc(),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+        Ok(Self {
+            inner: Arc::downgrade(&verifier.inner),
+            verifications: counters.verifications.clone(),
+            fetches: counters.fetches.clone(),
+            fetch_failures: counters.fetch_failures.clone(),
+            n_keys,
+            age,
+            descs,
+        })
+    }
+}
+
+impl Collector for VerifierCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut families = self.verifications.collect();
+        families.extend(self.fetches.collect());
+        families.extend(self.fetch_failures.collect());
+        if let Some(inner) = self.inner.upgrade() {
+            let state = Verifier { inner }.state();
+            self.n_keys
+                .set(i64::try_from(state.n_keys).unwrap_or(i64::MAX));
+            self.age
+                .set(state.age.map_or(-1.0, |age| age.as_secs_f64()));
+            families.extend(self.n_keys.collect());
+            families.extend(self.age.collect());
+        }
+        families
+    }
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+
+    fn verifier() -> Verifier {
+        let config = VerifierConfig::new(Url::parse("http://127.0.0.1:9").unwrap(), "api");
+        Verifier::new(config).unwrap()
+    }
+
+    fn scrape(registry: &Registry) -> String {
+        crate::telemetry::render(registry)
+    }
+
+    #[test]
+    fn outcome_names_are_distinct_snake_case() {
+        let mut names = OUTCOMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), OUTCOMES.len());
+        for name in OUTCOMES {
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+        }
+        assert_eq!(VerifyError::BadSignature.name(), "bad_signature");
+        assert_eq!(VerifyError::KeysUnavailable.name(), "keys_unavailable");
+    }
+
+    #[tokio::test]
+    async fn verifications_are_counted_by_outcome_and_keys_read_at_scrape_time() {
+        let verifier = verifier();
+        let registry = Registry::new();
+        verifier.register_metrics(&registry).unwrap();
+        let before = scrape(&registry);
+        assert!(
+            before.contains("token_verifications_total{outcome=\"ok\"} 0"),
+            "{before}"
+        );
+        assert!(before.contains("jwks_keys 0"), "{before}");
+        assert!(before.contains("jwks_age_seconds -1"), "{before}");
+        assert!(before.contains("jwks_fetches_total 0"), "{before}");
+        assert!(before.contains("jwks_fetch_failures_total 0"), "{before}");
+
+        assert_eq!(
+            verifier.verify("not a token").await,
+            Err(VerifyError::Malformed)
+        );
+        assert_eq!(
+            verifier.verify("not a token either").await,
+            Err(VerifyError::Malformed)
+        );
+        let too_large = "a".repeat(9000);
+        assert_eq!(
+            verifier.verify(&too_large).await,
+            Err(VerifyError::TooLarge)
+        );
+
+        let after = scrape(&registry);
+        assert!(
+            after.contains("token_verifications_total{outcome=\"malformed\"} 2"),
+            "{after}"
+        );
+        assert!(
+            after.contains("token_verifications_total{outcome=\"too_large\"} 1"),
+            "{after}"
+        );
+        assert!(
+            after.contains("token_verifications_total{outcome=\"ok\"} 0"),
+            "{after}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_counts_as_a_fetch_and_a_failure() {
+        let verifier = verifier();
+        let registry = Registry::new();
+        verifier.register_metrics(&registry).unwrap();
+        assert!(
+            verifier.refresh_now().await.is_err(),
+            "nothing listens on port 9"
+        );
+        let text = scrape(&registry);
+        assert!(text.contains("jwks_fetches_total 1"), "{text}");
+        assert!(text.contains("jwks_fetch_failures_total 1"), "{text}");
+        let state = verifier.state();
+        assert_eq!((state.fetches, state.fetch_failures), (1, 1));
+    }
+
+    #[test]
+    fn registering_twice_in_one_registry_is_refused_not_duplicated() {
+        let verifier = verifier();
+        let registry = Registry::new();
+        verifier.register_metrics(&registry).unwrap();
+        assert!(verifier.register_metrics(&registry).is_err());
+    }
+
+    #[test]
+    fn the_registry_does_not_keep_the_verifier_alive() {
+        let registry = Registry::new();
+        let verifier = verifier();
+        verifier.register_metrics(&registry).unwrap();
+        let weak = Arc::downgrade(&verifier.inner);
+        drop(verifier);
+        assert!(weak.upgrade().is_none());
+        assert!(scrape(&registry).contains("token_verifications_total"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    #[tokio::test]
+    async fn a_verifier_with_given_keys_is_ready_and_stays_offline() {
+        // The issuer is a closed port: any fetch would fail and be counted.
+        let mut config = VerifierConfig::new("http://127.0.0.1:9".parse().unwrap(), "api");
+        config.unknown_kid_cooldown = Duration::from_secs(3600);
+        let verifier = Verifier::with_keys(config, KeySet::empty()).unwrap();
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"at+jwt","kid":"nobody"}"#);
+        let token = format!("{header}.e30.c2ln");
+
+        assert!(verifier.is_ready());
+        assert_eq!(verifier.verify(&token).await, Err(VerifyError::UnknownKid));
+        assert_eq!(verifier.state().fetches, 0);
     }
 }
