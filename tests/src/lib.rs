@@ -296,3 +296,525 @@ pub fn challenge(response: &reqwest::Response) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+/// An auth-server on the Redis store at `store_url` (a URL with its `?prefix=`, as from
+/// [`RedisNamespace::store_url`]), with settings adjusted by `adjust` as in
+/// [`TestAuth::spawn_with`]. Replicas share a store URL, and also the keys directory and the
+/// issuer, which `adjust` sets.
+impl TestAuth {
+    pub async fn spawn_on_redis(
+        store_url: &str,
+        adjust: impl FnOnce(&mut auth_server::Settings),
+    ) -> Self {
+        let store_url = store_url.to_owned();
+        Self::spawn_with(move |settings| {
+            settings.store = auth_server::settings::StoreUrl(store_url);
+            adjust(settings);
+        })
+        .await
+    }
+}
+
+pub use redis_harness::{private_redis, shared_redis, RedisNamespace, RedisServer};
+
+/// Redis for the tests: a private `redis-server` that a test may stop, start, pause and resume,
+/// and the Redis that replica tests share (`REDIS_URL`, else one private server per process),
+/// with a key prefix per test so that tests run in parallel on one server.
+mod redis_harness {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+    use std::path::PathBuf;
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    const HOW_TO_GET_REDIS: &str = "set REDIS_URL to a Redis the tests may use (for example \
+        REDIS_URL=redis://127.0.0.1:6379/0), or put redis-server on PATH (for example \
+        `apt-get install redis-server`) so that the tests start their own";
+
+    /// Runs `redis-server "$@"` and stops it when its standard input, a pipe from this process,
+    /// reaches end of file: when the test closes it, or when this process exits however it
+    /// exits. Prints the server's process id first; exits when the server exits.
+    const SUPERVISOR: &str = r#"
+exec 3<&0 </dev/null
+redis-server "$@" 3<&- >/dev/null 2>&1 &
+server=$!
+echo "$server"
+( cat <&3 >/dev/null; kill -CONT "$server" 2>/dev/null; kill "$server" 2>/dev/null ) >/dev/null 2>&1 &
+exec 3<&-
+wait "$server"
+"#;
+
+    /// A `redis-server` child on 127.0.0.1 that only its test uses. With persistence it keeps an
+    /// append-only file (fsync on every write) in a temporary directory, so that what it
+    /// acknowledged survives [`stop`](Self::stop) and [`start`](Self::start), as a production
+    /// Redis with AOF does. Stopped on drop, and when the test process exits.
+    pub struct RedisServer {
+        port: u16,
+        persistence: Option<tempfile::TempDir>,
+        process: Option<ServerProcess>,
+    }
+
+    struct ServerProcess {
+        supervisor: Child,
+        /// Closing it stops the server.
+        stdin: Option<ChildStdin>,
+        pid: u32,
+        paused: bool,
+    }
+
+    impl RedisServer {
+        /// Starts a private server with persistence on a free port. Panics, saying how to get
+        /// one, when `redis-server` is not on PATH.
+        pub fn start_private() -> Self {
+            Self::start_new(true).unwrap_or_else(|problem| {
+                panic!(
+                    "this test stops Redis, so it starts its own redis-server (REDIS_URL is not \
+                     used): {problem}; put redis-server on PATH (for example \
+                     `apt-get install redis-server`)"
+                )
+            })
+        }
+
+        fn start_new(persistent: bool) -> Result<Self, String> {
+            if find_on_path("redis-server").is_none() {
+                return Err("redis-server is not on PATH".to_owned());
+            }
+            let mut persistence = if persistent {
+                Some(
+                    tempfile::tempdir()
+                        .map_err(|err| format!("creating a directory for Redis: {err}"))?,
+                )
+            } else {
+                None
+            };
+            let mut last_problem = String::new();
+            // Another process may take the free port between our probe and the server's bind.
+            for _ in 0..3 {
+                let port = TcpListener::bind("127.0.0.1:0")
+                    .and_then(|listener| listener.local_addr())
+                    .map_err(|err| format!("finding a free port: {err}"))?
+                    .port();
+                let mut server = Self {
+                    port,
+                    persistence,
+                    process: None,
+                };
+                match server.launch() {
+                    Ok(()) => return Ok(server),
+                    Err(problem) => {
+                        last_problem = problem;
+                        persistence = server.persistence.take();
+                    }
+                }
+            }
+            Err(last_problem)
+        }
+
+        fn launch(&mut self) -> Result<(), String> {
+            let mut arguments: Vec<String> = [
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ]
+            .iter()
+            .map(|argument| (*argument).to_owned())
+            .collect();
+            match &self.persistence {
+                Some(dir) => {
+                    arguments.extend(
+                        ["--appendonly", "yes", "--appendfsync", "always", "--dir"]
+                            .map(str::to_owned),
+                    );
+                    arguments.push(dir.path().display().to_string());
+                }
+                None => {
+                    arguments.extend(["--appendonly", "no", "--dir"].map(str::to_owned));
+                    arguments.push(std::env::temp_dir().display().to_string());
+                }
+            }
+            let mut supervisor = Command::new("sh")
+                .arg("-c")
+                .arg(SUPERVISOR)
+                .arg("redis-test-supervisor")
+                .args(&arguments)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|err| format!("starting redis-server: {err}"))?;
+            let stdin = supervisor.stdin.take();
+            let mut first_line = String::new();
+            if let Some(stdout) = supervisor.stdout.take() {
+                let _ = BufReader::new(stdout).read_line(&mut first_line);
+            }
+            let Ok(pid) = first_line.trim().parse::<u32>() else {
+                drop(stdin);
+                let _ = supervisor.wait();
+                return Err(format!("redis-server did not start: {first_line:?}"));
+            };
+            let mut process = ServerProcess {
+                supervisor,
+                stdin,
+                pid,
+                paused: false,
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(status)) = process.supervisor.try_wait() {
+                    return Err(format!(
+                        "redis-server on port {} exited with {status}",
+                        self.port
+                    ));
+                }
+                if answers_ping(self.port) {
+                    self.process = Some(process);
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    process.end();
+                    return Err(format!(
+                        "redis-server on port {} did not answer within 10 s",
+                        self.port
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        pub fn port(&self) -> u16 {
+            self.port
+        }
+
+        /// `redis://127.0.0.1:PORT/0`.
+        pub fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}/0", self.port)
+        }
+
+        /// A fresh key prefix on this server for the test `name`.
+        pub fn namespace(&self, name: &str) -> RedisNamespace {
+            RedisNamespace::new(self.url(), name)
+        }
+
+        /// Stops the server (SIGTERM) and waits until it has exited: its port refuses connections.
+        pub fn stop(&mut self) {
+            if let Some(mut process) = self.process.take() {
+                process.end();
+            }
+        }
+
+        /// Starts the server again on the same port, with the data it kept, and waits until it
+        /// answers.
+        pub fn start(&mut self) {
+            assert!(
+                self.process.is_none(),
+                "redis-server on port {} is running already",
+                self.port
+            );
+            if let Err(problem) = self.launch() {
+                panic!("restarting redis-server: {problem}");
+            }
+        }
+
+        /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+        pub fn pause(&mut self) {
+            let process = self
+                .process
+                .as_mut()
+                .expect("pausing a stopped redis-server");
+            signal(process.pid, "STOP");
+            process.paused = true;
+        }
+
+        /// Lets a paused server go on (SIGCONT).
+        pub fn resume(&mut self) {
+            let process = self
+                .process
+                .as_mut()
+                .expect("resuming a stopped redis-server");
+            signal(process.pid, "CONT");
+            process.paused = false;
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+
+    impl ServerProcess {
+        /// Closes the pipe, so that the supervisor stops the server, and waits for both.
+        fn end(&mut self) {
+            if self.paused {
+                signal(self.pid, "CONT");
+                self.paused = false;
+            }
+            drop(self.stdin.take());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.supervisor.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            signal(self.pid, "KILL");
+            let _ = self.supervisor.kill();
+            let _ = self.supervisor.wait();
+        }
+    }
+
+    fn signal(pid: u32, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status();
+        assert!(
+            matches!(status, Ok(status) if status.success()),
+            "kill -{name} {pid} failed: {status:?}"
+        );
+    }
+
+    fn find_on_path(program: &str) -> Option<PathBuf> {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    }
+
+    fn answers_ping(port: u16) -> bool {
+        let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let mut connection = Connection::new(stream);
+        matches!(connection.command(&["PING"]), Ok(Reply::Simple(pong)) if pong == "PONG")
+    }
+
+    /// A Redis that any number of tests share, each under its own key prefix: `REDIS_URL` when it
+    /// is set, else one private `redis-server` (without persistence) for this whole process.
+    /// Panics, saying how to get one, when there is neither.
+    pub fn shared_redis(name: &str) -> RedisNamespace {
+        if let Some(url) = std::env::var("REDIS_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+        {
+            return RedisNamespace::new(url, name);
+        }
+        static PRIVATE: OnceLock<Result<RedisServer, String>> = OnceLock::new();
+        match PRIVATE.get_or_init(|| RedisServer::start_new(false)) {
+            Ok(server) => server.namespace(name),
+            Err(problem) => panic!(
+                "no Redis for the tests: REDIS_URL is not set and {problem}; {HOW_TO_GET_REDIS}"
+            ),
+        }
+    }
+
+    /// A private server with persistence, for a test that stops Redis (never the shared one).
+    pub fn private_redis() -> RedisServer {
+        RedisServer::start_private()
+    }
+
+    /// A key prefix of its own on a Redis, for one test; its keys are deleted on drop.
+    pub struct RedisNamespace {
+        base_url: String,
+        prefix: String,
+        store_url: String,
+    }
+
+    impl RedisNamespace {
+        fn new(base_url: String, name: &str) -> Self {
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.subsec_nanos());
+            let prefix = format!(
+                "system-tests:{name}:{:x}-{nanos:x}-{}:",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            let mut store_url = url::Url::parse(&base_url)
+                .unwrap_or_else(|err| panic!("REDIS_URL {base_url:?} is not a URL: {err}"));
+            store_url.query_pairs_mut().append_pair("prefix", &prefix);
+            Self {
+                base_url,
+                prefix,
+                store_url: store_url.to_string(),
+            }
+        }
+
+        /// The `AUTH_STORE` URL: the Redis URL with `?prefix=`.
+        pub fn store_url(&self) -> &str {
+            &self.store_url
+        }
+
+        pub fn prefix(&self) -> &str {
+            &self.prefix
+        }
+    }
+
+    impl Drop for RedisNamespace {
+        fn drop(&mut self) {
+            // Best effort: the server may be stopped, or behind TLS, which this client lacks.
+            let _ = delete_keys(&self.base_url, &self.prefix);
+        }
+    }
+
+    /// Deletes the keys under `prefix`, with `SCAN` and `UNLINK`.
+    fn delete_keys(base_url: &str, prefix: &str) -> Result<(), String> {
+        let url = url::Url::parse(base_url).map_err(|err| err.to_string())?;
+        if url.scheme() != "redis" {
+            return Err(format!("{} is not plain redis://", url.scheme()));
+        }
+        let host = url.host_str().unwrap_or("127.0.0.1");
+        let address = (host, url.port().unwrap_or(6379))
+            .to_socket_addrs()
+            .map_err(|err| err.to_string())?
+            .next()
+            .ok_or("no address")?;
+        let stream = TcpStream::connect_timeout(&address, Duration::from_secs(1))
+            .map_err(|err| err.to_string())?;
+        let mut connection = Connection::new(stream);
+        if let Some(password) = url.password() {
+            let password = percent_decode(password);
+            let username = percent_decode(url.username());
+            let reply = if username.is_empty() {
+                connection.command(&["AUTH", &password])
+            } else {
+                connection.command(&["AUTH", &username, &password])
+            };
+            reply.map_err(|err| err.to_string())?;
+        }
+        let database = url.path().trim_start_matches('/');
+        if !database.is_empty() {
+            connection
+                .command(&["SELECT", database])
+                .map_err(|err| err.to_string())?;
+        }
+        let pattern = format!("{prefix}*");
+        let mut cursor = "0".to_owned();
+        loop {
+            let reply = connection
+                .command(&["SCAN", &cursor, "MATCH", &pattern, "COUNT", "1000"])
+                .map_err(|err| err.to_string())?;
+            let Reply::Array(mut parts) = reply else {
+                return Err(format!("SCAN answered {reply:?}"));
+            };
+            let (Some(Reply::Array(keys)), Some(Reply::Bulk(next))) = (parts.pop(), parts.pop())
+            else {
+                return Err("SCAN answered something else".to_owned());
+            };
+            let keys: Vec<String> = keys
+                .into_iter()
+                .filter_map(|key| match key {
+                    Reply::Bulk(key) => Some(String::from_utf8_lossy(&key).into_owned()),
+                    _ => None,
+                })
+                .collect();
+            if !keys.is_empty() {
+                let mut unlink = vec!["UNLINK"];
+                unlink.extend(keys.iter().map(String::as_str));
+                connection.command(&unlink).map_err(|err| err.to_string())?;
+            }
+            cursor = String::from_utf8_lossy(&next).into_owned();
+            if cursor == "0" {
+                return Ok(());
+            }
+        }
+    }
+
+    fn percent_decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut decoded = Vec::with_capacity(bytes.len());
+        let mut index = 0;
+        while index < bytes.len() {
+            let escaped = (bytes[index] == b'%')
+                .then(|| bytes.get(index + 1..index + 3))
+                .flatten()
+                .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+            match escaped {
+                Some(byte) => {
+                    decoded.push(byte);
+                    index += 3;
+                }
+                None => {
+                    decoded.push(bytes[index]);
+                    index += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&decoded).into_owned()
+    }
+
+    /// A reply in the Redis protocol (RESP2), as far as the harness needs it.
+    #[derive(Debug)]
+    enum Reply {
+        Simple(String),
+        Integer(#[allow(dead_code)] i64),
+        Bulk(Vec<u8>),
+        Nil,
+        Array(Vec<Reply>),
+    }
+
+    /// A blocking connection that sends one command at a time; enough for the harness, which
+    /// must not depend on the client library under test.
+    struct Connection {
+        reader: BufReader<TcpStream>,
+    }
+
+    impl Connection {
+        fn new(stream: TcpStream) -> Self {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+            Self {
+                reader: BufReader::new(stream),
+            }
+        }
+
+        fn command(&mut self, arguments: &[&str]) -> std::io::Result<Reply> {
+            let mut request = format!("*{}\r\n", arguments.len()).into_bytes();
+            for argument in arguments {
+                request.extend(format!("${}\r\n", argument.len()).into_bytes());
+                request.extend(argument.as_bytes());
+                request.extend(b"\r\n");
+            }
+            self.reader.get_mut().write_all(&request)?;
+            self.reply()
+        }
+
+        fn reply(&mut self) -> std::io::Result<Reply> {
+            let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+            let mut line = String::new();
+            self.reader.read_line(&mut line)?;
+            let line = line.trim_end_matches("\r\n");
+            let (kind, rest) = line.split_at(line.len().min(1));
+            let number = || {
+                rest.parse::<i64>()
+                    .map_err(|_| invalid(format!("bad length in {line:?}")))
+            };
+            match kind {
+                "+" => Ok(Reply::Simple(rest.to_owned())),
+                "-" => Err(invalid(format!("Redis answered {rest}"))),
+                ":" => Ok(Reply::Integer(number()?)),
+                "$" => match usize::try_from(number()?) {
+                    Err(_) => Ok(Reply::Nil),
+                    Ok(length) => {
+                        let mut bulk = vec![0; length + 2];
+                        self.reader.read_exact(&mut bulk)?;
+                        bulk.truncate(length);
+                        Ok(Reply::Bulk(bulk))
+                    }
+                },
+                "*" => match usize::try_from(number()?) {
+                    Err(_) => Ok(Reply::Nil),
+                    Ok(count) => (0..count)
+                        .map(|_| self.reply())
+                        .collect::<Result<_, _>>()
+                        .map(Reply::Array),
+                },
+                _ => Err(invalid(format!("unexpected reply {line:?}"))),
+            }
+        }
+    }
+}

@@ -43,6 +43,23 @@
 //! past its `expires_at`, as the embedded store does until [`Store::purge_expired`], so callers
 //! check `expires_at` themselves. `purge_expired` has nothing to do here.
 //!
+//! # When Redis is away
+//!
+//! No request waits long for Redis: each store call gives up after [`REQUEST_DEADLINE`] with
+//! [`StoreError::Unavailable`], which `/token` answers as 503 `temporarily_unavailable` and
+//! `/readyz` as not ready. The connection manager reconnects in the background, trying a few
+//! times with a short backoff ([`CONNECTION_TIMEOUT`] each, and [`RESPONSE_TIMEOUT`] for an answer
+//! on a live connection), and starts again on the next call after a failed round, so service
+//! comes back by itself once Redis answers. A call that failed on the connection is sent once
+//! more within its deadline when that is safe: a read after any connection failure, a write only
+//! when the connection was refused, since then it cannot have reached Redis. So the first requests
+//! after Redis comes back do not fail because the old connection died. Writes are never sent
+//! twice after they may have run: an interrupted refresh answers 503, and the client's retry
+//! finds the rotation done (within `refresh_reuse_grace` it gets the same pair back).
+//!
+//! Opening the store connects at once: an auth-server started while Redis is down exits with an
+//! error naming the store instead of serving.
+//!
 //! # What Redis must keep
 //!
 //! Losing writes brings revoked tokens back and lets a used refresh token be used again.
@@ -56,7 +73,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
-use redis::{ErrorKind, RedisError, Script};
+use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, Script};
 use shared::Scope;
 
 use super::{ClientRecord, RefreshRecord, Rotation, Store, StoreError, UserRecord};
@@ -69,6 +86,21 @@ pub const EXPIRY_GRACE_SECS: u64 = 60;
 
 /// The latest time Redis accepts for `EXPIREAT` without overflowing (the end of year 9999).
 const MAX_EXPIRE_AT: u64 = 253_402_300_799;
+
+/// The longest a store call waits for Redis, resending included, before it is `Unavailable`.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The longest one attempt to connect (TCP, TLS, `AUTH`, `SELECT`) may take.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The longest Redis may take to answer one command on a live connection. Every command is a
+/// few O(1) steps, so this is far above a healthy answer and well below [`REQUEST_DEADLINE`].
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Connection attempts after the first in one reconnection round, with a backoff from 100 ms
+/// (doubling, jittered, at most [`MAX_RECONNECT_DELAY`]): a refused round ends within a second.
+const RECONNECT_RETRIES: usize = 2;
+const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 /// A store on one Redis server (standalone, or a proxy in front of a cluster), through one
 /// multiplexed connection that reconnects by itself.
@@ -112,10 +144,10 @@ impl RedisStore {
         };
         let client = redis::Client::open(url).map_err(opening_error)?;
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(3)
-            .set_max_delay(Duration::from_secs(1));
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_max_delay(MAX_RECONNECT_DELAY);
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(opening_error)?;
@@ -133,16 +165,35 @@ impl RedisStore {
         &self.keys.prefix
     }
 
-    fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+    /// Sends `request`, again once if `resend` allows it, and gives up after
+    /// [`REQUEST_DEADLINE`] (see the module doc).
+    async fn send<T: FromRedisValue + Send>(
+        &self,
+        resend: Resend,
+        request: Request<'_>,
+    ) -> Result<T, StoreError> {
+        let attempts = async {
+            let mut connection = self.connection.clone();
+            match request.attempt(&mut connection).await {
+                Err(err) if resend.allows(&err) => request.attempt(&mut connection).await,
+                outcome => outcome,
+            }
+        };
+        match tokio::time::timeout(REQUEST_DEADLINE, attempts).await {
+            Ok(outcome) => outcome.map_err(store_error),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "Redis did not answer within {} ms",
+                REQUEST_DEADLINE.as_millis()
+            ))),
+        }
     }
 
     async fn hash(&self, key: &str) -> Result<HashMap<String, Vec<u8>>, StoreError> {
-        redis::cmd("HGETALL")
-            .arg(key)
-            .query_async(&mut self.connection())
-            .await
-            .map_err(store_error)
+        self.send(
+            Resend::Always,
+            Request::Command(redis::cmd("HGETALL").arg(key)),
+        )
+        .await
     }
 
     /// Reads the hashes of the members of `index`, sorted by member. Members whose hash was
@@ -152,12 +203,12 @@ impl RedisStore {
         index: &str,
         key_of: impl Fn(&str) -> String,
     ) -> Result<Vec<(String, HashMap<String, Vec<u8>>)>, StoreError> {
-        let mut connection = self.connection();
-        let mut members: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(index)
-            .query_async(&mut connection)
-            .await
-            .map_err(store_error)?;
+        let mut members: Vec<String> = self
+            .send(
+                Resend::Always,
+                Request::Command(redis::cmd("SMEMBERS").arg(index)),
+            )
+            .await?;
         if members.is_empty() {
             return Ok(Vec::new());
         }
@@ -166,10 +217,9 @@ impl RedisStore {
         for member in &members {
             pipeline.cmd("HGETALL").arg(key_of(member));
         }
-        let hashes: Vec<HashMap<String, Vec<u8>>> = pipeline
-            .query_async(&mut connection)
-            .await
-            .map_err(store_error)?;
+        let hashes: Vec<HashMap<String, Vec<u8>>> = self
+            .send(Resend::Always, Request::Pipeline(&pipeline))
+            .await?;
         Ok(members
             .into_iter()
             .zip(hashes)
@@ -184,16 +234,20 @@ impl RedisStore {
         index: &str,
         member: &str,
     ) -> Result<bool, StoreError> {
-        let (deleted, _): (u64, u64) = redis::pipe()
-            .atomic()
-            .cmd("DEL")
-            .arg(key)
-            .cmd("SREM")
-            .arg(index)
-            .arg(member)
-            .query_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+        let (deleted, _): (u64, u64) = self
+            .send(
+                Resend::IfNotSent,
+                Request::Pipeline(
+                    redis::pipe()
+                        .atomic()
+                        .cmd("DEL")
+                        .arg(key)
+                        .cmd("SREM")
+                        .arg(index)
+                        .arg(member),
+                ),
+            )
+            .await?;
         Ok(deleted == 1)
     }
 
@@ -204,29 +258,75 @@ impl RedisStore {
         value: &str,
     ) -> Result<bool, StoreError> {
         let done: u64 = self
-            .scripts
-            .set_field_if_exists
-            .key(self.keys.user(username))
-            .arg(field)
-            .arg(value)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+            .send(
+                Resend::IfNotSent,
+                Request::Script(
+                    self.scripts
+                        .set_field_if_exists
+                        .key(self.keys.user(username))
+                        .arg(field)
+                        .arg(value),
+                ),
+            )
+            .await?;
         Ok(done == 1)
     }
 
     /// Records `key` as revoked until `expires_at`, never shortening an earlier revocation.
     async fn revoke(&self, key: String, expires_at: u64) -> Result<(), StoreError> {
         let _: u64 = self
-            .scripts
-            .revoke
-            .key(key)
-            .arg(expires_at)
-            .arg(expire_at(expires_at))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+            .send(
+                Resend::Always,
+                Request::Script(
+                    self.scripts
+                        .revoke
+                        .key(key)
+                        .arg(expires_at)
+                        .arg(expire_at(expires_at)),
+                ),
+            )
+            .await?;
         Ok(())
+    }
+}
+
+/// One request to Redis: a command, a pipeline (or `MULTI` block) or a script.
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    Command(&'a redis::Cmd),
+    Pipeline(&'a redis::Pipeline),
+    Script(&'a redis::ScriptInvocation<'a>),
+}
+
+impl Request<'_> {
+    async fn attempt<T: FromRedisValue>(
+        self,
+        connection: &mut ConnectionManager,
+    ) -> RedisResult<T> {
+        match self {
+            Self::Command(command) => command.query_async(connection).await,
+            Self::Pipeline(pipeline) => pipeline.query_async(connection).await,
+            Self::Script(invocation) => invocation.invoke_async(connection).await,
+        }
+    }
+}
+
+/// When a request that failed on the connection is sent once more (see the module doc).
+#[derive(Clone, Copy)]
+enum Resend {
+    /// After any connection failure: a read, or a write that leaves the same state when it runs
+    /// twice.
+    Always,
+    /// Only when the connection was refused, so that the request cannot have reached Redis.
+    IfNotSent,
+}
+
+impl Resend {
+    fn allows(self, err: &RedisError) -> bool {
+        match self {
+            Self::Always => err.is_connection_refusal() || err.is_connection_dropped(),
+            Self::IfNotSent => err.is_connection_refusal(),
+        }
     }
 }
 
@@ -588,10 +688,9 @@ fn refresh_fields(token: &RefreshRecord) -> [(&'static str, String); 7] {
 #[async_trait]
 impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        let _: String = redis::cmd("PING")
-            .query_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+        let _: String = self
+            .send(Resend::Always, Request::Command(&redis::cmd("PING")))
+            .await?;
         Ok(())
     }
 
@@ -612,10 +711,9 @@ impl Store for RedisStore {
         for (field, value) in user_fields(user) {
             invocation.arg(field).arg(value);
         }
-        let inserted: u64 = invocation
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+        let inserted: u64 = self
+            .send(Resend::IfNotSent, Request::Script(&invocation))
+            .await?;
         if inserted == 1 {
             Ok(())
         } else {
@@ -630,15 +728,18 @@ impl Store for RedisStore {
         new_hash: &str,
     ) -> Result<bool, StoreError> {
         let replaced: u64 = self
-            .scripts
-            .compare_and_set_field
-            .key(self.keys.user(username))
-            .arg("password_hash")
-            .arg(expected)
-            .arg(new_hash)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+            .send(
+                Resend::IfNotSent,
+                Request::Script(
+                    self.scripts
+                        .compare_and_set_field
+                        .key(self.keys.user(username))
+                        .arg("password_hash")
+                        .arg(expected)
+                        .arg(new_hash),
+                ),
+            )
+            .await?;
         Ok(replaced == 1)
     }
 
@@ -675,22 +776,25 @@ impl Store for RedisStore {
 
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
         let inserted: u64 = self
-            .scripts
-            .insert_indexed
-            .key(self.keys.client(&client.client_id))
-            .key(self.keys.client_index())
-            .arg(&client.client_id)
-            .arg("secret_hash")
-            .arg(&client.secret_hash)
-            .arg("grants")
-            .arg(client.grants.join(" "))
-            .arg("scopes")
-            .arg(client.scopes.to_string())
-            .arg("audiences")
-            .arg(client.audiences.join(" "))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+            .send(
+                Resend::IfNotSent,
+                Request::Script(
+                    self.scripts
+                        .insert_indexed
+                        .key(self.keys.client(&client.client_id))
+                        .key(self.keys.client_index())
+                        .arg(&client.client_id)
+                        .arg("secret_hash")
+                        .arg(&client.secret_hash)
+                        .arg("grants")
+                        .arg(client.grants.join(" "))
+                        .arg("scopes")
+                        .arg(client.scopes.to_string())
+                        .arg("audiences")
+                        .arg(client.audiences.join(" ")),
+                ),
+            )
+            .await?;
         if inserted == 1 {
             Ok(())
         } else {
@@ -725,10 +829,9 @@ impl Store for RedisStore {
         for (field, value) in refresh_fields(token) {
             invocation.arg(field).arg(value);
         }
-        let inserted: u64 = invocation
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+        let inserted: u64 = self
+            .send(Resend::IfNotSent, Request::Script(&invocation))
+            .await?;
         if inserted == 1 {
             Ok(())
         } else {
@@ -762,10 +865,9 @@ impl Store for RedisStore {
         for (field, value) in refresh_fields(successor) {
             invocation.arg(field).arg(value);
         }
-        let (outcome, current): (i64, HashMap<String, Vec<u8>>) = invocation
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+        let (outcome, current): (i64, HashMap<String, Vec<u8>>) = self
+            .send(Resend::IfNotSent, Request::Script(&invocation))
+            .await?;
         match outcome {
             1 => Ok(Rotation::Rotated),
             -1 => Err(StoreError::Conflict("refresh token".to_owned())),
@@ -780,11 +882,12 @@ impl Store for RedisStore {
     }
 
     async fn family_revoked(&self, family_id: &str) -> Result<bool, StoreError> {
-        let count: u64 = redis::cmd("EXISTS")
-            .arg(self.keys.revoked_family(family_id))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+        let count: u64 = self
+            .send(
+                Resend::Always,
+                Request::Command(redis::cmd("EXISTS").arg(self.keys.revoked_family(family_id))),
+            )
+            .await?;
         Ok(count == 1)
     }
 
@@ -793,11 +896,12 @@ impl Store for RedisStore {
     }
 
     async fn access_token_revoked(&self, jti: &str, now: u64) -> Result<bool, StoreError> {
-        let expires_at: Option<String> = redis::cmd("GET")
-            .arg(self.keys.revoked_jti(jti))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+        let expires_at: Option<String> = self
+            .send(
+                Resend::Always,
+                Request::Command(redis::cmd("GET").arg(self.keys.revoked_jti(jti))),
+            )
+            .await?;
         match expires_at {
             None => Ok(false),
             Some(text) => {
@@ -819,26 +923,33 @@ impl Store for RedisStore {
     ) -> Result<(u64, u64), StoreError> {
         let ttl = window.saturating_add(EXPIRY_GRACE_SECS).min(MAX_EXPIRE_AT);
         let (count, window_end): (u64, u64) = self
-            .scripts
-            .record_failure
-            .key(self.keys.failures(key))
-            .arg(now)
-            .arg(window)
-            .arg(ttl)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+            .send(
+                Resend::IfNotSent,
+                Request::Script(
+                    self.scripts
+                        .record_failure
+                        .key(self.keys.failures(key))
+                        .arg(now)
+                        .arg(window)
+                        .arg(ttl),
+                ),
+            )
+            .await?;
         Ok((count, window_end))
     }
 
     async fn failures(&self, key: &str, now: u64) -> Result<(u64, u64), StoreError> {
-        let (count, window_end): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(self.keys.failures(key))
-            .arg("count")
-            .arg("end")
-            .query_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+        let (count, window_end): (Option<String>, Option<String>) = self
+            .send(
+                Resend::Always,
+                Request::Command(
+                    redis::cmd("HMGET")
+                        .arg(self.keys.failures(key))
+                        .arg("count")
+                        .arg("end"),
+                ),
+            )
+            .await?;
         let (Some(count), Some(window_end)) = (count, window_end) else {
             return Ok((0, now));
         };
@@ -853,11 +964,12 @@ impl Store for RedisStore {
     }
 
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
-        let _: u64 = redis::cmd("DEL")
-            .arg(self.keys.failures(key))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(store_error)?;
+        let _: u64 = self
+            .send(
+                Resend::Always,
+                Request::Command(redis::cmd("DEL").arg(self.keys.failures(key))),
+            )
+            .await?;
         Ok(())
     }
 
