@@ -21,7 +21,10 @@ const HASH_SCHEME: &str = "hmac-sha256";
 pub enum Credentials {
     /// No secret: a public client, perhaps naming itself with `client_id`.
     None { client_id: Option<String> },
-    Secret { client_id: String, secret: Zeroizing<String> },
+    Secret {
+        client_id: String,
+        secret: Zeroizing<String>,
+    },
 }
 
 /// A client as established by the request.
@@ -47,18 +50,26 @@ pub const PUBLIC_CLIENT_ID: &str = "public";
 
 /// Reads the `Authorization: Basic` header and the `client_id`/`client_secret` form fields.
 /// Both methods at once is `invalid_request` (RFC 6749 §2.3).
-pub fn credentials(authorization: Option<&str>, form_id: Option<&str>, form_secret: Option<&str>) -> Result<Credentials, TokenError> {
+pub fn credentials(
+    authorization: Option<&str>,
+    form_id: Option<&str>,
+    form_secret: Option<&str>,
+) -> Result<Credentials, TokenError> {
     let form_id = form_id.filter(|id| !id.is_empty());
     let form_secret = form_secret.filter(|secret| !secret.is_empty());
     let authorization = authorization.filter(|header| !is_blank_basic(header));
     match authorization {
         Some(header) => {
             if form_secret.is_some() {
-                return Err(TokenError::InvalidRequest("use one client authentication method, not two"));
+                return Err(TokenError::InvalidRequest(
+                    "use one client authentication method, not two",
+                ));
             }
             let (client_id, secret) = parse_basic(header).ok_or(TokenError::InvalidClient)?;
             if form_id.is_some_and(|id| id != client_id) {
-                return Err(TokenError::InvalidRequest("client_id differs from the authenticated client"));
+                return Err(TokenError::InvalidRequest(
+                    "client_id differs from the authenticated client",
+                ));
             }
             Ok(Credentials::Secret { client_id, secret })
         }
@@ -67,7 +78,9 @@ pub fn credentials(authorization: Option<&str>, form_id: Option<&str>, form_secr
                 client_id: id.to_owned(),
                 secret: Zeroizing::new(secret.to_owned()),
             }),
-            (None, Some(_)) => Err(TokenError::InvalidRequest("client_secret without client_id")),
+            (None, Some(_)) => Err(TokenError::InvalidRequest(
+                "client_secret without client_id",
+            )),
             (id, None) => Ok(Credentials::None {
                 client_id: id.map(str::to_owned),
             }),
@@ -79,12 +92,15 @@ pub fn credentials(authorization: Option<&str>, form_id: Option<&str>, form_secr
 /// client, so it counts as no client authentication at all.
 fn is_blank_basic(header: &str) -> bool {
     use base64::Engine;
-    header.trim().split_once(' ').is_some_and(|(scheme, encoded)| {
-        scheme.eq_ignore_ascii_case("basic")
-            && base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .is_ok_and(|decoded| decoded == b":")
-    })
+    header
+        .trim()
+        .split_once(' ')
+        .is_some_and(|(scheme, encoded)| {
+            scheme.eq_ignore_ascii_case("basic")
+                && base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .is_ok_and(|decoded| decoded == b":")
+        })
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))`; `None` when malformed.
@@ -94,7 +110,11 @@ pub fn parse_basic(header: &str) -> Option<(String, Zeroizing<String>)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?);
+    let decoded = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?,
+    );
     let text = std::str::from_utf8(&decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
     let id = form_decode(id)?;
@@ -104,11 +124,18 @@ pub fn parse_basic(header: &str) -> Option<(String, Zeroizing<String>)> {
 
 fn form_decode(part: &str) -> Option<String> {
     let plus_as_space = part.replace('+', " ");
-    percent_decode_str(&plus_as_space).decode_utf8().ok().map(|s| s.into_owned())
+    percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 /// Checks the credentials against the store. Unknown client and wrong secret look the same.
-pub async fn authenticate(store: &dyn Store, hash_key: &[u8], credentials: Credentials) -> Result<Client, TokenError> {
+pub async fn authenticate(
+    store: &dyn Store,
+    hash_key: &[u8],
+    credentials: Credentials,
+) -> Result<Client, TokenError> {
     match credentials {
         Credentials::None { client_id } => {
             let client_id = client_id.unwrap_or_else(|| PUBLIC_CLIENT_ID.to_owned());
@@ -122,7 +149,9 @@ pub async fn authenticate(store: &dyn Store, hash_key: &[u8], credentials: Crede
             let record = store.client(&client_id).await?;
             let stored = record.as_ref().map_or("", |r| r.secret_hash.as_str());
             if verify_secret(hash_key, &secret, stored) {
-                record.map(Client::Confidential).ok_or(TokenError::InvalidClient)
+                record
+                    .map(Client::Confidential)
+                    .ok_or(TokenError::InvalidClient)
             } else {
                 Err(TokenError::InvalidClient)
             }
@@ -135,7 +164,10 @@ pub fn hash_secret(key: &[u8], secret: &str) -> String {
     use base64::Engine;
     let salt = crate::tokens::random_token(16);
     let mac = mac(key, &salt, secret);
-    format!("{HASH_SCHEME}${salt}${}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac))
+    format!(
+        "{HASH_SCHEME}${salt}${}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac)
+    )
 }
 
 fn mac(key: &[u8], salt: &str, secret: &str) -> Vec<u8> {
@@ -153,8 +185,14 @@ fn mac(key: &[u8], salt: &str, secret: &str) -> Vec<u8> {
 pub fn verify_secret(key: &[u8], secret: &str, stored: &str) -> bool {
     use base64::Engine;
     let mut parts = stored.splitn(3, '$');
-    let (scheme, salt, expected) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(expected).unwrap_or_default();
+    let (scheme, salt, expected) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(expected)
+        .unwrap_or_default();
     let actual = mac(key, salt, secret);
     let equal: bool = actual.ct_eq(&expected).into();
     equal && scheme == HASH_SCHEME && !expected.is_empty()
@@ -167,7 +205,8 @@ mod tests {
     #[test]
     fn basic_header_is_form_decoded_rfc6749_2_3_1() {
         use base64::Engine;
-        let encoded = base64::engine::general_purpose::STANDARD.encode("my%3Aclient:s%C3%A9cret+with%25");
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode("my%3Aclient:s%C3%A9cret+with%25");
         let (id, secret) = parse_basic(&format!("Basic {encoded}")).unwrap();
         assert_eq!(id, "my:client");
         assert_eq!(secret.as_str(), "sécret with%");
@@ -175,7 +214,13 @@ mod tests {
 
     #[test]
     fn malformed_basic_headers_are_rejected() {
-        for header in ["Basic", "Basic !!!", "Bearer abc", "Basic Zm9v", "Basic OnNlY3JldA=="] {
+        for header in [
+            "Basic",
+            "Basic !!!",
+            "Bearer abc",
+            "Basic Zm9v",
+            "Basic OnNlY3JldA==",
+        ] {
             assert!(parse_basic(header).is_none(), "{header}");
         }
     }
@@ -196,9 +241,21 @@ mod tests {
     fn secret_hash_verifies_only_the_right_secret_under_the_right_key() {
         let key = [7u8; 32];
         let stored = hash_secret(&key, "s3cret-s3cret-s3cret-s3cret-s3cret");
-        assert!(verify_secret(&key, "s3cret-s3cret-s3cret-s3cret-s3cret", &stored));
-        assert!(!verify_secret(&key, "s3cret-s3cret-s3cret-s3cret-s3creT", &stored));
-        assert!(!verify_secret(&[8u8; 32], "s3cret-s3cret-s3cret-s3cret-s3cret", &stored));
+        assert!(verify_secret(
+            &key,
+            "s3cret-s3cret-s3cret-s3cret-s3cret",
+            &stored
+        ));
+        assert!(!verify_secret(
+            &key,
+            "s3cret-s3cret-s3cret-s3cret-s3creT",
+            &stored
+        ));
+        assert!(!verify_secret(
+            &[8u8; 32],
+            "s3cret-s3cret-s3cret-s3cret-s3cret",
+            &stored
+        ));
         assert!(!verify_secret(&key, "", ""));
     }
 }

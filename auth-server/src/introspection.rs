@@ -24,7 +24,12 @@ pub struct Introspection {
 
 impl Grants {
     /// Inactive, with no other field, for expired, revoked, foreign or malformed tokens.
-    pub async fn introspect(&self, token: &str, hint: Option<&str>, now: u64) -> Result<Introspection, TokenError> {
+    pub async fn introspect(
+        &self,
+        token: &str,
+        hint: Option<&str>,
+        now: u64,
+    ) -> Result<Introspection, TokenError> {
         if hint == Some("refresh_token") {
             if let Some(found) = self.introspect_refresh(token, now).await? {
                 return Ok(found);
@@ -41,7 +46,11 @@ impl Grants {
         Ok(Introspection::default())
     }
 
-    async fn introspect_access(&self, claims: AccessClaims, now: u64) -> Result<Introspection, TokenError> {
+    async fn introspect_access(
+        &self,
+        claims: AccessClaims,
+        now: u64,
+    ) -> Result<Introspection, TokenError> {
         if claims.exp <= now || self.store.access_token_revoked(&claims.jti, now).await? {
             return Ok(Introspection::default());
         }
@@ -60,11 +69,17 @@ impl Grants {
         })
     }
 
-    async fn introspect_refresh(&self, token: &str, now: u64) -> Result<Option<Introspection>, TokenError> {
+    async fn introspect_refresh(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<Option<Introspection>, TokenError> {
         let Some(record) = self.store.refresh(&tokens::refresh_token_id(token)).await? else {
             return Ok(None);
         };
-        let active = record.used_at.is_none() && now < record.expires_at && !self.store.family_revoked(&record.family_id).await?;
+        let active = record.used_at.is_none()
+            && now < record.expires_at
+            && !self.store.family_revoked(&record.family_id).await?;
         if !active {
             return Ok(Some(Introspection::default()));
         }

@@ -74,28 +74,41 @@ pub fn verify_blocking(password: &str, stored: &str) -> Verdict {
     let Ok(parsed) = PasswordHash::new(stored) else {
         return Verdict::Invalid;
     };
-    if argon2().verify_password(password.as_bytes(), &parsed).is_err() {
+    if argon2()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_err()
+    {
         return Verdict::Invalid;
     }
-    let rehash = needs_rehash(&parsed).then(|| hash_blocking(password).ok()).flatten();
+    let rehash = needs_rehash(&parsed)
+        .then(|| hash_blocking(password).ok())
+        .flatten();
     Verdict::Valid { rehash }
 }
 
 fn is_bcrypt(stored: &str) -> bool {
-    ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| stored.starts_with(prefix))
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|prefix| stored.starts_with(prefix))
 }
 
 fn needs_rehash(parsed: &PasswordHash<'_>) -> bool {
     if parsed.algorithm.as_str() != "argon2id" {
         return true;
     }
-    let Ok(params) = Params::try_from(parsed) else { return true };
+    let Ok(params) = Params::try_from(parsed) else {
+        return true;
+    };
     params.m_cost() < MEMORY_KIB || params.t_cost() < ITERATIONS || params.p_cost() < PARALLELISM
 }
 
 impl Passwords {
     /// `workers` hashes run at once (each holds ~19 MiB); `queue` more may wait for one.
-    pub fn new(workers: usize, queue: usize, metrics: Option<crate::http::metrics::Metrics>) -> Result<Self, PasswordError> {
+    pub fn new(
+        workers: usize,
+        queue: usize,
+        metrics: Option<crate::http::metrics::Metrics>,
+    ) -> Result<Self, PasswordError> {
         let dummy_hash = hash_blocking(&crate::tokens::random_token(24))?;
         Ok(Self {
             workers: Arc::new(Semaphore::new(workers.max(1))),
@@ -108,10 +121,16 @@ impl Passwords {
 
     /// Verifies against `stored`, or against a dummy hash when there is no such user, so that
     /// the answer takes as long either way.
-    pub async fn verify(&self, password: Zeroizing<String>, stored: Option<String>) -> Result<Verdict, PasswordError> {
+    pub async fn verify(
+        &self,
+        password: Zeroizing<String>,
+        stored: Option<String>,
+    ) -> Result<Verdict, PasswordError> {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
-        let verdict = self.run(move || verify_blocking(&password, &stored)).await?;
+        let verdict = self
+            .run(move || verify_blocking(&password, &stored))
+            .await?;
         Ok(if known { verdict } else { Verdict::Invalid })
     }
 
@@ -119,7 +138,10 @@ impl Passwords {
         self.run(move || hash_blocking(&password)).await?
     }
 
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
         let _slot = QueueSlot::take(self)?;
         let queued_at = Instant::now();
         let permit = self
@@ -129,7 +151,9 @@ impl Passwords {
             .await
             .map_err(|_| PasswordError::Hashing("worker pool closed".into()))?;
         if let Some(metrics) = &self.metrics {
-            metrics.password_wait_seconds.observe(queued_at.elapsed().as_secs_f64());
+            metrics
+                .password_wait_seconds
+                .observe(queued_at.elapsed().as_secs_f64());
         }
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -149,7 +173,9 @@ impl<'a> QueueSlot<'a> {
     fn take(passwords: &'a Passwords) -> Result<Self, PasswordError> {
         let taken = passwords
             .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < passwords.capacity).then_some(n + 1));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < passwords.capacity).then_some(n + 1)
+            });
         match taken {
             Ok(_) => {
                 if let Some(metrics) = &passwords.metrics {
@@ -178,17 +204,30 @@ mod tests {
     #[test]
     fn new_hashes_are_argon2id_at_owasp_minimum() {
         let hash = hash_blocking("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert_eq!(verify_blocking("correct horse", &hash), Verdict::Valid { rehash: None });
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert_eq!(
+            verify_blocking("correct horse", &hash),
+            Verdict::Valid { rehash: None }
+        );
         assert_eq!(verify_blocking("wrong", &hash), Verdict::Invalid);
     }
 
     #[test]
     fn weaker_argon2_hashes_are_upgraded_on_a_good_login() {
-        let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap());
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 1, 1, None).unwrap(),
+        );
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         let hash = weak.hash_password(b"pw", &salt).unwrap().to_string();
-        let Verdict::Valid { rehash: Some(new_hash) } = verify_blocking("pw", &hash) else {
+        let Verdict::Valid {
+            rehash: Some(new_hash),
+        } = verify_blocking("pw", &hash)
+        else {
             panic!("expected an upgrade");
         };
         assert!(new_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
@@ -196,8 +235,13 @@ mod tests {
 
     #[test]
     fn passlib_bcrypt_hashes_verify_and_are_replaced() {
-        let hash = bcrypt::hash("secret", 4).unwrap().replacen("$2y$", "$2b$", 1);
-        let Verdict::Valid { rehash: Some(new_hash) } = verify_blocking("secret", &hash) else {
+        let hash = bcrypt::hash("secret", 4)
+            .unwrap()
+            .replacen("$2y$", "$2b$", 1);
+        let Verdict::Valid {
+            rehash: Some(new_hash),
+        } = verify_blocking("secret", &hash)
+        else {
             panic!("expected a valid bcrypt login with an upgrade");
         };
         assert!(new_hash.starts_with("$argon2id$"));
@@ -216,12 +260,19 @@ mod tests {
         let passwords = Arc::new(Passwords::new(1, 0, None).unwrap());
         let slow = {
             let passwords = passwords.clone();
-            tokio::spawn(async move { passwords.run(|| std::thread::sleep(std::time::Duration::from_millis(300))).await })
+            tokio::spawn(async move {
+                passwords
+                    .run(|| std::thread::sleep(std::time::Duration::from_millis(300)))
+                    .await
+            })
         };
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let second = passwords.verify(Zeroizing::new("x".into()), None).await;
         assert!(matches!(second, Err(PasswordError::Busy)));
         slow.await.unwrap().unwrap();
-        assert!(passwords.verify(Zeroizing::new("x".into()), None).await.is_ok());
+        assert!(passwords
+            .verify(Zeroizing::new("x".into()), None)
+            .await
+            .is_ok());
     }
 }

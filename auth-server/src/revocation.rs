@@ -9,7 +9,13 @@ use crate::tokens;
 
 impl Grants {
     /// Unknown and malformed tokens are fine (§2.2): the answer is the same 200.
-    pub async fn revoke(&self, client: &Client, token: &str, hint: Option<&str>, now: u64) -> Result<(), TokenError> {
+    pub async fn revoke(
+        &self,
+        client: &Client,
+        token: &str,
+        hint: Option<&str>,
+        now: u64,
+    ) -> Result<(), TokenError> {
         let try_refresh_first = hint != Some("access_token");
         if try_refresh_first && self.revoke_refresh(client, token).await? {
             return Ok(());
@@ -19,7 +25,9 @@ impl Grants {
                 return Err(TokenError::UnauthorizedClient);
             }
             if claims.exp > now {
-                self.store.revoke_access_token(&claims.jti, claims.exp).await?;
+                self.store
+                    .revoke_access_token(&claims.jti, claims.exp)
+                    .await?;
                 tracing::info!(jti = %claims.jti, "access token revoked");
             }
             return Ok(());
@@ -37,7 +45,9 @@ impl Grants {
         if record.client_id != client.id() {
             return Err(TokenError::UnauthorizedClient);
         }
-        self.store.revoke_family(&record.family_id, record.expires_at).await?;
+        self.store
+            .revoke_family(&record.family_id, record.expires_at)
+            .await?;
         tracing::info!(client_id = %record.client_id, "refresh token family revoked");
         Ok(true)
     }

@@ -105,7 +105,10 @@ impl Default for Settings {
             access_token_ttl: 900,
             refresh_token_ttl: 1_209_600,
             audience: "api".into(),
-            cors_origins: vec!["http://127.0.0.1:8001".into(), "http://localhost:8001".into()],
+            cors_origins: vec![
+                "http://127.0.0.1:8001".into(),
+                "http://localhost:8001".into(),
+            ],
             refresh_reuse_grace: 5,
             password_grant_without_client: true,
             password_workers: 0,
@@ -155,20 +158,30 @@ impl Settings {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = config {
             if !path.is_file() {
-                return Err(SettingsError(format!("config file {} does not exist", path.display())));
+                return Err(SettingsError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
             }
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment
             .merge(Env::prefixed(ENV_PREFIX).only(KNOWN))
             .merge(Serialized::defaults(overrides));
-        let settings: Settings = figment.extract().map_err(|err| SettingsError::from_figment(&err))?;
+        let settings: Settings = figment
+            .extract()
+            .map_err(|err| SettingsError::from_figment(&err))?;
         settings.validate()?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
-        let fail = |name: &str, why: &str| Err(SettingsError(format!("{ENV_PREFIX}{}: {why}", name.to_uppercase())));
+        let fail = |name: &str, why: &str| {
+            Err(SettingsError(format!(
+                "{ENV_PREFIX}{}: {why}",
+                name.to_uppercase()
+            )))
+        };
         if self.access_token_ttl == 0 {
             return fail("access_token_ttl", "must be at least 1 second");
         }
@@ -178,8 +191,14 @@ impl Settings {
         if self.audience.trim().is_empty() {
             return fail("audience", "must not be empty");
         }
-        if !matches!(self.issuer.scheme(), "http" | "https") || self.issuer.query().is_some() || self.issuer.fragment().is_some() {
-            return fail("issuer", "must be an http(s) URL without query or fragment (RFC 8414 §2)");
+        if !matches!(self.issuer.scheme(), "http" | "https")
+            || self.issuer.query().is_some()
+            || self.issuer.fragment().is_some()
+        {
+            return fail(
+                "issuer",
+                "must be an http(s) URL without query or fragment (RFC 8414 §2)",
+            );
         }
         if self.login_throttle_window == 0 {
             return fail("login_throttle_window", "must be at least 1 second");
@@ -227,7 +246,10 @@ pub struct SettingsError(pub String);
 
 impl SettingsError {
     fn from_figment(err: &figment::Error) -> Self {
-        let name = err.path.last().map(|key| format!("{ENV_PREFIX}{}", key.to_uppercase()));
+        let name = err
+            .path
+            .last()
+            .map(|key| format!("{ENV_PREFIX}{}", key.to_uppercase()));
         let source = err.metadata.as_ref().map(|m| {
             if m.name.contains("Overrides") {
                 "the command line".to_owned()
@@ -236,7 +258,9 @@ impl SettingsError {
             }
         });
         let what = match (&err.kind, &name) {
-            (figment::error::Kind::UnknownField(field, _), _) => format!("unknown setting {field:?}"),
+            (figment::error::Kind::UnknownField(field, _), _) => {
+                format!("unknown setting {field:?}")
+            }
             (kind, _) => kind.to_string(),
         };
         match (name, source) {
@@ -256,7 +280,12 @@ fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>,
         Many(Vec<String>),
     }
     Ok(match OneOrMany::deserialize(deserializer)? {
-        OneOrMany::One(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        OneOrMany::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         OneOrMany::Many(items) => items,
     })
 }
@@ -272,7 +301,9 @@ fn comma_nets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<ipnet::I
         .map(|text| {
             text.parse::<ipnet::IpNet>()
                 .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| serde::de::Error::custom(format!("{text:?} is not an IP address or CIDR range")))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{text:?} is not an IP address or CIDR range"))
+                })
         })
         .collect()
 }

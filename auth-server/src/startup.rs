@@ -29,16 +29,21 @@ pub struct Application {
 impl Application {
     /// Opens the store, loads (or creates) the keys and binds `settings.listen`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = std::net::TcpListener::bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        let listener = std::net::TcpListener::bind(settings.listen)
+            .with_context(|| format!("binding {}", settings.listen))?;
         Self::build_on(settings, listener).await
     }
 
     /// As [`Application::build`] on a listener bound already (tests bind port 0 first, so that
     /// the issuer can name the port).
-    pub async fn build_on(settings: Settings, listener: std::net::TcpListener) -> anyhow::Result<Self> {
+    pub async fn build_on(
+        settings: Settings,
+        listener: std::net::TcpListener,
+    ) -> anyhow::Result<Self> {
         let store = store::open(&settings.store.0).await?;
-        let keys = files::load_or_create(&settings.keys_dir)
-            .with_context(|| format!("loading signing keys from {}", settings.keys_dir.display()))?;
+        let keys = files::load_or_create(&settings.keys_dir).with_context(|| {
+            format!("loading signing keys from {}", settings.keys_dir.display())
+        })?;
         let keys = KeyRing::new(keys).context("no signing key")?;
         tracing::info!(kid = keys.active().kid(), "signing key loaded");
         let client_secret_key = files::client_secret_key(&settings.keys_dir)?;
@@ -47,10 +52,19 @@ impl Application {
         let metrics = Metrics::new(&registry)?;
         let http_metrics = shared::telemetry::HttpMetrics::new(&registry, http::ROUTES)?;
         let passwords = {
-            let (workers, queue, metrics) = (settings.password_workers(), settings.password_queue, metrics.clone());
-            tokio::task::spawn_blocking(move || Passwords::new(workers, queue, Some(metrics))).await??
+            let (workers, queue, metrics) = (
+                settings.password_workers(),
+                settings.password_queue,
+                metrics.clone(),
+            );
+            tokio::task::spawn_blocking(move || Passwords::new(workers, queue, Some(metrics)))
+                .await??
         };
-        let tokens = TokenIssuer::new(settings.issuer_str().to_owned(), settings.access_token_ttl, keys);
+        let tokens = TokenIssuer::new(
+            settings.issuer_str().to_owned(),
+            settings.access_token_ttl,
+            keys,
+        );
         let policy = Policy {
             refresh_ttl: settings.refresh_token_ttl,
             refresh_reuse_grace: settings.refresh_reuse_grace,
@@ -100,13 +114,20 @@ impl Application {
     }
 
     /// Serves until `stop` completes, then lets in-flight requests finish within the timeout.
-    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintenance(self.state.clone()));
         tracing::info!(addr = %self.local_addr, "auth-server listening");
         let result = Server::new_with_acceptor(self.acceptor)
             .name("auth-server")
             .idle_timeout(Duration::from_secs(60))
-            .run_with_graceful_shutdown(self.app.map_to_response(), stop, Some(self.shutdown_timeout))
+            .run_with_graceful_shutdown(
+                self.app.map_to_response(),
+                stop,
+                Some(self.shutdown_timeout),
+            )
             .await;
         maintenance.abort();
         tracing::info!("auth-server stopped");
@@ -128,7 +149,9 @@ async fn maintenance(state: Arc<AppState>) {
             }
         }
         ticks += 1;
-        let Ok(current_files) = files::key_files(&keys_dir) else { continue };
+        let Ok(current_files) = files::key_files(&keys_dir) else {
+            continue;
+        };
         if current_files == known_files {
             continue;
         }
@@ -139,7 +162,10 @@ async fn maintenance(state: Arc<AppState>) {
                 known_files = current_files;
             }
             Ok(None) => tracing::warn!("the keys directory has no key; keeping the loaded ones"),
-            Err(err) => tracing::warn!(error = format!("{err:#}"), "reloading signing keys failed; keeping the loaded ones"),
+            Err(err) => tracing::warn!(
+                error = format!("{err:#}"),
+                "reloading signing keys failed; keeping the loaded ones"
+            ),
         }
     }
 }
@@ -149,13 +175,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -59,7 +59,14 @@ impl TokenIssuer {
     }
 
     /// Signs an access token; returns it with its claims.
-    pub fn mint_access(&self, subject: &Subject<'_>, client_id: &str, scope: &Scope, audience: &str, now: u64) -> Result<(String, AccessClaims), KeyError> {
+    pub fn mint_access(
+        &self,
+        subject: &Subject<'_>,
+        client_id: &str,
+        scope: &Scope,
+        audience: &str,
+        now: u64,
+    ) -> Result<(String, AccessClaims), KeyError> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: subject.sub.to_owned(),
@@ -71,8 +78,14 @@ impl TokenIssuer {
             client_id: client_id.to_owned(),
             scope: scope.clone(),
             preferred_username: subject.user.as_ref().map(|u| u.username.to_owned()),
-            name: subject.user.as_ref().and_then(|u| u.name.map(str::to_owned)),
-            email: subject.user.as_ref().and_then(|u| u.email.map(str::to_owned)),
+            name: subject
+                .user
+                .as_ref()
+                .and_then(|u| u.name.map(str::to_owned)),
+            email: subject
+                .user
+                .as_ref()
+                .and_then(|u| u.email.map(str::to_owned)),
         };
         let json = serde_json::to_vec(&claims).map_err(|_| KeyError::Signing)?;
         let token = self.keys.load().active().sign_jwt(&json)?;
@@ -88,7 +101,9 @@ impl TokenIssuer {
             return None;
         }
         let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.alg != jsonwebtoken::Algorithm::RS256 || header.typ.as_deref() != Some(shared::ACCESS_TOKEN_TYP) {
+        if header.alg != jsonwebtoken::Algorithm::RS256
+            || header.typ.as_deref() != Some(shared::ACCESS_TOKEN_TYP)
+        {
             return None;
         }
         let keys = self.keys.load();
@@ -155,8 +170,12 @@ pub fn seal(token: &str, id: &str, plaintext: &[u8]) -> Result<Vec<u8>, SealErro
     let mut sealed = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
     sealed.extend_from_slice(&nonce);
     let mut in_out = plaintext.to_vec();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(id.as_bytes()), &mut in_out)
-        .map_err(|_| SealError)?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(id.as_bytes()),
+        &mut in_out,
+    )
+    .map_err(|_| SealError)?;
     sealed.extend_from_slice(&in_out);
     Ok(sealed)
 }
@@ -166,7 +185,9 @@ pub fn open(token: &str, id: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> 
     let (nonce, ciphertext) = sealed.split_at_checked(NONCE_LEN).ok_or(SealError)?;
     let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError)?;
     let mut in_out = ciphertext.to_vec();
-    let plaintext = key.open_in_place(nonce, Aad::from(id.as_bytes()), &mut in_out).map_err(|_| SealError)?;
+    let plaintext = key
+        .open_in_place(nonce, Aad::from(id.as_bytes()), &mut in_out)
+        .map_err(|_| SealError)?;
     Ok(plaintext.to_vec())
 }
 

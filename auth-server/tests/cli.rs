@@ -19,7 +19,10 @@ impl Env {
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(env!("CARGO_BIN_EXE_auth-server"))
             .args(args)
-            .env("AUTH_STORE", format!("sqlite://{}", self.dir.path().join("auth.db").display()))
+            .env(
+                "AUTH_STORE",
+                format!("sqlite://{}", self.dir.path().join("auth.db").display()),
+            )
             .env("AUTH_KEYS_DIR", self.dir.path().join("keys"))
             .env_remove("AUTH_LISTEN")
             .stdin(Stdio::piped())
@@ -37,7 +40,11 @@ impl Env {
 
     fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let output = self.run(args, stdin);
-        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap()
     }
 
@@ -59,14 +66,39 @@ impl Env {
 #[test]
 fn user_lifecycle_add_list_disable_enable_passwd_remove() {
     let env = Env::new();
-    env.ok(&["user", "add", "alice", "--password-stdin", "--full-name", "Alice A", "--email", "a@example.com", "--scope", "read", "--scope", "write"], Some("pw-alice-1\n"));
+    env.ok(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--full-name",
+            "Alice A",
+            "--email",
+            "a@example.com",
+            "--scope",
+            "read",
+            "--scope",
+            "write",
+        ],
+        Some("pw-alice-1\n"),
+    );
     let listed = env.ok(&["user", "list"], None);
-    assert!(listed.contains("alice\tenabled\tscope=read write\tname=Alice A\temail=a@example.com"), "{listed}");
-    assert!(!listed.contains("pw-alice-1") && !listed.contains("argon2"), "no secret is printed");
+    assert!(
+        listed.contains("alice\tenabled\tscope=read write\tname=Alice A\temail=a@example.com"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("pw-alice-1") && !listed.contains("argon2"),
+        "no secret is printed"
+    );
     env.ok(&["user", "disable", "alice"], None);
     assert!(env.ok(&["user", "list"], None).contains("alice\tdisabled"));
     env.ok(&["user", "enable", "alice"], None);
-    env.ok(&["user", "passwd", "alice", "--password-stdin"], Some("new-pw-2"));
+    env.ok(
+        &["user", "passwd", "alice", "--password-stdin"],
+        Some("new-pw-2"),
+    );
     env.ok(&["user", "remove", "alice"], None);
     assert!(!env.ok(&["user", "list"], None).contains("alice"));
 }
@@ -75,17 +107,32 @@ fn user_lifecycle_add_list_disable_enable_passwd_remove() {
 fn cli_errors_are_one_line_and_exit_1() {
     let env = Env::new();
     env.ok(&["user", "add", "bob", "--password-stdin"], Some("pw"));
-    assert!(env.fails(&["user", "add", "bob", "--password-stdin"], Some("pw")).contains("already exists"));
-    assert!(env.fails(&["user", "add", "carol", "--password-stdin"], Some("")).contains("empty password"));
-    assert!(env.fails(&["user", "add", "carol", "--password-stdin"], Some("\n")).contains("empty password"));
-    assert!(env.fails(&["user", "disable", "nobody"], None).contains("unknown user"));
-    assert!(env.fails(&["user", "passwd", "nobody", "--password-stdin"], Some("x")).contains("unknown user"));
-    assert!(env.fails(&["client", "remove", "nobody"], None).contains("unknown client"));
+    assert!(env
+        .fails(&["user", "add", "bob", "--password-stdin"], Some("pw"))
+        .contains("already exists"));
+    assert!(env
+        .fails(&["user", "add", "carol", "--password-stdin"], Some(""))
+        .contains("empty password"));
+    assert!(env
+        .fails(&["user", "add", "carol", "--password-stdin"], Some("\n"))
+        .contains("empty password"));
+    assert!(env
+        .fails(&["user", "disable", "nobody"], None)
+        .contains("unknown user"));
+    assert!(env
+        .fails(&["user", "passwd", "nobody", "--password-stdin"], Some("x"))
+        .contains("unknown user"));
+    assert!(env
+        .fails(&["client", "remove", "nobody"], None)
+        .contains("unknown client"));
 }
 
 #[test]
 fn an_unreachable_store_is_one_clear_line() {
-    for store in ["sqlite:///proc/no-such-dir/auth.db", "redis://127.0.0.1:1/0"] {
+    for store in [
+        "sqlite:///proc/no-such-dir/auth.db",
+        "redis://127.0.0.1:1/0",
+    ] {
         let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
             .args(["user", "list"])
             .env("AUTH_STORE", store)
@@ -128,16 +175,31 @@ fn config_prints_effective_settings_env_over_file() {
         .unwrap();
     let printed = String::from_utf8(output.stdout).unwrap();
     assert!(printed.contains("audience = \"from-file\""), "{printed}");
-    assert!(printed.contains("access_token_ttl = 120"), "the environment wins: {printed}");
-    assert!(!printed.contains("hunter2"), "secrets are masked: {printed}");
+    assert!(
+        printed.contains("access_token_ttl = 120"),
+        "the environment wins: {printed}"
+    );
+    assert!(
+        !printed.contains("hunter2"),
+        "secrets are masked: {printed}"
+    );
 
     let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
-        .args(["--config", file.to_str().unwrap(), "config", "--listen", "127.0.0.1:9999"])
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "config",
+            "--listen",
+            "127.0.0.1:9999",
+        ])
         .env("AUTH_LISTEN", "127.0.0.1:7777")
         .output()
         .unwrap();
     let printed = String::from_utf8(output.stdout).unwrap();
-    assert!(printed.contains("listen = \"127.0.0.1:9999\""), "flags win over the environment: {printed}");
+    assert!(
+        printed.contains("listen = \"127.0.0.1:9999\""),
+        "flags win over the environment: {printed}"
+    );
 
     std::fs::write(&file, "audiense = \"typo\"\n").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
@@ -145,23 +207,67 @@ fn config_prints_effective_settings_env_over_file() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("audiense"), "unknown keys are rejected");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("audiense"),
+        "unknown keys are rejected"
+    );
 }
 
 #[test]
 fn client_add_checks_the_secret_and_can_generate_one() {
     let env = Env::new();
-    assert!(env.fails(&["client", "add", "svc", "--secret-stdin"], Some("short")).contains("at least 32"));
-    assert!(env.fails(&["client", "add", "svc", "--grant", "implicit"], None).contains("unknown grant"));
-    env.ok(&["client", "add", "svc", "--secret-stdin", "--scope", "items:read", "--audience", "billing"], Some("0123456789abcdef0123456789abcdef"));
-    let generated = env.ok(&["client", "add", "gen", "--grant", "client_credentials", "--grant", "refresh_token"], None);
-    let secret = generated.lines().find_map(|l| l.strip_prefix("client_secret=")).unwrap();
+    assert!(env
+        .fails(&["client", "add", "svc", "--secret-stdin"], Some("short"))
+        .contains("at least 32"));
+    assert!(env
+        .fails(&["client", "add", "svc", "--grant", "implicit"], None)
+        .contains("unknown grant"));
+    env.ok(
+        &[
+            "client",
+            "add",
+            "svc",
+            "--secret-stdin",
+            "--scope",
+            "items:read",
+            "--audience",
+            "billing",
+        ],
+        Some("0123456789abcdef0123456789abcdef"),
+    );
+    let generated = env.ok(
+        &[
+            "client",
+            "add",
+            "gen",
+            "--grant",
+            "client_credentials",
+            "--grant",
+            "refresh_token",
+        ],
+        None,
+    );
+    let secret = generated
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret="))
+        .unwrap();
     assert!(secret.len() >= 43, "256 random bits");
     let listed = env.ok(&["client", "list"], None);
-    assert!(listed.contains("svc\tgrants=client_credentials\tscope=items:read\taudience=billing"), "{listed}");
+    assert!(
+        listed.contains("svc\tgrants=client_credentials\tscope=items:read\taudience=billing"),
+        "{listed}"
+    );
     assert!(listed.contains("gen\tgrants=client_credentials,refresh_token"));
-    assert!(!listed.contains(secret) && !listed.contains("0123456789abcdef"), "secrets are never listed");
-    assert!(env.fails(&["client", "add", "svc", "--secret-stdin"], Some("0123456789abcdef0123456789abcdef")).contains("already exists"));
+    assert!(
+        !listed.contains(secret) && !listed.contains("0123456789abcdef"),
+        "secrets are never listed"
+    );
+    assert!(env
+        .fails(
+            &["client", "add", "svc", "--secret-stdin"],
+            Some("0123456789abcdef0123456789abcdef")
+        )
+        .contains("already exists"));
     env.ok(&["client", "remove", "svc"], None);
 }
 
@@ -174,7 +280,10 @@ fn keys_list_and_rotate() {
     env.ok(&["keys", "rotate"], None);
     let listed = env.ok(&["keys", "list"], None);
     assert_eq!(listed.lines().count(), 2);
-    assert!(listed.contains(&first.replace("active", "published")), "the old key stays published: {listed}");
+    assert!(
+        listed.contains(&first.replace("active", "published")),
+        "the old key stays published: {listed}"
+    );
 }
 
 #[test]
@@ -191,16 +300,29 @@ fn import_of_the_tutorial_users_file() {
         }"#,
     )
     .unwrap();
-    let printed = env.ok(&["user", "import", file.to_str().unwrap(), "--scope", "read"], None);
+    let printed = env.ok(
+        &["user", "import", file.to_str().unwrap(), "--scope", "read"],
+        None,
+    );
     assert!(printed.contains("imported 2 users"), "{printed}");
     let listed = env.ok(&["user", "list"], None);
     assert!(listed.contains("johndoe\tenabled\tscope=read\tname=John Doe"));
     assert!(listed.contains("alice\tdisabled"));
-    assert!(env.ok(&["user", "import", file.to_str().unwrap()], None).contains("skipped 2"));
+    assert!(env
+        .ok(&["user", "import", file.to_str().unwrap()], None)
+        .contains("skipped 2"));
 
-    std::fs::write(&file, r#"{"user1": {"username": "user1", "hashed_password": "fakehashedsecret"}}"#).unwrap();
-    assert!(env.fails(&["user", "import", file.to_str().unwrap()], None).contains("user1"));
-    assert!(env.fails(&["user", "import", "/nonexistent.json"], None).contains("nonexistent"));
+    std::fs::write(
+        &file,
+        r#"{"user1": {"username": "user1", "hashed_password": "fakehashedsecret"}}"#,
+    )
+    .unwrap();
+    assert!(env
+        .fails(&["user", "import", file.to_str().unwrap()], None)
+        .contains("user1"));
+    assert!(env
+        .fails(&["user", "import", "/nonexistent.json"], None)
+        .contains("nonexistent"));
 }
 
 #[test]
@@ -215,7 +337,10 @@ fn store_changes_are_safe_while_files_are_shared() {
             std::thread::spawn(move || {
                 Command::new(env!("CARGO_BIN_EXE_auth-server"))
                     .args(["user", "disable", "u1"])
-                    .env("AUTH_STORE", format!("sqlite://{}", dir.join("auth.db").display()))
+                    .env(
+                        "AUTH_STORE",
+                        format!("sqlite://{}", dir.join("auth.db").display()),
+                    )
                     .env("AUTH_KEYS_DIR", dir.join("keys"))
                     .output()
                     .map(|o| (n, o.status.success()))

@@ -6,7 +6,11 @@ use clap::Parser;
 use resource_server::{Application, Settings};
 
 #[derive(Parser, Debug)]
-#[command(name = "resource-server", version, about = "API that verifies the auth-server's tokens locally")]
+#[command(
+    name = "resource-server",
+    version,
+    about = "API that verifies the auth-server's tokens locally"
+)]
 struct Cli {
     /// TOML settings file; RS_* environment variables override it.
     #[arg(long, value_name = "FILE")]
@@ -28,7 +32,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load_with(cli.config.as_deref(), &cli.overrides).map_err(anyhow::Error::msg)?;
+    let settings =
+        Settings::load_with(cli.config.as_deref(), &cli.overrides).map_err(anyhow::Error::msg)?;
     shared::telemetry::init_logging(settings.log_format == "json");
     let app = Application::build(settings).await?;
     app.run_until_stopped().await?;

@@ -48,7 +48,15 @@ fn default_issuer() -> Url {
 }
 
 const ENV_PREFIX: &str = "RS_";
-pub const KNOWN: &[&str] = &["listen", "issuer", "jwks_url", "audience", "token_url", "log_format", "shutdown_timeout"];
+pub const KNOWN: &[&str] = &[
+    "listen",
+    "issuer",
+    "jwks_url",
+    "audience",
+    "token_url",
+    "log_format",
+    "shutdown_timeout",
+];
 
 /// Settings given as command-line flags; they win over the file and the environment.
 #[derive(Clone, Debug, Default, Serialize, clap::Args)]
@@ -89,7 +97,9 @@ impl Settings {
             .merge(Env::prefixed(ENV_PREFIX).only(KNOWN))
             .merge(Serialized::defaults(overrides));
         let settings: Settings = figment.extract().map_err(|err| {
-            let name = err.path.last().map_or_else(String::new, |key| format!("{ENV_PREFIX}{}: ", key.to_uppercase()));
+            let name = err.path.last().map_or_else(String::new, |key| {
+                format!("{ENV_PREFIX}{}: ", key.to_uppercase())
+            });
             format!("{name}{}", err.kind)
         })?;
         if !matches!(settings.log_format.as_str(), "text" | "json") {
@@ -102,8 +112,9 @@ impl Settings {
     }
 
     pub fn token_url(&self) -> String {
-        self.token_url
-            .as_ref()
-            .map_or_else(|| format!("{}/token", self.issuer.as_str().trim_end_matches('/')), Url::to_string)
+        self.token_url.as_ref().map_or_else(
+            || format!("{}/token", self.issuer.as_str().trim_end_matches('/')),
+            Url::to_string,
+        )
     }
 }

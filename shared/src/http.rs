@@ -86,7 +86,9 @@ impl poem::error::ResponseError for BearerError {
 
     fn as_response(&self) -> Response {
         let mut response = BearerRefusal::from(self.clone()).into_response();
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
 }
@@ -97,13 +99,22 @@ impl poem::error::ResponseError for BearerError {
 pub enum BearerRefusal {
     /// The Authorization header is malformed (RFC 6750 §3.1 `invalid_request`).
     #[oai(status = 400)]
-    BadRequest(Json<ErrorResponse>, #[oai(header = "WWW-Authenticate")] String),
+    BadRequest(
+        Json<ErrorResponse>,
+        #[oai(header = "WWW-Authenticate")] String,
+    ),
     /// No token, or a bad, expired or foreign one (RFC 6750 §3.1 `invalid_token`).
     #[oai(status = 401)]
-    Unauthorized(Json<ErrorResponse>, #[oai(header = "WWW-Authenticate")] String),
+    Unauthorized(
+        Json<ErrorResponse>,
+        #[oai(header = "WWW-Authenticate")] String,
+    ),
     /// The token lacks the scope, or no user stands behind it (`insufficient_scope`).
     #[oai(status = 403)]
-    Forbidden(Json<ErrorResponse>, #[oai(header = "WWW-Authenticate")] String),
+    Forbidden(
+        Json<ErrorResponse>,
+        #[oai(header = "WWW-Authenticate")] String,
+    ),
     /// The signing keys could not be fetched yet; not the client's fault.
     #[oai(status = 503)]
     Unavailable(Json<ErrorResponse>, #[oai(header = "Retry-After")] u64),
@@ -120,7 +131,9 @@ impl From<BearerError> for BearerRefusal {
             BearerError::Invalid(VerifyError::KeysUnavailable) => Self::Unavailable(body, 5),
             BearerError::InvalidRequest => Self::BadRequest(body, challenge),
             BearerError::Missing | BearerError::Invalid(_) => Self::Unauthorized(body, challenge),
-            BearerError::InsufficientScope { .. } | BearerError::NotAUser => Self::Forbidden(body, challenge),
+            BearerError::InsufficientScope { .. } | BearerError::NotAUser => {
+                Self::Forbidden(body, challenge)
+            }
         }
     }
 }
@@ -134,9 +147,12 @@ impl From<BearerError> for BearerRefusal {
 /// struct Token(shared::AccessClaims);
 /// ```
 pub async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
-    let verifier = req
-        .data::<Verifier>()
-        .ok_or_else(|| poem::Error::from_string("verifier missing from request data", StatusCode::INTERNAL_SERVER_ERROR))?;
+    let verifier = req.data::<Verifier>().ok_or_else(|| {
+        poem::Error::from_string(
+            "verifier missing from request data",
+            StatusCode::INTERNAL_SERVER_ERROR,
+        )
+    })?;
     verifier
         .verify(&bearer.token)
         .await
@@ -193,6 +209,9 @@ mod tests {
             needed: "items:read".into(),
         }
         .challenge();
-        assert!(scope.contains(r#"error="insufficient_scope""#) && scope.contains(r#"scope="items:read""#));
+        assert!(
+            scope.contains(r#"error="insufficient_scope""#)
+                && scope.contains(r#"scope="items:read""#)
+        );
     }
 }

@@ -26,21 +26,37 @@ pub struct HttpMetrics {
 impl HttpMetrics {
     pub fn new(registry: &Registry, routes: &'static [&'static str]) -> prometheus::Result<Self> {
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["route", "method", "status"],
         )?;
         let duration = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
             &["route", "method"],
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
-        Ok(Self { requests, duration, routes })
+        Ok(Self {
+            requests,
+            duration,
+            routes,
+        })
     }
 
     fn route(&self, path: &str) -> &'static str {
-        self.routes.iter().find(|r| **r == path).copied().unwrap_or("other")
+        self.routes
+            .iter()
+            .find(|r| **r == path)
+            .copied()
+            .unwrap_or("other")
     }
 }
 
@@ -76,7 +92,9 @@ fn usable_request_id(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;
     let plain = !text.is_empty()
         && text.len() <= 128
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     plain.then(|| text.to_owned())
 }
 
@@ -101,7 +119,8 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
             .unwrap_or_else(new_request_id);
         let route = self.metrics.route(req.uri().path());
         let method = req.method().clone();
-        let span = tracing::info_span!("request", request_id = %request_id, method = %method, route);
+        let span =
+            tracing::info_span!("request", request_id = %request_id, method = %method, route);
         let mut response = match self.inner.call(req).instrument(span.clone()).await {
             Ok(response) => response.into_response(),
             Err(err) => err.into_response(),
@@ -117,7 +136,11 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
             .with_label_values(&[route, method.as_str()])
             .observe(elapsed.as_secs_f64());
         span.in_scope(|| {
-            tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
+            tracing::info!(
+                status = status.as_u16(),
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                "request"
+            );
         });
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID, value);
@@ -141,9 +164,15 @@ pub fn render(registry: &Registry) -> String {
 pub fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if json {
-        builder.json().flatten_event(true).with_current_span(true).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
     } else {
         builder.try_init()
     };

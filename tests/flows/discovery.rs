@@ -5,10 +5,16 @@ use system_tests::{TestAuth, TestResource};
 #[tokio::test]
 async fn metadata_lists_what_is_supported_rfc8414_3_2() {
     let auth = TestAuth::spawn().await;
-    for path in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
         let response = auth.http.get(auth.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200);
-        let cache = response.headers()["cache-control"].to_str().unwrap().to_owned();
+        let cache = response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(cache.contains("max-age="), "{cache}");
         let metadata: serde_json::Value = response.json().await.unwrap();
         assert_eq!(metadata["issuer"], auth.url);
@@ -16,17 +22,33 @@ async fn metadata_lists_what_is_supported_rfc8414_3_2() {
         assert_eq!(metadata["jwks_uri"], auth.url("/.well-known/jwks.json"));
         assert_eq!(metadata["revocation_endpoint"], auth.url("/revoke"));
         assert_eq!(metadata["introspection_endpoint"], auth.url("/introspect"));
-        assert_eq!(metadata["grant_types_supported"], serde_json::json!(["password", "client_credentials", "refresh_token"]));
-        let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();
-        assert!(methods.contains(&"client_secret_basic".into()) && methods.contains(&"client_secret_post".into()));
+        assert_eq!(
+            metadata["grant_types_supported"],
+            serde_json::json!(["password", "client_credentials", "refresh_token"])
+        );
+        let methods = metadata["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap();
+        assert!(
+            methods.contains(&"client_secret_basic".into())
+                && methods.contains(&"client_secret_post".into())
+        );
     }
 }
 
 #[tokio::test]
 async fn jwks_publishes_public_members_only_rfc7517_4() {
     let auth = TestAuth::spawn().await;
-    let response = auth.http.get(auth.url("/.well-known/jwks.json")).send().await.unwrap();
-    assert!(response.headers()["cache-control"].to_str().unwrap().contains("max-age="));
+    let response = auth
+        .http
+        .get(auth.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age="));
     let jwks: serde_json::Value = response.json().await.unwrap();
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "RSA");
@@ -34,9 +56,16 @@ async fn jwks_publishes_public_members_only_rfc7517_4() {
     assert_eq!(key["alg"], "RS256");
     assert!(key["kid"].is_string() && key["n"].is_string() && key["e"].is_string());
     for private in ["d", "p", "q", "dp", "dq", "qi"] {
-        assert!(key.get(private).is_none(), "{private} must not be published");
+        assert!(
+            key.get(private).is_none(),
+            "{private} must not be published"
+        );
     }
-    let modulus = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, key["n"].as_str().unwrap()).unwrap();
+    let modulus = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        key["n"].as_str().unwrap(),
+    )
+    .unwrap();
     assert!(modulus.len() * 8 >= 2048);
 }
 
@@ -52,7 +81,11 @@ async fn keys_are_created_on_first_start_with_mode_0600_and_kept() {
     }
     auth.stop().await;
     let restarted = TestAuth::spawn_with(|s| s.keys_dir = keys_dir.clone()).await;
-    assert_eq!(restarted.jwks().await["keys"][0]["kid"], kid, "the same key after a restart");
+    assert_eq!(
+        restarted.jwks().await["keys"][0]["kid"],
+        kid,
+        "the same key after a restart"
+    );
 }
 
 #[tokio::test]
@@ -65,16 +98,33 @@ async fn resource_server_starts_before_the_auth_server_and_is_ready_once_keys_ar
     let api = TestResource::spawn_for(&issuer, false).await;
     let ready = api.http.get(api.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503, "no keys yet");
-    assert_eq!(api.http.get(api.url("/livez")).send().await.unwrap().status(), 200);
-    let early = api.get_me("eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6IngifQ.e30.c2ln").await;
-    assert_eq!(early.status(), 503, "keys that cannot be fetched are not the client's fault");
+    assert_eq!(
+        api.http
+            .get(api.url("/livez"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let early = api
+        .get_me("eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6IngifQ.e30.c2ln")
+        .await;
+    assert_eq!(
+        early.status(),
+        503,
+        "keys that cannot be fetched are not the client's fault"
+    );
 
     // Now the auth-server comes up on the reserved address.
     let dir = tempfile::tempdir().unwrap();
     let settings = auth_server::Settings {
         listen: addr,
         issuer: issuer.parse().unwrap(),
-        store: auth_server::settings::StoreUrl(format!("sqlite://{}", dir.path().join("auth.db").display())),
+        store: auth_server::settings::StoreUrl(format!(
+            "sqlite://{}",
+            dir.path().join("auth.db").display()
+        )),
         keys_dir: dir.path().join("keys"),
         ..auth_server::Settings::default()
     };
@@ -89,7 +139,10 @@ async fn resource_server_keeps_verifying_while_the_auth_server_is_down() {
     let mut auth = TestAuth::spawn().await;
     let api = TestResource::spawn(&auth).await;
     auth.add_user("alice", "alice-pw-1", "").await;
-    let token = auth.password_grant("alice", "alice-pw-1").await.access_token;
+    let token = auth
+        .password_grant("alice", "alice-pw-1")
+        .await
+        .access_token;
     auth.stop().await;
     let me = api.get_me(&token).await;
     assert_eq!(me.status(), 200, "cached keys keep serving");
@@ -98,27 +151,67 @@ async fn resource_server_keeps_verifying_while_the_auth_server_is_down() {
 #[tokio::test]
 async fn health_endpoints_answer() {
     let auth = TestAuth::spawn().await;
-    assert_eq!(auth.http.get(auth.url("/livez")).send().await.unwrap().status(), 200);
-    assert_eq!(auth.http.get(auth.url("/readyz")).send().await.unwrap().status(), 200);
-    let metrics = auth.http.get(auth.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        auth.http
+            .get(auth.url("/livez"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        auth.http
+            .get(auth.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = auth
+        .http
+        .get(auth.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
 }
 
 #[tokio::test]
 async fn cors_preflight_allows_swagger_uis_token_request_from_a_configured_origin() {
-    let auth = TestAuth::spawn_with(|s| s.cors_origins = vec!["http://127.0.0.1:8001".into()]).await;
+    let auth =
+        TestAuth::spawn_with(|s| s.cors_origins = vec!["http://127.0.0.1:8001".into()]).await;
     let preflight = |origin: &'static str| {
         auth.http
             .request(reqwest::Method::OPTIONS, auth.url("/token"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type,x-requested-with")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type,x-requested-with",
+            )
             .send()
     };
     let allowed = preflight("http://127.0.0.1:8001").await.unwrap();
-    assert_eq!(allowed.headers()["access-control-allow-origin"], "http://127.0.0.1:8001");
-    let headers = allowed.headers()["access-control-allow-headers"].to_str().unwrap().to_owned();
-    assert!(headers.contains("x-requested-with") && headers.contains("authorization"), "{headers}");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:8001"
+    );
+    let headers = allowed.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        headers.contains("x-requested-with") && headers.contains("authorization"),
+        "{headers}"
+    );
     let foreign = preflight("http://evil.example").await.unwrap();
-    assert!(foreign.headers().get("access-control-allow-origin").is_none());
+    assert!(foreign
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
 }

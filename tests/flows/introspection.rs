@@ -20,7 +20,8 @@ async fn introspect(auth: &TestAuth, token: &str) -> serde_json::Value {
 #[tokio::test]
 async fn an_active_access_token_shows_the_rfc7662_2_2_fields() {
     let auth = TestAuth::spawn().await;
-    auth.add_client("resource", SECRET, &["client_credentials"], "", &[]).await;
+    auth.add_client("resource", SECRET, &["client_credentials"], "", &[])
+        .await;
     auth.add_user("alice", "alice-pw-1", "read").await;
     let tokens = auth.password_grant("alice", "alice-pw-1").await;
     let found = introspect(&auth, &tokens.access_token).await;
@@ -44,16 +45,27 @@ async fn an_active_access_token_shows_the_rfc7662_2_2_fields() {
 async fn expired_foreign_and_malformed_tokens_are_inactive_rfc7662_2_2() {
     let auth = TestAuth::spawn_with(|s| s.access_token_ttl = 1).await;
     let stranger = TestAuth::spawn().await;
-    auth.add_client("resource", SECRET, &["client_credentials"], "", &[]).await;
+    auth.add_client("resource", SECRET, &["client_credentials"], "", &[])
+        .await;
     auth.add_user("alice", "alice-pw-1", "").await;
     stranger.add_user("alice", "alice-pw-1", "").await;
-    let foreign = stranger.password_grant("alice", "alice-pw-1").await.access_token;
+    let foreign = stranger
+        .password_grant("alice", "alice-pw-1")
+        .await
+        .access_token;
     let inactive = serde_json::json!({"active": false});
-    assert_eq!(introspect(&auth, &foreign).await, inactive, "signed by another server");
+    assert_eq!(
+        introspect(&auth, &foreign).await,
+        inactive,
+        "signed by another server"
+    );
     assert_eq!(introspect(&auth, "garbage").await, inactive);
     assert_eq!(introspect(&auth, "").await, inactive);
 
-    let short_lived = auth.password_grant("alice", "alice-pw-1").await.access_token;
+    let short_lived = auth
+        .password_grant("alice", "alice-pw-1")
+        .await
+        .access_token;
     assert_eq!(introspect(&auth, &short_lived).await["active"], true);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(introspect(&auth, &short_lived).await, inactive, "expired");
@@ -62,7 +74,13 @@ async fn expired_foreign_and_malformed_tokens_are_inactive_rfc7662_2_2() {
 #[tokio::test]
 async fn introspection_needs_an_authenticated_client_rfc7662_2_1() {
     let auth = TestAuth::spawn().await;
-    let anonymous = auth.http.post(auth.url("/introspect")).form(&[("token", "x")]).send().await.unwrap();
+    let anonymous = auth
+        .http
+        .post(auth.url("/introspect"))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
     assert!(system_tests::challenge(&anonymous).starts_with("Basic"));
 }

@@ -11,7 +11,11 @@ async fn login(auth: &TestAuth) -> TokenResponse {
 }
 
 async fn refresh(auth: &TestAuth, refresh_token: &str) -> reqwest::Response {
-    auth.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+    auth.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ])
+    .await
 }
 
 async fn error_of(response: reqwest::Response) -> String {
@@ -42,7 +46,9 @@ async fn refresh_tokens_are_stored_only_as_hashes() {
     let database = std::fs::read(auth.dir.path().join("auth.db")).unwrap();
     let wal = std::fs::read(auth.dir.path().join("auth.db-wal")).unwrap_or_default();
     for bytes in [&database, &wal] {
-        assert!(!bytes.windows(refresh_token.len()).any(|w| w == refresh_token.as_bytes()));
+        assert!(!bytes
+            .windows(refresh_token.len())
+            .any(|w| w == refresh_token.as_bytes()));
     }
 }
 
@@ -52,19 +58,31 @@ async fn a_refresh_cannot_widen_the_scope_rfc6749_6() {
     let tokens = login(&auth).await;
     let refresh_token = tokens.refresh_token.unwrap();
     let widened = auth
-        .token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh_token), ("scope", "read write admin")])
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+            ("scope", "read write admin"),
+        ])
         .await;
     assert_eq!(widened.status(), 400);
     assert_eq!(error_of(widened).await, "invalid_scope");
 
     let narrowed = auth
-        .token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh_token), ("scope", "read")])
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+            ("scope", "read"),
+        ])
         .await;
     assert_eq!(narrowed.status(), 200);
     let narrowed: TokenResponse = narrowed.json().await.unwrap();
     assert_eq!(narrowed.scope, "read");
     // The new refresh token keeps the original scope.
-    let again: TokenResponse = refresh(&auth, narrowed.refresh_token.as_deref().unwrap()).await.json().await.unwrap();
+    let again: TokenResponse = refresh(&auth, narrowed.refresh_token.as_deref().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again.scope, "read write");
 }
 
@@ -80,7 +98,11 @@ async fn reuse_after_the_grace_window_revokes_the_whole_family_rfc9700_4_14_2() 
     assert_eq!(reuse.status(), 400);
     assert_eq!(error_of(reuse).await, "invalid_grant");
     let newest_after = refresh(&auth, &newest).await;
-    assert_eq!(newest_after.status(), 400, "the newest member dies with the family");
+    assert_eq!(
+        newest_after.status(),
+        400,
+        "the newest member dies with the family"
+    );
 }
 
 #[tokio::test]
@@ -90,7 +112,10 @@ async fn a_retry_within_the_grace_window_gets_the_same_pair_back() {
     let old = first.refresh_token.unwrap();
     let second: TokenResponse = refresh(&auth, &old).await.json().await.unwrap();
     let retried: TokenResponse = refresh(&auth, &old).await.json().await.unwrap();
-    assert_eq!(retried, second, "the lost response is replayed, nothing new is minted");
+    assert_eq!(
+        retried, second,
+        "the lost response is replayed, nothing new is minted"
+    );
     // The family is alive: the replayed refresh token works.
     let third = refresh(&auth, second.refresh_token.as_deref().unwrap()).await;
     assert_eq!(third.status(), 200);
@@ -118,7 +143,10 @@ async fn concurrent_refreshes_of_one_token_mint_exactly_one_pair() {
     for attempt in attempts {
         pairs.push(attempt.await.unwrap());
     }
-    assert!(pairs.iter().all(|p| *p == pairs[0]), "one winner, the others get its pair");
+    assert!(
+        pairs.iter().all(|p| *p == pairs[0]),
+        "one winner, the others get its pair"
+    );
 }
 
 #[tokio::test]
@@ -147,17 +175,36 @@ async fn concurrent_refreshes_without_grace_have_one_winner_and_kill_the_family(
     }
     assert_eq!(winners.len(), 1, "exactly one new pair");
     let winner_refresh = winners[0]["refresh_token"].as_str().unwrap();
-    assert_eq!(refresh(&auth, winner_refresh).await.status(), 400, "reuse killed the family");
+    assert_eq!(
+        refresh(&auth, winner_refresh).await.status(),
+        400,
+        "reuse killed the family"
+    );
 }
 
 #[tokio::test]
 async fn a_refresh_token_is_bound_to_its_client_and_expires() {
     let auth = TestAuth::spawn_with(|s| s.refresh_token_ttl = 2).await;
     let secret = "web-secret-0123456789-0123456789-xx";
-    auth.add_client("web", secret, &["password", "refresh_token"], "read write", &[]).await;
+    auth.add_client(
+        "web",
+        secret,
+        &["password", "refresh_token"],
+        "read write",
+        &[],
+    )
+    .await;
     auth.add_user("alice", "alice-pw-1", "read write").await;
     let tokens: TokenResponse = auth
-        .token_basic("web", secret, &[("grant_type", "password"), ("username", "alice"), ("password", "alice-pw-1")])
+        .token_basic(
+            "web",
+            secret,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "alice-pw-1"),
+            ],
+        )
         .await
         .json()
         .await
@@ -165,15 +212,36 @@ async fn a_refresh_token_is_bound_to_its_client_and_expires() {
     let refresh_token = tokens.refresh_token.unwrap();
 
     let as_public = refresh(&auth, &refresh_token).await;
-    assert_eq!(as_public.status(), 400, "issued to another client (RFC 6749 §6)");
+    assert_eq!(
+        as_public.status(),
+        400,
+        "issued to another client (RFC 6749 §6)"
+    );
     assert_eq!(error_of(as_public).await, "invalid_grant");
     let unauthenticated = auth
-        .token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh_token), ("client_id", "web")])
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+            ("client_id", "web"),
+        ])
         .await;
-    assert_eq!(unauthenticated.status(), 401, "a confidential client must authenticate");
+    assert_eq!(
+        unauthenticated.status(),
+        401,
+        "a confidential client must authenticate"
+    );
 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let expired = auth.token_basic("web", secret, &[("grant_type", "refresh_token"), ("refresh_token", &refresh_token)]).await;
+    let expired = auth
+        .token_basic(
+            "web",
+            secret,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh_token),
+            ],
+        )
+        .await;
     assert_eq!(expired.status(), 400);
     assert_eq!(error_of(expired).await, "invalid_grant");
 }

@@ -19,7 +19,12 @@ async fn introspect(auth: &TestAuth, token: &str) -> serde_json::Value {
 }
 
 async fn revoke(auth: &TestAuth, form: &[(&str, &str)]) -> reqwest::Response {
-    auth.http.post(auth.url("/revoke")).form(form).send().await.unwrap()
+    auth.http
+        .post(auth.url("/revoke"))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -28,30 +33,61 @@ async fn revoking_a_refresh_token_ends_its_family_rfc7009_2_1() {
     auth.add_user("alice", "alice-pw-1", "").await;
     let first = auth.password_grant("alice", "alice-pw-1").await;
     let second: TokenResponse = auth
-        .token(&[("grant_type", "refresh_token"), ("refresh_token", first.refresh_token.as_deref().unwrap())])
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", first.refresh_token.as_deref().unwrap()),
+        ])
         .await
         .json()
         .await
         .unwrap();
-    let response = revoke(&auth, &[("token", first.refresh_token.as_deref().unwrap()), ("token_type_hint", "refresh_token")]).await;
+    let response = revoke(
+        &auth,
+        &[
+            ("token", first.refresh_token.as_deref().unwrap()),
+            ("token_type_hint", "refresh_token"),
+        ],
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let after = auth
-        .token(&[("grant_type", "refresh_token"), ("refresh_token", second.refresh_token.as_deref().unwrap())])
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", second.refresh_token.as_deref().unwrap()),
+        ])
         .await;
-    assert_eq!(after.status(), 400, "the newest member went with the family");
+    assert_eq!(
+        after.status(),
+        400,
+        "the newest member went with the family"
+    );
 }
 
 #[tokio::test]
 async fn a_revoked_access_token_is_inactive_at_introspection_rfc7009_2() {
     let auth = TestAuth::spawn().await;
-    auth.add_client("resource", SECRET, &["client_credentials"], "", &[]).await;
+    auth.add_client("resource", SECRET, &["client_credentials"], "", &[])
+        .await;
     auth.add_user("bob", "bob-pw-1", "").await;
     let tokens = auth.password_grant("bob", "bob-pw-1").await;
-    assert_eq!(introspect(&auth, &tokens.access_token).await["active"], true);
+    assert_eq!(
+        introspect(&auth, &tokens.access_token).await["active"],
+        true
+    );
 
-    let response = revoke(&auth, &[("token", &tokens.access_token), ("token_type_hint", "access_token")]).await;
+    let response = revoke(
+        &auth,
+        &[
+            ("token", &tokens.access_token),
+            ("token_type_hint", "access_token"),
+        ],
+    )
+    .await;
     assert_eq!(response.status(), 200);
-    assert_eq!(introspect(&auth, &tokens.access_token).await, serde_json::json!({"active": false}));
+    assert_eq!(
+        introspect(&auth, &tokens.access_token).await,
+        serde_json::json!({"active": false})
+    );
 }
 
 #[tokio::test]
@@ -68,11 +104,19 @@ async fn unknown_tokens_are_revoked_with_200_rfc7009_2_2() {
 #[tokio::test]
 async fn a_confidential_clients_tokens_need_its_authentication_to_revoke() {
     let auth = TestAuth::spawn().await;
-    auth.add_client("svc", SECRET, &["client_credentials"], "", &[]).await;
-    let token = auth.client_credentials("svc", SECRET, "").await.access_token;
+    auth.add_client("svc", SECRET, &["client_credentials"], "", &[])
+        .await;
+    let token = auth
+        .client_credentials("svc", SECRET, "")
+        .await
+        .access_token;
 
     let anonymous = revoke(&auth, &[("token", &token)]).await;
-    assert_eq!(anonymous.status(), 400, "a public caller may not revoke another client's token");
+    assert_eq!(
+        anonymous.status(),
+        400,
+        "a public caller may not revoke another client's token"
+    );
     let wrong = auth
         .http
         .post(auth.url("/revoke"))

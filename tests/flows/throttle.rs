@@ -2,11 +2,16 @@
 
 use system_tests::TestAuth;
 
-async fn attempt(auth: &TestAuth, password: &str, forwarded_for: Option<&str>) -> reqwest::Response {
-    let mut request = auth
-        .http
-        .post(auth.url("/token"))
-        .form(&[("grant_type", "password"), ("username", "alice"), ("password", password)]);
+async fn attempt(
+    auth: &TestAuth,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
+    let mut request = auth.http.post(auth.url("/token")).form(&[
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", password),
+    ]);
     if let Some(address) = forwarded_for {
         request = request.header("x-forwarded-for", address);
     }
@@ -26,11 +31,23 @@ async fn failures_from_one_address_lead_to_429_before_any_hashing_rfc6585_4() {
     }
     let throttled = attempt(&auth, "alice-pw-1", None).await;
     assert_eq!(throttled.status(), 429, "even the right password waits");
-    let retry_after: u64 = throttled.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=900).contains(&retry_after));
     let body: serde_json::Value = throttled.json().await.unwrap();
     assert_eq!(body["error"], "slow_down");
-    let metrics = auth.http.get(auth.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = auth
+        .http
+        .get(auth.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("throttled_requests_total 1"), "{metrics}");
 }
 
@@ -46,8 +63,19 @@ async fn a_flood_from_one_address_does_not_lock_the_user_out_elsewhere() {
     for _ in 0..5 {
         attempt(&auth, "wrong", Some("198.51.100.7")).await;
     }
-    assert_eq!(attempt(&auth, "alice-pw-1", Some("198.51.100.7")).await.status(), 429);
-    assert_eq!(attempt(&auth, "alice-pw-1", Some("203.0.113.5")).await.status(), 200, "another address still logs in");
+    assert_eq!(
+        attempt(&auth, "alice-pw-1", Some("198.51.100.7"))
+            .await
+            .status(),
+        429
+    );
+    assert_eq!(
+        attempt(&auth, "alice-pw-1", Some("203.0.113.5"))
+            .await
+            .status(),
+        200,
+        "another address still logs in"
+    );
 }
 
 #[tokio::test]
@@ -63,7 +91,12 @@ async fn guessing_spread_over_many_addresses_hits_the_per_user_limit() {
         let address = format!("192.0.2.{n}");
         assert_eq!(attempt(&auth, "wrong", Some(&address)).await.status(), 400);
     }
-    assert_eq!(attempt(&auth, "alice-pw-1", Some("192.0.2.200")).await.status(), 429);
+    assert_eq!(
+        attempt(&auth, "alice-pw-1", Some("192.0.2.200"))
+            .await
+            .status(),
+        429
+    );
 }
 
 #[tokio::test]
@@ -73,7 +106,11 @@ async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
     attempt(&auth, "wrong", Some("198.51.100.1")).await;
     attempt(&auth, "wrong", Some("198.51.100.2")).await;
     let third = attempt(&auth, "alice-pw-1", Some("198.51.100.3")).await;
-    assert_eq!(third.status(), 429, "the socket address counts, not the header");
+    assert_eq!(
+        third.status(),
+        429,
+        "the socket address counts, not the header"
+    );
 }
 
 #[tokio::test]

@@ -73,7 +73,10 @@ pub async fn wait_ready(http: &reqwest::Client, url: &str) {
 }
 
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// An auth-server on 127.0.0.1:0 with temporary keys and SQLite store.
@@ -103,7 +106,10 @@ impl TestAuth {
         let mut settings = auth_server::Settings {
             listen: addr,
             issuer: url.parse().unwrap(),
-            store: auth_server::settings::StoreUrl(format!("sqlite://{}", dir.path().join("auth.db").display())),
+            store: auth_server::settings::StoreUrl(format!(
+                "sqlite://{}",
+                dir.path().join("auth.db").display()
+            )),
             keys_dir: dir.path().join("keys"),
             password_workers: 2,
             ..auth_server::Settings::default()
@@ -112,13 +118,21 @@ impl TestAuth {
         Self::start(settings, listener, dir).await
     }
 
-    async fn start(settings: auth_server::Settings, listener: std::net::TcpListener, dir: tempfile::TempDir) -> Self {
+    async fn start(
+        settings: auth_server::Settings,
+        listener: std::net::TcpListener,
+        dir: tempfile::TempDir,
+    ) -> Self {
         let addr = listener.local_addr().unwrap();
         let url = format!("http://{addr}");
-        let app = auth_server::Application::build_on(settings.clone(), listener).await.unwrap();
-        let running = spawn_server(|stopped| app.run_until(async move {
-            let _ = stopped.await;
-        }));
+        let app = auth_server::Application::build_on(settings.clone(), listener)
+            .await
+            .unwrap();
+        let running = spawn_server(|stopped| {
+            app.run_until(async move {
+                let _ = stopped.await;
+            })
+        });
         let store = auth_server::store::open(&settings.store.0).await.unwrap();
         let http = http_client();
         wait_ready(&http, &format!("{url}/readyz")).await;
@@ -147,10 +161,11 @@ impl TestAuth {
     /// Adds a user straight into the store, with an Argon2id hash of `password`.
     pub async fn add_user(&self, username: &str, password: &str, scopes: &str) {
         let password = password.to_owned();
-        let password_hash = tokio::task::spawn_blocking(move || auth_server::passwords::hash_blocking(&password))
-            .await
-            .unwrap()
-            .unwrap();
+        let password_hash =
+            tokio::task::spawn_blocking(move || auth_server::passwords::hash_blocking(&password))
+                .await
+                .unwrap()
+                .unwrap();
         self.store
             .insert_user(&UserRecord {
                 username: username.to_owned(),
@@ -165,7 +180,14 @@ impl TestAuth {
     }
 
     /// Registers a client with `secret`, as `auth-server client add` does.
-    pub async fn add_client(&self, client_id: &str, secret: &str, grants: &[&str], scopes: &str, audiences: &[&str]) {
+    pub async fn add_client(
+        &self,
+        client_id: &str,
+        secret: &str,
+        grants: &[&str],
+        scopes: &str,
+        audiences: &[&str],
+    ) {
         let key = auth_server::keys::files::client_secret_key(&self.settings.keys_dir).unwrap();
         self.store
             .insert_client(&ClientRecord {
@@ -181,11 +203,21 @@ impl TestAuth {
 
     /// `POST /token` with a form.
     pub async fn token(&self, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http.post(self.url("/token")).form(form).send().await.unwrap()
+        self.http
+            .post(self.url("/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `POST /token` with a form and HTTP Basic client authentication.
-    pub async fn token_basic(&self, client_id: &str, secret: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn token_basic(
+        &self,
+        client_id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
         self.http
             .post(self.url("/token"))
             .basic_auth(client_id, Some(secret))
@@ -198,16 +230,30 @@ impl TestAuth {
     /// A password grant that must succeed.
     pub async fn password_grant(&self, username: &str, password: &str) -> TokenResponse {
         let response = self
-            .token(&[("grant_type", "password"), ("username", username), ("password", password), ("scope", "")])
+            .token(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+                ("scope", ""),
+            ])
             .await;
         assert_eq!(response.status(), 200, "password grant for {username}");
         response.json().await.unwrap()
     }
 
     /// A client_credentials grant that must succeed.
-    pub async fn client_credentials(&self, client_id: &str, secret: &str, scope: &str) -> TokenResponse {
+    pub async fn client_credentials(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: &str,
+    ) -> TokenResponse {
         let response = self
-            .token_basic(client_id, secret, &[("grant_type", "client_credentials"), ("scope", scope)])
+            .token_basic(
+                client_id,
+                secret,
+                &[("grant_type", "client_credentials"), ("scope", scope)],
+            )
             .await;
         assert_eq!(response.status(), 200, "client_credentials for {client_id}");
         response.json().await.unwrap()
@@ -215,7 +261,14 @@ impl TestAuth {
 
     /// The server's JWKS.
     pub async fn jwks(&self) -> serde_json::Value {
-        self.http.get(self.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 
@@ -251,9 +304,11 @@ impl TestResource {
         .await
         .unwrap();
         let verifier = app.verifier().clone();
-        let running = spawn_server(|stopped| app.run_until(async move {
-            let _ = stopped.await;
-        }));
+        let running = spawn_server(|stopped| {
+            app.run_until(async move {
+                let _ = stopped.await;
+            })
+        });
         let url = format!("http://{addr}");
         let http = http_client();
         if wait {
@@ -273,7 +328,12 @@ impl TestResource {
 
     /// `GET path` with a bearer token.
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get_me(&self, token: &str) -> reqwest::Response {

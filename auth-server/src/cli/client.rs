@@ -26,20 +26,38 @@ pub enum ClientCommand {
         #[arg(long = "audience", value_name = "A")]
         audiences: Vec<String>,
     },
-    Remove { id: String },
+    Remove {
+        id: String,
+    },
     List,
 }
 
 pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<()> {
     let store = crate::store::open(&settings.store.0).await?;
     match command {
-        ClientCommand::Add { id, secret_stdin, grants, scopes, audiences } => {
-            if id.is_empty() || id == client_auth::PUBLIC_CLIENT_ID || id.chars().any(|c| c.is_control() || c == ':') {
+        ClientCommand::Add {
+            id,
+            secret_stdin,
+            grants,
+            scopes,
+            audiences,
+        } => {
+            if id.is_empty()
+                || id == client_auth::PUBLIC_CLIENT_ID
+                || id.chars().any(|c| c.is_control() || c == ':')
+            {
                 bail!("invalid client id {id:?}");
             }
-            let grants = if grants.is_empty() { vec!["client_credentials".to_owned()] } else { grants };
+            let grants = if grants.is_empty() {
+                vec!["client_credentials".to_owned()]
+            } else {
+                grants
+            };
             if let Some(unknown) = grants.iter().find(|g| !GRANT_TYPES.contains(&g.as_str())) {
-                bail!("unknown grant {unknown:?}; use one of {}", GRANT_TYPES.join(", "));
+                bail!(
+                    "unknown grant {unknown:?}; use one of {}",
+                    GRANT_TYPES.join(", ")
+                );
             }
             let (secret, generated) = if secret_stdin {
                 (super::read_secret_from_stdin("secret")?, false)
@@ -57,10 +75,13 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
                 scopes: super::scopes(&scopes)?,
                 audiences,
             };
-            store.insert_client(&record).await.map_err(|err| match err {
-                StoreError::Conflict(_) => anyhow::anyhow!("client {id:?} already exists"),
-                other => other.into(),
-            })?;
+            store
+                .insert_client(&record)
+                .await
+                .map_err(|err| match err {
+                    StoreError::Conflict(_) => anyhow::anyhow!("client {id:?} already exists"),
+                    other => other.into(),
+                })?;
             if generated {
                 println!("client_id={id}");
                 println!("client_secret={}", secret.as_str());

@@ -19,7 +19,11 @@ pub fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::List => {
             let keys = files::load_or_create(dir)?;
             for (n, key) in keys.iter().enumerate() {
-                println!("{}\t{}", key.kid(), if n == 0 { "active" } else { "published" });
+                println!(
+                    "{}\t{}",
+                    key.kid(),
+                    if n == 0 { "active" } else { "published" }
+                );
             }
         }
         KeysCommand::Rotate => {

@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use zeroize::Zeroizing;
 
 #[derive(Parser, Debug)]
-#[command(name = "auth-server", version, about = "OAuth 2.0 authorization server")]
+#[command(
+    name = "auth-server",
+    version,
+    about = "OAuth 2.0 authorization server"
+)]
 pub struct Cli {
     /// TOML settings file; AUTH_* environment variables override it.
     #[arg(long, global = true, value_name = "FILE")]

@@ -8,7 +8,13 @@ use crate::client_auth::Client;
 use crate::tokens::Subject;
 
 impl Grants {
-    pub async fn client_credentials(&self, client: &Client, scope: Option<Scope>, resource: Option<&str>, now: u64) -> Result<TokenResponse, TokenError> {
+    pub async fn client_credentials(
+        &self,
+        client: &Client,
+        scope: Option<Scope>,
+        resource: Option<&str>,
+        now: u64,
+    ) -> Result<TokenResponse, TokenError> {
         let Client::Confidential(record) = client else {
             return Err(TokenError::InvalidClient);
         };
@@ -21,7 +27,9 @@ impl Grants {
             sub: &record.client_id,
             user: None,
         };
-        let (access_token, claims) = self.tokens.mint_access(&subject, &record.client_id, &scope, &audience, now)?;
+        let (access_token, claims) =
+            self.tokens
+                .mint_access(&subject, &record.client_id, &scope, &audience, now)?;
         tracing::info!(jti = %claims.jti, client_id = %record.client_id, "access token issued");
         Ok(self.response(access_token, None, &scope))
     }

@@ -50,11 +50,15 @@ impl TokenError {
             Self::InvalidRequest(why) | Self::InvalidGrant(why) => why,
             Self::InvalidClient => "client authentication failed",
             Self::UnauthorizedClient => "the client may not use this grant type",
-            Self::UnsupportedGrantType => "grant_type must be password, client_credentials or refresh_token",
+            Self::UnsupportedGrantType => {
+                "grant_type must be password, client_credentials or refresh_token"
+            }
             Self::InvalidScope => "the requested scope is invalid or exceeds what may be granted",
             Self::InvalidTarget => "the requested resource is not allowed for this client",
             Self::Throttled { .. } => "too many failed attempts; retry later",
-            Self::TemporarilyUnavailable { .. } => "the server cannot handle the request now; retry later",
+            Self::TemporarilyUnavailable { .. } => {
+                "the server cannot handle the request now; retry later"
+            }
             Self::Internal(_) => "internal error",
         }
     }
@@ -138,16 +142,27 @@ impl Grants {
     /// else its first allowed one. A client with no audiences of its own may have the default.
     fn audience(&self, client: &Client, requested: Option<&str>) -> Result<String, TokenError> {
         let allowed = match client {
-            Client::Confidential(record) if !record.audiences.is_empty() => record.audiences.as_slice(),
+            Client::Confidential(record) if !record.audiences.is_empty() => {
+                record.audiences.as_slice()
+            }
             _ => std::slice::from_ref(&self.policy.default_audience),
         };
         match requested.filter(|r| !r.is_empty()) {
-            Some(resource) => allowed.iter().find(|a| *a == resource).cloned().ok_or(TokenError::InvalidTarget),
+            Some(resource) => allowed
+                .iter()
+                .find(|a| *a == resource)
+                .cloned()
+                .ok_or(TokenError::InvalidTarget),
             None => allowed.first().cloned().ok_or(TokenError::InvalidTarget),
         }
     }
 
-    fn response(&self, access_token: String, refresh_token: Option<String>, scope: &Scope) -> TokenResponse {
+    fn response(
+        &self,
+        access_token: String,
+        refresh_token: Option<String>,
+        scope: &Scope,
+    ) -> TokenResponse {
         TokenResponse {
             access_token,
             token_type: "Bearer".to_owned(),
@@ -173,14 +188,25 @@ mod tests {
     fn empty_scope_counts_as_none_as_swagger_ui_sends_it() {
         assert!(requested_scope(Some("")).unwrap().is_none());
         assert!(requested_scope(None).unwrap().is_none());
-        assert!(matches!(requested_scope(Some("a\"b")), Err(TokenError::InvalidScope)));
+        assert!(matches!(
+            requested_scope(Some("a\"b")),
+            Err(TokenError::InvalidScope)
+        ));
     }
 
     #[test]
     fn requested_scope_must_lie_within_the_allowed_rfc6749_3_3() {
         let allowed = Scope::parse("read write").unwrap();
-        assert_eq!(grant_scope(Scope::parse("read").ok(), &allowed).unwrap().to_string(), "read");
+        assert_eq!(
+            grant_scope(Scope::parse("read").ok(), &allowed)
+                .unwrap()
+                .to_string(),
+            "read"
+        );
         assert_eq!(grant_scope(None, &allowed).unwrap(), allowed);
-        assert!(matches!(grant_scope(Scope::parse("admin").ok(), &allowed), Err(TokenError::InvalidScope)));
+        assert!(matches!(
+            grant_scope(Scope::parse("admin").ok(), &allowed),
+            Err(TokenError::InvalidScope)
+        ));
     }
 }

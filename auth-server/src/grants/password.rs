@@ -14,32 +14,62 @@ use crate::tokens::{self, Subject, UserProfile};
 impl Grants {
     /// `address` is the client's network address, for the brute-force throttle.
     #[allow(clippy::too_many_arguments)] // each is one field of the request, already parsed
-    pub async fn password(&self, client: &Client, username: &str, password: Zeroizing<String>, scope: Option<Scope>, resource: Option<&str>, address: Option<std::net::IpAddr>, now: u64) -> Result<TokenResponse, TokenError> {
+    pub async fn password(
+        &self,
+        client: &Client,
+        username: &str,
+        password: Zeroizing<String>,
+        scope: Option<Scope>,
+        resource: Option<&str>,
+        address: Option<std::net::IpAddr>,
+        now: u64,
+    ) -> Result<TokenResponse, TokenError> {
         match client {
-            Client::Public { .. } if !self.policy.password_grant_without_client => return Err(TokenError::InvalidClient),
-            Client::Confidential(record) if !record.grants.iter().any(|g| g == "password") => return Err(TokenError::UnauthorizedClient),
+            Client::Public { .. } if !self.policy.password_grant_without_client => {
+                return Err(TokenError::InvalidClient)
+            }
+            Client::Confidential(record) if !record.grants.iter().any(|g| g == "password") => {
+                return Err(TokenError::UnauthorizedClient)
+            }
             _ => {}
         }
         if username.is_empty() || password.is_empty() {
-            return Err(TokenError::InvalidRequest("username and password are required"));
+            return Err(TokenError::InvalidRequest(
+                "username and password are required",
+            ));
         }
         let throttle = &self.policy.throttle;
-        throttle.check(self.store.as_ref(), username, address, now).await?;
+        throttle
+            .check(self.store.as_ref(), username, address, now)
+            .await?;
         let user = self.store.user(username).await?;
-        let verdict = self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+        let verdict = self
+            .passwords
+            .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+            .await?;
         // Unknown user, wrong password and disabled account answer alike (RFC 6749 §5.2).
         let (user, rehash) = match (user, verdict) {
             (Some(user), Verdict::Valid { rehash }) if !user.disabled => (user, rehash),
             _ => {
-                throttle.record_failure(self.store.as_ref(), username, address, now).await?;
+                throttle
+                    .record_failure(self.store.as_ref(), username, address, now)
+                    .await?;
                 return Err(TokenError::InvalidGrant("wrong username or password"));
             }
         };
-        throttle.record_success(self.store.as_ref(), username, address).await?;
+        throttle
+            .record_success(self.store.as_ref(), username, address)
+            .await?;
         if let Some(new_hash) = rehash {
-            match self.store.replace_password_hash(&user.username, &user.password_hash, &new_hash).await {
+            match self
+                .store
+                .replace_password_hash(&user.username, &user.password_hash, &new_hash)
+                .await
+            {
                 Ok(_) => tracing::info!(username = %user.username, "password hash upgraded"),
-                Err(err) => tracing::warn!(error = %err, "could not store the upgraded password hash"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not store the upgraded password hash")
+                }
             }
         }
 
@@ -57,7 +87,9 @@ impl Grants {
                 email: user.email.as_deref(),
             }),
         };
-        let (access_token, claims) = self.tokens.mint_access(&subject, client.id(), &scope, &audience, now)?;
+        let (access_token, claims) =
+            self.tokens
+                .mint_access(&subject, client.id(), &scope, &audience, now)?;
 
         let refresh_token = tokens::new_refresh_token();
         self.store

@@ -16,7 +16,13 @@ use crate::store::{RefreshRecord, Rotation};
 use crate::tokens::{self, Subject, UserProfile};
 
 impl Grants {
-    pub async fn refresh(&self, client: &Client, refresh_token: &str, scope: Option<Scope>, now: u64) -> Result<TokenResponse, TokenError> {
+    pub async fn refresh(
+        &self,
+        client: &Client,
+        refresh_token: &str,
+        scope: Option<Scope>,
+        now: u64,
+    ) -> Result<TokenResponse, TokenError> {
         if refresh_token.is_empty() {
             return Err(TokenError::InvalidRequest("refresh_token is required"));
         }
@@ -26,16 +32,24 @@ impl Grants {
             }
         }
         let id = tokens::refresh_token_id(refresh_token);
-        let record = self.store.refresh(&id).await?.ok_or(TokenError::InvalidGrant("unknown refresh token"))?;
+        let record = self
+            .store
+            .refresh(&id)
+            .await?
+            .ok_or(TokenError::InvalidGrant("unknown refresh token"))?;
         // Bound to the client it was issued to (RFC 6749 §6); a public client's token stays public.
         if record.client_id != client.id() {
-            return Err(TokenError::InvalidGrant("the refresh token was issued to another client"));
+            return Err(TokenError::InvalidGrant(
+                "the refresh token was issued to another client",
+            ));
         }
         if now >= record.expires_at {
             return Err(TokenError::InvalidGrant("the refresh token has expired"));
         }
         if self.store.family_revoked(&record.family_id).await? {
-            return Err(TokenError::InvalidGrant("the refresh token has been revoked"));
+            return Err(TokenError::InvalidGrant(
+                "the refresh token has been revoked",
+            ));
         }
         if record.used_at.is_some() {
             return self.reuse(refresh_token, record, now).await;
@@ -48,7 +62,9 @@ impl Grants {
             .user(&record.username)
             .await?
             .filter(|user| !user.disabled)
-            .ok_or(TokenError::InvalidGrant("the user no longer exists or is disabled"))?;
+            .ok_or(TokenError::InvalidGrant(
+                "the user no longer exists or is disabled",
+            ))?;
         let subject = Subject {
             sub: &user.username,
             user: Some(UserProfile {
@@ -57,7 +73,9 @@ impl Grants {
                 email: user.email.as_deref(),
             }),
         };
-        let (access_token, claims) = self.tokens.mint_access(&subject, &record.client_id, &scope, &record.audience, now)?;
+        let (access_token, claims) =
+            self.tokens
+                .mint_access(&subject, &record.client_id, &scope, &record.audience, now)?;
         let next_token = tokens::new_refresh_token();
         let successor = RefreshRecord {
             id: tokens::refresh_token_id(&next_token),
@@ -68,9 +86,14 @@ impl Grants {
             ..record.clone()
         };
         let response = self.response(access_token, Some(next_token), &scope);
-        let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&response).map_err(anyhow::Error::new)?);
+        let plaintext =
+            zeroize::Zeroizing::new(serde_json::to_vec(&response).map_err(anyhow::Error::new)?);
         let sealed = tokens::seal(refresh_token, &id, &plaintext).map_err(anyhow::Error::new)?;
-        match self.store.rotate_refresh(&id, now, &sealed, &successor).await? {
+        match self
+            .store
+            .rotate_refresh(&id, now, &sealed, &successor)
+            .await?
+        {
             Rotation::Rotated => {
                 tracing::info!(jti = %claims.jti, client_id = %record.client_id, "refresh token rotated");
                 Ok(response)
@@ -82,25 +105,44 @@ impl Grants {
 
     /// A token that was already exchanged: the same pair again within the grace window while
     /// its successor is unused, else the family dies.
-    async fn reuse(&self, refresh_token: &str, record: RefreshRecord, now: u64) -> Result<TokenResponse, TokenError> {
+    async fn reuse(
+        &self,
+        refresh_token: &str,
+        record: RefreshRecord,
+        now: u64,
+    ) -> Result<TokenResponse, TokenError> {
         let grace = self.policy.refresh_reuse_grace;
-        let within_grace = grace > 0 && record.used_at.is_some_and(|used_at| now <= used_at + grace);
+        let within_grace =
+            grace > 0 && record.used_at.is_some_and(|used_at| now <= used_at + grace);
         if within_grace {
             if let Some(response) = self.replay(refresh_token, &record).await? {
                 tracing::info!(client_id = %record.client_id, "refresh retried within the grace window");
                 return Ok(response);
             }
         }
-        self.store.revoke_family(&record.family_id, record.expires_at).await?;
+        self.store
+            .revoke_family(&record.family_id, record.expires_at)
+            .await?;
         tracing::warn!(client_id = %record.client_id, "refresh token reused; family revoked");
-        Err(TokenError::InvalidGrant("the refresh token was already used; its family is revoked"))
+        Err(TokenError::InvalidGrant(
+            "the refresh token was already used; its family is revoked",
+        ))
     }
 
-    async fn replay(&self, refresh_token: &str, record: &RefreshRecord) -> Result<Option<TokenResponse>, TokenError> {
-        let (Some(sealed), Some(successor_id)) = (&record.sealed_successor, &record.successor_id) else {
+    async fn replay(
+        &self,
+        refresh_token: &str,
+        record: &RefreshRecord,
+    ) -> Result<Option<TokenResponse>, TokenError> {
+        let (Some(sealed), Some(successor_id)) = (&record.sealed_successor, &record.successor_id)
+        else {
             return Ok(None);
         };
-        let successor_unused = self.store.refresh(successor_id).await?.is_some_and(|s| s.used_at.is_none());
+        let successor_unused = self
+            .store
+            .refresh(successor_id)
+            .await?
+            .is_some_and(|s| s.used_at.is_none());
         if !successor_unused {
             return Ok(None);
         }

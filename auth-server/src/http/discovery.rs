@@ -16,14 +16,20 @@ pub const CACHE_CONTROL: &str = "public, max-age=300";
 pub enum MetadataReply {
     /// RFC 8414 §3.2.
     #[oai(status = 200)]
-    Ok(Json<ServerMetadata>, #[oai(header = "Cache-Control")] String),
+    Ok(
+        Json<ServerMetadata>,
+        #[oai(header = "Cache-Control")] String,
+    ),
 }
 
 #[derive(ApiResponse)]
 pub enum JwksReply {
     /// RFC 7517 §5: public keys only.
     #[oai(status = 200)]
-    Ok(Json<serde_json::Value>, #[oai(header = "Cache-Control")] String),
+    Ok(
+        Json<serde_json::Value>,
+        #[oai(header = "Cache-Control")] String,
+    ),
 }
 
 pub struct DiscoveryApi(pub Arc<AppState>);
@@ -31,7 +37,10 @@ pub struct DiscoveryApi(pub Arc<AppState>);
 impl DiscoveryApi {
     fn metadata(&self) -> ServerMetadata {
         let settings = &self.0.settings;
-        let auth_methods = vec!["client_secret_basic".to_owned(), "client_secret_post".to_owned()];
+        let auth_methods = vec![
+            "client_secret_basic".to_owned(),
+            "client_secret_post".to_owned(),
+        ];
         let mut token_auth_methods = auth_methods.clone();
         if settings.password_grant_without_client {
             token_auth_methods.push("none".to_owned());
@@ -42,7 +51,10 @@ impl DiscoveryApi {
             jwks_uri: settings.endpoint("/.well-known/jwks.json"),
             revocation_endpoint: Some(settings.endpoint("/revoke")),
             introspection_endpoint: Some(settings.endpoint("/introspect")),
-            grant_types_supported: crate::grants::GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect(),
+            grant_types_supported: crate::grants::GRANT_TYPES
+                .iter()
+                .map(|g| (*g).to_owned())
+                .collect(),
             response_types_supported: Vec::new(),
             token_endpoint_auth_methods_supported: token_auth_methods.clone(),
             revocation_endpoint_auth_methods_supported: token_auth_methods,

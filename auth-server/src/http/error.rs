@@ -64,9 +64,15 @@ impl From<TokenError> for ErrorReply {
         let json = body(&err.to_string(), err.description());
         let no_store = || NO_STORE.to_owned();
         match err {
-            TokenError::InvalidClient => Self::Unauthorized(json, BASIC_CHALLENGE.to_owned(), no_store()),
-            TokenError::Throttled { retry_after } => Self::TooManyRequests(json, retry_after, no_store()),
-            TokenError::TemporarilyUnavailable { retry_after } => Self::Unavailable(json, retry_after, no_store()),
+            TokenError::InvalidClient => {
+                Self::Unauthorized(json, BASIC_CHALLENGE.to_owned(), no_store())
+            }
+            TokenError::Throttled { retry_after } => {
+                Self::TooManyRequests(json, retry_after, no_store())
+            }
+            TokenError::TemporarilyUnavailable { retry_after } => {
+                Self::Unavailable(json, retry_after, no_store())
+            }
             TokenError::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error");
                 Self::Internal(json, no_store())
@@ -111,7 +117,10 @@ impl<E: Endpoint> Endpoint for OAuthErrorShapeEndpoint<E> {
         let status = response.status();
         let (code, description) = match status {
             StatusCode::PAYLOAD_TOO_LARGE => ("invalid_request", "the request body is too large"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("invalid_request", "the body must be application/x-www-form-urlencoded"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "invalid_request",
+                "the body must be application/x-www-form-urlencoded",
+            ),
             StatusCode::METHOD_NOT_ALLOWED => ("invalid_request", "method not allowed"),
             StatusCode::NOT_FOUND => return Ok(response),
             s if s.is_server_error() => ("server_error", "internal error"),
@@ -123,7 +132,9 @@ impl<E: Endpoint> Endpoint for OAuthErrorShapeEndpoint<E> {
         })
         .with_status(status)
         .into_response();
-        reply.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+        reply
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
         Ok(reply)
     }
 }

@@ -28,18 +28,29 @@ impl HealthApi {
     /// The process is alive
     #[oai(path = "/livez", method = "get")]
     async fn livez(&self) -> HealthReply {
-        HealthReply::Ok(Json(Health { status: "ok".into() }))
+        HealthReply::Ok(Json(Health {
+            status: "ok".into(),
+        }))
     }
 
     /// Ready: the store answers and a signing key is loaded
     #[oai(path = "/readyz", method = "get")]
     async fn readyz(&self) -> HealthReply {
         let grants = &self.0.grants;
-        let store = tokio::time::timeout(std::time::Duration::from_secs(2), grants.store.ping()).await;
+        let store =
+            tokio::time::timeout(std::time::Duration::from_secs(2), grants.store.ping()).await;
         match store {
-            Ok(Ok(())) if grants.tokens.keys().published().next().is_some() => HealthReply::Ok(Json(Health { status: "ok".into() })),
-            Ok(Ok(())) => HealthReply::Unavailable(Json(Health { status: "no signing key".into() })),
-            _ => HealthReply::Unavailable(Json(Health { status: "store unavailable".into() })),
+            Ok(Ok(())) if grants.tokens.keys().published().next().is_some() => {
+                HealthReply::Ok(Json(Health {
+                    status: "ok".into(),
+                }))
+            }
+            Ok(Ok(())) => HealthReply::Unavailable(Json(Health {
+                status: "no signing key".into(),
+            })),
+            _ => HealthReply::Unavailable(Json(Health {
+                status: "store unavailable".into(),
+            })),
         }
     }
 }

@@ -78,7 +78,10 @@ impl From<Introspection> for IntrospectionResponse {
 pub enum IntrospectReply {
     /// What the server knows of the token.
     #[oai(status = 200)]
-    Ok(Json<IntrospectionResponse>, #[oai(header = "Cache-Control")] String),
+    Ok(
+        Json<IntrospectionResponse>,
+        #[oai(header = "Cache-Control")] String,
+    ),
 }
 
 pub struct IntrospectApi(pub Arc<AppState>);
@@ -90,15 +93,34 @@ impl IntrospectApi {
     /// For registered clients, authenticated with HTTP Basic or the form. Expired, revoked,
     /// foreign and malformed tokens are all `{"active": false}`.
     #[oai(path = "/introspect", method = "post")]
-    async fn introspect(&self, req: &Request, form: Form<IntrospectForm>) -> Result<IntrospectReply, ErrorReply> {
+    async fn introspect(
+        &self,
+        req: &Request,
+        form: Form<IntrospectForm>,
+    ) -> Result<IntrospectReply, ErrorReply> {
         let state = &self.0;
-        let authorization = req.headers().get(poem::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
-        let credentials = client_auth::credentials(authorization, form.client_id.as_deref(), form.client_secret.as_deref())?;
-        let client = client_auth::authenticate(state.grants.store.as_ref(), &state.client_secret_key, credentials).await?;
+        let authorization = req
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or("\u{0}"));
+        let credentials = client_auth::credentials(
+            authorization,
+            form.client_id.as_deref(),
+            form.client_secret.as_deref(),
+        )?;
+        let client = client_auth::authenticate(
+            state.grants.store.as_ref(),
+            &state.client_secret_key,
+            credentials,
+        )
+        .await?;
         if !matches!(client, Client::Confidential(_)) {
             return Err(TokenError::InvalidClient.into());
         }
-        let token = form.0.token.ok_or(TokenError::InvalidRequest("token is required"))?;
+        let token = form
+            .0
+            .token
+            .ok_or(TokenError::InvalidRequest("token is required"))?;
         let found = state
             .grants
             .introspect(&token, form.0.token_type_hint.as_deref(), grants::now())

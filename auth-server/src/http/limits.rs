@@ -10,7 +10,10 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        BodyLimitEndpoint { inner: ep, max: self.0 }
+        BodyLimitEndpoint {
+            inner: ep,
+            max: self.0,
+        }
     }
 }
 
@@ -36,7 +39,11 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
             Some(length) if length > self.max as u64 => return Err(too_large()),
             Some(_) => {}
             None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
-                let body = req.take_body().into_bytes_limit(self.max).await.map_err(|_| too_large())?;
+                let body = req
+                    .take_body()
+                    .into_bytes_limit(self.max)
+                    .await
+                    .map_err(|_| too_large())?;
                 req.set_body(body);
             }
             None => {}

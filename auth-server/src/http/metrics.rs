@@ -18,15 +18,41 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
         let all = Self {
-            tokens_issued: IntCounterVec::new(Opts::new("tokens_issued_total", "Access tokens issued by grant type"), &["grant_type"])?,
-            token_errors: IntCounterVec::new(Opts::new("token_errors_total", "Token endpoint errors by grant type and error code"), &["grant_type", "error"])?,
-            login_failures: IntCounter::new("login_failures_total", "Password grants refused for a wrong username or password")?,
-            throttled: IntCounter::new("throttled_requests_total", "Token requests refused by the brute-force throttle")?,
-            store_errors: IntCounter::new("store_errors_total", "Requests that failed because the store was unavailable")?,
-            password_queue_depth: IntGauge::new("password_hash_queue_depth", "Password hash jobs waiting or running")?,
+            tokens_issued: IntCounterVec::new(
+                Opts::new("tokens_issued_total", "Access tokens issued by grant type"),
+                &["grant_type"],
+            )?,
+            token_errors: IntCounterVec::new(
+                Opts::new(
+                    "token_errors_total",
+                    "Token endpoint errors by grant type and error code",
+                ),
+                &["grant_type", "error"],
+            )?,
+            login_failures: IntCounter::new(
+                "login_failures_total",
+                "Password grants refused for a wrong username or password",
+            )?,
+            throttled: IntCounter::new(
+                "throttled_requests_total",
+                "Token requests refused by the brute-force throttle",
+            )?,
+            store_errors: IntCounter::new(
+                "store_errors_total",
+                "Requests that failed because the store was unavailable",
+            )?,
+            password_queue_depth: IntGauge::new(
+                "password_hash_queue_depth",
+                "Password hash jobs waiting or running",
+            )?,
             password_wait_seconds: Histogram::with_opts(
-                HistogramOpts::new("password_hash_wait_seconds", "Time a password hash job waited for a worker")
-                    .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+                HistogramOpts::new(
+                    "password_hash_wait_seconds",
+                    "Time a password hash job waited for a worker",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
             )?,
         };
         registry.register(Box::new(all.tokens_issued.clone()))?;
@@ -42,5 +68,6 @@ impl Metrics {
 
 #[handler]
 pub fn render(Data(registry): Data<&Registry>) -> impl IntoResponse {
-    shared::telemetry::render(registry).with_content_type("text/plain; version=0.0.4; charset=utf-8")
+    shared::telemetry::render(registry)
+        .with_content_type("text/plain; version=0.0.4; charset=utf-8")
 }

@@ -44,7 +44,18 @@ pub const ROUTES: &[&str] = &[
     "/openapi.json",
 ];
 
-pub fn api(state: &Arc<AppState>) -> OpenApiService<(token::TokenApi, revoke::RevokeApi, introspect::IntrospectApi, discovery::DiscoveryApi, health::HealthApi), ()> {
+pub fn api(
+    state: &Arc<AppState>,
+) -> OpenApiService<
+    (
+        token::TokenApi,
+        revoke::RevokeApi,
+        introspect::IntrospectApi,
+        discovery::DiscoveryApi,
+        health::HealthApi,
+    ),
+    (),
+> {
     OpenApiService::new(
         (
             token::TokenApi(state.clone()),
@@ -63,7 +74,11 @@ pub fn api(state: &Arc<AppState>) -> OpenApiService<(token::TokenApi, revoke::Re
 }
 
 /// The whole app: API, Swagger UI, metrics, with CORS and the body limit around it.
-pub fn app(state: Arc<AppState>, registry: prometheus::Registry, http_metrics: shared::telemetry::HttpMetrics) -> impl Endpoint<Output = poem::Response> {
+pub fn app(
+    state: Arc<AppState>,
+    registry: prometheus::Registry,
+    http_metrics: shared::telemetry::HttpMetrics,
+) -> impl Endpoint<Output = poem::Response> {
     let service = api(&state);
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
@@ -71,12 +86,22 @@ pub fn app(state: Arc<AppState>, registry: prometheus::Registry, http_metrics: s
         .allow_origins(state.settings.cors_origins.iter().map(String::as_str))
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         // Swagger UI sends X-Requested-With with its token request.
-        .allow_headers(["authorization", "content-type", "x-request-id", "x-requested-with"])
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "x-request-id",
+            "x-requested-with",
+        ])
         .allow_credentials(false)
         .max_age(600);
     Route::new()
         // The limit sits inside the error shaping, so that a 413 is RFC 6749 JSON too.
-        .nest("/", service.with(limits::BodyLimit(state.settings.max_body_bytes)).with(error::OAuthErrorShape))
+        .nest(
+            "/",
+            service
+                .with(limits::BodyLimit(state.settings.max_body_bytes))
+                .with(error::OAuthErrorShape),
+        )
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .at("/metrics", get(metrics::render).data(registry))

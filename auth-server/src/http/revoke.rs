@@ -41,16 +41,43 @@ impl RevokeApi {
     /// expires (introspection reports it inactive; resource servers that verify locally accept
     /// it until `exp`). Confidential clients authenticate as at `/token`.
     #[oai(path = "/revoke", method = "post")]
-    async fn revoke(&self, req: &Request, form: Form<RevokeForm>) -> Result<RevokeReply, ErrorReply> {
+    async fn revoke(
+        &self,
+        req: &Request,
+        form: Form<RevokeForm>,
+    ) -> Result<RevokeReply, ErrorReply> {
         let state = &self.0;
-        let authorization = req.headers().get(poem::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
-        let credentials = client_auth::credentials(authorization, form.client_id.as_deref(), form.client_secret.as_deref())?;
-        let client = client_auth::authenticate(state.grants.store.as_ref(), &state.client_secret_key, credentials).await?;
-        let token = form.0.token.ok_or(TokenError::InvalidRequest("token is required"))?;
+        let authorization = req
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or("\u{0}"));
+        let credentials = client_auth::credentials(
+            authorization,
+            form.client_id.as_deref(),
+            form.client_secret.as_deref(),
+        )?;
+        let client = client_auth::authenticate(
+            state.grants.store.as_ref(),
+            &state.client_secret_key,
+            credentials,
+        )
+        .await?;
+        let token = form
+            .0
+            .token
+            .ok_or(TokenError::InvalidRequest("token is required"))?;
         state
             .grants
-            .revoke(&client, &token, form.0.token_type_hint.as_deref(), grants::now())
+            .revoke(
+                &client,
+                &token,
+                form.0.token_type_hint.as_deref(),
+                grants::now(),
+            )
             .await?;
-        Ok(RevokeReply::Ok(PlainText(String::new()), NO_STORE.to_owned()))
+        Ok(RevokeReply::Ok(
+            PlainText(String::new()),
+            NO_STORE.to_owned(),
+        ))
     }
 }

@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 
 use super::error::{ErrorReply, NO_STORE};
 use super::AppState;
-use crate::{client_auth, throttle};
 use crate::grants::{self, TokenError};
+use crate::{client_auth, throttle};
 
 /// The token request, form-encoded as RFC 6749 §4.3.2, §4.4.2 and §6 define it.
 #[derive(Object, Deserialize)]
@@ -68,12 +68,21 @@ impl TokenApi {
         match self.issue(req, form.0).await {
             Ok(response) => {
                 metrics.tokens_issued.with_label_values(&[label]).inc();
-                Ok(TokenReply::Ok(Json(response), NO_STORE.to_owned(), "no-cache".to_owned()))
+                Ok(TokenReply::Ok(
+                    Json(response),
+                    NO_STORE.to_owned(),
+                    "no-cache".to_owned(),
+                ))
             }
             Err(err) => {
-                metrics.token_errors.with_label_values(&[label, &err.to_string()]).inc();
+                metrics
+                    .token_errors
+                    .with_label_values(&[label, &err.to_string()])
+                    .inc();
                 match &err {
-                    TokenError::InvalidGrant(_) if label == "password" => metrics.login_failures.inc(),
+                    TokenError::InvalidGrant(_) if label == "password" => {
+                        metrics.login_failures.inc()
+                    }
                     TokenError::TemporarilyUnavailable { .. } => metrics.store_errors.inc(),
                     TokenError::Throttled { .. } => metrics.throttled.inc(),
                     _ => {}
@@ -88,8 +97,15 @@ impl TokenApi {
     async fn issue(&self, req: &Request, form: TokenForm) -> Result<TokenResponse, TokenError> {
         let state = &self.0;
         let grants = &state.grants;
-        let authorization = req.headers().get(poem::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
-        let credentials = client_auth::credentials(authorization, form.client_id.as_deref(), form.client_secret.as_deref())?;
+        let authorization = req
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or("\u{0}"));
+        let credentials = client_auth::credentials(
+            authorization,
+            form.client_id.as_deref(),
+            form.client_secret.as_deref(),
+        )?;
         let grant_type = form.grant_type.as_deref().unwrap_or_default();
         if !grants::GRANT_TYPES.contains(&grant_type) {
             return Err(if grant_type.is_empty() {
@@ -98,7 +114,9 @@ impl TokenApi {
                 TokenError::UnsupportedGrantType
             });
         }
-        let client = client_auth::authenticate(grants.store.as_ref(), &state.client_secret_key, credentials).await?;
+        let client =
+            client_auth::authenticate(grants.store.as_ref(), &state.client_secret_key, credentials)
+                .await?;
         let scope = grants::requested_scope(form.scope.as_deref())?;
         let now = grants::now();
         match grant_type {
@@ -106,11 +124,29 @@ impl TokenApi {
                 let password = Zeroizing::new(form.password.unwrap_or_default());
                 let username = form.username.unwrap_or_default();
                 let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
-                let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-                let address = throttle::client_address(peer, forwarded_for, &state.settings.trusted_proxies);
-                grants.password(&client, &username, password, scope, form.resource.as_deref(), address, now).await
+                let forwarded_for = req
+                    .headers()
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok());
+                let address =
+                    throttle::client_address(peer, forwarded_for, &state.settings.trusted_proxies);
+                grants
+                    .password(
+                        &client,
+                        &username,
+                        password,
+                        scope,
+                        form.resource.as_deref(),
+                        address,
+                        now,
+                    )
+                    .await
             }
-            "client_credentials" => grants.client_credentials(&client, scope, form.resource.as_deref(), now).await,
+            "client_credentials" => {
+                grants
+                    .client_credentials(&client, scope, form.resource.as_deref(), now)
+                    .await
+            }
             _ => {
                 let refresh_token = Zeroizing::new(form.refresh_token.unwrap_or_default());
                 grants.refresh(&client, &refresh_token, scope, now).await

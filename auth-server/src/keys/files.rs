@@ -39,9 +39,15 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<SigningKey>> {
 /// Creates a new RSA-2048 key; it becomes the newest and so the one that signs.
 pub fn generate(dir: &Path) -> anyhow::Result<PathBuf> {
     ensure_dir(dir)?;
-    let key_pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow::anyhow!("generating an RSA key failed"))?;
-    let der = key_pair.as_der().map_err(|_| anyhow::anyhow!("encoding the RSA key failed"))?;
-    let pem = Zeroizing::new(pem::encode(&pem::Pem::new(PEM_LABEL, der.as_ref().to_vec())));
+    let key_pair = KeyPair::generate(KeySize::Rsa2048)
+        .map_err(|_| anyhow::anyhow!("generating an RSA key failed"))?;
+    let der = key_pair
+        .as_der()
+        .map_err(|_| anyhow::anyhow!("encoding the RSA key failed"))?;
+    let pem = Zeroizing::new(pem::encode(&pem::Pem::new(
+        PEM_LABEL,
+        der.as_ref().to_vec(),
+    )));
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -66,7 +72,8 @@ pub fn client_secret_key(dir: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         }
     }
     check_private(&path)?;
-    let key = Zeroizing::new(fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
+    let key =
+        Zeroizing::new(fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
     if key.len() < 32 {
         bail!("{} is shorter than 32 bytes", path.display());
     }
@@ -87,7 +94,10 @@ pub fn key_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.starts_with(KEY_PREFIX) && name.ends_with(".pem") {
             files.push(path);
         }
@@ -102,7 +112,10 @@ fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
     let text = Zeroizing::new(fs::read_to_string(path)?);
     let pem = pem::parse(text.as_bytes()).context("not a PEM file")?;
     if pem.tag() != PEM_LABEL {
-        bail!("expected a PKCS#8 \"{PEM_LABEL}\" PEM block, found {:?}", pem.tag());
+        bail!(
+            "expected a PKCS#8 \"{PEM_LABEL}\" PEM block, found {:?}",
+            pem.tag()
+        );
     }
     let der = Zeroizing::new(pem.into_contents());
     Ok(SigningKey::from_pkcs8(&der)?)
@@ -153,8 +166,14 @@ mod tests {
         let created = load_or_create(&keys_dir).unwrap();
         assert_eq!(created.len(), 1);
         let file = key_files(&keys_dir).unwrap().remove(0);
-        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(fs::metadata(&keys_dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(&keys_dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let again = load_or_create(&keys_dir).unwrap();
         assert_eq!(again[0].kid(), created[0].kid());
     }

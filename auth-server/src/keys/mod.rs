@@ -26,7 +26,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -42,7 +44,8 @@ pub enum KeyError {
 
 impl SigningKey {
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, KeyError> {
-        let key_pair = KeyPair::from_pkcs8(der).map_err(|err| KeyError::Rejected(err.to_string()))?;
+        let key_pair =
+            KeyPair::from_pkcs8(der).map_err(|err| KeyError::Rejected(err.to_string()))?;
         let bits = key_pair.public_modulus_len() * 8;
         if bits < 2048 {
             return Err(KeyError::TooSmall(bits));
@@ -51,7 +54,8 @@ impl SigningKey {
         let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
         let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
         let kid = thumbprint(&n, &e);
-        let decoding_key = jsonwebtoken::DecodingKey::from_rsa_components(&n, &e).map_err(|err| KeyError::Rejected(err.to_string()))?;
+        let decoding_key = jsonwebtoken::DecodingKey::from_rsa_components(&n, &e)
+            .map_err(|err| KeyError::Rejected(err.to_string()))?;
         let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e});
         let header = json!({"alg": "RS256", "typ": shared::ACCESS_TOKEN_TYP, "kid": kid});
         let header_prefix = format!("{}.", URL_SAFE_NO_PAD.encode(header.to_string()));
@@ -81,8 +85,10 @@ impl SigningKey {
     /// A compact JWS over `claims` (already JSON): header, payload and RS256 signature.
     pub fn sign_jwt(&self, claims_json: &[u8]) -> Result<String, KeyError> {
         let payload_len = base64::encoded_len(claims_json.len(), false).unwrap_or(0);
-        let signature_len = base64::encoded_len(self.key_pair.public_modulus_len(), false).unwrap_or(0);
-        let mut token = String::with_capacity(self.header_prefix.len() + payload_len + 1 + signature_len);
+        let signature_len =
+            base64::encoded_len(self.key_pair.public_modulus_len(), false).unwrap_or(0);
+        let mut token =
+            String::with_capacity(self.header_prefix.len() + payload_len + 1 + signature_len);
         token.push_str(&self.header_prefix);
         URL_SAFE_NO_PAD.encode_string(claims_json, &mut token);
         let mut signature = [0u8; 1024];
@@ -116,7 +122,9 @@ impl KeyRing {
     pub fn new(keys: Vec<SigningKey>) -> Option<Self> {
         let published: Vec<Arc<SigningKey>> = keys.into_iter().map(Arc::new).collect();
         let active = published.first()?.clone();
-        let jwks_json = json!({"keys": published.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string();
+        let jwks_json =
+            json!({"keys": published.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
+                .to_string();
         Some(Self {
             active,
             published,
@@ -149,6 +157,9 @@ mod tests {
     #[test]
     fn thumbprint_matches_rfc7638_3_1_example() {
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        assert_eq!(thumbprint(n, "AQAB"), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(n, "AQAB"),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 }

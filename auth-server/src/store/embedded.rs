@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use shared::Scope;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 
 use super::{ClientRecord, RefreshRecord, Rotation, Store, StoreError, UserRecord};
@@ -20,10 +22,16 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `sqlite://PATH` and applies migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url).map_err(|err| StoreError::Unavailable(err.to_string()))?;
-        if let Some(parent) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|err| StoreError::Unavailable(format!("creating {}: {err}", parent.display())))?;
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        if let Some(parent) = options
+            .get_filename()
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|err| {
+                StoreError::Unavailable(format!("creating {}: {err}", parent.display()))
+            })?;
         }
         Self::open_with(options).await
     }
@@ -60,7 +68,9 @@ fn unavailable(err: sqlx::Error) -> StoreError {
 
 fn write_error(err: sqlx::Error, what: &str) -> StoreError {
     match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what.to_owned()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(what.to_owned())
+        }
         _ => unavailable(err),
     }
 }
@@ -70,7 +80,10 @@ fn scope(text: &str) -> Result<Scope, StoreError> {
 }
 
 fn words(text: &str) -> Vec<String> {
-    text.split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
+    text.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn as_u64(value: i64) -> u64 {
@@ -122,7 +135,9 @@ const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens
     (id, family_id, client_id, username, scope, audience, issued_at, expires_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 
-fn insert_refresh_query(token: &RefreshRecord) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+fn insert_refresh_query(
+    token: &RefreshRecord,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
     sqlx::query(INSERT_REFRESH)
         .bind(&token.id)
         .bind(&token.family_id)
@@ -137,7 +152,10 @@ fn insert_refresh_query(token: &RefreshRecord) -> sqlx::query::Query<'_, sqlx::S
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(unavailable)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -168,14 +186,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn replace_password_hash(&self, username: &str, expected: &str, new_hash: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ? AND password_hash = ?")
-            .bind(new_hash)
-            .bind(username)
-            .bind(expected)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+    async fn replace_password_hash(
+        &self,
+        username: &str,
+        expected: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = ? WHERE username = ? AND password_hash = ?",
+        )
+        .bind(new_hash)
+        .bind(username)
+        .bind(expected)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -280,7 +305,13 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn rotate_refresh(&self, id: &str, now: u64, sealed_successor: &[u8], successor: &RefreshRecord) -> Result<Rotation, StoreError> {
+    async fn rotate_refresh(
+        &self,
+        id: &str,
+        now: u64,
+        sealed_successor: &[u8],
+        successor: &RefreshRecord,
+    ) -> Result<Rotation, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         // The write comes first, so the transaction takes the write lock at once and two
         // rotations of one token serialise instead of both reading it unused.
@@ -343,16 +374,22 @@ impl Store for SqliteStore {
     }
 
     async fn access_token_revoked(&self, jti: &str, now: u64) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM revoked_access_tokens WHERE jti = ? AND expires_at >= ?")
-            .bind(jti)
-            .bind(as_i64(now))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let row =
+            sqlx::query("SELECT 1 FROM revoked_access_tokens WHERE jti = ? AND expires_at >= ?")
+                .bind(jti)
+                .bind(as_i64(now))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
         Ok(row.is_some())
     }
 
-    async fn record_failure(&self, key: &str, now: u64, window: u64) -> Result<(u64, u64), StoreError> {
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: u64,
+        window: u64,
+    ) -> Result<(u64, u64), StoreError> {
         let row = sqlx::query(
             "INSERT INTO login_failures (key, count, window_end) VALUES (?1, 1, ?2 + ?3)
              ON CONFLICT (key) DO UPDATE SET
@@ -370,13 +407,17 @@ impl Store for SqliteStore {
     }
 
     async fn failures(&self, key: &str, now: u64) -> Result<(u64, u64), StoreError> {
-        let row = sqlx::query("SELECT count, window_end FROM login_failures WHERE key = ? AND window_end > ?")
-            .bind(key)
-            .bind(as_i64(now))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(row.map_or((0, now), |row| (as_u64(row.get("count")), as_u64(row.get("window_end")))))
+        let row = sqlx::query(
+            "SELECT count, window_end FROM login_failures WHERE key = ? AND window_end > ?",
+        )
+        .bind(key)
+        .bind(as_i64(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(row.map_or((0, now), |row| {
+            (as_u64(row.get("count")), as_u64(row.get("window_end")))
+        }))
     }
 
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
@@ -396,7 +437,11 @@ impl Store for SqliteStore {
             "DELETE FROM revoked_access_tokens WHERE expires_at < ?",
             "DELETE FROM login_failures WHERE window_end < ?",
         ] {
-            sqlx::query(statement).bind(now).execute(&self.pool).await.map_err(unavailable)?;
+            sqlx::query(statement)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
         }
         Ok(())
     }

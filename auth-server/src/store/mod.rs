@@ -86,7 +86,12 @@ pub trait Store: Send + Sync {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     /// Replaces the hash only if it still is `expected`, so that a rehash on login never undoes
     /// a concurrent `user passwd`. Returns whether it replaced it.
-    async fn replace_password_hash(&self, username: &str, expected: &str, new_hash: &str) -> Result<bool, StoreError>;
+    async fn replace_password_hash(
+        &self,
+        username: &str,
+        expected: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError>;
     /// Returns false when there is no such user.
     async fn set_password_hash(&self, username: &str, new_hash: &str) -> Result<bool, StoreError>;
     async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, StoreError>;
@@ -106,7 +111,13 @@ pub trait Store: Send + Sync {
     async fn refresh(&self, id: &str) -> Result<Option<RefreshRecord>, StoreError>;
     /// Marks `id` used at `now`, records the sealed successor and stores `successor`, all at
     /// once and only if `id` was unused. Of concurrent callers exactly one gets `Rotated`.
-    async fn rotate_refresh(&self, id: &str, now: u64, sealed_successor: &[u8], successor: &RefreshRecord) -> Result<Rotation, StoreError>;
+    async fn rotate_refresh(
+        &self,
+        id: &str,
+        now: u64,
+        sealed_successor: &[u8],
+        successor: &RefreshRecord,
+    ) -> Result<Rotation, StoreError>;
     /// Ends the family; it stays recorded as revoked until `expires_at`.
     async fn revoke_family(&self, family_id: &str, expires_at: u64) -> Result<(), StoreError>;
     async fn family_revoked(&self, family_id: &str) -> Result<bool, StoreError>;
@@ -117,7 +128,12 @@ pub trait Store: Send + Sync {
 
     /// Counts one failure against `key` in a fixed window of `window` seconds that starts with
     /// the first failure; returns the count in the current window and when that window ends.
-    async fn record_failure(&self, key: &str, now: u64, window: u64) -> Result<(u64, u64), StoreError>;
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: u64,
+        window: u64,
+    ) -> Result<(u64, u64), StoreError>;
     /// The failures counted against `key` in its current window, and when that window ends.
     async fn failures(&self, key: &str, now: u64) -> Result<(u64, u64), StoreError>;
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
@@ -130,15 +146,25 @@ pub trait Store: Send + Sync {
 /// The only place that looks at the scheme.
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     use anyhow::Context;
-    let scheme = url.split_once("://").map(|(scheme, _)| scheme).unwrap_or_default();
+    let scheme = url
+        .split_once("://")
+        .map(|(scheme, _)| scheme)
+        .unwrap_or_default();
     match scheme {
         "sqlite" => Ok(Arc::new(
-            embedded::SqliteStore::open(url).await.with_context(|| format!("opening {url}"))?,
+            embedded::SqliteStore::open(url)
+                .await
+                .with_context(|| format!("opening {url}"))?,
         )),
         "redis" | "rediss" => Ok(Arc::new(
-            redis::RedisStore::open(url).await.with_context(|| format!("opening {}", redact_url(url)))?,
+            redis::RedisStore::open(url)
+                .await
+                .with_context(|| format!("opening {}", redact_url(url)))?,
         )),
-        _ => anyhow::bail!("AUTH_STORE must start with sqlite:// or redis://, got {:?}", redact_url(url)),
+        _ => anyhow::bail!(
+            "AUTH_STORE must start with sqlite:// or redis://, got {:?}",
+            redact_url(url)
+        ),
     }
 }
 
@@ -161,7 +187,9 @@ mod backend_tests {
     #[allow(clippy::expect_used)]
     async fn open_embedded() -> TestBackend {
         let dir = tempfile::tempdir().expect("creating a temporary directory");
-        let store = super::embedded::SqliteStore::open_in(dir.path()).await.expect("opening the embedded store");
+        let store = super::embedded::SqliteStore::open_in(dir.path())
+            .await
+            .expect("opening the embedded store");
         TestBackend::new(store, dir)
     }
 

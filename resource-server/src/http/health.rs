@@ -24,16 +24,22 @@ impl HealthApi {
     /// The process is alive
     #[oai(path = "/livez", method = "get")]
     async fn livez(&self) -> HealthReply {
-        HealthReply::Ok(Json(Health { status: "ok".into() }))
+        HealthReply::Ok(Json(Health {
+            status: "ok".into(),
+        }))
     }
 
     /// Ready once the auth-server's keys have been fetched
     #[oai(path = "/readyz", method = "get")]
     async fn readyz(&self) -> HealthReply {
         if self.0.is_ready() {
-            HealthReply::Ok(Json(Health { status: "ok".into() }))
+            HealthReply::Ok(Json(Health {
+                status: "ok".into(),
+            }))
         } else {
-            HealthReply::Unavailable(Json(Health { status: "signing keys not fetched yet".into() }))
+            HealthReply::Unavailable(Json(Health {
+                status: "signing keys not fetched yet".into(),
+            }))
         }
     }
 }

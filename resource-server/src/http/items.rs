@@ -41,8 +41,14 @@ impl ItemsApi {
         Ok(ItemsReply::Ok(Json(Items {
             requested_by: token.0.sub,
             items: vec![
-                Item { id: 1, name: "first".into() },
-                Item { id: 2, name: "second".into() },
+                Item {
+                    id: 1,
+                    name: "first".into(),
+                },
+                Item {
+                    id: 2,
+                    name: "second".into(),
+                },
             ],
         })))
     }

@@ -22,11 +22,22 @@ pub const TOKEN_URL_PLACEHOLDER: &str = "http://token-url.invalid/token";
 )]
 pub struct UserToken(pub AccessClaims);
 
-pub const ROUTES: &[&str] = &["/users/me", "/items", "/livez", "/readyz", "/metrics", "/docs", "/openapi.json"];
+pub const ROUTES: &[&str] = &[
+    "/users/me",
+    "/items",
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/docs",
+    "/openapi.json",
+];
 
 /// The OpenAPI document and the Swagger UI page, with the run-time token URL put in.
 pub fn swagger(spec: &str, html: &str, token_url: &str) -> (String, String) {
     let escaped = serde_json::to_string(token_url).unwrap_or_default();
     let escaped = escaped.trim_matches('"');
-    (spec.replace(TOKEN_URL_PLACEHOLDER, escaped), html.replace(TOKEN_URL_PLACEHOLDER, escaped))
+    (
+        spec.replace(TOKEN_URL_PLACEHOLDER, escaped),
+        html.replace(TOKEN_URL_PLACEHOLDER, escaped),
+    )
 }

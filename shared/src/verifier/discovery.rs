@@ -16,7 +16,10 @@ pub enum FetchError {
     #[error("request to {url} failed: {source}")]
     Http { url: Url, source: reqwest::Error },
     #[error("{url} answered {status}")]
-    Status { url: Url, status: reqwest::StatusCode },
+    Status {
+        url: Url,
+        status: reqwest::StatusCode,
+    },
     #[error("{url} sent more than {MAX_DOCUMENT_BYTES} bytes")]
     TooLarge { url: Url },
     #[error("{url} sent a document that does not parse: {source}")]
@@ -37,7 +40,10 @@ pub fn metadata_url(issuer: &Url) -> Url {
     url
 }
 
-async fn get(client: &reqwest::Client, url: &Url) -> Result<(Vec<u8>, Option<Duration>), FetchError> {
+async fn get(
+    client: &reqwest::Client,
+    url: &Url,
+) -> Result<(Vec<u8>, Option<Duration>), FetchError> {
     let http = |source| FetchError::Http {
         url: url.clone(),
         source,
@@ -104,7 +110,11 @@ pub fn parse_max_age(value: &str) -> Option<Duration> {
             return Some(Duration::ZERO);
         }
         if let Some(seconds) = lower.strip_prefix("max-age=") {
-            max_age = seconds.trim_matches('"').parse().ok().map(Duration::from_secs);
+            max_age = seconds
+                .trim_matches('"')
+                .parse()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     max_age
@@ -117,7 +127,10 @@ mod tests {
     #[test]
     fn metadata_url_inserts_well_known_before_the_path_rfc8414_3() {
         let plain = metadata_url(&Url::parse("https://auth.example.com").unwrap());
-        assert_eq!(plain.as_str(), "https://auth.example.com/.well-known/oauth-authorization-server");
+        assert_eq!(
+            plain.as_str(),
+            "https://auth.example.com/.well-known/oauth-authorization-server"
+        );
         let tenant = metadata_url(&Url::parse("https://example.com/tenant1/").unwrap());
         assert_eq!(
             tenant.as_str(),
@@ -127,7 +140,10 @@ mod tests {
 
     #[test]
     fn max_age_is_read_and_no_store_counts_as_zero() {
-        assert_eq!(parse_max_age("public, max-age=300"), Some(Duration::from_secs(300)));
+        assert_eq!(
+            parse_max_age("public, max-age=300"),
+            Some(Duration::from_secs(300))
+        );
         assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(parse_max_age("public"), None);
         assert_eq!(parse_max_age("max-age=abc"), None);

@@ -24,11 +24,16 @@ impl KeySet {
 
     /// Keeps the RSA signing keys that are usable for RS256 and have a `kid`; skips the rest,
     /// so that one odd key in a set shared with other issuers does not hide the good ones.
-    pub fn from_jwks(json: &[u8], fresh_for: std::time::Duration) -> Result<Self, serde_json::Error> {
+    pub fn from_jwks(
+        json: &[u8],
+        fresh_for: std::time::Duration,
+    ) -> Result<Self, serde_json::Error> {
         let set: JwkSet = serde_json::from_slice(json)?;
         let mut keys = HashMap::with_capacity(set.keys.len());
         for jwk in &set.keys {
-            let Some(kid) = jwk.common.key_id.as_ref() else { continue };
+            let Some(kid) = jwk.common.key_id.as_ref() else {
+                continue;
+            };
             if !matches!(jwk.algorithm, AlgorithmParameters::RSA(_)) {
                 continue;
             }
