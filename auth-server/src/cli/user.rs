@@ -32,9 +32,15 @@ pub enum UserCommand {
         password_stdin: bool,
     },
     /// Refuse all logins of a user.
-    Disable { name: String },
-    Enable { name: String },
-    Remove { name: String },
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
     List,
     /// Import users from JSON in the FastAPI tutorial's shape (bcrypt hashes are kept and
     /// replaced by Argon2id at each user's first good login).
@@ -50,10 +56,17 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
     let store = crate::store::open(&settings.store.0).await?;
     let store = store.as_ref();
     match command {
-        UserCommand::Add { name, full_name, email, scopes, .. } => {
+        UserCommand::Add {
+            name,
+            full_name,
+            email,
+            scopes,
+            ..
+        } => {
             check_username(&name)?;
             let password = super::read_secret_from_stdin("password")?;
-            let password_hash = tokio::task::spawn_blocking(move || passwords::hash_blocking(&password)).await??;
+            let password_hash =
+                tokio::task::spawn_blocking(move || passwords::hash_blocking(&password)).await??;
             let user = UserRecord {
                 username: name.clone(),
                 full_name,
@@ -70,7 +83,8 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
         }
         UserCommand::Passwd { name, .. } => {
             let password = super::read_secret_from_stdin("password")?;
-            let password_hash = tokio::task::spawn_blocking(move || passwords::hash_blocking(&password)).await??;
+            let password_hash =
+                tokio::task::spawn_blocking(move || passwords::hash_blocking(&password)).await??;
             found(store.set_password_hash(&name, &password_hash).await?, &name)?;
             println!("password of {name} changed");
         }
@@ -98,7 +112,9 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
                 );
             }
         }
-        UserCommand::Import { file, scopes } => import(store, &file, &super::scopes(&scopes)?).await?,
+        UserCommand::Import { file, scopes } => {
+            import(store, &file, &super::scopes(&scopes)?).await?
+        }
     }
     Ok(())
 }
@@ -139,23 +155,41 @@ enum TutorialUsers {
 
 /// Parses and checks the whole file before writing anything.
 fn parse_import(text: &str) -> anyhow::Result<Vec<TutorialUser>> {
-    let users = match serde_json::from_str::<TutorialUsers>(text).context("expected a JSON object of users keyed by username, or a list of users")? {
+    let users = match serde_json::from_str::<TutorialUsers>(text)
+        .context("expected a JSON object of users keyed by username, or a list of users")?
+    {
         TutorialUsers::ByName(map) => map.into_values().collect(),
         TutorialUsers::List(list) => list,
     };
     for user in &users {
         check_username(&user.username)?;
         let hash = &user.hashed_password;
-        let known = ["$2a$", "$2b$", "$2y$", "$argon2"].iter().any(|p| hash.starts_with(p));
+        let known = ["$2a$", "$2b$", "$2y$", "$argon2"]
+            .iter()
+            .any(|p| hash.starts_with(p));
         if !known {
-            bail!("user {:?}: hashed_password is neither a bcrypt ($2b$) nor an Argon2 hash", user.username);
+            bail!(
+                "user {:?}: hashed_password is neither a bcrypt ($2b$) nor an Argon2 hash",
+                user.username
+            );
         }
     }
     Ok(users)
 }
 
-async fn import(store: &dyn Store, file: &std::path::Path, scopes: &shared::Scope) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+/// Parses and checks an import file as `auth-server user import` does, writing nothing; returns
+/// the number of users it holds. Public for fuzzing and for tools that validate a file first.
+pub fn parse_import_file(text: &str) -> anyhow::Result<usize> {
+    parse_import(text).map(|users| users.len())
+}
+
+async fn import(
+    store: &dyn Store,
+    file: &std::path::Path,
+    scopes: &shared::Scope,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let users = parse_import(&text).with_context(|| format!("importing {}", file.display()))?;
     let (mut added, mut skipped) = (0, 0);
     for user in users {
