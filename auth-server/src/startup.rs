@@ -130,6 +130,7 @@ impl Application {
             )
             .await;
         maintenance.abort();
+        self.state.grants.store.close().await;
         tracing::info!("auth-server stopped");
         result
     }

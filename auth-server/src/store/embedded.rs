@@ -429,6 +429,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    /// Waits for open connections and checkpoints the WAL into the database file.
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn purge_expired(&self, now: u64) -> Result<(), StoreError> {
         let now = as_i64(now);
         for statement in [

@@ -140,6 +140,9 @@ pub trait Store: Send + Sync {
 
     /// Deletes what has expired by `now`. Backends with native expiry may do nothing.
     async fn purge_expired(&self, now: u64) -> Result<(), StoreError>;
+
+    /// Flushes and closes at shutdown. Backends that write through at once do nothing.
+    async fn close(&self) {}
 }
 
 /// Opens the backend that `url` names: `sqlite://PATH` (the default) or `redis://HOST:PORT/DB`.
