@@ -159,7 +159,8 @@ pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
                 .await
                 .with_context(|| format!("opening {url}"))?,
         )),
-        "redis" | "rediss" => Ok(Arc::new(
+        "rediss" => anyhow::bail!("AUTH_STORE: TLS to Redis (rediss://) is not supported yet; use a TLS proxy such as stunnel or a private network"),
+        "redis" => Ok(Arc::new(
             redis::RedisStore::open(url)
                 .await
                 .with_context(|| format!("opening {}", redact_url(url)))?,
