@@ -26,6 +26,20 @@ pub struct UserProfile<'a> {
     pub email: Option<&'a str>,
 }
 
+impl<'a> Subject<'a> {
+    /// A user speaking for itself: `sub` is the username, with the profile claims.
+    pub fn user(user: &'a crate::store::UserRecord) -> Self {
+        Self {
+            sub: &user.username,
+            user: Some(UserProfile {
+                username: &user.username,
+                name: user.full_name.as_deref(),
+                email: user.email.as_deref(),
+            }),
+        }
+    }
+}
+
 pub struct TokenIssuer {
     issuer: String,
     access_ttl: u64,

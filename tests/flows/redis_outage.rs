@@ -136,6 +136,76 @@ async fn redis_outage_gives_503_temporarily_unavailable_and_recovers_rfc6749_5_2
 }
 
 #[tokio::test]
+async fn revoke_and_introspect_answer_503_while_redis_is_down_rfc7009_2_2_1() {
+    const SECRET: &str = "rs-secret-0123456789-0123456789-xxx";
+    let mut redis = private_redis();
+    let namespace = redis.namespace("outage-revoke");
+    let auth = TestAuth::spawn_on_redis(namespace.store_url(), |_| {}).await;
+    auth.add_client("resource", SECRET, &["client_credentials"], "", &[])
+        .await;
+    auth.add_user("alice", "alice-pw-1", "").await;
+    let tokens = auth.password_grant("alice", "alice-pw-1").await;
+    let refresh_token = tokens.refresh_token.unwrap();
+
+    redis.stop();
+
+    // RFC 7009 §2.2.1: on 503 the client must assume the token still exists, and retry.
+    for (token, hint) in [
+        (refresh_token.as_str(), "refresh_token"),
+        (tokens.access_token.as_str(), "access_token"),
+    ] {
+        let (response, elapsed) = timed(
+            auth.http
+                .post(auth.url("/revoke"))
+                .form(&[("token", token), ("token_type_hint", hint)])
+                .send(),
+        )
+        .await;
+        assert!(elapsed < FAIL_FAST, "revoking took {elapsed:?} to fail");
+        assert_temporarily_unavailable(response.unwrap(), &format!("revoke {hint}")).await;
+    }
+    let (response, elapsed) = timed(
+        auth.http
+            .post(auth.url("/introspect"))
+            .basic_auth("resource", Some(SECRET))
+            .form(&[("token", tokens.access_token.as_str())])
+            .send(),
+    )
+    .await;
+    assert!(
+        elapsed < FAIL_FAST,
+        "introspection took {elapsed:?} to fail"
+    );
+    assert_temporarily_unavailable(response.unwrap(), "introspect").await;
+
+    redis.start();
+
+    system_tests::wait_ready(&auth.http, &auth.url("/readyz")).await;
+    let revoked = auth
+        .http
+        .post(auth.url("/revoke"))
+        .form(&[
+            ("token", refresh_token.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked.status(),
+        200,
+        "the retry succeeds once Redis is back"
+    );
+    let refused = auth
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+        ])
+        .await;
+    assert_eq!(refused.status(), 400, "and the family is revoked");
+}
+
+#[tokio::test]
 async fn readyz_false_livez_true_jwks_served_while_redis_is_down() {
     let mut redis = private_redis();
     let namespace = redis.namespace("outage-health");

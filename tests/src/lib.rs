@@ -356,11 +356,12 @@ pub fn challenge(response: &reqwest::Response) -> String {
         .unwrap_or_default()
         .to_owned()
 }
-/// An auth-server on the Redis store at `store_url` (a URL with its `?prefix=`, as from
-/// [`RedisNamespace::store_url`]), with settings adjusted by `adjust` as in
-/// [`TestAuth::spawn_with`]. Replicas share a store URL, and also the keys directory and the
-/// issuer, which `adjust` sets.
+
 impl TestAuth {
+    /// An auth-server on the Redis store at `store_url` (a URL with its `?prefix=`, as from
+    /// [`RedisNamespace::store_url`]), with settings adjusted by `adjust` as in
+    /// [`TestAuth::spawn_with`]. Replicas share a store URL, and also the keys directory and the
+    /// issuer, which `adjust` sets.
     pub async fn spawn_on_redis(
         store_url: &str,
         adjust: impl FnOnce(&mut auth_server::Settings),

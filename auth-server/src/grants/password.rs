@@ -9,7 +9,7 @@ use super::{grant_scope, intersect, Grants, TokenError};
 use crate::client_auth::Client;
 use crate::passwords::Verdict;
 use crate::store::RefreshRecord;
-use crate::tokens::{self, Subject, UserProfile};
+use crate::tokens::{self, Subject};
 
 impl Grants {
     /// `address` is the client's network address, for the brute-force throttle.
@@ -79,14 +79,7 @@ impl Grants {
         };
         let scope = grant_scope(scope, &allowed)?;
         let audience = self.audience(client, resource)?;
-        let subject = Subject {
-            sub: &user.username,
-            user: Some(UserProfile {
-                username: &user.username,
-                name: user.full_name.as_deref(),
-                email: user.email.as_deref(),
-            }),
-        };
+        let subject = Subject::user(&user);
         let (access_token, claims) =
             self.tokens
                 .mint_access(&subject, client.id(), &scope, &audience, now)?;

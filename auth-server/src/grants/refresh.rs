@@ -13,7 +13,7 @@ use shared::Scope;
 use super::{grant_scope, Grants, TokenError};
 use crate::client_auth::Client;
 use crate::store::{RefreshRecord, Rotation};
-use crate::tokens::{self, Subject, UserProfile};
+use crate::tokens::{self, Subject};
 
 impl Grants {
     pub async fn refresh(
@@ -65,14 +65,7 @@ impl Grants {
             .ok_or(TokenError::InvalidGrant(
                 "the user no longer exists or is disabled",
             ))?;
-        let subject = Subject {
-            sub: &user.username,
-            user: Some(UserProfile {
-                username: &user.username,
-                name: user.full_name.as_deref(),
-                email: user.email.as_deref(),
-            }),
-        };
+        let subject = Subject::user(&user);
         let (access_token, claims) =
             self.tokens
                 .mint_access(&subject, &record.client_id, &scope, &record.audience, now)?;

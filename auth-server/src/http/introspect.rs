@@ -10,7 +10,7 @@ use shared::Audience;
 
 use super::error::{ErrorReply, NO_STORE};
 use super::AppState;
-use crate::client_auth::{self, Client};
+use crate::client_auth::Client;
 use crate::grants::{self, TokenError};
 use crate::introspection::Introspection;
 
@@ -99,21 +99,13 @@ impl IntrospectApi {
         form: Form<IntrospectForm>,
     ) -> Result<IntrospectReply, ErrorReply> {
         let state = &self.0;
-        let authorization = req
-            .headers()
-            .get(poem::http::header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or("\u{0}"));
-        let credentials = client_auth::credentials(
-            authorization,
-            form.client_id.as_deref(),
-            form.client_secret.as_deref(),
-        )?;
-        let client = client_auth::authenticate(
-            state.grants.store.as_ref(),
-            &state.client_secret_key,
-            credentials,
-        )
-        .await?;
+        let client = state
+            .client(
+                req,
+                form.client_id.as_deref(),
+                form.client_secret.as_deref(),
+            )
+            .await?;
         if !matches!(client, Client::Confidential(_)) {
             return Err(TokenError::InvalidClient.into());
         }

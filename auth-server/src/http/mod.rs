@@ -29,6 +29,30 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
 }
 
+impl AppState {
+    /// The client as the request's Basic header or `client_id`/`client_secret` fields establish
+    /// it; shared by `/token`, `/revoke` and `/introspect`.
+    pub async fn client(
+        &self,
+        req: &poem::Request,
+        form_id: Option<&str>,
+        form_secret: Option<&str>,
+    ) -> Result<crate::client_auth::Client, crate::grants::TokenError> {
+        // A header that is not visible ASCII is no Basic credential: it fails as malformed.
+        let authorization = req
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .map(|value| value.to_str().unwrap_or_default());
+        let credentials = crate::client_auth::credentials(authorization, form_id, form_secret)?;
+        crate::client_auth::authenticate(
+            self.grants.store.as_ref(),
+            &self.client_secret_key,
+            credentials,
+        )
+        .await
+    }
+}
+
 /// Paths reported by name in request metrics.
 pub const ROUTES: &[&str] = &[
     "/token",

@@ -9,7 +9,6 @@ use serde::Deserialize;
 
 use super::error::{ErrorReply, NO_STORE};
 use super::AppState;
-use crate::client_auth;
 use crate::grants::{self, TokenError};
 
 /// RFC 7009 §2.1.
@@ -47,21 +46,13 @@ impl RevokeApi {
         form: Form<RevokeForm>,
     ) -> Result<RevokeReply, ErrorReply> {
         let state = &self.0;
-        let authorization = req
-            .headers()
-            .get(poem::http::header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or("\u{0}"));
-        let credentials = client_auth::credentials(
-            authorization,
-            form.client_id.as_deref(),
-            form.client_secret.as_deref(),
-        )?;
-        let client = client_auth::authenticate(
-            state.grants.store.as_ref(),
-            &state.client_secret_key,
-            credentials,
-        )
-        .await?;
+        let client = state
+            .client(
+                req,
+                form.client_id.as_deref(),
+                form.client_secret.as_deref(),
+            )
+            .await?;
         let token = form
             .0
             .token

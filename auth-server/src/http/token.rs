@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::error::{ErrorReply, NO_STORE};
 use super::AppState;
 use crate::grants::{self, TokenError};
-use crate::{client_auth, throttle};
+use crate::throttle;
 
 /// The token request, form-encoded as RFC 6749 §4.3.2, §4.4.2 and §6 define it.
 #[derive(Object, Deserialize)]
@@ -97,15 +97,6 @@ impl TokenApi {
     async fn issue(&self, req: &Request, form: TokenForm) -> Result<TokenResponse, TokenError> {
         let state = &self.0;
         let grants = &state.grants;
-        let authorization = req
-            .headers()
-            .get(poem::http::header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or("\u{0}"));
-        let credentials = client_auth::credentials(
-            authorization,
-            form.client_id.as_deref(),
-            form.client_secret.as_deref(),
-        )?;
         let grant_type = form.grant_type.as_deref().unwrap_or_default();
         if !grants::GRANT_TYPES.contains(&grant_type) {
             return Err(if grant_type.is_empty() {
@@ -114,9 +105,13 @@ impl TokenApi {
                 TokenError::UnsupportedGrantType
             });
         }
-        let client =
-            client_auth::authenticate(grants.store.as_ref(), &state.client_secret_key, credentials)
-                .await?;
+        let client = state
+            .client(
+                req,
+                form.client_id.as_deref(),
+                form.client_secret.as_deref(),
+            )
+            .await?;
         let scope = grants::requested_scope(form.scope.as_deref())?;
         let now = grants::now();
         match grant_type {
