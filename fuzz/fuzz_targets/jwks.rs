@@ -1,0 +1,51 @@
+//! JWKS documents from arbitrary bytes, as the verifier parses what the issuer (or anyone able
+//! to answer in its place) serves.
+//!
+//! Properties: no panic; every kid listed resolves to a key; each key, however odd its `n` and
+//! `e`, can be used to check a genuine token without panicking, and only the real public key
+//! accepts it.
+#![no_main]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use adversarial_fuzz::{genuine_claims, genuine_header, test_key};
+use libfuzzer_sys::fuzz_target;
+use shared::verifier::KeySet;
+
+/// A token signed by the process's key, and the real modulus it verifies under.
+fn genuine() -> &'static (String, String) {
+    static GENUINE: OnceLock<(String, String)> = OnceLock::new();
+    GENUINE.get_or_init(|| {
+        let key = test_key();
+        let token = key.sign(genuine_header().as_bytes(), genuine_claims().as_bytes());
+        let jwks: serde_json::Value = serde_json::from_str(&key.jwks).expect("own jwks");
+        let n = jwks["keys"][0]["n"].as_str().expect("n").to_owned();
+        (token, n)
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(keys) = KeySet::from_jwks(data, Duration::ZERO) else {
+        return;
+    };
+    let (token, real_n) = genuine();
+    let kids: Vec<&str> = keys.kids().collect();
+    assert_eq!(kids.len(), keys.len());
+    // Only the signature matters here: no claim is validated.
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    for kid in kids.iter().take(8) {
+        let key = keys.get(kid).expect("a listed kid resolves");
+        let accepted = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).is_ok();
+        if accepted {
+            // The document must have carried the real modulus somewhere.
+            assert!(
+                String::from_utf8_lossy(data).contains(real_n.as_str()),
+                "a key other than the signer's verified its signature"
+            );
+        }
+    }
+});
