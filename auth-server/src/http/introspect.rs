@@ -5,26 +5,14 @@ use std::sync::Arc;
 use poem::Request;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use serde::Deserialize;
 use shared::Audience;
 
 use super::error::{ErrorReply, NO_STORE};
+use super::revoke::TokenParams;
 use super::AppState;
 use crate::client_auth::Client;
 use crate::grants::{self, TokenError};
 use crate::introspection::Introspection;
-
-/// RFC 7662 §2.1.
-#[derive(Object, Deserialize)]
-pub struct IntrospectForm {
-    #[oai(write_only)]
-    pub token: Option<String>,
-    /// `access_token` or `refresh_token`.
-    pub token_type_hint: Option<String>,
-    pub client_id: Option<String>,
-    #[oai(write_only)]
-    pub client_secret: Option<String>,
-}
 
 /// RFC 7662 §2.2. Only `active` is present for an inactive token.
 #[derive(Object, Debug)]
@@ -96,7 +84,7 @@ impl IntrospectApi {
     async fn introspect(
         &self,
         req: &Request,
-        form: Form<IntrospectForm>,
+        form: Form<TokenParams>,
     ) -> Result<IntrospectReply, ErrorReply> {
         let state = &self.0;
         let client = state

@@ -11,9 +11,9 @@ use super::error::{ErrorReply, NO_STORE};
 use super::AppState;
 use crate::grants::{self, TokenError};
 
-/// RFC 7009 §2.1.
+/// A token and the client asking about it: the form of RFC 7009 §2.1 and RFC 7662 §2.1.
 #[derive(Object, Deserialize)]
-pub struct RevokeForm {
+pub struct TokenParams {
     #[oai(write_only)]
     pub token: Option<String>,
     /// `access_token` or `refresh_token`.
@@ -43,7 +43,7 @@ impl RevokeApi {
     async fn revoke(
         &self,
         req: &Request,
-        form: Form<RevokeForm>,
+        form: Form<TokenParams>,
     ) -> Result<RevokeReply, ErrorReply> {
         let state = &self.0;
         let client = state
