@@ -48,12 +48,13 @@ pub fn generate(dir: &Path) -> anyhow::Result<PathBuf> {
         PEM_LABEL,
         der.as_ref().to_vec(),
     )));
-    let seconds = std::time::SystemTime::now()
+    // Nanoseconds, so that keys made within one second still sort newest first.
+    let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_nanos())
         .unwrap_or(0);
     let suffix: u32 = rand::random();
-    let path = dir.join(format!("{KEY_PREFIX}{seconds:012}-{suffix:08x}.pem"));
+    let path = dir.join(format!("{KEY_PREFIX}{nanos:020}-{suffix:08x}.pem"));
     write_private(&path, pem.as_bytes())?;
     Ok(path)
 }
