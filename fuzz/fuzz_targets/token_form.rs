@@ -5,8 +5,9 @@
 //!
 //! Input: `authorization "\n" x-forwarded-for "\n" body`; a missing part is a missing header.
 //! Properties: no panic; Basic and form secret together are `invalid_request`; an accepted
-//! secret names a non-empty client; a granted scope prints and parses back to itself; the
-//! client address is always known.
+//! secret names a non-empty client; a blank Basic header (`Basic Og==`, as Swagger UI sends)
+//! counts as none; a granted scope prints and parses back to itself; the client address is
+//! always known.
 #![no_main]
 
 use std::net::IpAddr;
@@ -52,6 +53,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let form_secret = form.client_secret.as_deref().filter(|s| !s.is_empty());
+    // Swagger UI's `Basic base64(":")` names no client and counts as no header at all.
+    let basic = authorization.filter(|header| !is_blank_basic(header));
     match credentials(
         authorization,
         form.client_id.as_deref(),
@@ -59,13 +62,13 @@ fuzz_target!(|data: &[u8]| {
     ) {
         Ok(Credentials::Secret { client_id, .. }) => assert!(!client_id.is_empty()),
         Ok(Credentials::None { client_id }) => {
-            assert!(authorization.is_none() && form_secret.is_none());
+            assert!(basic.is_none() && form_secret.is_none());
             assert!(client_id.as_deref().is_none_or(|id| !id.is_empty()));
         }
         Err(TokenError::InvalidRequest(_) | TokenError::InvalidClient) => {}
         Err(other) => panic!("credentials answered {other:?}"),
     }
-    if authorization.is_some() && form_secret.is_some() {
+    if basic.is_some() && form_secret.is_some() {
         let result = credentials(
             authorization,
             form.client_id.as_deref(),
@@ -90,3 +93,13 @@ fuzz_target!(|data: &[u8]| {
         Err(other) => panic!("requested_scope answered {other:?}"),
     }
 });
+
+/// `Basic` and base64 of a lone colon, whatever the case and blanks: an empty id and secret.
+fn is_blank_basic(header: &str) -> bool {
+    use base64::Engine;
+    let Some((scheme, encoded)) = header.trim().split_once(' ') else {
+        return false;
+    };
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim());
+    scheme.eq_ignore_ascii_case("basic") && decoded.is_ok_and(|bytes| bytes == b":")
+}

@@ -10,7 +10,9 @@ use super::UserToken;
 #[derive(Object, Debug)]
 pub struct Me {
     pub username: String,
+    #[oai(skip_serializing_if_is_none)]
     pub full_name: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub email: Option<String>,
     /// The scope granted to the token, space-delimited.
     pub scope: String,
