@@ -286,7 +286,7 @@ impl Verifier {
         Ok(verifier)
     }
 
-    /// True once a key set has been fetched.
+    /// True once the verifier holds a key set, fetched or given to [`Verifier::with_keys`].
     pub fn is_ready(&self) -> bool {
         self.inner.loaded.load(Ordering::Acquire)
     }
