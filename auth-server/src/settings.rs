@@ -50,6 +50,16 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Largest request body accepted, bytes.
     pub max_body_bytes: usize,
+    /// Most fields in a form body (`/token`, `/revoke`, `/introspect`).
+    pub max_form_fields: usize,
+    /// Seconds a client has to send a request body once its head has arrived.
+    pub body_read_timeout: u64,
+    /// Seconds a client has to send a request head; also how long an idle connection stays open.
+    pub header_read_timeout: u64,
+    /// Largest request head (request line and header fields), bytes.
+    pub max_header_bytes: usize,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
     /// `text` or `json`.
     pub log_format: LogFormat,
     /// Seconds given to in-flight requests at shutdown.
@@ -118,6 +128,11 @@ impl Default for Settings {
             login_max_failures_per_user: 100,
             trusted_proxies: Vec::new(),
             max_body_bytes: 64 * 1024,
+            max_form_fields: 32,
+            body_read_timeout: 10,
+            header_read_timeout: 10,
+            max_header_bytes: 16 * 1024,
+            max_connections: 4096,
             log_format: LogFormat::Text,
             shutdown_timeout: 20,
         }
@@ -143,6 +158,11 @@ const KNOWN: &[&str] = &[
     "login_max_failures_per_user",
     "trusted_proxies",
     "max_body_bytes",
+    "max_form_fields",
+    "body_read_timeout",
+    "header_read_timeout",
+    "max_header_bytes",
+    "max_connections",
     "log_format",
     "shutdown_timeout",
 ];
@@ -206,6 +226,24 @@ impl Settings {
         if self.max_body_bytes < 1024 {
             return fail("max_body_bytes", "must be at least 1024");
         }
+        if self.max_form_fields < 8 {
+            return fail(
+                "max_form_fields",
+                "must be at least 8 (a token request may carry that many)",
+            );
+        }
+        if self.body_read_timeout == 0 {
+            return fail("body_read_timeout", "must be at least 1 second");
+        }
+        if self.header_read_timeout == 0 {
+            return fail("header_read_timeout", "must be at least 1 second");
+        }
+        if self.max_header_bytes < shared::serve::MIN_HEADER_BYTES {
+            return fail("max_header_bytes", "must be at least 8192");
+        }
+        if self.max_connections == 0 {
+            return fail("max_connections", "must be at least 1");
+        }
         Ok(())
     }
 
@@ -228,6 +266,16 @@ impl Settings {
             self.password_workers
         } else {
             std::thread::available_parallelism().map_or(2, usize::from)
+        }
+    }
+
+    /// The per-connection bounds handed to the accept loop.
+    pub fn connection_limits(&self) -> shared::serve::ConnectionLimits {
+        shared::serve::ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+            max_header_bytes: self.max_header_bytes,
+            ..Default::default()
         }
     }
 

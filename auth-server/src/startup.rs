@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use poem::listener::{Acceptor, TcpAcceptor};
-use poem::{EndpointExt, Server};
+use poem::EndpointExt;
+use shared::serve::{self, ConnectionMetrics};
 
 use crate::grants::{Grants, Policy};
 use crate::http::{self, metrics::Metrics, AppState};
@@ -19,8 +19,9 @@ use crate::tokens::TokenIssuer;
 use crate::{grants, store};
 
 pub struct Application {
-    acceptor: TcpAcceptor,
+    listener: tokio::net::TcpListener,
     app: poem::endpoint::BoxEndpoint<'static>,
+    connection_metrics: ConnectionMetrics,
     local_addr: SocketAddr,
     shutdown_timeout: Duration,
     state: Arc<AppState>,
@@ -51,6 +52,7 @@ impl Application {
         let registry = prometheus::Registry::new();
         let metrics = Metrics::new(&registry)?;
         let http_metrics = shared::telemetry::HttpMetrics::new(&registry, http::ROUTES)?;
+        let connection_metrics = ConnectionMetrics::new(&registry)?;
         let passwords = {
             let (workers, queue, metrics) = (
                 settings.password_workers(),
@@ -89,15 +91,14 @@ impl Application {
         });
         let app = http::app(state.clone(), registry, http_metrics).boxed();
         listener.set_nonblocking(true)?;
-        let acceptor = TcpAcceptor::from_std(listener)?;
-        let local_addr = acceptor
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let local_addr = listener
             .local_addr()
-            .first()
-            .and_then(|addr| addr.as_socket_addr().copied())
             .context("the listener has no address")?;
         Ok(Self {
-            acceptor,
+            listener,
             app,
+            connection_metrics,
             local_addr,
             shutdown_timeout: Duration::from_secs(state.settings.shutdown_timeout),
             state,
@@ -120,15 +121,15 @@ impl Application {
     ) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintenance(self.state.clone()));
         tracing::info!(addr = %self.local_addr, "auth-server listening");
-        let result = Server::new_with_acceptor(self.acceptor)
-            .name("auth-server")
-            .idle_timeout(Duration::from_secs(60))
-            .run_with_graceful_shutdown(
-                self.app.map_to_response(),
-                stop,
-                Some(self.shutdown_timeout),
-            )
-            .await;
+        let result = serve::serve(
+            self.listener,
+            self.app,
+            self.state.settings.connection_limits(),
+            Some(self.connection_metrics),
+            stop,
+            self.shutdown_timeout,
+        )
+        .await;
         maintenance.abort();
         self.state.grants.store.close().await;
         tracing::info!("auth-server stopped");

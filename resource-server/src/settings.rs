@@ -26,6 +26,14 @@ pub struct Settings {
     pub log_format: String,
     /// Seconds given to in-flight requests at shutdown.
     pub shutdown_timeout: u64,
+    /// Longest bearer token accepted, bytes; longer ones are refused unparsed.
+    pub max_token_bytes: usize,
+    /// Seconds a client has to send a request head; also how long an idle connection stays open.
+    pub header_read_timeout: u64,
+    /// Largest request head (request line and header fields), bytes.
+    pub max_header_bytes: usize,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for Settings {
@@ -38,6 +46,10 @@ impl Default for Settings {
             token_url: None,
             log_format: "text".into(),
             shutdown_timeout: 20,
+            max_token_bytes: shared::verifier::DEFAULT_MAX_TOKEN_BYTES,
+            header_read_timeout: 10,
+            max_header_bytes: 16 * 1024,
+            max_connections: 4096,
         }
     }
 }
@@ -56,6 +68,10 @@ pub const KNOWN: &[&str] = &[
     "token_url",
     "log_format",
     "shutdown_timeout",
+    "max_token_bytes",
+    "header_read_timeout",
+    "max_header_bytes",
+    "max_connections",
 ];
 
 /// Settings given as command-line flags; they win over the file and the environment.
@@ -108,7 +124,32 @@ impl Settings {
         if settings.audience.trim().is_empty() {
             return Err("RS_AUDIENCE: must not be empty".into());
         }
+        if settings.max_token_bytes < 256 {
+            return Err("RS_MAX_TOKEN_BYTES: must be at least 256".into());
+        }
+        if settings.max_token_bytes > settings.max_header_bytes {
+            return Err("RS_MAX_TOKEN_BYTES: must not exceed RS_MAX_HEADER_BYTES".into());
+        }
+        if settings.header_read_timeout == 0 {
+            return Err("RS_HEADER_READ_TIMEOUT: must be at least 1 second".into());
+        }
+        if settings.max_header_bytes < shared::serve::MIN_HEADER_BYTES {
+            return Err("RS_MAX_HEADER_BYTES: must be at least 8192".into());
+        }
+        if settings.max_connections == 0 {
+            return Err("RS_MAX_CONNECTIONS: must be at least 1".into());
+        }
         Ok(settings)
+    }
+
+    /// The per-connection bounds handed to the accept loop.
+    pub fn connection_limits(&self) -> shared::serve::ConnectionLimits {
+        shared::serve::ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout),
+            max_header_bytes: self.max_header_bytes,
+            ..Default::default()
+        }
     }
 
     pub fn token_url(&self) -> String {

@@ -6,20 +6,22 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use poem::listener::{Acceptor, TcpAcceptor};
 use poem::web::Html;
-use poem::{endpoint::make_sync, get, handler, EndpointExt, IntoResponse, Route, Server};
+use poem::{endpoint::make_sync, get, handler, EndpointExt, IntoResponse, Route};
 use poem_openapi::OpenApiService;
 use prometheus::Registry;
 use shared::http::BearerChallenge;
+use shared::serve::{self, ConnectionLimits, ConnectionMetrics};
 use shared::{Verifier, VerifierConfig};
 
 use crate::http::{self, health::HealthApi, items::ItemsApi, users_me::UsersApi};
 use crate::Settings;
 
 pub struct Application {
-    acceptor: TcpAcceptor,
+    listener: tokio::net::TcpListener,
     app: poem::endpoint::BoxEndpoint<'static>,
+    limits: ConnectionLimits,
+    connection_metrics: ConnectionMetrics,
     local_addr: SocketAddr,
     shutdown_timeout: Duration,
     verifier: Verifier,
@@ -41,11 +43,13 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let mut config = VerifierConfig::new(settings.issuer.clone(), settings.audience.clone());
         config.jwks_url = settings.jwks_url.clone();
+        config.max_token_bytes = settings.max_token_bytes;
         let verifier = Verifier::start(adjust(config)).context("starting the token verifier")?;
 
         let registry = Registry::new();
         let http_metrics = shared::telemetry::HttpMetrics::new(&registry, http::ROUTES)?;
         verifier.register_metrics(&registry)?;
+        let connection_metrics = ConnectionMetrics::new(&registry)?;
 
         let service = OpenApiService::new((UsersApi, ItemsApi, HealthApi(verifier.clone())), "resource-server", env!("CARGO_PKG_VERSION"))
             .description("An API that verifies the auth-server's access tokens locally. Authorize with a user's name and password, then try /users/me.");
@@ -67,15 +71,15 @@ impl Application {
             .boxed();
 
         listener.set_nonblocking(true)?;
-        let acceptor = TcpAcceptor::from_std(listener)?;
-        let local_addr = acceptor
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let local_addr = listener
             .local_addr()
-            .first()
-            .and_then(|addr| addr.as_socket_addr().copied())
             .context("the listener has no address")?;
         Ok(Self {
-            acceptor,
+            listener,
             app,
+            limits: settings.connection_limits(),
+            connection_metrics,
             local_addr,
             shutdown_timeout: Duration::from_secs(settings.shutdown_timeout),
             verifier,
@@ -99,11 +103,15 @@ impl Application {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr, "resource-server listening");
-        Server::new_with_acceptor(self.acceptor)
-            .name("resource-server")
-            .idle_timeout(Duration::from_secs(60))
-            .run_with_graceful_shutdown(self.app, stop, Some(self.shutdown_timeout))
-            .await
+        serve::serve(
+            self.listener,
+            self.app,
+            self.limits,
+            Some(self.connection_metrics),
+            stop,
+            self.shutdown_timeout,
+        )
+        .await
     }
 }
 

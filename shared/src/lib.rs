@@ -40,6 +40,7 @@
 
 pub mod claims;
 pub mod http;
+pub mod serve;
 pub mod telemetry;
 pub mod verifier;
 pub mod wire;

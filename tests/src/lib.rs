@@ -287,14 +287,24 @@ impl TestResource {
 
     /// A resource server trusting the issuer at `issuer`; waits for its keys when `wait` is set.
     pub async fn spawn_for(issuer: &str, wait: bool) -> Self {
+        Self::spawn_configured(issuer, wait, |_| {}).await
+    }
+
+    /// As [`TestResource::spawn_for`], with settings adjusted by `adjust`.
+    pub async fn spawn_configured(
+        issuer: &str,
+        wait: bool,
+        adjust: impl FnOnce(&mut resource_server::Settings),
+    ) -> Self {
         init_logs();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let settings = resource_server::Settings {
+        let mut settings = resource_server::Settings {
             listen: addr,
             issuer: issuer.parse().unwrap(),
             ..resource_server::Settings::default()
         };
+        adjust(&mut settings);
         let app = resource_server::Application::build_on(settings, listener, |mut config| {
             config.unknown_kid_cooldown = Duration::from_millis(500);
             config.retry_interval = Duration::from_millis(100);

@@ -27,6 +27,9 @@ pub enum ErrorReply {
         #[oai(header = "WWW-Authenticate")] String,
         #[oai(header = "Cache-Control")] String,
     ),
+    /// The request body did not arrive within the body read timeout.
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorResponse>, #[oai(header = "Cache-Control")] String),
     /// The request body is larger than the server accepts.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorResponse>, #[oai(header = "Cache-Control")] String),
@@ -101,6 +104,7 @@ impl<E: Endpoint> Endpoint for OAuthErrorShapeEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
+        let allow = super::limits::allowed_methods(req.uri().path());
         let err = match self.inner.call(req).await {
             Ok(output) => return Ok(output.into_response()),
             Err(err) => err,
@@ -135,6 +139,11 @@ impl<E: Endpoint> Endpoint for OAuthErrorShapeEndpoint<E> {
         reply
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            reply
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
         Ok(reply)
     }
 }

@@ -1,10 +1,30 @@
-//! A request body limit that also holds for chunked bodies without `Content-Length`
-//! (poem's own `SizeLimit` refuses requests that lack the header, GETs included).
+//! Bounds on request bodies: size, read time and form field count.
+//!
+//! The body is read here, whole, before any handler sees it, so that the bounds hold however
+//! the body arrives: poem's own `SizeLimit` trusts `Content-Length` and refuses requests that
+//! lack it (GETs included), and nothing in poem limits how slowly a body may trickle in. A
+//! client that sends its head quickly and then a byte of body every few seconds would hold a
+//! connection for hours; here it gets `408` once the read timeout passes. The head itself is
+//! bounded by the accept loop (`shared::serve`).
 
-use poem::http::{header, StatusCode};
-use poem::{Endpoint, Error, Middleware, Request};
+use std::time::Duration;
 
-pub struct BodyLimit(pub usize);
+use poem::http::header;
+use poem::{Endpoint, Error, IntoResponse, Middleware, Request};
+use poem_openapi::payload::Json;
+use shared::wire::ErrorResponse;
+
+use super::error::{ErrorReply, NO_STORE};
+
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit {
+    /// Largest body, bytes.
+    pub max_bytes: usize,
+    /// Most `name=value` pairs in a form body.
+    pub max_form_fields: usize,
+    /// Time allowed for the whole body to arrive.
+    pub read_timeout: Duration,
+}
 
 impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
@@ -12,18 +32,45 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
     fn transform(&self, ep: E) -> Self::Output {
         BodyLimitEndpoint {
             inner: ep,
-            max: self.0,
+            limit: *self,
         }
     }
 }
 
 pub struct BodyLimitEndpoint<E> {
     inner: E,
-    max: usize,
+    limit: BodyLimit,
+}
+
+fn refuse(reply: fn(Json<ErrorResponse>, String) -> ErrorReply, description: &str) -> Error {
+    let body = Json(ErrorResponse {
+        error: "invalid_request".to_owned(),
+        error_description: Some(description.to_owned()),
+    });
+    Error::from_response(reply(body, NO_STORE.to_owned()).into_response())
 }
 
 fn too_large() -> Error {
-    Error::from_string("request body too large", StatusCode::PAYLOAD_TOO_LARGE)
+    refuse(ErrorReply::PayloadTooLarge, "the request body is too large")
+}
+
+/// Fields in an `application/x-www-form-urlencoded` body, counted as the parser will see
+/// them: `&`-separated, empty pieces skipped.
+pub fn form_field_count(body: &[u8]) -> usize {
+    body.split(|&b| b == b'&')
+        .filter(|piece| !piece.is_empty())
+        .count()
+}
+
+fn is_form(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
@@ -35,19 +82,65 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        match declared {
-            Some(length) if length > self.max as u64 => return Err(too_large()),
-            Some(_) => {}
-            None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
-                let body = req
-                    .take_body()
-                    .into_bytes_limit(self.max)
-                    .await
-                    .map_err(|_| too_large())?;
-                req.set_body(body);
+        let has_body = match declared {
+            Some(length) if length > self.limit.max_bytes as u64 => return Err(too_large()),
+            Some(length) => length > 0,
+            None => req.headers().contains_key(header::TRANSFER_ENCODING),
+        };
+        if has_body {
+            let read = req.take_body().into_bytes_limit(self.limit.max_bytes);
+            let body = match tokio::time::timeout(self.limit.read_timeout, read).await {
+                Ok(Ok(body)) => body,
+                Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => return Err(too_large()),
+                Ok(Err(_)) => {
+                    return Err(refuse(
+                        ErrorReply::BadRequest,
+                        "the request body could not be read",
+                    ))
+                }
+                Err(_) => {
+                    return Err(refuse(
+                        ErrorReply::RequestTimeout,
+                        "the request body did not arrive in time",
+                    ))
+                }
+            };
+            if is_form(&req) && form_field_count(&body) > self.limit.max_form_fields {
+                return Err(refuse(
+                    ErrorReply::BadRequest,
+                    "the form has too many fields",
+                ));
             }
-            None => {}
+            req.set_body(body);
         }
         self.inner.call(req).await
+    }
+}
+
+/// RFC 9110 §15.5.6: a 405 names the methods the resource has.
+pub fn allowed_methods(path: &str) -> &'static str {
+    match path {
+        "/token" | "/revoke" | "/introspect" => "POST",
+        _ => "GET",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_fields_are_counted_as_the_parser_splits_them() {
+        assert_eq!(form_field_count(b""), 0);
+        assert_eq!(form_field_count(b"a=1"), 1);
+        assert_eq!(form_field_count(b"a=1&b=2&&c"), 3);
+        assert_eq!(form_field_count(b"&&&"), 0);
+        assert_eq!(form_field_count("a=1&".repeat(40).as_bytes()), 40);
+    }
+
+    #[test]
+    fn a_405_names_the_methods_of_its_path() {
+        assert_eq!(allowed_methods("/token"), "POST");
+        assert_eq!(allowed_methods("/.well-known/jwks.json"), "GET");
     }
 }

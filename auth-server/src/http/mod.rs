@@ -123,7 +123,11 @@ pub fn app(
         .nest(
             "/",
             service
-                .with(limits::BodyLimit(state.settings.max_body_bytes))
+                .with(limits::BodyLimit {
+                    max_bytes: state.settings.max_body_bytes,
+                    max_form_fields: state.settings.max_form_fields,
+                    read_timeout: std::time::Duration::from_secs(state.settings.body_read_timeout),
+                })
                 .with(error::OAuthErrorShape),
         )
         .nest("/docs", docs)

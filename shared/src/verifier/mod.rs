@@ -30,6 +30,10 @@ pub use keys::KeySet;
 
 use crate::claims::AccessClaims;
 
+/// Longest bearer token the verifier parses unless configured otherwise: RFC 9068 tokens are a
+/// few hundred bytes to a couple of kilobytes.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
 /// Where the keys come from and what a token must say.
 #[derive(Clone, Debug)]
 pub struct VerifierConfig {
@@ -65,7 +69,7 @@ impl VerifierConfig {
             max_refresh: Duration::from_secs(3600),
             unknown_kid_cooldown: Duration::from_secs(10),
             retry_interval: Duration::from_secs(2),
-            max_token_bytes: 8 * 1024,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             fetch_timeout: Duration::from_secs(5),
         }
     }
