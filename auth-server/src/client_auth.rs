@@ -5,7 +5,6 @@
 //! Argon2 run, and a copy of the store alone does not allow testing guesses.
 
 use hmac::{Hmac, Mac};
-use percent_encoding::percent_decode_str;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -117,17 +116,29 @@ pub fn parse_basic(header: &str) -> Option<(String, Zeroizing<String>)> {
     );
     let text = std::str::from_utf8(&decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
-    let id = form_decode(id)?;
-    let secret = Zeroizing::new(form_decode(secret)?);
+    let id = form_decode(id)?.to_string();
+    let secret = form_decode(secret)?;
     (!id.is_empty()).then_some((id, secret))
 }
 
-fn form_decode(part: &str) -> Option<String> {
-    let plus_as_space = part.replace('+', " ");
-    percent_decode_str(&plus_as_space)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
+/// `application/x-www-form-urlencoded` decoding (`+` is a space, then `%XX`) that leaves no
+/// copy of a secret behind: every buffer is sized up front, so none is reallocated and left
+/// holding part of it, and each is wiped when dropped, a refused one included.
+fn form_decode(part: &str) -> Option<Zeroizing<String>> {
+    let plus_as_space: Zeroizing<Vec<u8>> = Zeroizing::new(
+        part.bytes()
+            .map(|b| if b == b'+' { b' ' } else { b })
+            .collect(),
+    );
+    let mut decoded = Zeroizing::new(Vec::with_capacity(plus_as_space.len()));
+    decoded.extend(percent_encoding::percent_decode(&plus_as_space));
+    match String::from_utf8(std::mem::take(&mut *decoded)) {
+        Ok(text) => Some(Zeroizing::new(text)),
+        Err(err) => {
+            zeroize::Zeroize::zeroize(&mut err.into_bytes());
+            None
+        }
+    }
 }
 
 /// Checks the credentials against the store. Unknown client and wrong secret look the same.

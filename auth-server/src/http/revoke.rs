@@ -7,20 +7,31 @@ use poem_openapi::payload::{Form, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
+use zeroize::Zeroize;
+
 use super::error::{ErrorReply, NO_STORE};
 use super::AppState;
-use crate::grants::{self, TokenError};
+use crate::grants;
 
 /// A token and the client asking about it: the form of RFC 7009 §2.1 and RFC 7662 §2.1.
 #[derive(Object, Deserialize)]
 pub struct TokenParams {
     #[oai(write_only)]
-    pub token: Option<String>,
+    pub token: String,
     /// `access_token` or `refresh_token`.
     pub token_type_hint: Option<String>,
     pub client_id: Option<String>,
     #[oai(write_only)]
     pub client_secret: Option<String>,
+}
+
+/// The token and the secret are wiped from memory when the form is dropped, whichever way the
+/// request ends.
+impl Drop for TokenParams {
+    fn drop(&mut self) {
+        self.token.zeroize();
+        self.client_secret.zeroize();
+    }
 }
 
 #[derive(ApiResponse)]
@@ -53,16 +64,14 @@ impl RevokeApi {
                 form.client_secret.as_deref(),
             )
             .await?;
-        let token = form
-            .0
-            .token
-            .ok_or(TokenError::InvalidRequest("token is required"))?;
+        // Absent is a 400 from the form's schema; empty is a token that matches nothing.
+        let token = form.token.as_str();
         state
             .grants
             .revoke(
                 &client,
-                &token,
-                form.0.token_type_hint.as_deref(),
+                token,
+                form.token_type_hint.as_deref(),
                 grants::now(),
             )
             .await?;

@@ -7,7 +7,7 @@ use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 use shared::wire::TokenResponse;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::error::{ErrorReply, NO_STORE};
 use super::AppState;
@@ -18,7 +18,7 @@ use crate::throttle;
 #[derive(Object, Deserialize)]
 pub struct TokenForm {
     /// `password`, `client_credentials` or `refresh_token`.
-    pub grant_type: Option<String>,
+    pub grant_type: String,
     /// Password grant.
     pub username: Option<String>,
     /// Password grant.
@@ -36,6 +36,16 @@ pub struct TokenForm {
     pub client_secret: Option<String>,
     /// The audience wanted (RFC 8707); one of the client's allowed audiences.
     pub resource: Option<String>,
+}
+
+/// The password, the refresh token and the client secret are wiped from memory when the form
+/// is dropped, whichever way the request ends.
+impl Drop for TokenForm {
+    fn drop(&mut self) {
+        self.password.zeroize();
+        self.refresh_token.zeroize();
+        self.client_secret.zeroize();
+    }
 }
 
 #[derive(ApiResponse)]
@@ -59,7 +69,7 @@ impl TokenApi {
     /// Basic (`client_secret_basic`) or with `client_id` and `client_secret` in the form.
     #[oai(path = "/token", method = "post")]
     async fn token(&self, req: &Request, form: Form<TokenForm>) -> Result<TokenReply, ErrorReply> {
-        let grant_type = form.0.grant_type.clone().unwrap_or_default();
+        let grant_type = form.0.grant_type.clone();
         let label = match grant_type.as_str() {
             "password" | "client_credentials" | "refresh_token" => grant_type.as_str(),
             _ => "other",
@@ -94,10 +104,10 @@ impl TokenApi {
 }
 
 impl TokenApi {
-    async fn issue(&self, req: &Request, form: TokenForm) -> Result<TokenResponse, TokenError> {
+    async fn issue(&self, req: &Request, mut form: TokenForm) -> Result<TokenResponse, TokenError> {
         let state = &self.0;
         let grants = &state.grants;
-        let grant_type = form.grant_type.as_deref().unwrap_or_default();
+        let grant_type = form.grant_type.as_str();
         if !grants::GRANT_TYPES.contains(&grant_type) {
             return Err(if grant_type.is_empty() {
                 TokenError::InvalidRequest("grant_type is required")
@@ -116,8 +126,9 @@ impl TokenApi {
         let now = grants::now();
         match grant_type {
             "password" => {
-                let password = Zeroizing::new(form.password.unwrap_or_default());
-                let username = form.username.unwrap_or_default();
+                let password =
+                    Zeroizing::new(std::mem::take(&mut form.password).unwrap_or_default());
+                let username = std::mem::take(&mut form.username).unwrap_or_default();
                 let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
                 let forwarded_for = req
                     .headers()
@@ -143,7 +154,8 @@ impl TokenApi {
                     .await
             }
             _ => {
-                let refresh_token = Zeroizing::new(form.refresh_token.unwrap_or_default());
+                let refresh_token =
+                    Zeroizing::new(std::mem::take(&mut form.refresh_token).unwrap_or_default());
                 grants.refresh(&client, &refresh_token, scope, now).await
             }
         }
