@@ -355,3 +355,54 @@ fn comma_nets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<ipnet::I
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_config_output_mask_the_store_password() {
+        let settings = Settings {
+            store: StoreUrl("redis://:hunter2-store-pw@redis.internal:6379/0".into()),
+            ..Settings::default()
+        };
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("hunter2-store-pw"), "{debug}");
+        assert!(debug.contains("redis.internal"), "{debug}");
+        let toml = settings.to_masked_toml();
+        assert!(!toml.contains("hunter2-store-pw"), "{toml}");
+    }
+
+    #[test]
+    fn connection_limits_follow_the_settings() {
+        let settings = Settings {
+            max_connections: 7,
+            header_read_timeout: 3,
+            max_header_bytes: 9000,
+            ..Settings::default()
+        };
+        let limits = settings.connection_limits();
+        assert_eq!(limits.max_connections, 7);
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(limits.max_header_bytes, 9000);
+    }
+
+    #[test]
+    fn limits_below_their_floor_are_refused_with_the_setting_named() {
+        for (adjust, name) in [
+            (
+                (|s: &mut Settings| s.max_header_bytes = 4096) as fn(&mut Settings),
+                "AUTH_MAX_HEADER_BYTES",
+            ),
+            (|s| s.max_form_fields = 3, "AUTH_MAX_FORM_FIELDS"),
+            (|s| s.header_read_timeout = 0, "AUTH_HEADER_READ_TIMEOUT"),
+            (|s| s.body_read_timeout = 0, "AUTH_BODY_READ_TIMEOUT"),
+            (|s| s.max_connections = 0, "AUTH_MAX_CONNECTIONS"),
+        ] {
+            let mut settings = Settings::default();
+            adjust(&mut settings);
+            let err = settings.validate().expect_err(name);
+            assert!(err.0.starts_with(name), "{err}");
+        }
+    }
+}

@@ -67,6 +67,17 @@ impl Application {
             )
             .at("/metrics", get(render_metrics).data(registry))
             .data(verifier.clone())
+            .after(|result| async move {
+                // RFC 9110 §15.5.6: a 405 names the allowed methods; every route here is GET.
+                let mut response = result.unwrap_or_else(|err| err.into_response());
+                if response.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+                    response.headers_mut().insert(
+                        poem::http::header::ALLOW,
+                        poem::http::HeaderValue::from_static("GET"),
+                    );
+                }
+                Ok::<_, poem::Error>(response)
+            })
             .with(shared::telemetry::RequestLog::new(http_metrics))
             .boxed();
 

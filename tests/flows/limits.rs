@@ -285,6 +285,17 @@ async fn method_not_allowed_names_the_allowed_methods_rfc9110_15_5_6() {
         assert_eq!(response.status(), 405, "{method} {path}");
         assert_eq!(response.headers()["allow"], allowed, "{method} {path}");
     }
+    let resource = TestResource::spawn(&auth).await;
+    for (method, path) in [("POST", "/users/me"), ("DELETE", "/items")] {
+        let response = resource
+            .http
+            .request(method.parse().unwrap(), resource.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], "GET", "{method} {path}");
+    }
 }
 
 /// A bearer token over the resource server's limit is refused without being parsed

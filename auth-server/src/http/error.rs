@@ -14,7 +14,7 @@ use crate::grants::TokenError;
 pub const NO_STORE: &str = "no-store";
 const BASIC_CHALLENGE: &str = r#"Basic realm="auth-server", charset="UTF-8""#;
 
-/// Every error status the OAuth endpoints answer with, as documented in the OpenAPI document.
+/// Every error status `/token` answers with, as its OpenAPI operation documents them.
 #[derive(ApiResponse, Debug)]
 pub enum ErrorReply {
     /// The request is malformed or the grant is refused (RFC 6749 §5.2).
@@ -53,6 +53,64 @@ pub enum ErrorReply {
         #[oai(header = "Retry-After")] u64,
         #[oai(header = "Cache-Control")] String,
     ),
+}
+
+/// The error statuses of `/revoke` and `/introspect`: those of `/token` but `429`, as only
+/// logins are throttled. A separate type so that each OpenAPI operation lists only statuses it
+/// can answer with.
+#[derive(ApiResponse, Debug)]
+pub enum ClientErrorReply {
+    /// The request is malformed (RFC 6749 §5.2).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorResponse>, #[oai(header = "Cache-Control")] String),
+    /// Client authentication failed (RFC 6749 §5.2).
+    #[oai(status = 401)]
+    Unauthorized(
+        Json<ErrorResponse>,
+        #[oai(header = "WWW-Authenticate")] String,
+        #[oai(header = "Cache-Control")] String,
+    ),
+    /// The request body did not arrive within the body read timeout.
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorResponse>, #[oai(header = "Cache-Control")] String),
+    /// The request body is larger than the server accepts.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorResponse>, #[oai(header = "Cache-Control")] String),
+    /// The body is not `application/x-www-form-urlencoded`.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorResponse>, #[oai(header = "Cache-Control")] String),
+    /// An unexpected failure; details are in the server's log.
+    #[oai(status = 500)]
+    Internal(Json<ErrorResponse>, #[oai(header = "Cache-Control")] String),
+    /// The store is unreachable; retry after the given seconds.
+    #[oai(status = 503)]
+    Unavailable(
+        Json<ErrorResponse>,
+        #[oai(header = "Retry-After")] u64,
+        #[oai(header = "Cache-Control")] String,
+    ),
+}
+
+impl From<TokenError> for ClientErrorReply {
+    fn from(err: TokenError) -> Self {
+        match ErrorReply::from(err) {
+            ErrorReply::BadRequest(json, cache) => Self::BadRequest(json, cache),
+            ErrorReply::Unauthorized(json, challenge, cache) => {
+                Self::Unauthorized(json, challenge, cache)
+            }
+            ErrorReply::RequestTimeout(json, cache) => Self::RequestTimeout(json, cache),
+            ErrorReply::PayloadTooLarge(json, cache) => Self::PayloadTooLarge(json, cache),
+            ErrorReply::UnsupportedMediaType(json, cache) => {
+                Self::UnsupportedMediaType(json, cache)
+            }
+            ErrorReply::Internal(json, cache) => Self::Internal(json, cache),
+            // Not produced by these endpoints; a refusal to retry later is the closest.
+            ErrorReply::TooManyRequests(json, retry_after, cache)
+            | ErrorReply::Unavailable(json, retry_after, cache) => {
+                Self::Unavailable(json, retry_after, cache)
+            }
+        }
+    }
 }
 
 fn body(code: &str, description: &str) -> Json<ErrorResponse> {

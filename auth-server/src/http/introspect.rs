@@ -7,7 +7,7 @@ use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use shared::Audience;
 
-use super::error::{ErrorReply, NO_STORE};
+use super::error::{ClientErrorReply, NO_STORE};
 use super::revoke::TokenParams;
 use super::AppState;
 use crate::client_auth::Client;
@@ -85,7 +85,7 @@ impl IntrospectApi {
         &self,
         req: &Request,
         form: Form<TokenParams>,
-    ) -> Result<IntrospectReply, ErrorReply> {
+    ) -> Result<IntrospectReply, ClientErrorReply> {
         let state = &self.0;
         let client = state
             .client(

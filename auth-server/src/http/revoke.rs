@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use zeroize::Zeroize;
 
-use super::error::{ErrorReply, NO_STORE};
+use super::error::{ClientErrorReply, NO_STORE};
 use super::AppState;
 use crate::grants;
 
@@ -55,7 +55,7 @@ impl RevokeApi {
         &self,
         req: &Request,
         form: Form<TokenParams>,
-    ) -> Result<RevokeReply, ErrorReply> {
+    ) -> Result<RevokeReply, ClientErrorReply> {
         let state = &self.0;
         let client = state
             .client(

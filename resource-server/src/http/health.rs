@@ -10,6 +10,12 @@ pub struct Health {
 }
 
 #[derive(ApiResponse)]
+pub enum LiveReply {
+    #[oai(status = 200)]
+    Ok(Json<Health>),
+}
+
+#[derive(ApiResponse)]
 pub enum HealthReply {
     #[oai(status = 200)]
     Ok(Json<Health>),
@@ -23,8 +29,8 @@ pub struct HealthApi(pub Verifier);
 impl HealthApi {
     /// The process is alive
     #[oai(path = "/livez", method = "get")]
-    async fn livez(&self) -> HealthReply {
-        HealthReply::Ok(Json(Health {
+    async fn livez(&self) -> LiveReply {
+        LiveReply::Ok(Json(Health {
             status: "ok".into(),
         }))
     }
