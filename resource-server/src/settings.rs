@@ -26,6 +26,12 @@ pub struct Settings {
     pub log_format: String,
     /// Seconds given to in-flight requests at shutdown.
     pub shutdown_timeout: u64,
+    /// Least seconds a fetched key set counts as fresh, whatever its `Cache-Control` says.
+    pub jwks_min_refresh: u64,
+    /// Most seconds a fetched key set counts as fresh, whatever its `Cache-Control` says.
+    pub jwks_max_refresh: u64,
+    /// At most one key fetch per this many seconds is caused by tokens naming an unknown `kid`.
+    pub unknown_kid_cooldown: u64,
 }
 
 impl Default for Settings {
@@ -38,6 +44,9 @@ impl Default for Settings {
             token_url: None,
             log_format: "text".into(),
             shutdown_timeout: 20,
+            jwks_min_refresh: 30,
+            jwks_max_refresh: 3600,
+            unknown_kid_cooldown: 10,
         }
     }
 }
@@ -56,6 +65,9 @@ pub const KNOWN: &[&str] = &[
     "token_url",
     "log_format",
     "shutdown_timeout",
+    "jwks_min_refresh",
+    "jwks_max_refresh",
+    "unknown_kid_cooldown",
 ];
 
 /// Settings given as command-line flags; they win over the file and the environment.
@@ -108,7 +120,23 @@ impl Settings {
         if settings.audience.trim().is_empty() {
             return Err("RS_AUDIENCE: must not be empty".into());
         }
+        if settings.jwks_min_refresh == 0 {
+            return Err("RS_JWKS_MIN_REFRESH: must be at least 1 second".into());
+        }
+        if settings.jwks_max_refresh < settings.jwks_min_refresh {
+            return Err("RS_JWKS_MAX_REFRESH: must be at least RS_JWKS_MIN_REFRESH".into());
+        }
         Ok(settings)
+    }
+
+    /// The verifier's settings: issuer, audience and the key-refresh bounds.
+    pub fn verifier_config(&self) -> shared::VerifierConfig {
+        let mut config = shared::VerifierConfig::new(self.issuer.clone(), self.audience.clone());
+        config.jwks_url = self.jwks_url.clone();
+        config.min_refresh = std::time::Duration::from_secs(self.jwks_min_refresh);
+        config.max_refresh = std::time::Duration::from_secs(self.jwks_max_refresh);
+        config.unknown_kid_cooldown = std::time::Duration::from_secs(self.unknown_kid_cooldown);
+        config
     }
 
     pub fn token_url(&self) -> String {
