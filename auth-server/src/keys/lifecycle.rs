@@ -158,6 +158,10 @@ impl KeyLifecycle {
     /// opens it, so that nothing is ever sealed under a KEK the others do not have.
     pub async fn ensure(&self, keys_dir: &Path, now: u64) -> anyhow::Result<()> {
         let records = self.store.signing_keys().await?;
+        if let Some(active) = records.iter().find(|r| r.state == KeyState::Active) {
+            // Before anything is sealed under this KEK: it must be the one the others have.
+            self.open_active(active)?;
+        }
         let key_files = files::load(keys_dir)
             .with_context(|| format!("reading key files in {}", keys_dir.display()))?;
         let mut has_active = records.iter().any(|r| r.state == KeyState::Active);
@@ -397,7 +401,7 @@ mod tests {
                 ..schedule()
             };
             let max_age = timing.jwks_max_age();
-            assert!(max_age >= 1 && max_age <= MAX_JWKS_MAX_AGE);
+            assert!((1..=MAX_JWKS_MAX_AGE).contains(&max_age));
             assert!(
                 2 * sync_interval + max_age <= publish_ahead,
                 "P={publish_ahead} S={sync_interval}: A={max_age}"
@@ -493,6 +497,16 @@ mod tests {
         let err = format!("{:#}", wrong.load(1000).await.unwrap_err());
         assert!(err.contains(&kid), "{err}");
         assert!(err.contains("another key-encryption key"), "{err}");
+
+        let brought = dir.path().join("brought");
+        files::tests::write_pem(&brought, 1, &SigningKey::generate().unwrap().1);
+        let err = format!("{:#}", wrong.ensure(&brought, 1001).await.unwrap_err());
+        assert!(err.contains("another key-encryption key"), "{err}");
+        assert_eq!(
+            right.list().await.unwrap().len(),
+            1,
+            "nothing was sealed under the wrong key"
+        );
     }
 
     #[tokio::test]
