@@ -20,7 +20,8 @@ pub struct Settings {
     pub issuer: Url,
     /// `sqlite://PATH` (embedded) or `redis://HOST:PORT/DB`.
     pub store: StoreUrl,
-    /// Directory of the RSA signing keys and the client-secret key.
+    /// Directory of the shared secrets (client-secret key, key-encryption key) and of PEM
+    /// signing keys to import.
     pub keys_dir: PathBuf,
     /// Access token lifetime, seconds.
     pub access_token_ttl: u64,

@@ -554,6 +554,28 @@ async fn keys_rotate_by_command_and_schedule_across_replicas_with_no_valid_token
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Each replica counts the key changes it followed and shows the keys it publishes.
+    for replica in [&a, &b] {
+        let metrics = replica
+            .http
+            .get(replica.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let sample = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing: {metrics}"))
+        };
+        assert!(sample("signing_key_rotations_total") >= (actives.len() - 1) as f64);
+        assert_eq!(sample("signing_keys{state=\"active\"}"), 1.0);
+        assert_eq!(sample("signing_key_sync_failures_total"), 0.0);
+    }
+
     let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let refusals = tally.refusals.lock().unwrap().clone();
     println!(
