@@ -15,7 +15,11 @@ pub enum KeysCommand {
     Rotate,
     /// Withdraw a key from the JWKS at once (a compromised key). Tokens it signed are refused
     /// from then on; if it was signing, the next key (or a new one) signs at once.
-    Revoke { kid: String },
+    Revoke {
+        /// A kid is base64url, so it may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {

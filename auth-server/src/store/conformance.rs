@@ -618,6 +618,38 @@ pub async fn signing_keys_round_trip_newest_first(store: &dyn Store) {
         "at most one next key"
     );
     assert_eq!(store.signing_keys().await.unwrap().len(), 3);
+
+    let staged_in_the_same_second = SigningKeyRecord {
+        activates_at: 2000,
+        ..signing_key(KeyState::Retired, 1200)
+    };
+    let older_in_the_same_second = signing_key(KeyState::Retired, 1200);
+    store
+        .insert_signing_key(&older_in_the_same_second)
+        .await
+        .unwrap();
+    store
+        .insert_signing_key(&staged_in_the_same_second)
+        .await
+        .unwrap();
+    let order: Vec<(u64, u64)> = store
+        .signing_keys()
+        .await
+        .unwrap()
+        .iter()
+        .map(|key| (key.created_at, key.activates_at))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (1200, 2000),
+            (1200, 1200),
+            (1200, 1200),
+            (1000, 1000),
+            (900, 900)
+        ],
+        "by creation, then by activation"
+    );
 }
 
 /// Replicas starting on an empty store at once: exactly one first key becomes active.

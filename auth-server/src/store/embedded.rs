@@ -481,13 +481,15 @@ impl Store for SqliteStore {
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid DESC")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?
-            .iter()
-            .map(signing_key_from)
-            .collect()
+        sqlx::query(
+            "SELECT * FROM signing_keys ORDER BY created_at DESC, activates_at DESC, kid DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(signing_key_from)
+        .collect()
     }
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError> {

@@ -216,7 +216,8 @@ pub trait Store: Send + Sync {
     async fn failures(&self, key: &str, now: u64) -> Result<(u64, u64), StoreError>;
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
 
-    /// Every signing key held, newest first (by `created_at`, then `kid`).
+    /// Every signing key held, newest first (by `created_at`, then `activates_at`, then `kid`, so
+    /// that a key staged within the second its predecessor was made still comes first).
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Inserts `key` unless its kid is taken or, for a `Next` or `Active` key, another key is
     /// in that state already. Returns whether it inserted. Used at first start and to import

@@ -1149,7 +1149,9 @@ impl Store for RedisStore {
             .iter()
             .map(|(kid, json)| signing_key_from(kid, json))
             .collect::<Result<Vec<_>, _>>()?;
-        keys.sort_by(|a, b| (b.created_at, &b.kid).cmp(&(a.created_at, &a.kid)));
+        keys.sort_by(|a, b| {
+            (b.created_at, b.activates_at, &b.kid).cmp(&(a.created_at, a.activates_at, &a.kid))
+        });
         Ok(keys)
     }
 
