@@ -38,7 +38,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config => print!("{}", settings.to_masked_toml()),
         Command::User(command) => cli::user::run(&settings, command).await?,
         Command::Client(command) => cli::client::run(&settings, command).await?,
-        Command::Keys(command) => cli::keys::run(&settings, command)?,
+        Command::Keys(command) => cli::keys::run(&settings, command).await?,
     }
     Ok(())
 }

@@ -20,7 +20,8 @@ pub struct Settings {
     pub issuer: Url,
     /// `sqlite://PATH` (embedded) or `redis://HOST:PORT/DB`.
     pub store: StoreUrl,
-    /// Directory of the RSA signing keys and the client-secret key.
+    /// Directory of the shared secrets (client-secret key, key-encryption key) and of PEM
+    /// signing keys to import.
     pub keys_dir: PathBuf,
     /// Access token lifetime, seconds.
     pub access_token_ttl: u64,
@@ -64,6 +65,28 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Seconds given to in-flight requests at shutdown.
     pub shutdown_timeout: u64,
+    /// Base64 of the 32-byte key that seals private signing keys in the store; when unset, the
+    /// file `key-encryption.key` in `keys_dir` (created on first start).
+    pub key_encryption_key: Option<Secret>,
+    /// Seconds between scheduled key rotations; 0 turns the schedule off.
+    pub key_rotation_interval: u64,
+    /// Seconds a new key is published before it signs.
+    pub key_publish_ahead: u64,
+    /// Seconds between each process's reads of the key states: how fast changes propagate.
+    pub key_sync_interval: u64,
+    /// Seconds a retired key stays published after the last token it signed has expired.
+    pub key_removal_leeway: u64,
+}
+
+/// A secret setting: `Debug` and `auth-server config` never show it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 /// Settings given as command-line flags; they win over the file and the environment.
@@ -135,6 +158,11 @@ impl Default for Settings {
             max_connections: 4096,
             log_format: LogFormat::Text,
             shutdown_timeout: 20,
+            key_encryption_key: None,
+            key_rotation_interval: 30 * 24 * 3600,
+            key_publish_ahead: 3600,
+            key_sync_interval: 10,
+            key_removal_leeway: 60,
         }
     }
 }
@@ -165,6 +193,11 @@ const KNOWN: &[&str] = &[
     "max_connections",
     "log_format",
     "shutdown_timeout",
+    "key_encryption_key",
+    "key_rotation_interval",
+    "key_publish_ahead",
+    "key_sync_interval",
+    "key_removal_leeway",
 ];
 
 impl Settings {
@@ -195,7 +228,7 @@ impl Settings {
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<(), SettingsError> {
+    pub(crate) fn validate(&self) -> Result<(), SettingsError> {
         let fail = |name: &str, why: &str| {
             Err(SettingsError(format!(
                 "{ENV_PREFIX}{}: {why}",
@@ -244,6 +277,42 @@ impl Settings {
         if self.max_connections == 0 {
             return fail("max_connections", "must be at least 1");
         }
+        self.validate_keys()
+    }
+
+    /// The key lifecycle's timings must keep a new key published for a whole JWKS cache
+    /// lifetime before it signs (see `keys::lifecycle`).
+    fn validate_keys(&self) -> Result<(), SettingsError> {
+        let fail = |name: &str, why: String| {
+            Err(SettingsError(format!(
+                "{ENV_PREFIX}{}: {why}",
+                name.to_uppercase()
+            )))
+        };
+        if let Some(Secret(text)) = &self.key_encryption_key {
+            if crate::keys::encryption::KeyEncryptionKey::from_base64(text).is_err() {
+                return fail("key_encryption_key", "must be base64 of 32 bytes".into());
+            }
+        }
+        if self.key_sync_interval == 0 {
+            return fail("key_sync_interval", "must be at least 1 second".into());
+        }
+        if self.key_publish_ahead < 3 * self.key_sync_interval {
+            return fail(
+                "key_publish_ahead",
+                format!(
+                    "must be at least 3 × AUTH_KEY_SYNC_INTERVAL ({} s), so that a new key is \
+                     published for a JWKS cache lifetime before it signs",
+                    3 * self.key_sync_interval
+                ),
+            );
+        }
+        if self.key_rotation_interval != 0 && self.key_rotation_interval < self.key_publish_ahead {
+            return fail(
+                "key_rotation_interval",
+                "must be 0 (no schedule) or at least AUTH_KEY_PUBLISH_AHEAD".into(),
+            );
+        }
         Ok(())
     }
 
@@ -283,6 +352,9 @@ impl Settings {
     pub fn to_masked_toml(&self) -> String {
         let mut masked = self.clone();
         masked.store = StoreUrl(crate::store::redact_url(&self.store.0));
+        if masked.key_encryption_key.is_some() {
+            masked.key_encryption_key = Some(Secret("[redacted]".into()));
+        }
         toml::to_string(&masked).unwrap_or_else(|err| format!("# cannot render settings: {err}\n"))
     }
 }

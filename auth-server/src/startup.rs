@@ -12,7 +12,8 @@ use shared::serve::{self, ConnectionMetrics};
 
 use crate::grants::{Grants, Policy};
 use crate::http::{self, metrics::Metrics, AppState};
-use crate::keys::{files, KeyRing};
+use crate::keys::files;
+use crate::keys::lifecycle::KeyLifecycle;
 use crate::passwords::Passwords;
 use crate::settings::Settings;
 use crate::tokens::TokenIssuer;
@@ -42,10 +43,15 @@ impl Application {
         listener: std::net::TcpListener,
     ) -> anyhow::Result<Self> {
         let store = store::open(&settings.store.0).await?;
-        let keys = files::load_or_create(&settings.keys_dir).with_context(|| {
-            format!("loading signing keys from {}", settings.keys_dir.display())
-        })?;
-        let keys = KeyRing::new(keys).context("no signing key")?;
+        let key_lifecycle = KeyLifecycle::from_settings(&settings, store.clone())?;
+        key_lifecycle
+            .ensure(&settings.keys_dir, grants::now())
+            .await
+            .context("preparing the signing keys")?;
+        let keys = key_lifecycle
+            .load(grants::now())
+            .await
+            .context("loading the signing keys from the store")?;
         tracing::info!(kid = keys.active().kid(), "signing key loaded");
         let client_secret_key = files::client_secret_key(&settings.keys_dir)?;
 
@@ -78,6 +84,7 @@ impl Application {
                 per_user: settings.login_max_failures_per_user,
             },
         };
+        metrics.observe_keys(&tokens.keys());
         let state = Arc::new(AppState {
             grants: Grants {
                 store,
@@ -88,6 +95,7 @@ impl Application {
             client_secret_key,
             metrics,
             settings,
+            keys: key_lifecycle,
         });
         let app = http::app(state.clone(), registry, http_metrics).boxed();
         listener.set_nonblocking(true)?;
@@ -137,37 +145,72 @@ impl Application {
     }
 }
 
-/// Deletes expired data every ten minutes, and picks up keys added by `keys rotate`.
+/// Deletes expired data every ten minutes, and every key sync interval takes the signing-key
+/// lifecycle one step and swaps in the keys the store has now (see `keys::lifecycle`).
 async fn maintenance(state: Arc<AppState>) {
-    let keys_dir = state.settings.keys_dir.clone();
-    let mut known_files = files::key_files(&keys_dir).unwrap_or_default();
-    let mut interval = tokio::time::interval(Duration::from_secs(15));
-    let mut ticks: u64 = 0;
+    let sync_interval = Duration::from_secs(state.keys.schedule().sync_interval);
+    let mut interval = tokio::time::interval(sync_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_purge: Option<std::time::Instant> = None;
     loop {
         interval.tick().await;
-        if ticks % 40 == 0 {
+        if last_purge.is_none_or(|at| at.elapsed() >= Duration::from_secs(600)) {
+            last_purge = Some(std::time::Instant::now());
             if let Err(err) = state.grants.store.purge_expired(grants::now()).await {
                 tracing::warn!(error = %err, "purging expired data failed");
             }
         }
-        ticks += 1;
-        let Ok(current_files) = files::key_files(&keys_dir) else {
-            continue;
-        };
-        if current_files == known_files {
-            continue;
-        }
-        match files::load(&keys_dir).map(KeyRing::new) {
-            Ok(Some(ring)) => {
-                tracing::info!(kid = ring.active().kid(), "signing keys reloaded");
-                state.grants.tokens.replace_keys(ring);
-                known_files = current_files;
+        sync_keys(&state).await;
+    }
+}
+
+async fn sync_keys(state: &AppState) {
+    let metrics = &state.metrics;
+    match state.keys.advance(grants::now()).await {
+        Ok(done) => {
+            if let Some(kid) = &done.staged {
+                tracing::info!(kid, "staged the next signing key on schedule");
             }
-            Ok(None) => tracing::warn!("the keys directory has no key; keeping the loaded ones"),
-            Err(err) => tracing::warn!(
+            if let Some(kid) = &done.promoted {
+                tracing::info!(kid, "promoted the next signing key to active");
+            }
+            if done.removed > 0 {
+                tracing::info!(n_keys = done.removed, "removed expired signing keys");
+            }
+        }
+        Err(err) => {
+            metrics.signing_key_sync_failures.inc();
+            tracing::warn!(
                 error = format!("{err:#}"),
-                "reloading signing keys failed; keeping the loaded ones"
-            ),
+                "advancing the signing keys failed"
+            );
+        }
+    }
+    let current = state.grants.tokens.keys();
+    match state.keys.load(grants::now()).await {
+        Ok(ring) => {
+            let changed = ring.jwks_json() != current.jwks_json()
+                || ring.active().kid() != current.active().kid();
+            if !changed {
+                return;
+            }
+            if ring.active().kid() != current.active().kid() {
+                metrics.signing_key_rotations.inc();
+                tracing::info!(
+                    kid = ring.active().kid(),
+                    previous = current.active().kid(),
+                    "signing with another key"
+                );
+            }
+            metrics.observe_keys(&ring);
+            state.grants.tokens.replace_keys(ring);
+        }
+        Err(err) => {
+            metrics.signing_key_sync_failures.inc();
+            tracing::error!(
+                error = format!("{err:#}"),
+                "reading the signing keys failed; keeping the keys held"
+            );
         }
     }
 }

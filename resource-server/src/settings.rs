@@ -34,6 +34,12 @@ pub struct Settings {
     pub max_header_bytes: usize,
     /// Connections served at once; further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// Least seconds a fetched key set counts as fresh, whatever its `Cache-Control` says.
+    pub jwks_min_refresh: u64,
+    /// Most seconds a fetched key set counts as fresh, whatever its `Cache-Control` says.
+    pub jwks_max_refresh: u64,
+    /// At most one key fetch per this many seconds is caused by tokens naming an unknown `kid`.
+    pub unknown_kid_cooldown: u64,
 }
 
 impl Default for Settings {
@@ -50,6 +56,9 @@ impl Default for Settings {
             header_read_timeout: 10,
             max_header_bytes: 16 * 1024,
             max_connections: 4096,
+            jwks_min_refresh: 30,
+            jwks_max_refresh: 3600,
+            unknown_kid_cooldown: 10,
         }
     }
 }
@@ -72,6 +81,9 @@ pub const KNOWN: &[&str] = &[
     "header_read_timeout",
     "max_header_bytes",
     "max_connections",
+    "jwks_min_refresh",
+    "jwks_max_refresh",
+    "unknown_kid_cooldown",
 ];
 
 /// Settings given as command-line flags; they win over the file and the environment.
@@ -139,6 +151,12 @@ impl Settings {
         if settings.max_connections == 0 {
             return Err("RS_MAX_CONNECTIONS: must be at least 1".into());
         }
+        if settings.jwks_min_refresh == 0 {
+            return Err("RS_JWKS_MIN_REFRESH: must be at least 1 second".into());
+        }
+        if settings.jwks_max_refresh < settings.jwks_min_refresh {
+            return Err("RS_JWKS_MAX_REFRESH: must be at least RS_JWKS_MIN_REFRESH".into());
+        }
         Ok(settings)
     }
 
@@ -150,6 +168,17 @@ impl Settings {
             max_header_bytes: self.max_header_bytes,
             ..Default::default()
         }
+    }
+
+    /// The verifier's settings: issuer, audience and the key-refresh bounds.
+    pub fn verifier_config(&self) -> shared::VerifierConfig {
+        let mut config = shared::VerifierConfig::new(self.issuer.clone(), self.audience.clone());
+        config.jwks_url = self.jwks_url.clone();
+        config.min_refresh = std::time::Duration::from_secs(self.jwks_min_refresh);
+        config.max_refresh = std::time::Duration::from_secs(self.jwks_max_refresh);
+        config.unknown_kid_cooldown = std::time::Duration::from_secs(self.unknown_kid_cooldown);
+        config.max_token_bytes = self.max_token_bytes;
+        config
     }
 
     pub fn token_url(&self) -> String {

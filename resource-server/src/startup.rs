@@ -41,9 +41,7 @@ impl Application {
         listener: std::net::TcpListener,
         adjust: impl FnOnce(VerifierConfig) -> VerifierConfig,
     ) -> anyhow::Result<Self> {
-        let mut config = VerifierConfig::new(settings.issuer.clone(), settings.audience.clone());
-        config.jwks_url = settings.jwks_url.clone();
-        config.max_token_bytes = settings.max_token_bytes;
+        let config = settings.verifier_config();
         let verifier = Verifier::start(adjust(config)).context("starting the token verifier")?;
 
         let registry = Registry::new();

@@ -1,5 +1,6 @@
 //! What clients and verifiers read first: RFC 8414 metadata, the RFC 7517 key set, health.
 
+use base64::Engine;
 use system_tests::{TestAuth, TestResource};
 
 #[tokio::test]
@@ -75,17 +76,109 @@ async fn keys_are_created_on_first_start_with_mode_0600_and_kept() {
     let mut auth = TestAuth::spawn().await;
     let kid = auth.jwks().await["keys"][0]["kid"].clone();
     let keys_dir = auth.settings.keys_dir.clone();
+    let mut names = Vec::new();
     for entry in std::fs::read_dir(&keys_dir).unwrap() {
-        let mode = entry.unwrap().metadata().unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{:?}", entry.file_name());
+        names.push(entry.file_name().to_string_lossy().into_owned());
     }
+    names.sort();
+    assert_eq!(
+        names,
+        ["client-secret.key", "key-encryption.key"],
+        "the secrets replicas share, and no private key in the clear"
+    );
+    let mode = std::fs::metadata(&keys_dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
     auth.stop().await;
-    let restarted = TestAuth::spawn_with(|s| s.keys_dir = keys_dir.clone()).await;
+    let store = auth.settings.store.clone();
+    let restarted = TestAuth::spawn_with(|s| {
+        s.keys_dir = keys_dir.clone();
+        s.store = store;
+    })
+    .await;
     assert_eq!(
         restarted.jwks().await["keys"][0]["kid"],
         kid,
         "the same key after a restart"
     );
+}
+
+/// The upgrade path: key files of the former layout (or brought by the operator) are imported
+/// into the store on start, the newest signing, and still read only when private to their owner.
+#[tokio::test]
+async fn pem_key_files_in_the_keys_dir_are_imported_newest_active() {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("brought-keys");
+    std::fs::create_dir(&keys_dir).unwrap();
+    std::fs::set_permissions(&keys_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut kids = Vec::new();
+    for name in ["signing-key-1.pem", "signing-key-2.pem"] {
+        let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let der = aws_lc_rs::encoding::AsDer::as_der(&key).unwrap();
+        let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).unwrap());
+            pem.push('\n');
+        }
+        pem.push_str("-----END PRIVATE KEY-----\n");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(keys_dir.join(name))
+            .unwrap();
+        std::io::Write::write_all(&mut file, pem.as_bytes()).unwrap();
+        kids.push(public_kid(&key));
+    }
+    let auth = TestAuth::spawn_with(|s| s.keys_dir = keys_dir.clone()).await;
+    assert_eq!(auth.active_kid().await, kids[1], "the newest file signs");
+    let published: Vec<String> = auth.jwks().await["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(published, vec![kids[1].clone(), kids[0].clone()]);
+
+    std::fs::set_permissions(
+        keys_dir.join("signing-key-1.pem"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = auth_server::Application::build_on(
+        auth_server::Settings {
+            listen: listener.local_addr().unwrap(),
+            keys_dir: keys_dir.clone(),
+            store: auth_server::settings::StoreUrl(format!(
+                "sqlite://{}",
+                dir.path().join("other.db").display()
+            )),
+            ..auth_server::Settings::default()
+        },
+        listener,
+    )
+    .await
+    .err()
+    .expect("a readable key file stops the start");
+    assert!(format!("{refused:#}").contains("chmod 600"), "{refused:#}");
+}
+
+/// RFC 7638 thumbprint of `key`'s public half.
+fn public_kid(key: &aws_lc_rs::rsa::KeyPair) -> String {
+    use aws_lc_rs::signature::KeyPair as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let public = key.public_key();
+    let canonical = format!(
+        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+        b64(public.exponent().big_endian_without_leading_zero()),
+        b64(public.modulus().big_endian_without_leading_zero())
+    );
+    b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref())
 }
 
 #[tokio::test]

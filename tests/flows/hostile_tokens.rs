@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 use system_tests::{challenge, TestAuth, TestResource};
@@ -23,7 +23,7 @@ const LEEWAY_SECONDS: u64 = 30;
 struct Fixture {
     auth: TestAuth,
     api: TestResource,
-    /// The auth-server's active signing key, loaded from its keys directory.
+    /// The auth-server's active signing key, opened from its store.
     server_key: KeyPair,
     /// The `kid` the JWKS publishes for `server_key`.
     kid: String,
@@ -33,7 +33,7 @@ impl Fixture {
     async fn start() -> Self {
         let auth = TestAuth::spawn().await;
         let api = TestResource::spawn(&auth).await;
-        let server_key = load_server_key(&auth);
+        let server_key = load_server_key(&auth).await;
         let jwks = auth.jwks().await;
         let n = modulus_b64(&server_key);
         let kid = jwks["keys"]
@@ -42,7 +42,7 @@ impl Fixture {
             .iter()
             .find(|jwk| jwk["n"] == n.as_str())
             .and_then(|jwk| jwk["kid"].as_str())
-            .expect("the key on disk is published in the JWKS")
+            .expect("the active key is published in the JWKS")
             .to_owned();
         Self {
             auth,
@@ -138,29 +138,11 @@ fn sign_hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
     format!("{input}.{}", b64url(tag.as_ref()))
 }
 
-/// The auth-server's active signing key: the newest `signing-key-*.pem` (PKCS#8) in its keys
-/// directory. The PEM armour is stripped by hand; the body is standard base64.
-fn load_server_key(auth: &TestAuth) -> KeyPair {
-    let mut paths: Vec<_> = std::fs::read_dir(&auth.settings.keys_dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            name.starts_with("signing-key-") && name.ends_with(".pem")
-        })
-        .collect();
-    paths.sort();
-    let newest = paths.last().expect("the auth-server wrote a signing key");
-    let pem = std::fs::read_to_string(newest).unwrap();
-    let body: String = pem
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .map(str::trim)
-        .collect();
-    let der = STANDARD.decode(body).unwrap();
+/// The auth-server's active signing key, opened from its store with its key-encryption key as
+/// the server does.
+async fn load_server_key(auth: &TestAuth) -> KeyPair {
+    let kid = auth.active_kid().await;
+    let der = auth.private_signing_key(&kid).await;
     KeyPair::from_pkcs8(&der).unwrap()
 }
 

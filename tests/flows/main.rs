@@ -12,6 +12,7 @@ mod redis_outage;
 mod refresh;
 mod replicas;
 mod revocation;
+mod rotation;
 mod swagger_ui;
 mod throttle;
 mod token_password;

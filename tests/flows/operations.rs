@@ -1040,20 +1040,39 @@ async fn logs_of_a_full_run_at_debug_level_carry_no_password_secret_token_or_key
             secrets.extend(encodings(refresh_token));
         }
     }
-    let mut n_key_files = 0;
-    for entry in std::fs::read_dir(dir.path().join("keys")).unwrap() {
-        let text =
-            String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap()).into_owned();
-        if text.contains("PRIVATE KEY") {
-            n_key_files += 1;
-            secrets.extend(
-                text.lines()
-                    .filter(|line| !line.starts_with("-----") && line.len() >= 16)
-                    .map(str::to_owned),
-            );
-        }
+    // The private keys, opened from the store as the server does, in the base64 a PEM file or
+    // a store dump would show; the sealed blobs; the key-encryption key.
+    let keys_dir = dir.path().join("keys");
+    let store_url = format!("sqlite://{}", dir.path().join("auth.db").display());
+    let settings = auth_server::Settings {
+        keys_dir: keys_dir.clone(),
+        ..auth_server::Settings::default()
+    };
+    let keys = auth_server::keys::lifecycle::KeyLifecycle::from_settings(
+        &settings,
+        auth_server::store::open(&store_url).await.unwrap(),
+    )
+    .unwrap();
+    let mut n_private_keys = 0;
+    for record in keys.list().await.unwrap() {
+        let Ok(der) = keys.private_key(&record.kid).await else {
+            continue; // revoked: erased
+        };
+        n_private_keys += 1;
+        let armoured = base64::engine::general_purpose::STANDARD.encode(der.as_slice());
+        secrets.extend(
+            armoured
+                .as_bytes()
+                .chunks(64)
+                .map(|line| String::from_utf8_lossy(line).into_owned()),
+        );
+        let sealed = base64::engine::general_purpose::STANDARD.encode(&record.sealed_private_key);
+        secrets.push(sealed[..64].to_owned());
     }
-    assert!(n_key_files >= 1, "the keys directory has a PEM private key");
+    assert!(n_private_keys >= 1, "the store holds a private key");
+    let kek = std::fs::read(keys_dir.join("key-encryption.key")).unwrap();
+    secrets.push(base64::engine::general_purpose::STANDARD.encode(&kek));
+    secrets.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&kek));
 
     for (name, log) in [
         ("auth-server", &auth_log),

@@ -259,6 +259,37 @@ impl TestAuth {
         response.json().await.unwrap()
     }
 
+    /// The signing-key lifecycle on this server's store, with its key-encryption key, as the
+    /// CLI works on it.
+    pub fn key_lifecycle(&self) -> auth_server::keys::lifecycle::KeyLifecycle {
+        auth_server::keys::lifecycle::KeyLifecycle::from_settings(
+            &self.settings,
+            self.store.clone(),
+        )
+        .unwrap()
+    }
+
+    /// The kid of the key the store has active.
+    pub async fn active_kid(&self) -> String {
+        self.key_lifecycle()
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|key| key.state == auth_server::store::KeyState::Active)
+            .expect("the store has an active key")
+            .kid
+    }
+
+    /// The PKCS#8 private key of `kid`, opened from the store.
+    pub async fn private_signing_key(&self, kid: &str) -> Vec<u8> {
+        self.key_lifecycle()
+            .private_key(kid)
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
     /// The server's JWKS.
     pub async fn jwks(&self) -> serde_json::Value {
         self.http
@@ -287,7 +318,7 @@ impl TestResource {
 
     /// A resource server trusting the issuer at `issuer`; waits for its keys when `wait` is set.
     pub async fn spawn_for(issuer: &str, wait: bool) -> Self {
-        Self::spawn_configured(issuer, wait, |_| {}).await
+        Self::spawn_full(issuer, wait, |_| {}, |_| {}).await
     }
 
     /// As [`TestResource::spawn_for`], with settings adjusted by `adjust`.
@@ -295,6 +326,25 @@ impl TestResource {
         issuer: &str,
         wait: bool,
         adjust: impl FnOnce(&mut resource_server::Settings),
+    ) -> Self {
+        Self::spawn_full(issuer, wait, adjust, |_| {}).await
+    }
+
+    /// As [`TestResource::spawn_for`], with the verifier's settings (already shortened for
+    /// tests) adjusted by `adjust`.
+    pub async fn spawn_with(
+        issuer: &str,
+        wait: bool,
+        adjust: impl FnOnce(&mut shared::VerifierConfig),
+    ) -> Self {
+        Self::spawn_full(issuer, wait, |_| {}, adjust).await
+    }
+
+    async fn spawn_full(
+        issuer: &str,
+        wait: bool,
+        adjust_settings: impl FnOnce(&mut resource_server::Settings),
+        adjust_verifier: impl FnOnce(&mut shared::VerifierConfig),
     ) -> Self {
         init_logs();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -304,11 +354,12 @@ impl TestResource {
             issuer: issuer.parse().unwrap(),
             ..resource_server::Settings::default()
         };
-        adjust(&mut settings);
+        adjust_settings(&mut settings);
         let app = resource_server::Application::build_on(settings, listener, |mut config| {
             config.unknown_kid_cooldown = Duration::from_millis(500);
             config.retry_interval = Duration::from_millis(100);
             config.min_refresh = Duration::from_secs(1);
+            adjust_verifier(&mut config);
             config
         })
         .await

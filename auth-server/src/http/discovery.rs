@@ -9,7 +9,8 @@ use shared::wire::ServerMetadata;
 
 use super::AppState;
 
-/// How long clients may cache the metadata and the key set.
+/// How long clients may cache the metadata. The key set's lifetime follows the key schedule
+/// (`keys::lifecycle::Schedule::jwks_max_age`).
 pub const CACHE_CONTROL: &str = "public, max-age=300";
 
 #[derive(ApiResponse)]
@@ -84,6 +85,7 @@ impl DiscoveryApi {
     async fn jwks(&self) -> JwksReply {
         let keys = self.0.grants.tokens.keys();
         let jwks = serde_json::from_str(keys.jwks_json()).unwrap_or_default();
-        JwksReply::Ok(Json(jwks), CACHE_CONTROL.to_owned())
+        let max_age = self.0.keys.schedule().jwks_max_age();
+        JwksReply::Ok(Json(jwks), format!("public, max-age={max_age}"))
     }
 }

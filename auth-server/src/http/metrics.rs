@@ -2,7 +2,9 @@
 
 use poem::web::Data;
 use poem::{handler, IntoResponse};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -13,6 +15,12 @@ pub struct Metrics {
     pub store_errors: IntCounter,
     pub password_queue_depth: IntGauge,
     pub password_wait_seconds: Histogram,
+    /// Published and revoked keys by lifecycle state, as this replica last read them.
+    pub signing_keys: IntGaugeVec,
+    /// Times this replica started signing with another key.
+    pub signing_key_rotations: IntCounter,
+    /// Reads of the key states that failed; the replica keeps its keys meanwhile.
+    pub signing_key_sync_failures: IntCounter,
 }
 
 impl Metrics {
@@ -54,6 +62,21 @@ impl Metrics {
                     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                 ]),
             )?,
+            signing_keys: IntGaugeVec::new(
+                Opts::new(
+                    "signing_keys",
+                    "Signing keys this replica knows, by state (next, active, retired)",
+                ),
+                &["state"],
+            )?,
+            signing_key_rotations: IntCounter::new(
+                "signing_key_rotations_total",
+                "Times this replica started signing with another key",
+            )?,
+            signing_key_sync_failures: IntCounter::new(
+                "signing_key_sync_failures_total",
+                "Failed reads or steps of the signing-key lifecycle; the keys held stay in use",
+            )?,
         };
         registry.register(Box::new(all.tokens_issued.clone()))?;
         registry.register(Box::new(all.token_errors.clone()))?;
@@ -62,7 +85,22 @@ impl Metrics {
         registry.register(Box::new(all.store_errors.clone()))?;
         registry.register(Box::new(all.password_queue_depth.clone()))?;
         registry.register(Box::new(all.password_wait_seconds.clone()))?;
+        registry.register(Box::new(all.signing_keys.clone()))?;
+        registry.register(Box::new(all.signing_key_rotations.clone()))?;
+        registry.register(Box::new(all.signing_key_sync_failures.clone()))?;
         Ok(all)
+    }
+}
+
+impl Metrics {
+    /// Sets the `signing_keys` gauges from the ring in use.
+    pub fn observe_keys(&self, ring: &crate::keys::KeyRing) {
+        use crate::store::KeyState;
+        for state in [KeyState::Next, KeyState::Active, KeyState::Retired] {
+            self.signing_keys
+                .with_label_values(&[state.as_str()])
+                .set(i64::try_from(ring.count(state)).unwrap_or(i64::MAX));
+        }
     }
 }
 

@@ -27,6 +27,8 @@ pub struct AppState {
     /// Key of the keyed hash over client secrets.
     pub client_secret_key: Zeroizing<Vec<u8>>,
     pub metrics: metrics::Metrics,
+    /// The signing-key lifecycle on the store; the maintenance task follows it.
+    pub keys: crate::keys::lifecycle::KeyLifecycle,
 }
 
 impl AppState {

@@ -1,5 +1,8 @@
-//! The keys directory: PKCS#8 PEM files created on first start with mode 0600, in a directory
-//! of mode 0700. A key file that others may read is refused rather than used.
+//! The keys directory (mode 0700): the secrets every replica must share, each in a file of mode
+//! 0600 created on first start (the client-secret key, and the key-encryption key unless it is
+//! set), and signing keys brought as PKCS#8 PEM files, which are imported into the store (see
+//! `keys::lifecycle`). Nothing writes a private key here any more. A file that others may read
+//! is refused rather than used.
 
 use std::fs;
 use std::io::Write;
@@ -7,8 +10,6 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rsa::{KeyPair, KeySize};
 use zeroize::Zeroizing;
 
 use super::SigningKey;
@@ -18,53 +19,43 @@ const PEM_LABEL: &str = "PRIVATE KEY";
 /// The key of the keyed hash over client secrets.
 const CLIENT_SECRET_KEY_FILE: &str = "client-secret.key";
 
-/// Loads the signing keys, newest first, creating the directory and a first key if there are none.
-pub fn load_or_create(dir: &Path) -> anyhow::Result<Vec<SigningKey>> {
-    ensure_dir(dir)?;
-    if key_files(dir)?.is_empty() {
-        let path = generate(dir)?;
-        tracing::info!(path = %path.display(), "generated a signing key");
+/// A signing key read from a PEM file, with its PKCS#8 bytes for sealing into the store.
+pub struct KeyFile {
+    pub path: PathBuf,
+    pub key: SigningKey,
+    pub pkcs8: Zeroizing<Vec<u8>>,
+}
+
+/// The signing keys in PEM files, newest (by file name) first; none when the directory does not
+/// exist.
+pub fn load(dir: &Path) -> anyhow::Result<Vec<KeyFile>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
     }
-    load(dir)
-}
-
-/// Loads the signing keys, newest first.
-pub fn load(dir: &Path) -> anyhow::Result<Vec<SigningKey>> {
     key_files(dir)?
-        .iter()
-        .map(|path| read_key(path).with_context(|| format!("loading {}", path.display())))
+        .into_iter()
+        .map(|path| {
+            let (key, pkcs8) =
+                read_key(&path).with_context(|| format!("loading {}", path.display()))?;
+            Ok(KeyFile { path, key, pkcs8 })
+        })
         .collect()
-}
-
-/// Creates a new RSA-2048 key; it becomes the newest and so the one that signs.
-pub fn generate(dir: &Path) -> anyhow::Result<PathBuf> {
-    ensure_dir(dir)?;
-    let key_pair = KeyPair::generate(KeySize::Rsa2048)
-        .map_err(|_| anyhow::anyhow!("generating an RSA key failed"))?;
-    let der = key_pair
-        .as_der()
-        .map_err(|_| anyhow::anyhow!("encoding the RSA key failed"))?;
-    let pem = Zeroizing::new(pem::encode(&pem::Pem::new(
-        PEM_LABEL,
-        der.as_ref().to_vec(),
-    )));
-    // Nanoseconds, so that keys made within one second still sort newest first.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let suffix: u32 = rand::random();
-    let path = dir.join(format!("{KEY_PREFIX}{nanos:020}-{suffix:08x}.pem"));
-    write_private(&path, pem.as_bytes())?;
-    Ok(path)
 }
 
 /// The key for client-secret hashes, created on first use.
 pub fn client_secret_key(dir: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    secret_file(dir, CLIENT_SECRET_KEY_FILE, 32)
+}
+
+/// The secret in `dir/name`, of at least `min_len` bytes; created with `min_len` random bytes
+/// and mode 0600 on first use.
+pub fn secret_file(dir: &Path, name: &str, min_len: usize) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     ensure_dir(dir)?;
-    let path = dir.join(CLIENT_SECRET_KEY_FILE);
+    let path = dir.join(name);
     if !path.exists() {
-        let key: [u8; 32] = rand::random();
+        let mut key = Zeroizing::new(vec![0u8; min_len]);
+        aws_lc_rs::rand::fill(&mut key)
+            .map_err(|_| anyhow::anyhow!("no random bytes for {}", path.display()))?;
         match write_private(&path, &key) {
             Ok(()) => {}
             // Another process (the server or a CLI run) created it first.
@@ -75,8 +66,8 @@ pub fn client_secret_key(dir: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     check_private(&path)?;
     let key =
         Zeroizing::new(fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
-    if key.len() < 32 {
-        bail!("{} is shorter than 32 bytes", path.display());
+    if key.len() < min_len {
+        bail!("{} is shorter than {min_len} bytes", path.display());
     }
     Ok(key)
 }
@@ -108,7 +99,7 @@ pub fn key_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
+fn read_key(path: &Path) -> anyhow::Result<(SigningKey, Zeroizing<Vec<u8>>)> {
     check_private(path)?;
     let text = Zeroizing::new(fs::read_to_string(path)?);
     let pem = pem::parse(text.as_bytes()).context("not a PEM file")?;
@@ -119,7 +110,7 @@ fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
         );
     }
     let der = Zeroizing::new(pem.into_contents());
-    Ok(SigningKey::from_pkcs8(&der)?)
+    Ok((SigningKey::from_pkcs8(&der)?, der))
 }
 
 /// Refuses a secret file that anyone but its owner and group may read or write.
@@ -157,16 +148,25 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// Writes `key` as a PEM file of `dir` named for `order`, as an operator would bring one.
+    pub(crate) fn write_pem(dir: &Path, order: u32, pkcs8: &[u8]) -> PathBuf {
+        ensure_dir(dir).unwrap();
+        let pem = pem::encode(&pem::Pem::new(PEM_LABEL, pkcs8.to_vec()));
+        let path = dir.join(format!("{KEY_PREFIX}{order:04}.pem"));
+        write_private(&path, pem.as_bytes()).unwrap();
+        path
+    }
+
     #[test]
-    fn first_start_creates_a_0600_key_and_reloads_it() {
+    fn secrets_are_created_0600_in_a_0700_directory_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let keys_dir = dir.path().join("keys");
-        let created = load_or_create(&keys_dir).unwrap();
-        assert_eq!(created.len(), 1);
-        let file = key_files(&keys_dir).unwrap().remove(0);
+        let created = client_secret_key(&keys_dir).unwrap();
+        assert_eq!(created.len(), 32);
+        let file = keys_dir.join(CLIENT_SECRET_KEY_FILE);
         assert_eq!(
             fs::metadata(&file).unwrap().permissions().mode() & 0o777,
             0o600
@@ -175,29 +175,31 @@ mod tests {
             fs::metadata(&keys_dir).unwrap().permissions().mode() & 0o777,
             0o700
         );
-        let again = load_or_create(&keys_dir).unwrap();
-        assert_eq!(again[0].kid(), created[0].kid());
+        assert_eq!(client_secret_key(&keys_dir).unwrap(), created);
     }
 
     #[test]
     fn a_world_readable_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        load_or_create(dir.path()).unwrap();
-        let file = key_files(dir.path()).unwrap().remove(0);
+        let (_, pkcs8) = SigningKey::generate().unwrap();
+        let file = write_pem(dir.path(), 1, &pkcs8);
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
         let err = load(dir.path()).err().unwrap();
         assert!(format!("{err:#}").contains("chmod 600"), "{err:#}");
     }
 
     #[test]
-    fn the_newest_key_comes_first() {
+    fn the_newest_key_file_comes_first_and_keeps_its_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        load_or_create(dir.path()).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(1100));
-        generate(dir.path()).unwrap();
+        let (older, older_der) = SigningKey::generate().unwrap();
+        let (newer, newer_der) = SigningKey::generate().unwrap();
+        write_pem(dir.path(), 1, &older_der);
+        write_pem(dir.path(), 2, &newer_der);
         let keys = load(dir.path()).unwrap();
-        let files = key_files(dir.path()).unwrap();
         assert_eq!(keys.len(), 2);
-        assert!(files[0] > files[1]);
+        assert_eq!(keys[0].key.kid(), newer.kid());
+        assert_eq!(keys[1].key.kid(), older.kid());
+        assert_eq!(keys[1].pkcs8.as_slice(), older_der.as_slice());
+        assert!(load(&dir.path().join("absent")).unwrap().is_empty());
     }
 }

@@ -1,17 +1,24 @@
-//! Signing keys: parsed once at start into aws-lc-rs key pairs, so that signing a token costs one
-//! RSA operation and no parsing. The JWKS and each key's encoded JWT header are computed once too.
+//! Signing keys: parsed once into aws-lc-rs key pairs, so that signing a token costs one RSA
+//! operation and no parsing. The JWKS and each key's encoded JWT header are computed once per
+//! change of keys too. Where keys live and how they rotate: `lifecycle`.
 
+pub mod encryption;
 pub mod files;
+pub mod lifecycle;
 
 use std::sync::Arc;
 
+use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeyPair;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::store::KeyState;
 
 /// An RSA private key ready to sign, with its public half as a JWK.
 pub struct SigningKey {
@@ -40,6 +47,10 @@ pub enum KeyError {
     TooSmall(usize),
     #[error("signing failed")]
     Signing,
+    #[error("generating an RSA key failed")]
+    Generating,
+    #[error("the published key {kid} is not a valid RSA JWK with that thumbprint")]
+    BadJwk { kid: String },
 }
 
 impl SigningKey {
@@ -67,6 +78,19 @@ impl SigningKey {
             rng: SystemRandom::new(),
             decoding_key,
         })
+    }
+
+    /// A new RSA-2048 key, with its PKCS#8 encoding for sealing.
+    pub fn generate() -> Result<(Self, Zeroizing<Vec<u8>>), KeyError> {
+        let key_pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generating)?;
+        let der = Zeroizing::new(
+            key_pair
+                .as_der()
+                .map_err(|_| KeyError::Generating)?
+                .as_ref()
+                .to_vec(),
+        );
+        Ok((Self::from_pkcs8(&der)?, der))
     }
 
     pub fn kid(&self) -> &str {
@@ -110,38 +134,126 @@ pub fn thumbprint(n: &str, e: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
-/// The keys in use: one signs, all are published.
+/// A key in the JWKS: public half only, with its lifecycle state.
+pub struct PublishedKey {
+    kid: String,
+    state: KeyState,
+    jwk: serde_json::Value,
+    decoding_key: jsonwebtoken::DecodingKey,
+}
+
+impl PublishedKey {
+    /// From a stored public JWK, which must be an RSA key whose RFC 7638 thumbprint is `kid`.
+    pub fn from_jwk(kid: &str, state: KeyState, jwk_json: &str) -> Result<Self, KeyError> {
+        let bad = || KeyError::BadJwk {
+            kid: kid.to_owned(),
+        };
+        let jwk: serde_json::Value = serde_json::from_str(jwk_json).map_err(|_| bad())?;
+        let (Some(n), Some(e)) = (jwk["n"].as_str(), jwk["e"].as_str()) else {
+            return Err(bad());
+        };
+        if jwk["kty"] != "RSA" || thumbprint(n, e) != kid || jwk["kid"] != kid {
+            return Err(bad());
+        }
+        let decoding_key =
+            jsonwebtoken::DecodingKey::from_rsa_components(n, e).map_err(|_| bad())?;
+        let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e});
+        Ok(Self {
+            kid: kid.to_owned(),
+            state,
+            jwk,
+            decoding_key,
+        })
+    }
+
+    fn of(key: &SigningKey, state: KeyState) -> Self {
+        Self {
+            kid: key.kid.clone(),
+            state,
+            jwk: key.jwk.clone(),
+            decoding_key: key.decoding_key.clone(),
+        }
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn state(&self) -> KeyState {
+        self.state
+    }
+
+    /// The public half, for checking tokens this server issued (introspection, revocation).
+    pub fn decoding_key(&self) -> &jsonwebtoken::DecodingKey {
+        &self.decoding_key
+    }
+}
+
+/// The keys in use: the active one signs; it and the next and retired keys are published.
 pub struct KeyRing {
     active: Arc<SigningKey>,
-    published: Vec<Arc<SigningKey>>,
+    published: Vec<PublishedKey>,
     jwks_json: String,
 }
 
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("active", &self.active.kid)
+            .field(
+                "published",
+                &self
+                    .published
+                    .iter()
+                    .map(|k| (&k.kid, k.state))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
 impl KeyRing {
-    /// `keys` newest first; the newest signs.
-    pub fn new(keys: Vec<SigningKey>) -> Option<Self> {
-        let published: Vec<Arc<SigningKey>> = keys.into_iter().map(Arc::new).collect();
-        let active = published.first()?.clone();
+    /// `published` in the order of the JWKS; the active key is added when it is missing.
+    pub fn new(active: Arc<SigningKey>, mut published: Vec<PublishedKey>) -> Self {
+        published.retain(|key| key.state != KeyState::Revoked);
+        match published.iter_mut().find(|key| key.kid == active.kid) {
+            Some(key) => key.state = KeyState::Active,
+            None => published.insert(0, PublishedKey::of(&active, KeyState::Active)),
+        }
         let jwks_json =
             json!({"keys": published.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
                 .to_string();
-        Some(Self {
+        Self {
             active,
             published,
             jwks_json,
-        })
+        }
+    }
+
+    /// A ring of one key, which signs.
+    pub fn single(active: SigningKey) -> Self {
+        Self::new(Arc::new(active), Vec::new())
     }
 
     pub fn active(&self) -> &SigningKey {
         &self.active
     }
 
-    pub fn get(&self, kid: &str) -> Option<&SigningKey> {
-        self.published.iter().find(|k| k.kid == kid).map(|k| &**k)
+    pub fn active_shared(&self) -> Arc<SigningKey> {
+        Arc::clone(&self.active)
     }
 
-    pub fn published(&self) -> impl Iterator<Item = &SigningKey> {
-        self.published.iter().map(|k| &**k)
+    pub fn get(&self, kid: &str) -> Option<&PublishedKey> {
+        self.published.iter().find(|k| k.kid == kid)
+    }
+
+    pub fn published(&self) -> impl Iterator<Item = &PublishedKey> {
+        self.published.iter()
+    }
+
+    /// The published keys in `state`.
+    pub fn count(&self, state: KeyState) -> usize {
+        self.published.iter().filter(|k| k.state == state).count()
     }
 
     /// The RFC 7517 key set, public members only.
@@ -161,5 +273,41 @@ mod tests {
             thumbprint(n, "AQAB"),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
+    }
+
+    #[test]
+    fn a_published_jwk_must_match_its_kid_rfc7638() {
+        let (key, _) = SigningKey::generate().unwrap();
+        let jwk = key.jwk().to_string();
+        let published = PublishedKey::from_jwk(key.kid(), KeyState::Next, &jwk).unwrap();
+        assert_eq!(published.kid(), key.kid());
+        let (other, _) = SigningKey::generate().unwrap();
+        assert!(PublishedKey::from_jwk(other.kid(), KeyState::Next, &jwk).is_err());
+        assert!(PublishedKey::from_jwk(key.kid(), KeyState::Next, "{}").is_err());
+    }
+
+    #[test]
+    fn the_ring_publishes_the_active_key_and_never_a_revoked_one() {
+        let (active, _) = SigningKey::generate().unwrap();
+        let (next, _) = SigningKey::generate().unwrap();
+        let (revoked, _) = SigningKey::generate().unwrap();
+        let ring = KeyRing::new(
+            Arc::new(active),
+            vec![
+                PublishedKey::of(&next, KeyState::Next),
+                PublishedKey::of(&revoked, KeyState::Revoked),
+            ],
+        );
+        let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, vec![ring.active().kid(), next.kid()]);
+        assert!(ring.get(revoked.kid()).is_none());
+        assert_eq!(ring.count(KeyState::Active), 1);
+        assert_eq!(ring.count(KeyState::Next), 1);
     }
 }

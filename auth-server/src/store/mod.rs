@@ -66,6 +66,84 @@ pub enum Rotation {
     Lost(Option<Box<RefreshRecord>>),
 }
 
+/// Where a signing key is in its life (see `keys::lifecycle`): `Next` is published but does not
+/// sign yet, `Active` signs, `Retired` is published until the tokens it signed have expired,
+/// `Revoked` is withdrawn at once. There is at most one `Next` and one `Active` key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyState {
+    Next,
+    Active,
+    Retired,
+    Revoked,
+}
+
+impl KeyState {
+    pub const ALL: [KeyState; 4] = [Self::Next, Self::Active, Self::Retired, Self::Revoked];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Active => "active",
+            Self::Retired => "retired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for KeyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One signing key as stored: the public half in the clear, the private half sealed under the
+/// key-encryption key (`keys::encryption`) and bound to `kid`, and its place in the lifecycle.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    pub state: KeyState,
+    pub created_at: u64,
+    /// `Next`: the earliest time it may start signing. Otherwise: when it started.
+    pub activates_at: u64,
+    /// When it stopped signing (`Retired`) or was withdrawn (`Revoked`).
+    pub retired_at: Option<u64>,
+    /// `Retired`, `Revoked`: when the record is deleted (a retired key leaves the JWKS then).
+    pub expires_at: Option<u64>,
+    /// The RFC 7517 JWK: public members only.
+    pub public_jwk: String,
+    /// The PKCS#8 private key, sealed with AES-256-GCM under the key-encryption key.
+    pub sealed_private_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("state", &self.state)
+            .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
+            .field("retired_at", &self.retired_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::revoke_signing_key`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyRevocation {
+    /// No key has that kid.
+    Unknown,
+    /// It was revoked before; nothing changed.
+    AlreadyRevoked,
+    /// Revoked now. When it was the active key, `now_active` names the key that took over.
+    Revoked { now_active: Option<String> },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} already exists")]
@@ -137,6 +215,44 @@ pub trait Store: Send + Sync {
     /// The failures counted against `key` in its current window, and when that window ends.
     async fn failures(&self, key: &str, now: u64) -> Result<(u64, u64), StoreError>;
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Every signing key held, newest first (by `created_at`, then `activates_at`, then `kid`, so
+    /// that a key staged within the second its predecessor was made still comes first).
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Inserts `key` unless its kid is taken or, for a `Next` or `Active` key, another key is
+    /// in that state already. Returns whether it inserted. Used at first start and to import
+    /// key files; of concurrent first starts exactly one inserts an active key.
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError>;
+    /// Inserts `key` (which must be `Next`) only if no key is `Next` and the active key is
+    /// `expected_active`. Of concurrent stagings exactly one inserts, and a staging decided on
+    /// a view from before the last promotion inserts nothing.
+    async fn stage_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        expected_active: &str,
+    ) -> Result<bool, StoreError>;
+    /// Makes the `Next` key `kid` active at `now`, if its `activates_at` has come, and retires
+    /// the active key at `now`, to be removed at `retired_expires_at`: all at once. Of
+    /// concurrent callers exactly one gets `true`.
+    async fn promote_signing_key(
+        &self,
+        kid: &str,
+        now: u64,
+        retired_expires_at: u64,
+    ) -> Result<bool, StoreError>;
+    /// Revokes `kid` at `now` and erases its private key; the record stays as a tombstone (no
+    /// `expires_at`), so that an imported key file cannot bring the key back. When it was the
+    /// active key, the `Next` key becomes active at once or, without one, `replacement` (an
+    /// `Active` record) is inserted: there is never a moment without an active key.
+    async fn revoke_signing_key(
+        &self,
+        kid: &str,
+        now: u64,
+        replacement: &SigningKeyRecord,
+    ) -> Result<KeyRevocation, StoreError>;
+    /// Deletes retired and revoked keys whose `expires_at` is at or before `now`; returns how
+    /// many it deleted.
+    async fn remove_expired_signing_keys(&self, now: u64) -> Result<u64, StoreError>;
 
     /// Deletes what has expired by `now`. Backends with native expiry may do nothing.
     async fn purge_expired(&self, now: u64) -> Result<(), StoreError>;

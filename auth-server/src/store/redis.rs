@@ -19,6 +19,10 @@
 //! | `Prevoked-family:<family>`  | string | the family's `expires_at`                           | that time        |
 //! | `Prevoked-jti:<jti>`        | string | the access token's `expires_at`                     | that time        |
 //! | `Pfailures:<key>`           | hash   | `count`, `end` of the current fixed window          | window end       |
+//! | `P{keys}:signing`           | hash   | one field per signing key: its `kid` → JSON with `state`, `created_at`, `activates_at`, `retired_at`, `expires_at`, `jwk`, `sealed` (base64) | never (deleted by `remove_expired_signing_keys`) |
+//!
+//! Signing keys live in one hash, so that each lifecycle step (stage, promote, revoke) is one
+//! script over one key that sees every key's state; there are a handful of keys at any time.
 //!
 //! Absent optional fields (`full_name`, `email`, `used_at`, …) mean `None`; lists (`grants`,
 //! `audiences`) and scopes are space-separated, as in the embedded backend.
@@ -76,7 +80,10 @@ use redis::aio::ConnectionManager;
 use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, Script};
 use shared::Scope;
 
-use super::{ClientRecord, RefreshRecord, Rotation, Store, StoreError, UserRecord};
+use super::{
+    ClientRecord, KeyRevocation, KeyState, RefreshRecord, Rotation, SigningKeyRecord, Store,
+    StoreError, UserRecord,
+};
 
 /// The prefix of every key unless the URL or the caller names another.
 pub const DEFAULT_PREFIX: &str = "auth:";
@@ -443,6 +450,9 @@ impl Keys {
     fn failures(&self, key: &str) -> String {
         format!("{}failures:{key}", self.prefix)
     }
+    fn signing_keys(&self) -> String {
+        format!("{}{{keys}}:signing", self.prefix)
+    }
 }
 
 /// The Lua scripts. Each checks every condition before its first write, because Redis does not
@@ -455,6 +465,11 @@ struct Scripts {
     rotate: Script,
     revoke: Script,
     record_failure: Script,
+    insert_signing_key: Script,
+    stage_signing_key: Script,
+    promote_signing_key: Script,
+    revoke_signing_key: Script,
+    remove_expired_signing_keys: Script,
 }
 
 impl Scripts {
@@ -534,6 +549,112 @@ impl Scripts {
                     return {1, window_end}
                 end
                 return {redis.call('HINCRBY', KEYS[1], 'count', 1), window_end}
+                ",
+            ),
+            // KEYS: signing keys. ARGV: kid, state, record JSON. 1 if inserted; 0 if the kid is
+            // taken, or the key is next or active and another key is in that state.
+            insert_signing_key: Script::new(
+                r"
+                if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+                if ARGV[2] == 'next' or ARGV[2] == 'active' then
+                    for _, value in ipairs(redis.call('HVALS', KEYS[1])) do
+                        if cjson.decode(value).state == ARGV[2] then return 0 end
+                    end
+                end
+                redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+                return 1
+                ",
+            ),
+            // KEYS: signing keys. ARGV: kid, record JSON (a next key), expected active kid.
+            // 1 if inserted: no key is next and the active key is the expected one.
+            stage_signing_key: Script::new(
+                r"
+                if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+                local active = false
+                local all = redis.call('HGETALL', KEYS[1])
+                for i = 1, #all, 2 do
+                    local state = cjson.decode(all[i + 1]).state
+                    if state == 'next' then return 0 end
+                    if state == 'active' then active = all[i] end
+                end
+                if active ~= ARGV[3] then return 0 end
+                redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+                return 1
+                ",
+            ),
+            // KEYS: signing keys. ARGV: kid, now, removal time of the retired key.
+            // 1 if the next key `kid` was due and is now active, the previous active retired.
+            promote_signing_key: Script::new(
+                r"
+                local raw = redis.call('HGET', KEYS[1], ARGV[1])
+                if not raw then return 0 end
+                local key = cjson.decode(raw)
+                local now = tonumber(ARGV[2])
+                if key.state ~= 'next' or key.activates_at > now then return 0 end
+                local all = redis.call('HGETALL', KEYS[1])
+                for i = 1, #all, 2 do
+                    local other = cjson.decode(all[i + 1])
+                    if other.state == 'active' then
+                        other.state = 'retired'
+                        other.retired_at = now
+                        other.expires_at = tonumber(ARGV[3])
+                        redis.call('HSET', KEYS[1], all[i], cjson.encode(other))
+                    end
+                end
+                key.state = 'active'
+                key.activates_at = now
+                redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(key))
+                return 1
+                ",
+            ),
+            // KEYS: signing keys. ARGV: kid, now, replacement kid, replacement record JSON (an
+            // active key). Returns {code, kid}: 0 unknown, 1 already revoked, 2 revoked (it did
+            // not sign), 3 revoked the active key and `kid` took over. A revoked key keeps its
+            // record without its private key and without a removal time.
+            revoke_signing_key: Script::new(
+                r"
+                local raw = redis.call('HGET', KEYS[1], ARGV[1])
+                if not raw then return {0, ''} end
+                local key = cjson.decode(raw)
+                if key.state == 'revoked' then return {1, ''} end
+                local was_active = key.state == 'active'
+                local now = tonumber(ARGV[2])
+                key.state = 'revoked'
+                if not key.retired_at then key.retired_at = now end
+                key.expires_at = nil
+                key.sealed = ''
+                redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(key))
+                if not was_active then return {2, ''} end
+                local all = redis.call('HGETALL', KEYS[1])
+                for i = 1, #all, 2 do
+                    local other = cjson.decode(all[i + 1])
+                    if other.state == 'next' then
+                        other.state = 'active'
+                        other.activates_at = now
+                        redis.call('HSET', KEYS[1], all[i], cjson.encode(other))
+                        return {3, all[i]}
+                    end
+                end
+                redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+                return {3, ARGV[3]}
+                ",
+            ),
+            // KEYS: signing keys. ARGV: now. Deletes retired and revoked keys whose removal
+            // time has come; returns how many.
+            remove_expired_signing_keys: Script::new(
+                r"
+                local now = tonumber(ARGV[1])
+                local removed = 0
+                local all = redis.call('HGETALL', KEYS[1])
+                for i = 1, #all, 2 do
+                    local key = cjson.decode(all[i + 1])
+                    if (key.state == 'retired' or key.state == 'revoked')
+                        and key.expires_at and key.expires_at <= now then
+                        redis.call('HDEL', KEYS[1], all[i])
+                        removed = removed + 1
+                    end
+                end
+                return removed
                 ",
             ),
         }
@@ -669,6 +790,55 @@ fn refresh_from(id: &str, hash: HashMap<String, Vec<u8>>) -> Result<RefreshRecor
         used_at: fields.optional_number("used_at")?,
         sealed_successor: fields.optional_bytes("sealed_successor"),
         successor_id: fields.optional_text("successor_id")?,
+    })
+}
+
+/// A signing key as the JSON value of its field in `P{keys}:signing`; the scripts read and
+/// change `state` and the times, never the key material.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredSigningKey {
+    state: String,
+    created_at: u64,
+    activates_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<u64>,
+    jwk: String,
+    /// Standard base64 of the sealed private key.
+    sealed: String,
+}
+
+fn signing_key_json(key: &SigningKeyRecord) -> Result<String, StoreError> {
+    use base64::Engine;
+    serde_json::to_string(&StoredSigningKey {
+        state: key.state.as_str().to_owned(),
+        created_at: key.created_at,
+        activates_at: key.activates_at,
+        retired_at: key.retired_at,
+        expires_at: key.expires_at,
+        jwk: key.public_jwk.clone(),
+        sealed: base64::engine::general_purpose::STANDARD.encode(&key.sealed_private_key),
+    })
+    .map_err(|err| StoreError::Corrupt(format!("signing key {}: {err}", key.kid)))
+}
+
+fn signing_key_from(kid: &str, json: &[u8]) -> Result<SigningKeyRecord, StoreError> {
+    use base64::Engine;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("signing key {kid}: {what}"));
+    let stored: StoredSigningKey =
+        serde_json::from_slice(json).map_err(|err| corrupt(&err.to_string()))?;
+    Ok(SigningKeyRecord {
+        kid: kid.to_owned(),
+        state: KeyState::parse(&stored.state).ok_or_else(|| corrupt("unknown state"))?,
+        created_at: stored.created_at,
+        activates_at: stored.activates_at,
+        retired_at: stored.retired_at,
+        expires_at: stored.expires_at,
+        public_jwk: stored.jwk,
+        sealed_private_key: base64::engine::general_purpose::STANDARD
+            .decode(stored.sealed)
+            .map_err(|_| corrupt("sealed key is not base64"))?,
     })
 }
 
@@ -973,6 +1143,129 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let fields: HashMap<String, Vec<u8>> = self.hash(&self.keys.signing_keys()).await?;
+        let mut keys = fields
+            .iter()
+            .map(|(kid, json)| signing_key_from(kid, json))
+            .collect::<Result<Vec<_>, _>>()?;
+        keys.sort_by(|a, b| {
+            (b.created_at, b.activates_at, &b.kid).cmp(&(a.created_at, a.activates_at, &a.kid))
+        });
+        Ok(keys)
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError> {
+        let inserted: u64 = self
+            .send(
+                Resend::IfNotSent,
+                Request::Script(
+                    self.scripts
+                        .insert_signing_key
+                        .key(self.keys.signing_keys())
+                        .arg(&key.kid)
+                        .arg(key.state.as_str())
+                        .arg(signing_key_json(key)?),
+                ),
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    async fn stage_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        expected_active: &str,
+    ) -> Result<bool, StoreError> {
+        if key.state != KeyState::Next {
+            return Ok(false);
+        }
+        let inserted: u64 = self
+            .send(
+                Resend::IfNotSent,
+                Request::Script(
+                    self.scripts
+                        .stage_signing_key
+                        .key(self.keys.signing_keys())
+                        .arg(&key.kid)
+                        .arg(signing_key_json(key)?)
+                        .arg(expected_active),
+                ),
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    async fn promote_signing_key(
+        &self,
+        kid: &str,
+        now: u64,
+        retired_expires_at: u64,
+    ) -> Result<bool, StoreError> {
+        let promoted: u64 = self
+            .send(
+                Resend::IfNotSent,
+                Request::Script(
+                    self.scripts
+                        .promote_signing_key
+                        .key(self.keys.signing_keys())
+                        .arg(kid)
+                        .arg(now)
+                        .arg(retired_expires_at),
+                ),
+            )
+            .await?;
+        Ok(promoted == 1)
+    }
+
+    async fn revoke_signing_key(
+        &self,
+        kid: &str,
+        now: u64,
+        replacement: &SigningKeyRecord,
+    ) -> Result<KeyRevocation, StoreError> {
+        if replacement.state != KeyState::Active {
+            return Err(StoreError::Corrupt(
+                "the replacement of a revoked active key must be active".into(),
+            ));
+        }
+        let (code, now_active): (i64, String) = self
+            .send(
+                Resend::IfNotSent,
+                Request::Script(
+                    self.scripts
+                        .revoke_signing_key
+                        .key(self.keys.signing_keys())
+                        .arg(kid)
+                        .arg(now)
+                        .arg(&replacement.kid)
+                        .arg(signing_key_json(replacement)?),
+                ),
+            )
+            .await?;
+        Ok(match code {
+            0 => KeyRevocation::Unknown,
+            1 => KeyRevocation::AlreadyRevoked,
+            2 => KeyRevocation::Revoked { now_active: None },
+            _ => KeyRevocation::Revoked {
+                now_active: Some(now_active),
+            },
+        })
+    }
+
+    async fn remove_expired_signing_keys(&self, now: u64) -> Result<u64, StoreError> {
+        self.send(
+            Resend::Always,
+            Request::Script(
+                self.scripts
+                    .remove_expired_signing_keys
+                    .key(self.keys.signing_keys())
+                    .arg(now),
+            ),
+        )
+        .await
+    }
+
     /// Nothing to do: every expiring key carries a Redis TTL.
     async fn purge_expired(&self, _now: u64) -> Result<(), StoreError> {
         Ok(())
@@ -1012,6 +1305,7 @@ mod tests {
         assert_eq!(keys.client("c"), "auth:{clients}:client:c");
         assert_eq!(keys.client_index(), "auth:{clients}:index");
         assert_eq!(keys.refresh("ab12"), "auth:{rt}:ab12");
+        assert_eq!(keys.signing_keys(), "auth:{keys}:signing");
     }
 
     #[test]

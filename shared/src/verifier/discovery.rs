@@ -94,11 +94,18 @@ pub async fn fetch_keys(
     ceiling: Duration,
 ) -> Result<KeySet, FetchError> {
     let (body, max_age) = get(client, jwks_uri).await?;
-    let fresh_for = max_age.unwrap_or(floor).clamp(floor, ceiling);
+    let fresh_for = freshness(max_age, floor, ceiling);
     KeySet::from_jwks(&body, fresh_for).map_err(|source| FetchError::Parse {
         url: jwks_uri.clone(),
         source,
     })
+}
+
+/// How long a key set stays fresh: its `max-age`, at least `floor` (so that a server sending
+/// `no-store` is not fetched in a loop) and at most `ceiling` (so that new keys and revocations
+/// arrive within a bounded time); `floor` without a `max-age`.
+pub fn freshness(max_age: Option<Duration>, floor: Duration, ceiling: Duration) -> Duration {
+    max_age.unwrap_or(floor).clamp(floor, ceiling.max(floor))
 }
 
 /// `max-age` from a Cache-Control value; `no-store`/`no-cache` count as zero (the floor applies).
@@ -135,6 +142,26 @@ mod tests {
         assert_eq!(
             tenant.as_str(),
             "https://example.com/.well-known/oauth-authorization-server/tenant1"
+        );
+    }
+
+    #[test]
+    fn max_age_is_honoured_between_the_floor_and_the_ceiling_rfc9111_5_2_2_1() {
+        let (floor, ceiling) = (Duration::from_secs(30), Duration::from_secs(3600));
+        let fresh = |seconds| freshness(Some(Duration::from_secs(seconds)), floor, ceiling);
+        assert_eq!(fresh(300), Duration::from_secs(300));
+        assert_eq!(fresh(1), floor, "the floor");
+        assert_eq!(fresh(0), floor, "no-store: the floor");
+        assert_eq!(fresh(86_400), ceiling, "the ceiling");
+        assert_eq!(
+            freshness(None, floor, ceiling),
+            floor,
+            "no max-age: the floor"
+        );
+        assert_eq!(
+            freshness(Some(Duration::from_secs(5)), floor, Duration::from_secs(10)),
+            floor,
+            "a ceiling below the floor gives way"
         );
     }
 

@@ -1,0 +1,609 @@
+//! The signing-key lifecycle, shared by every replica through the store, so that all replicas
+//! sign with the same key and publish the same JWKS, and a verifier never meets a token signed
+//! with a key it could not have fetched yet.
+//!
+//! ```text
+//!   next ──(activates_at has come)──▶ active ──(the next key takes over)──▶ retired ──▶ removed
+//!   (published, not signing)          (signs)    (published until its tokens expired + leeway)
+//!   any state ──(keys revoke)──▶ revoked (withdrawn from the JWKS at once; kept as a tombstone)
+//! ```
+//!
+//! The store holds each key's state and times and its private key sealed under the KEK
+//! (`keys::encryption`). Every step is one atomic store call with a condition, so that replicas
+//! may all run the schedule at once: staging a next key succeeds only while no key is next and
+//! the active key is the one the caller saw; promotion succeeds only for the caller that still
+//! finds the key next. Each replica re-reads the states every `AUTH_KEY_SYNC_INTERVAL` (S) and
+//! swaps in a new [`KeyRing`]; the CLI works on the store directly and the replicas follow.
+//!
+//! # Why the JWKS max-age is `min(300, P − 2·S)`
+//!
+//! Let a next key be written to the store at `t0`, with `activates_at = t0 + P`
+//! (`AUTH_KEY_PUBLISH_AHEAD`). Every replica reads the store at least once per S, and a read
+//! that takes as long as a whole S would be a failing replica, so by `t0 + 2·S` every replica
+//! publishes the key. A verifier that honours `max-age` (A) holds a key set fetched before that
+//! for at most A more, so every verifier knows the key by `t0 + 2·S + A`. The store refuses to
+//! promote the key before `t0 + P`, so no token carries its kid before then; hence
+//! `2·S + A ≤ P`, and A is at most 300 s so that revocations and new keys spread within minutes.
+//! Settings are checked at start so that `P ≥ 3·S`, which makes `A ≥ S ≥ 1`. A verifier whose
+//! own floor holds keys longer than A still gets new keys through its unknown-kid refresh.
+//!
+//! A retired key stays published for `access_ttl + S + leeway` after it stopped signing: a
+//! replica that has not synced yet may sign with it for up to S more, its tokens live
+//! `access_ttl`, and the leeway covers the verifiers' allowance for clock skew (30 s in
+//! `shared`) and the replicas' clock differences.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context};
+use zeroize::Zeroizing;
+
+use super::encryption::KeyEncryptionKey;
+use super::{files, KeyRing, PublishedKey, SigningKey};
+use crate::settings::Settings;
+use crate::store::{KeyRevocation, KeyState, SigningKeyRecord, Store};
+
+/// The longest the JWKS may be cached, whatever the schedule allows.
+pub const MAX_JWKS_MAX_AGE: u64 = 300;
+
+/// The timings of the lifecycle, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    pub access_ttl: u64,
+    /// 0: no scheduled rotation.
+    pub rotation_interval: u64,
+    pub publish_ahead: u64,
+    pub sync_interval: u64,
+    pub removal_leeway: u64,
+}
+
+impl Schedule {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            access_ttl: settings.access_token_ttl,
+            rotation_interval: settings.key_rotation_interval,
+            publish_ahead: settings.key_publish_ahead,
+            sync_interval: settings.key_sync_interval,
+            removal_leeway: settings.key_removal_leeway,
+        }
+    }
+
+    /// The JWKS `Cache-Control: max-age`: `min(300, P − 2·S)`, at least 1 (see the module doc).
+    pub fn jwks_max_age(&self) -> u64 {
+        self.publish_ahead
+            .saturating_sub(2 * self.sync_interval)
+            .clamp(1, MAX_JWKS_MAX_AGE)
+    }
+
+    /// How long a key stays published after it stopped signing.
+    pub fn removal_delay(&self) -> u64 {
+        self.access_ttl + self.sync_interval + self.removal_leeway
+    }
+
+    /// When the schedule wants a next key, given that the active key has signed since
+    /// `active_since`: `Some(activates_at)` once staging is due.
+    pub fn staging_due(&self, active_since: u64, now: u64) -> Option<u64> {
+        if self.rotation_interval == 0 {
+            return None;
+        }
+        let due = active_since.saturating_add(self.rotation_interval);
+        let earliest = now + self.publish_ahead;
+        (earliest >= due).then_some(due.max(earliest))
+    }
+}
+
+/// What one [`KeyLifecycle::advance`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Advance {
+    /// Retired and revoked keys deleted.
+    pub removed: u64,
+    /// The next key this caller made active.
+    pub promoted: Option<String>,
+    /// The next key this caller staged by the schedule.
+    pub staged: Option<String>,
+}
+
+/// What [`KeyLifecycle::rotate`] did.
+#[derive(Debug)]
+pub enum Rotation {
+    /// A new next key, which starts signing at `activates_at`.
+    Staged { kid: String, activates_at: u64 },
+    /// A next key was waiting already; nothing changed.
+    AlreadyStaged { kid: String, activates_at: u64 },
+}
+
+/// The lifecycle on one store, with the KEK that opens its keys.
+pub struct KeyLifecycle {
+    store: Arc<dyn Store>,
+    kek: KeyEncryptionKey,
+    schedule: Schedule,
+    /// The active key as last parsed, so that a sync that finds no change parses nothing.
+    parsed: Mutex<Option<Arc<SigningKey>>>,
+}
+
+impl std::fmt::Debug for KeyLifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyLifecycle")
+            .field("schedule", &self.schedule)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyLifecycle {
+    pub fn new(store: Arc<dyn Store>, kek: KeyEncryptionKey, schedule: Schedule) -> Self {
+        Self {
+            store,
+            kek,
+            schedule,
+            parsed: Mutex::new(None),
+        }
+    }
+
+    /// The lifecycle of the configured store, with the KEK from the settings or the keys dir.
+    pub fn from_settings(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let kek = KeyEncryptionKey::resolve(
+            settings.key_encryption_key.as_ref().map(|s| s.0.as_str()),
+            &settings.keys_dir,
+        )?;
+        Ok(Self::new(store, kek, Schedule::from_settings(settings)))
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// At start (server and CLI): imports the PEM key files of `keys_dir` whose kid the store
+    /// lacks (the newest as active when there is no active key, the others retired), makes sure
+    /// a key is active, generating one on a first start, and checks that this process's KEK
+    /// opens it, so that nothing is ever sealed under a KEK the others do not have.
+    pub async fn ensure(&self, keys_dir: &Path, now: u64) -> anyhow::Result<()> {
+        let records = self.store.signing_keys().await?;
+        if let Some(active) = records.iter().find(|r| r.state == KeyState::Active) {
+            // Before anything is sealed under this KEK: it must be the one the others have.
+            self.open_active(active)?;
+        }
+        let key_files = files::load(keys_dir)
+            .with_context(|| format!("reading key files in {}", keys_dir.display()))?;
+        let mut has_active = records.iter().any(|r| r.state == KeyState::Active);
+        for file in key_files {
+            if records.iter().any(|r| r.kid == file.key.kid()) {
+                continue;
+            }
+            let state = if has_active {
+                KeyState::Retired
+            } else {
+                KeyState::Active
+            };
+            let record = self.record(&file.key, &file.pkcs8, state, now, now)?;
+            if self.store.insert_signing_key(&record).await? {
+                tracing::info!(
+                    kid = file.key.kid(),
+                    state = %state,
+                    path = %file.path.display(),
+                    "imported a signing key file into the store; the file may be deleted"
+                );
+            }
+            has_active |= state == KeyState::Active;
+        }
+        if !has_active {
+            let (key, pkcs8) = generate().await?;
+            let record = self.record(&key, &pkcs8, KeyState::Active, now, now)?;
+            if self.store.insert_signing_key(&record).await? {
+                tracing::info!(kid = key.kid(), "generated the first signing key");
+            }
+        }
+        self.load(now).await.map(|_| ())
+    }
+
+    /// The keys as the store has them now: the active key (opened with the KEK) signs; next
+    /// keys, and retired keys until their removal time, are published.
+    pub async fn load(&self, now: u64) -> anyhow::Result<KeyRing> {
+        let records = self.store.signing_keys().await?;
+        let Some(active) = records.iter().find(|r| r.state == KeyState::Active) else {
+            bail!("the store has no active signing key");
+        };
+        let signing = self.open_active(active)?;
+        let published = records
+            .iter()
+            .filter(|r| published_at(r, now))
+            .filter_map(
+                |r| match PublishedKey::from_jwk(&r.kid, r.state, &r.public_jwk) {
+                    Ok(key) => Some(key),
+                    Err(err) => {
+                        tracing::error!(kid = %r.kid, error = %err, "not publishing a damaged key");
+                        None
+                    }
+                },
+            )
+            .collect();
+        Ok(KeyRing::new(signing, published))
+    }
+
+    fn open_active(&self, record: &SigningKeyRecord) -> anyhow::Result<Arc<SigningKey>> {
+        let cached = self.parsed.lock().ok().and_then(|cached| cached.clone());
+        if let Some(key) = cached.filter(|key| key.kid() == record.kid) {
+            return Ok(key);
+        }
+        let pkcs8 = self.kek.open(&record.kid, &record.sealed_private_key)?;
+        let key = SigningKey::from_pkcs8(&pkcs8)
+            .with_context(|| format!("signing key {} in the store", record.kid))?;
+        if key.kid() != record.kid {
+            bail!(
+                "the private key stored for {} belongs to {}",
+                record.kid,
+                key.kid()
+            );
+        }
+        let key = Arc::new(key);
+        if let Ok(mut cached) = self.parsed.lock() {
+            *cached = Some(Arc::clone(&key));
+        }
+        Ok(key)
+    }
+
+    /// One step of the schedule, run by every replica every sync interval: deletes keys past
+    /// their removal time, promotes a next key whose time has come (retiring the active one), or
+    /// stages a next key when the rotation interval calls for one. Safe to run anywhere at once.
+    pub async fn advance(&self, now: u64) -> anyhow::Result<Advance> {
+        let records = self.store.signing_keys().await?;
+        let mut done = Advance::default();
+        if records
+            .iter()
+            .any(|r| r.expires_at.is_some_and(|at| at <= now))
+        {
+            done.removed = self.store.remove_expired_signing_keys(now).await?;
+        }
+        let active = records.iter().find(|r| r.state == KeyState::Active);
+        let next = records.iter().find(|r| r.state == KeyState::Next);
+        match (active, next) {
+            (_, Some(next)) if next.activates_at <= now => {
+                let retired_until = now + self.schedule.removal_delay();
+                if self
+                    .store
+                    .promote_signing_key(&next.kid, now, retired_until)
+                    .await?
+                {
+                    done.promoted = Some(next.kid.clone());
+                }
+            }
+            (Some(active), None) => {
+                if let Some(activates_at) = self.schedule.staging_due(active.activates_at, now) {
+                    done.staged = self.stage(&active.kid, activates_at, now).await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(done)
+    }
+
+    /// `keys rotate`: stages a next key that starts signing `publish_ahead` from now, unless a
+    /// next key is waiting already.
+    pub async fn rotate(&self, now: u64) -> anyhow::Result<Rotation> {
+        for _attempt in 0..3 {
+            let records = self.store.signing_keys().await?;
+            if let Some(next) = records.iter().find(|r| r.state == KeyState::Next) {
+                return Ok(Rotation::AlreadyStaged {
+                    kid: next.kid.clone(),
+                    activates_at: next.activates_at,
+                });
+            }
+            let Some(active) = records.iter().find(|r| r.state == KeyState::Active) else {
+                bail!("the store has no active signing key");
+            };
+            let activates_at = now + self.schedule.publish_ahead;
+            if let Some(kid) = self.stage(&active.kid, activates_at, now).await? {
+                return Ok(Rotation::Staged { kid, activates_at });
+            }
+        }
+        bail!("the signing keys kept changing while rotating; try again")
+    }
+
+    /// `keys revoke KID`: withdraws the key at once. When it was the active key, the next key
+    /// takes over now, or a new key does.
+    pub async fn revoke(&self, kid: &str, now: u64) -> anyhow::Result<KeyRevocation> {
+        let (key, pkcs8) = generate().await?;
+        let replacement = self.record(&key, &pkcs8, KeyState::Active, now, now)?;
+        Ok(self
+            .store
+            .revoke_signing_key(kid, now, &replacement)
+            .await?)
+    }
+
+    /// Every key the store holds, newest first.
+    pub async fn list(&self) -> anyhow::Result<Vec<SigningKeyRecord>> {
+        Ok(self.store.signing_keys().await?)
+    }
+
+    /// The PKCS#8 private key of `kid`, opened with the KEK (for tests that must sign as the
+    /// server does; nothing in the server exports keys).
+    pub async fn private_key(&self, kid: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        let records = self.store.signing_keys().await?;
+        let record = records
+            .iter()
+            .find(|r| r.kid == kid)
+            .with_context(|| format!("no signing key {kid}"))?;
+        Ok(self.kek.open(kid, &record.sealed_private_key)?)
+    }
+
+    async fn stage(
+        &self,
+        expected_active: &str,
+        activates_at: u64,
+        now: u64,
+    ) -> anyhow::Result<Option<String>> {
+        let (key, pkcs8) = generate().await?;
+        let record = self.record(&key, &pkcs8, KeyState::Next, now, activates_at)?;
+        Ok(self
+            .store
+            .stage_signing_key(&record, expected_active)
+            .await?
+            .then(|| key.kid().to_owned()))
+    }
+
+    fn record(
+        &self,
+        key: &SigningKey,
+        pkcs8: &[u8],
+        state: KeyState,
+        now: u64,
+        activates_at: u64,
+    ) -> anyhow::Result<SigningKeyRecord> {
+        let retired = state == KeyState::Retired;
+        Ok(SigningKeyRecord {
+            kid: key.kid().to_owned(),
+            state,
+            created_at: now,
+            activates_at,
+            retired_at: retired.then_some(now),
+            expires_at: retired.then(|| now + self.schedule.removal_delay()),
+            public_jwk: key.jwk().to_string(),
+            sealed_private_key: self.kek.seal(key.kid(), pkcs8)?,
+        })
+    }
+}
+
+/// Whether the JWKS carries `record` at `now`.
+fn published_at(record: &SigningKeyRecord, now: u64) -> bool {
+    match record.state {
+        KeyState::Next | KeyState::Active => true,
+        KeyState::Retired => record.expires_at.is_none_or(|at| at > now),
+        KeyState::Revoked => false,
+    }
+}
+
+/// A new RSA-2048 key, generated off the async workers.
+async fn generate() -> anyhow::Result<(SigningKey, Zeroizing<Vec<u8>>)> {
+    Ok(tokio::task::spawn_blocking(SigningKey::generate).await??)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::SqliteStore;
+
+    fn schedule() -> Schedule {
+        Schedule {
+            access_ttl: 900,
+            rotation_interval: 30 * 24 * 3600,
+            publish_ahead: 3600,
+            sync_interval: 10,
+            removal_leeway: 60,
+        }
+    }
+
+    #[test]
+    fn max_age_leaves_a_new_key_published_for_a_cache_lifetime_and_two_syncs() {
+        assert_eq!(schedule().jwks_max_age(), 300, "capped at 300");
+        for (publish_ahead, sync_interval) in [(3, 1), (30, 10), (400, 60), (3600, 10), (301, 1)] {
+            let timing = Schedule {
+                publish_ahead,
+                sync_interval,
+                ..schedule()
+            };
+            let max_age = timing.jwks_max_age();
+            assert!((1..=MAX_JWKS_MAX_AGE).contains(&max_age));
+            assert!(
+                2 * sync_interval + max_age <= publish_ahead,
+                "P={publish_ahead} S={sync_interval}: A={max_age}"
+            );
+        }
+        let short = Schedule {
+            publish_ahead: 3,
+            sync_interval: 1,
+            ..schedule()
+        };
+        assert_eq!(short.jwks_max_age(), 1);
+    }
+
+    #[test]
+    fn settings_refuse_timings_that_break_the_derivation() {
+        let valid = Settings::default();
+        assert!(valid.validate().is_ok());
+        assert_eq!(Schedule::from_settings(&valid).jwks_max_age(), 300);
+        let too_short = Settings {
+            key_publish_ahead: 29,
+            ..Settings::default()
+        };
+        let err = too_short.validate().unwrap_err().to_string();
+        assert!(err.starts_with("AUTH_KEY_PUBLISH_AHEAD: "), "{err}");
+        let no_sync = Settings {
+            key_sync_interval: 0,
+            ..Settings::default()
+        };
+        assert!(no_sync.validate().is_err());
+        let rotating_faster_than_publishing = Settings {
+            key_rotation_interval: 60,
+            ..Settings::default()
+        };
+        let err = rotating_faster_than_publishing
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("AUTH_KEY_ROTATION_INTERVAL: "), "{err}");
+        let bad_kek = Settings {
+            key_encryption_key: Some(crate::settings::Secret("c2hvcnQ=".into())),
+            ..Settings::default()
+        };
+        let err = bad_kek.validate().unwrap_err().to_string();
+        assert!(err.starts_with("AUTH_KEY_ENCRYPTION_KEY: "), "{err}");
+        assert!(!err.contains("c2hvcnQ"), "the value is never echoed: {err}");
+        assert!(!format!("{bad_kek:?}").contains("c2hvcnQ"));
+        assert!(!bad_kek.to_masked_toml().contains("c2hvcnQ"));
+    }
+
+    #[test]
+    fn staging_is_due_publish_ahead_before_the_interval_ends() {
+        let timing = Schedule {
+            rotation_interval: 100,
+            publish_ahead: 30,
+            ..schedule()
+        };
+        assert_eq!(timing.staging_due(1000, 1069), None);
+        assert_eq!(timing.staging_due(1000, 1070), Some(1100));
+        assert_eq!(
+            timing.staging_due(1000, 1200),
+            Some(1230),
+            "late: still published ahead"
+        );
+        let off = Schedule {
+            rotation_interval: 0,
+            ..timing
+        };
+        assert_eq!(off.staging_due(0, u64::MAX / 2), None);
+    }
+
+    async fn lifecycle(dir: &Path, kek_byte: u8) -> KeyLifecycle {
+        let store = SqliteStore::open_in(dir).await.unwrap();
+        KeyLifecycle::new(
+            Arc::new(store),
+            KeyEncryptionKey::from_bytes(&[kek_byte; 32]).unwrap(),
+            Schedule {
+                access_ttl: 10,
+                rotation_interval: 100,
+                publish_ahead: 30,
+                sync_interval: 1,
+                removal_leeway: 5,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_wrong_kek_is_a_clear_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let right = lifecycle(dir.path(), 1).await;
+        right.ensure(&dir.path().join("keys"), 1000).await.unwrap();
+        let kid = right.load(1000).await.unwrap().active().kid().to_owned();
+        let wrong = lifecycle(dir.path(), 2).await;
+        let err = format!("{:#}", wrong.load(1000).await.unwrap_err());
+        assert!(err.contains(&kid), "{err}");
+        assert!(err.contains("another key-encryption key"), "{err}");
+
+        let brought = dir.path().join("brought");
+        files::tests::write_pem(&brought, 1, &SigningKey::generate().unwrap().1);
+        let err = format!("{:#}", wrong.ensure(&brought, 1001).await.unwrap_err());
+        assert!(err.contains("another key-encryption key"), "{err}");
+        assert_eq!(
+            right.list().await.unwrap().len(),
+            1,
+            "nothing was sealed under the wrong key"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_goes_next_active_retired_removed_on_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = lifecycle(dir.path(), 1).await;
+        keys.ensure(&dir.path().join("keys"), 1000).await.unwrap();
+        let first = keys.load(1000).await.unwrap().active().kid().to_owned();
+        assert_eq!(keys.advance(1069).await.unwrap(), Advance::default());
+
+        let staged = keys.advance(1070).await.unwrap().staged.unwrap();
+        let ring = keys.load(1071).await.unwrap();
+        assert_eq!(ring.active().kid(), first, "a next key does not sign");
+        assert_eq!(ring.get(&staged).unwrap().state(), KeyState::Next);
+        assert!(keys.advance(1099).await.unwrap().promoted.is_none());
+
+        assert_eq!(
+            keys.advance(1100).await.unwrap().promoted,
+            Some(staged.clone())
+        );
+        let ring = keys.load(1100).await.unwrap();
+        assert_eq!(ring.active().kid(), staged);
+        assert_eq!(ring.get(&first).unwrap().state(), KeyState::Retired);
+
+        // Removal: retired at 1100, plus access_ttl 10 + sync 1 + leeway 5.
+        assert!(keys.load(1115).await.unwrap().get(&first).is_some());
+        assert!(keys.load(1116).await.unwrap().get(&first).is_none());
+        assert_eq!(keys.advance(1116).await.unwrap().removed, 1);
+        assert!(keys.list().await.unwrap().iter().all(|r| r.kid != first));
+    }
+
+    #[tokio::test]
+    async fn key_files_are_imported_once_newest_active() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys_dir = dir.path().join("keys");
+        let (older, older_der) = SigningKey::generate().unwrap();
+        let (newer, newer_der) = SigningKey::generate().unwrap();
+        files::tests::write_pem(&keys_dir, 1, &older_der);
+        files::tests::write_pem(&keys_dir, 2, &newer_der);
+        let keys = lifecycle(dir.path(), 1).await;
+        keys.ensure(&keys_dir, 1000).await.unwrap();
+        keys.ensure(&keys_dir, 1001).await.unwrap();
+        let listed = keys.list().await.unwrap();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        let ring = keys.load(1001).await.unwrap();
+        assert_eq!(ring.active().kid(), newer.kid());
+        assert_eq!(ring.get(older.kid()).unwrap().state(), KeyState::Retired);
+        assert_eq!(
+            keys.private_key(newer.kid()).await.unwrap().as_slice(),
+            newer_der.as_slice()
+        );
+    }
+
+    #[tokio::test]
+    async fn revoking_the_active_key_hands_over_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = lifecycle(dir.path(), 1).await;
+        keys.ensure(&dir.path().join("keys"), 1000).await.unwrap();
+        let first = keys.load(1000).await.unwrap().active().kid().to_owned();
+        let Rotation::Staged { kid: next, .. } = keys.rotate(1000).await.unwrap() else {
+            panic!("a fresh store has no next key");
+        };
+        assert!(matches!(
+            keys.rotate(1001).await.unwrap(),
+            Rotation::AlreadyStaged { kid, activates_at: 1030 } if kid == next
+        ));
+        assert_eq!(
+            keys.revoke(&first, 1002).await.unwrap(),
+            KeyRevocation::Revoked {
+                now_active: Some(next.clone())
+            }
+        );
+        let ring = keys.load(1002).await.unwrap();
+        assert_eq!(ring.active().kid(), next);
+        assert!(ring.get(&first).is_none(), "a revoked key leaves the JWKS");
+        let KeyRevocation::Revoked {
+            now_active: Some(fresh),
+        } = keys.revoke(&next, 1003).await.unwrap()
+        else {
+            panic!("revoking the active key names its successor");
+        };
+        assert_eq!(keys.load(1003).await.unwrap().active().kid(), fresh);
+        assert_eq!(
+            keys.revoke(&next, 1004).await.unwrap(),
+            KeyRevocation::AlreadyRevoked
+        );
+        assert_eq!(
+            keys.revoke("nope", 1004).await.unwrap(),
+            KeyRevocation::Unknown
+        );
+        assert!(
+            keys.private_key(&first)
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains(&first),
+            "a revoked key's private half is erased"
+        );
+    }
+}
