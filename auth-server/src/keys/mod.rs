@@ -310,4 +310,25 @@ mod tests {
         assert_eq!(ring.count(KeyState::Active), 1);
         assert_eq!(ring.count(KeyState::Next), 1);
     }
+
+    #[test]
+    fn debug_output_names_the_kid_and_holds_no_key_material() {
+        use base64::Engine;
+        let (key, pkcs8) = SigningKey::generate().unwrap();
+        let kid = key.kid().to_owned();
+        let key_debug = format!("{key:?}");
+        let debug = format!("{key_debug} {:?}", KeyRing::new(Arc::new(key), Vec::new()));
+        assert!(key_debug.contains(&kid), "{debug}");
+        // No run of the private key's bytes, in any encoding a log might show them in.
+        let standard = base64::engine::general_purpose::STANDARD.encode(&*pkcs8);
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&*pkcs8);
+        let hex: String = pkcs8.iter().map(|b| format!("{b:02x}")).collect();
+        for encoded in [&standard, &url, &hex] {
+            for window in encoded.as_bytes().chunks(24).skip(4).take(20) {
+                let piece = std::str::from_utf8(window).unwrap();
+                assert!(!debug.contains(piece), "Debug shows key material: {debug}");
+            }
+        }
+        assert!(debug.len() < 400, "Debug is more than a kid: {debug}");
+    }
 }
