@@ -213,13 +213,21 @@ impl std::fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
-    /// `published` in the order of the JWKS; the active key is added when it is missing.
+    /// `published` in the order of the JWKS within each state; the active key is added when it
+    /// is missing.
     pub fn new(active: Arc<SigningKey>, mut published: Vec<PublishedKey>) -> Self {
         published.retain(|key| key.state != KeyState::Revoked);
         match published.iter_mut().find(|key| key.kid == active.kid) {
             Some(key) => key.state = KeyState::Active,
             None => published.insert(0, PublishedKey::of(&active, KeyState::Active)),
         }
+        // The signing key first, then the one about to sign, then those still honoured: a
+        // stable order whatever order the store lists keys made in the same second in.
+        published.sort_by_key(|key| match key.state {
+            KeyState::Active => 0,
+            KeyState::Next => 1,
+            _ => 2,
+        });
         let jwks_json =
             json!({"keys": published.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
                 .to_string();
@@ -309,6 +317,22 @@ mod tests {
         assert!(ring.get(revoked.kid()).is_none());
         assert_eq!(ring.count(KeyState::Active), 1);
         assert_eq!(ring.count(KeyState::Next), 1);
+    }
+
+    #[test]
+    fn the_jwks_lists_active_then_next_then_retired_whatever_the_store_order() {
+        let (active, _) = SigningKey::generate().unwrap();
+        let (next, _) = SigningKey::generate().unwrap();
+        let (retired, _) = SigningKey::generate().unwrap();
+        let ring = KeyRing::new(
+            Arc::new(active),
+            vec![
+                PublishedKey::of(&retired, KeyState::Retired),
+                PublishedKey::of(&next, KeyState::Next),
+            ],
+        );
+        let kids: Vec<&str> = ring.published().map(|k| k.kid()).collect();
+        assert_eq!(kids, vec![ring.active().kid(), next.kid(), retired.kid()]);
     }
 
     #[test]
