@@ -34,6 +34,9 @@ pub struct Settings {
     pub max_header_bytes: usize,
     /// Connections served at once; further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// Verified tokens remembered until they expire or the keys change (about 1 KiB each);
+    /// 0 verifies every request afresh.
+    pub token_cache_capacity: usize,
 }
 
 impl Default for Settings {
@@ -50,6 +53,7 @@ impl Default for Settings {
             header_read_timeout: 10,
             max_header_bytes: 16 * 1024,
             max_connections: 4096,
+            token_cache_capacity: shared::verifier::DEFAULT_TOKEN_CACHE_CAPACITY,
         }
     }
 }
@@ -72,6 +76,7 @@ pub const KNOWN: &[&str] = &[
     "header_read_timeout",
     "max_header_bytes",
     "max_connections",
+    "token_cache_capacity",
 ];
 
 /// Settings given as command-line flags; they win over the file and the environment.

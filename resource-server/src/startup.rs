@@ -44,6 +44,7 @@ impl Application {
         let mut config = VerifierConfig::new(settings.issuer.clone(), settings.audience.clone());
         config.jwks_url = settings.jwks_url.clone();
         config.max_token_bytes = settings.max_token_bytes;
+        config.token_cache_capacity = settings.token_cache_capacity;
         let verifier = Verifier::start(adjust(config)).context("starting the token verifier")?;
 
         let registry = Registry::new();
