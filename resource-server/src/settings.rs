@@ -40,6 +40,9 @@ pub struct Settings {
     pub jwks_max_refresh: u64,
     /// At most one key fetch per this many seconds is caused by tokens naming an unknown `kid`.
     pub unknown_kid_cooldown: u64,
+    /// Verified tokens remembered until they expire or the keys change (about 1 KiB each);
+    /// 0 verifies every request afresh.
+    pub token_cache_capacity: usize,
 }
 
 impl Default for Settings {
@@ -59,6 +62,7 @@ impl Default for Settings {
             jwks_min_refresh: 30,
             jwks_max_refresh: 3600,
             unknown_kid_cooldown: 10,
+            token_cache_capacity: shared::verifier::DEFAULT_TOKEN_CACHE_CAPACITY,
         }
     }
 }
@@ -84,6 +88,7 @@ pub const KNOWN: &[&str] = &[
     "jwks_min_refresh",
     "jwks_max_refresh",
     "unknown_kid_cooldown",
+    "token_cache_capacity",
 ];
 
 /// Settings given as command-line flags; they win over the file and the environment.
@@ -178,6 +183,7 @@ impl Settings {
         config.max_refresh = std::time::Duration::from_secs(self.jwks_max_refresh);
         config.unknown_kid_cooldown = std::time::Duration::from_secs(self.unknown_kid_cooldown);
         config.max_token_bytes = self.max_token_bytes;
+        config.token_cache_capacity = self.token_cache_capacity;
         config
     }
 

@@ -6,10 +6,15 @@
 //! cooldown so that forged `kid`s cannot make us hammer the issuer. When the issuer is down the
 //! last good key set keeps serving.
 //!
+//! Tokens that verified are remembered (`cache.rs`, bounded by
+//! [`VerifierConfig::token_cache_capacity`]) so that a token sent again costs a lookup; a hit is
+//! judged on `exp` every time, and the cache starts empty with every key set installed.
+//!
 //! The verifier counts what it does (outcomes of verifications, key fetches) in Prometheus
 //! counters created once, so counting is one atomic add; [`Verifier::register_metrics`] exposes
 //! them, with the key set's size and age read at scrape time.
 
+mod cache;
 mod discovery;
 mod keys;
 
@@ -28,11 +33,16 @@ use url::Url;
 pub use discovery::{freshness, metadata_url, parse_max_age, FetchError};
 pub use keys::KeySet;
 
+use cache::{Lookup, TokenCache};
+
 use crate::claims::AccessClaims;
 
 /// Longest bearer token the verifier parses unless configured otherwise: RFC 9068 tokens are a
 /// few hundred bytes to a couple of kilobytes.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Verified tokens remembered unless configured otherwise: about 1 KiB each.
+pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 4096;
 
 /// Where the keys come from and what a token must say.
 #[derive(Clone, Debug)]
@@ -56,6 +66,8 @@ pub struct VerifierConfig {
     pub max_token_bytes: usize,
     /// Timeout of one metadata or JWKS request.
     pub fetch_timeout: Duration,
+    /// Verified tokens remembered (by SHA-256) until they expire or the keys change; 0: none.
+    pub token_cache_capacity: usize,
 }
 
 impl VerifierConfig {
@@ -71,6 +83,7 @@ impl VerifierConfig {
             retry_interval: Duration::from_secs(2),
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             fetch_timeout: Duration::from_secs(5),
+            token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
         }
     }
 }
@@ -180,6 +193,8 @@ struct Inner {
     config: VerifierConfig,
     validation: Validation,
     keys: ArcSwap<KeySet>,
+    /// Replaced by an empty one after every key set is installed (see `cache.rs`).
+    cache: ArcSwap<TokenCache>,
     loaded: std::sync::atomic::AtomicBool,
     http: reqwest::Client,
     refresh: tokio::sync::Mutex<RefreshState>,
@@ -195,6 +210,7 @@ struct Counters {
     by_outcome: [IntCounter; OUTCOMES.len()],
     fetches: IntCounter,
     fetch_failures: IntCounter,
+    cache_hits: IntCounter,
 }
 
 impl Counters {
@@ -218,6 +234,10 @@ impl Counters {
             fetch_failures: IntCounter::new(
                 "jwks_fetch_failures_total",
                 "Key set fetch attempts that failed",
+            )?,
+            cache_hits: IntCounter::new(
+                "token_cache_hits_total",
+                "Verifications answered from the cache of verified tokens",
             )?,
         })
     }
@@ -259,8 +279,10 @@ impl Verifier {
         // Fails only for invalid metric names or labels, which are constants here.
         #[allow(clippy::expect_used)]
         let counters = Counters::new().expect("the verifier's metric names are valid");
+        let cache = TokenCache::new(config.token_cache_capacity);
         Ok(Self {
             inner: Arc::new(Inner {
+                cache: ArcSwap::from_pointee(cache),
                 refresh: tokio::sync::Mutex::new(RefreshState {
                     jwks_url: config.jwks_url.clone(),
                     last_attempt: None,
@@ -284,8 +306,7 @@ impl Verifier {
     pub fn with_keys(config: VerifierConfig, keys: KeySet) -> Result<Self, reqwest::Error> {
         let verifier = Self::new(config)?;
         let inner = &*verifier.inner;
-        inner.keys.store(Arc::new(keys));
-        inner.loaded.store(true, Ordering::Release);
+        inner.install(keys);
         // Nobody else can hold the lock of a verifier that has not been returned yet.
         if let Ok(mut state) = inner.refresh.try_lock() {
             state.last_attempt = Some(Instant::now());
@@ -310,9 +331,9 @@ impl Verifier {
     }
 
     /// Registers the verifier's metrics in `registry`: `token_verifications_total{outcome}`,
-    /// `jwks_fetches_total`, `jwks_fetch_failures_total`, and the gauges `jwks_keys`,
-    /// `jwks_age_seconds` (-1 until a key set has been fetched) and `jwks_fresh_for_seconds`,
-    /// read at scrape time (age above fresh-for: the keys are stale).
+    /// `jwks_fetches_total`, `jwks_fetch_failures_total`, `token_cache_hits_total`, and the
+    /// gauges `jwks_keys`, `jwks_age_seconds` (-1 until a key set has been fetched) and
+    /// `jwks_fresh_for_seconds`, read at scrape time (age above fresh-for: the keys are stale).
     /// The registry holds no strong reference: it does not keep the verifier alive.
     pub fn register_metrics(&self, registry: &Registry) -> prometheus::Result<()> {
         registry.register(Box::new(VerifierCollector::new(self)?))
@@ -336,6 +357,28 @@ impl Verifier {
         if token.len() > inner.config.max_token_bytes {
             return Err(VerifyError::TooLarge);
         }
+        // Loaded before the keys: whatever this call verifies, it verifies with keys at least as
+        // new as the cache it goes into (see `Inner::install`).
+        let cache = inner.cache.load_full();
+        if !cache.is_enabled() {
+            return self.check_uncached(token).await;
+        }
+        let key = TokenCache::key(token);
+        match cache.get(&key, unix_now(), inner.validation.leeway) {
+            Lookup::Valid(claims) => {
+                inner.counters.cache_hits.inc();
+                return Ok(claims);
+            }
+            Lookup::Expired => return Err(VerifyError::Expired),
+            Lookup::Miss => {}
+        }
+        let claims = self.check_uncached(token).await?;
+        cache.insert(key, &claims);
+        Ok(claims)
+    }
+
+    async fn check_uncached(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        let inner = &*self.inner;
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         // The algorithm comes from our allowlist; jku, x5u and jwk are never looked at.
         if header.alg != Algorithm::RS256 {
@@ -374,6 +417,12 @@ impl Verifier {
     }
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
 fn decode(
     token: &str,
     keys: &KeySet,
@@ -396,6 +445,15 @@ fn decode(
 }
 
 impl Inner {
+    /// Installs a key set, then an empty cache: a token in the new cache was verified with
+    /// these keys or newer ones, and tokens of keys no longer published are forgotten.
+    fn install(&self, keys: KeySet) {
+        self.keys.store(Arc::new(keys));
+        self.cache
+            .store(Arc::new(TokenCache::new(self.config.token_cache_capacity)));
+        self.loaded.store(true, Ordering::Release);
+    }
+
     /// One fetch at a time. `seen` is the generation the caller saw before waiting: if another
     /// caller fetched meanwhile, this one returns without fetching again. A fetch that started
     /// less than `cooldown` ago is not repeated either.
@@ -439,8 +497,7 @@ impl Inner {
         )
         .await?;
         tracing::debug!(n_keys = keys.len(), fresh_for = ?keys.fresh_for, "signing keys fetched");
-        self.keys.store(Arc::new(keys));
-        self.loaded.store(true, Ordering::Release);
+        self.install(keys);
         Ok(())
     }
 }
@@ -464,6 +521,7 @@ struct VerifierCollector {
     verifications: IntCounterVec,
     fetches: IntCounter,
     fetch_failures: IntCounter,
+    cache_hits: IntCounter,
     /// Set from the verifier's state in `collect`, then exported.
     n_keys: IntGauge,
     age: Gauge,
@@ -487,6 +545,7 @@ impl VerifierCollector {
             counters.verifications.desc(),
             counters.fetches.desc(),
             counters.fetch_failures.desc(),
+            counters.cache_hits.desc(),
             n_keys.desc(),
             age.desc(),
             fresh_for.desc(),
@@ -500,6 +559,7 @@ impl VerifierCollector {
             verifications: counters.verifications.clone(),
             fetches: counters.fetches.clone(),
             fetch_failures: counters.fetch_failures.clone(),
+            cache_hits: counters.cache_hits.clone(),
             n_keys,
             age,
             fresh_for,
@@ -517,6 +577,7 @@ impl Collector for VerifierCollector {
         let mut families = self.verifications.collect();
         families.extend(self.fetches.collect());
         families.extend(self.fetch_failures.collect());
+        families.extend(self.cache_hits.collect());
         if let Some(inner) = self.inner.upgrade() {
             let state = Verifier { inner }.state();
             self.n_keys

@@ -1,0 +1,160 @@
+//! The tools behind `bench/run` (see BENCHMARKS.md): what the crypto alone allows on this machine
+//! (`limits`), user tokens to load the resource server with (`mint-tokens`), and the fixtures the
+//! criterion benches share with them. Everything signs and verifies through the servers' own
+//! code: auth-server's `SigningKey` and `TokenIssuer`, and the `Validation` of `shared::Verifier`.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context};
+use auth_server::keys::SigningKey;
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use jsonwebtoken::{Algorithm, Validation};
+use shared::verifier::KeySet;
+use shared::{AccessClaims, Audience, Scope};
+
+/// Issuer and audience of the tokens the fixtures sign.
+pub const ISSUER: &str = "http://127.0.0.1:8000";
+pub const AUDIENCE: &str = "api";
+
+/// A fresh RSA-2048 key, as `auth-server keys rotate` makes one.
+pub fn generate_key() -> anyhow::Result<SigningKey> {
+    let key_pair =
+        KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow!("generating an RSA key failed"))?;
+    let der = key_pair
+        .as_der()
+        .map_err(|_| anyhow!("encoding the RSA key failed"))?;
+    SigningKey::from_pkcs8(der.as_ref()).context("parsing the generated key")
+}
+
+/// A key brought as a PEM file (the newest in `keys_dir`), or a new one: the same kind of key
+/// the auth-server signs with, which is all the limits need.
+pub fn signing_key(keys_dir: Option<&std::path::Path>) -> anyhow::Result<SigningKey> {
+    match keys_dir {
+        Some(dir) => auth_server::keys::files::load(dir)?
+            .into_iter()
+            .next()
+            .map(|file| file.key)
+            .ok_or_else(|| anyhow!("no PEM signing key in {}", dir.display())),
+        None => generate_key(),
+    }
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Claims shaped like a password-grant token's: user profile, one audience, a 900 s lifetime.
+pub fn user_claims(now: u64) -> AccessClaims {
+    AccessClaims {
+        iss: ISSUER.into(),
+        sub: "bench".into(),
+        aud: Audience::One(AUDIENCE.into()),
+        exp: now + 900,
+        iat: now,
+        nbf: None,
+        jti: "3q2-7w8kTm2JtVb1Q9xYzA".into(),
+        client_id: "bench-client".into(),
+        scope: Scope::from_tokens(["items:read"]),
+        preferred_username: Some("bench".into()),
+        name: Some("Bench Mark".into()),
+        email: Some("bench@example.com".into()),
+    }
+}
+
+/// The `Validation` that `shared::Verifier::new` builds for `issuer` and `audience` (default
+/// leeway of 30 s; `exp`, `nbf`, `iss`, `aud` and `sub` checked). Kept equal by hand: if the
+/// verifier's changes, change this.
+pub fn verifier_validation(issuer: &str, audience: &str) -> Validation {
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.leeway = 30;
+    validation.validate_nbf = true;
+    validation.validate_exp = true;
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation
+}
+
+/// The key set a resource server would build from this key's JWKS.
+pub fn key_set(key: &SigningKey) -> anyhow::Result<KeySet> {
+    let jwks = serde_json::json!({ "keys": [key.jwk()] });
+    Ok(KeySet::from_jwks(
+        jwks.to_string().as_bytes(),
+        Duration::from_secs(3600),
+    )?)
+}
+
+/// Runs `op` on `threads` threads until `duration` has passed; returns operations per second
+/// over all threads. The first error stops the measurement and is returned.
+pub fn ops_per_second<F>(threads: usize, duration: Duration, op: F) -> anyhow::Result<f64>
+where
+    F: Fn() -> anyhow::Result<()> + Sync,
+{
+    let start = Instant::now();
+    let deadline = start + duration;
+    let results: Vec<anyhow::Result<(u64, Duration)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    // At least one operation, however late the thread starts.
+                    let mut n_ops = 0u64;
+                    loop {
+                        op()?;
+                        n_ops += 1;
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                    }
+                    Ok((n_ops, start.elapsed()))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow!("a measuring thread panicked")))
+            })
+            .collect()
+    });
+    let mut total = 0u64;
+    let mut longest = Duration::ZERO;
+    for result in results {
+        let (n_ops, elapsed) = result?;
+        total += n_ops;
+        longest = longest.max(elapsed);
+    }
+    Ok(total as f64 / longest.as_secs_f64().max(1e-9))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_fixture_token_verifies_with_the_verifier_validation() {
+        let key = generate_key().unwrap();
+        let claims = serde_json::to_vec(&user_claims(now())).unwrap();
+        let token = key.sign_jwt(&claims).unwrap();
+        let keys = key_set(&key).unwrap();
+        let decoded = jsonwebtoken::decode::<AccessClaims>(
+            &token,
+            keys.get(key.kid()).unwrap(),
+            &verifier_validation(ISSUER, AUDIENCE),
+        )
+        .unwrap();
+        assert_eq!(decoded.claims.preferred_username.as_deref(), Some("bench"));
+    }
+
+    #[test]
+    fn ops_per_second_counts_over_all_threads() {
+        let rate = ops_per_second(2, Duration::from_millis(50), || Ok(())).unwrap();
+        assert!(rate > 1000.0, "{rate}");
+        assert!(ops_per_second(1, Duration::from_millis(10), || Err(anyhow!("boom"))).is_err());
+    }
+}
