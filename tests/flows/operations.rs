@@ -788,8 +788,12 @@ async fn requests_longer_than_the_shutdown_timeout_are_cut_off_and_the_exit_is_s
         outcomes.iter().any(Result::is_err),
         "some requests outlive the limit and are cut off"
     );
+    // Each request is answered or cut off; on a loaded machine the store may also answer
+    // 503 temporarily_unavailable before shutdown, which is no shutdown failure.
     assert!(
-        outcomes.iter().all(|o| matches!(o, Ok(200) | Err(_))),
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(200) | Ok(503) | Err(_))),
         "{outcomes:?}"
     );
 }
