@@ -1,20 +1,32 @@
-//! Password hashing: Argon2id on a bounded pool off the async workers, with a bounded queue in
-//! front of it, so a flood of logins costs a fixed amount of memory and CPU and other endpoints
-//! keep answering. Imported bcrypt hashes verify too and are replaced at the next good login.
+//! Password hashing: Argon2id on a fixed set of dedicated threads, with a bounded queue in
+//! front of them, so that a flood of logins costs a fixed amount of memory and CPU and other
+//! endpoints keep answering. Imported bcrypt hashes verify too and are replaced at the next good
+//! login.
+//!
+//! Each worker thread owns one Argon2 working area (19 MiB at the current parameters) and reuses
+//! it for every check. Allocating it per check, as `Argon2::verify_password` does, let glibc keep
+//! a freed 19 MiB block in the arena of every thread that ever hashed: with tokio's blocking pool
+//! that was hundreds of MiB after a login flood. Here the memory is `workers × 19 MiB`, set by
+//! `AUTH_PASSWORD_WORKERS`, and a check neither allocates nor faults in fresh pages.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
-use zeroize::Zeroizing;
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq as _;
+use zeroize::{Zeroize as _, Zeroizing};
 
 /// OWASP's minimum for Argon2id and the argon2 crate's default: 19 MiB, two passes, one lane.
 pub const MEMORY_KIB: u32 = 19_456;
 pub const ITERATIONS: u32 = 2;
 pub const PARALLELISM: u32 = 1;
+
+/// Stored hashes that ask for more memory than this are refused rather than computed: a corrupt
+/// or hostile record must not make a login allocate gigabytes. 256 MiB admits the stronger
+/// settings other systems use (64 MiB is common).
+pub const MAX_MEMORY_KIB: u32 = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -35,55 +47,134 @@ pub enum Verdict {
     Invalid,
 }
 
-pub struct Passwords {
-    workers: Arc<Semaphore>,
-    /// Waiting plus running checks; bounded by `capacity`.
-    in_flight: AtomicUsize,
-    capacity: usize,
-    dummy_hash: String,
-    metrics: Option<crate::http::metrics::Metrics>,
+fn current_params() -> Params {
+    Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).unwrap_or_default()
 }
 
-fn argon2() -> Argon2<'static> {
-    match Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None) {
-        Ok(params) => Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
-        Err(_) => Argon2::default(),
+/// One thread's Argon2 working memory, kept from one hash to the next. It holds only derived
+/// state (no password bytes), so it is reused without wiping.
+#[derive(Default)]
+pub struct Workspace {
+    blocks: Vec<Block>,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self::default()
     }
-}
 
-/// Hashes with Argon2id at the current parameters. Blocking: call on a blocking thread.
-pub fn hash_blocking(password: &str) -> Result<String, PasswordError> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|err| PasswordError::Hashing(err.to_string()))
-}
+    /// The first `count` blocks, grown to the current parameters' size at most once; a larger
+    /// request (a stored hash with stronger parameters) gets memory of its own for this call.
+    fn with_blocks<T>(&mut self, count: usize, run: impl FnOnce(&mut [Block]) -> T) -> T {
+        let kept = current_params().block_count();
+        if count > kept {
+            return run(&mut vec![Block::default(); count]);
+        }
+        if self.blocks.len() < kept {
+            self.blocks.resize(kept, Block::default());
+        }
+        run(&mut self.blocks[..count])
+    }
 
-/// Checks `password` against a PHC Argon2 string or a bcrypt `$2a$/$2b$/$2y$` hash.
-/// Blocking: call on a blocking thread.
-pub fn verify_blocking(password: &str, stored: &str) -> Verdict {
-    if is_bcrypt(stored) {
-        return match bcrypt::verify(password, stored) {
-            Ok(true) => Verdict::Valid {
-                rehash: hash_blocking(password).ok(),
-            },
-            _ => Verdict::Invalid,
+    /// Hashes with Argon2id at the current parameters, as a PHC string.
+    pub fn hash(&mut self, password: &str) -> Result<String, PasswordError> {
+        let failed = |err: &dyn std::fmt::Display| PasswordError::Hashing(err.to_string());
+        let params = current_params();
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| failed(&e))?;
+        let mut out = Zeroizing::new([0u8; Params::DEFAULT_OUTPUT_LEN]);
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        self.with_blocks(params.block_count(), |blocks| {
+            argon2.hash_password_into_with_memory(
+                password.as_bytes(),
+                salt_bytes,
+                &mut *out,
+                blocks,
+            )
+        })
+        .map_err(|e| failed(&e))?;
+        let hash = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params).map_err(|e| failed(&e))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&*out).map_err(|e| failed(&e))?),
         };
+        Ok(hash.to_string())
     }
-    let Ok(parsed) = PasswordHash::new(stored) else {
-        return Verdict::Invalid;
-    };
-    if argon2()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_err()
-    {
-        return Verdict::Invalid;
+
+    /// Checks `password` against a PHC Argon2 string or a bcrypt `$2a$/$2b$/$2y$` hash.
+    pub fn verify(&mut self, password: &str, stored: &str) -> Verdict {
+        if is_bcrypt(stored) {
+            return match bcrypt::verify(password, stored) {
+                Ok(true) => Verdict::Valid {
+                    rehash: self.hash(password).ok(),
+                },
+                _ => Verdict::Invalid,
+            };
+        }
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return Verdict::Invalid;
+        };
+        if !self.argon2_matches(password.as_bytes(), &parsed) {
+            return Verdict::Invalid;
+        }
+        let rehash = needs_rehash(&parsed)
+            .then(|| self.hash(password).ok())
+            .flatten();
+        Verdict::Valid { rehash }
     }
-    let rehash = needs_rehash(&parsed)
-        .then(|| hash_blocking(password).ok())
-        .flatten();
-    Verdict::Valid { rehash }
+
+    /// `PasswordVerifier::verify_password` on this workspace's memory: the same parameters,
+    /// salt and output length as the stored hash, compared in constant time.
+    fn argon2_matches(&mut self, password: &[u8], parsed: &PasswordHash<'_>) -> bool {
+        let (Ok(algorithm), Ok(params), Some(expected), Some(salt)) = (
+            Algorithm::try_from(parsed.algorithm),
+            Params::try_from(parsed),
+            parsed.hash,
+            parsed.salt,
+        ) else {
+            return false;
+        };
+        let Ok(version) = parsed.version.map_or(Ok(Version::V0x13), Version::try_from) else {
+            return false;
+        };
+        if params.m_cost() > MAX_MEMORY_KIB {
+            tracing::warn!(
+                m_cost = params.m_cost(),
+                "a stored password hash asks for more memory than allowed; refused"
+            );
+            return false;
+        }
+        let mut salt_bytes = [0u8; 64];
+        let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
+            return false;
+        };
+        let expected = expected.as_bytes();
+        let mut out = Zeroizing::new([0u8; Output::MAX_LENGTH]);
+        let Some(out) = out.get_mut(..expected.len()) else {
+            return false;
+        };
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        let computed = self.with_blocks(params.block_count(), |blocks| {
+            argon2.hash_password_into_with_memory(password, salt_bytes, &mut *out, blocks)
+        });
+        let matches = computed.is_ok() && bool::from(out.ct_eq(expected));
+        out.zeroize();
+        matches
+    }
+}
+
+/// Hashes with Argon2id at the current parameters, in memory of its own. Blocking: for the CLI
+/// and tests; the server hashes through [`Passwords`].
+pub fn hash_blocking(password: &str) -> Result<String, PasswordError> {
+    Workspace::new().hash(password)
+}
+
+/// [`Workspace::verify`] in memory of its own. Blocking: call on a blocking thread.
+pub fn verify_blocking(password: &str, stored: &str) -> Verdict {
+    Workspace::new().verify(password, stored)
 }
 
 fn is_bcrypt(stored: &str) -> bool {
@@ -93,7 +184,7 @@ fn is_bcrypt(stored: &str) -> bool {
 }
 
 fn needs_rehash(parsed: &PasswordHash<'_>) -> bool {
-    if parsed.algorithm.as_str() != "argon2id" {
+    if parsed.algorithm != Algorithm::Argon2id.ident() {
         return true;
     }
     let Ok(params) = Params::try_from(parsed) else {
@@ -102,21 +193,69 @@ fn needs_rehash(parsed: &PasswordHash<'_>) -> bool {
     params.m_cost() < MEMORY_KIB || params.t_cost() < ITERATIONS || params.p_cost() < PARALLELISM
 }
 
+/// A check waiting for a worker: it runs on the worker's [`Workspace`] and answers through
+/// its own channel.
+type Job = Box<dyn FnOnce(&mut Workspace) + Send>;
+
+pub struct Passwords {
+    jobs: flume::Sender<Job>,
+    pool: Arc<Pool>,
+    workers: usize,
+    dummy_hash: String,
+}
+
+/// What the queue slots of [`Passwords`] share with the jobs that carry them to the workers.
+struct Pool {
+    /// Waiting plus running checks; bounded by `capacity`.
+    in_flight: AtomicUsize,
+    capacity: usize,
+    metrics: Option<crate::http::metrics::Metrics>,
+}
+
 impl Passwords {
-    /// `workers` hashes run at once (each holds ~19 MiB); `queue` more may wait for one.
+    /// Starts `workers` threads (each keeps ~19 MiB once it has hashed); `queue` more checks may
+    /// wait for one. The threads end when this is dropped.
     pub fn new(
         workers: usize,
         queue: usize,
         metrics: Option<crate::http::metrics::Metrics>,
     ) -> Result<Self, PasswordError> {
+        let workers = workers.max(1);
+        let (jobs, waiting) = flume::unbounded::<Job>();
+        for n in 0..workers {
+            let waiting = waiting.clone();
+            std::thread::Builder::new()
+                .name(format!("password-{n}"))
+                .spawn(move || {
+                    let mut workspace = Workspace::new();
+                    while let Ok(job) = waiting.recv() {
+                        // A panicking check fails its own request (its answer channel is
+                        // dropped) but must not take a worker away from all later ones.
+                        let run = std::panic::AssertUnwindSafe(|| job(&mut workspace));
+                        if std::panic::catch_unwind(run).is_err() {
+                            tracing::error!("a password check panicked; the worker goes on");
+                            workspace = Workspace::new();
+                        }
+                    }
+                })
+                .map_err(|err| PasswordError::Hashing(format!("starting a worker: {err}")))?;
+        }
         let dummy_hash = hash_blocking(&crate::tokens::random_token(24))?;
         Ok(Self {
-            workers: Arc::new(Semaphore::new(workers.max(1))),
-            in_flight: AtomicUsize::new(0),
-            capacity: workers.max(1) + queue,
+            jobs,
+            pool: Arc::new(Pool {
+                in_flight: AtomicUsize::new(0),
+                capacity: workers + queue,
+                metrics,
+            }),
+            workers,
             dummy_hash,
-            metrics,
         })
+    }
+
+    /// How many threads hash.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Verifies against `stored`, or against a dummy hash when there is no such user, so that
@@ -129,69 +268,77 @@ impl Passwords {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
         let verdict = self
-            .run(move || verify_blocking(&password, &stored))
+            .run(move |workspace| workspace.verify(&password, &stored))
             .await?;
         Ok(if known { verdict } else { Verdict::Invalid })
     }
 
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, PasswordError> {
-        self.run(move || hash_blocking(&password)).await?
+        self.run(move |workspace| workspace.hash(&password)).await?
     }
 
+    /// Queues `job` for a worker, or answers [`PasswordError::Busy`] at once when the queue is
+    /// full. The queue slot travels with the job and is given back when a worker is done with
+    /// it, so a cancelled request still counts until its job has left the queue; a worker skips
+    /// the job of a request that is gone.
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Workspace) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _slot = QueueSlot::take(self)?;
+        let slot = QueueSlot::take(&self.pool)?;
         let queued_at = Instant::now();
-        let permit = self
-            .workers
-            .clone()
-            .acquire_owned()
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |workspace| {
+            if answer.is_closed() {
+                return;
+            }
+            if let Some(metrics) = &slot.pool.metrics {
+                metrics
+                    .password_wait_seconds
+                    .observe(queued_at.elapsed().as_secs_f64());
+            }
+            let result = work(workspace);
+            // Free before answering: whoever gets the answer finds the slot free.
+            drop(slot);
+            let _ = answer.send(result);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| PasswordError::Hashing("the password workers have stopped".into()))?;
+        answered
             .await
-            .map_err(|_| PasswordError::Hashing("worker pool closed".into()))?;
-        if let Some(metrics) = &self.metrics {
-            metrics
-                .password_wait_seconds
-                .observe(queued_at.elapsed().as_secs_f64());
-        }
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            job()
-        })
-        .await
-        .map_err(|err| PasswordError::Hashing(err.to_string()))
+            .map_err(|_| PasswordError::Hashing("a password worker failed".into()))
     }
 }
 
-/// One place in the bounded queue, given back on drop (also when the request is cancelled).
-struct QueueSlot<'a> {
-    passwords: &'a Passwords,
+/// One place in the bounded queue, given back on drop.
+struct QueueSlot {
+    pool: Arc<Pool>,
 }
 
-impl<'a> QueueSlot<'a> {
-    fn take(passwords: &'a Passwords) -> Result<Self, PasswordError> {
-        let taken = passwords
+impl QueueSlot {
+    fn take(pool: &Arc<Pool>) -> Result<Self, PasswordError> {
+        let taken = pool
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < passwords.capacity).then_some(n + 1)
+                (n < pool.capacity).then_some(n + 1)
             });
         match taken {
             Ok(_) => {
-                if let Some(metrics) = &passwords.metrics {
+                if let Some(metrics) = &pool.metrics {
                     metrics.password_queue_depth.inc();
                 }
-                Ok(Self { passwords })
+                Ok(Self { pool: pool.clone() })
             }
             Err(_) => Err(PasswordError::Busy),
         }
     }
 }
 
-impl Drop for QueueSlot<'_> {
+impl Drop for QueueSlot {
     fn drop(&mut self) {
-        self.passwords.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if let Some(metrics) = &self.passwords.metrics {
+        self.pool.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Some(metrics) = &self.pool.metrics {
             metrics.password_queue_depth.dec();
         }
     }
@@ -200,6 +347,7 @@ impl Drop for QueueSlot<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 
     #[test]
     fn new_hashes_are_argon2id_at_owasp_minimum() {
@@ -262,7 +410,7 @@ mod tests {
             let passwords = passwords.clone();
             tokio::spawn(async move {
                 passwords
-                    .run(|| std::thread::sleep(std::time::Duration::from_millis(300)))
+                    .run(|_| std::thread::sleep(std::time::Duration::from_millis(300)))
                     .await
             })
         };
@@ -274,5 +422,159 @@ mod tests {
             .verify(Zeroizing::new("x".into()), None)
             .await
             .is_ok());
+    }
+
+    #[test]
+    fn a_workspace_and_the_argon2_crate_agree_both_ways() {
+        let mut workspace = Workspace::new();
+        let ours = workspace.hash("correct horse").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"battery staple", &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            workspace.verify("battery staple", &theirs),
+            Verdict::Valid { rehash: None }
+        );
+        assert_eq!(
+            workspace.verify("battery stapler", &theirs),
+            Verdict::Invalid
+        );
+    }
+
+    #[test]
+    fn one_workspace_reused_gives_each_check_its_own_answer() {
+        let mut workspace = Workspace::new();
+        let a = hash_blocking("alpha").unwrap();
+        let b = hash_blocking("bravo").unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                workspace.verify("alpha", &a),
+                Verdict::Valid { rehash: None }
+            );
+            assert_eq!(workspace.verify("alpha", &b), Verdict::Invalid);
+            assert_eq!(
+                workspace.verify("bravo", &b),
+                Verdict::Valid { rehash: None }
+            );
+            assert_eq!(workspace.verify("bravo", &a), Verdict::Invalid);
+        }
+        assert_eq!(
+            workspace.blocks.len(),
+            current_params().block_count(),
+            "the working memory is allocated once, at the current parameters"
+        );
+    }
+
+    #[test]
+    fn stronger_stored_hashes_verify_in_memory_of_their_own() {
+        let strong = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(2 * MEMORY_KIB, ITERATIONS, PARALLELISM, None).unwrap(),
+        );
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let hash = strong.hash_password(b"pw", &salt).unwrap().to_string();
+        let mut workspace = Workspace::new();
+        assert_eq!(
+            workspace.verify("pw", &hash),
+            Verdict::Valid { rehash: None }
+        );
+        assert!(workspace.blocks.len() <= current_params().block_count());
+    }
+
+    #[test]
+    fn a_stored_hash_asking_for_too_much_memory_is_refused_unrun() {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let hash = format!(
+            "$argon2id$v=19$m={},t=1,p=1${}$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            MAX_MEMORY_KIB + 1,
+            salt.as_str()
+        );
+        assert!(PasswordHash::new(&hash).is_ok(), "{hash}");
+        assert_eq!(verify_blocking("pw", &hash), Verdict::Invalid);
+    }
+
+    #[tokio::test]
+    async fn checks_run_on_the_configured_number_of_dedicated_threads() {
+        let passwords = Arc::new(Passwords::new(2, 16, None).unwrap());
+        let runs = (0..12).map(|_| {
+            let passwords = passwords.clone();
+            tokio::spawn(async move {
+                passwords
+                    .run(|_| {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        std::thread::current().name().map(str::to_owned)
+                    })
+                    .await
+            })
+        });
+        let mut names = std::collections::BTreeSet::new();
+        for run in runs {
+            names.insert(run.await.unwrap().unwrap());
+        }
+        let expected: std::collections::BTreeSet<_> = ["password-0", "password-1"]
+            .into_iter()
+            .map(|name| Some(name.to_owned()))
+            .collect();
+        assert_eq!(names, expected);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_check_holds_its_slot_until_a_worker_has_dropped_it() {
+        let passwords = Arc::new(Passwords::new(1, 1, None).unwrap());
+        let (started, running) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let passwords = passwords.clone();
+            tokio::spawn(async move {
+                passwords
+                    .run(move |_| {
+                        started.send(()).unwrap();
+                        released.recv().unwrap();
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || running.recv().unwrap())
+            .await
+            .unwrap();
+        // Queued behind the busy worker, then given up by its caller.
+        let queued = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            passwords.run(|_| panic!("the job of a cancelled request must not run")),
+        )
+        .await;
+        assert!(queued.is_err(), "the queued check cannot have finished");
+        assert!(matches!(
+            passwords.run(|_| ()).await,
+            Err(PasswordError::Busy)
+        ));
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        // The worker then takes the cancelled job, skips it and gives its slot back.
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match passwords.run(|_| ()).await {
+                Ok(()) => break,
+                Err(PasswordError::Busy) if Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Err(err) => panic!("the cancelled job kept its slot: {err}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_check_fails_alone_and_the_worker_goes_on() {
+        let passwords = Passwords::new(1, 4, None).unwrap();
+        let failed = passwords.run(|_| panic!("a bug in a check")).await;
+        assert!(matches!(failed, Err(PasswordError::Hashing(_))));
+        assert_eq!(passwords.run(|_| 7).await.unwrap(), 7);
     }
 }
