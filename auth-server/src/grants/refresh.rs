@@ -12,7 +12,7 @@ use shared::Scope;
 
 use super::{grant_scope, Grants, TokenError};
 use crate::client_auth::Client;
-use crate::store::{RefreshRecord, Rotation};
+use crate::store::{RefreshContext, RefreshRecord, Rotation};
 use crate::tokens::{self, Subject};
 
 impl Grants {
@@ -32,9 +32,14 @@ impl Grants {
             }
         }
         let id = tokens::refresh_token_id(refresh_token);
-        let record = self
+        // One read for the token, its family and its user (one query on the embedded store).
+        let RefreshContext {
+            record,
+            family_revoked,
+            user,
+        } = self
             .store
-            .refresh(&id)
+            .refresh_context(&id)
             .await?
             .ok_or(TokenError::InvalidGrant("unknown refresh token"))?;
         // Bound to the client it was issued to (RFC 6749 §6); a public client's token stays public.
@@ -46,7 +51,7 @@ impl Grants {
         if now >= record.expires_at {
             return Err(TokenError::InvalidGrant("the refresh token has expired"));
         }
-        if self.store.family_revoked(&record.family_id).await? {
+        if family_revoked {
             return Err(TokenError::InvalidGrant(
                 "the refresh token has been revoked",
             ));
@@ -57,10 +62,7 @@ impl Grants {
         // The new access token may narrow the scope, never widen it; the refresh token keeps
         // the original scope (RFC 6749 §6).
         let scope = grant_scope(scope, &record.scope)?;
-        let user = self
-            .store
-            .user(&record.username)
-            .await?
+        let user = user
             .filter(|user| !user.disabled)
             .ok_or(TokenError::InvalidGrant(
                 "the user no longer exists or is disabled",

@@ -299,6 +299,43 @@ pub async fn refresh_token_round_trip(store: &dyn Store) {
     assert_eq!(store.refresh(&unique("unknown")).await.unwrap(), None);
 }
 
+/// The refresh grant's one read: the token, its family's revocation and its user as they are
+/// now (a disabled user shows as disabled, a removed one as absent).
+pub async fn refresh_context_reads_token_family_and_user(store: &dyn Store) {
+    assert_eq!(
+        store.refresh_context(&unique("unknown")).await.unwrap(),
+        None
+    );
+    let username = unique("ctx-user");
+    let mut token = refresh_token(&unique("family"), unix_now() + 3600);
+    token.username = username.clone();
+    store.insert_refresh(&token).await.unwrap();
+
+    let context = store.refresh_context(&token.id).await.unwrap().unwrap();
+    assert_eq!(context.record, token);
+    assert!(!context.family_revoked);
+    assert_eq!(context.user, None, "no such user yet");
+
+    store.insert_user(&user(&username)).await.unwrap();
+    store.set_user_disabled(&username, true).await.unwrap();
+    let context = store.refresh_context(&token.id).await.unwrap().unwrap();
+    let mut disabled = user(&username);
+    disabled.disabled = true;
+    assert_eq!(context.user, Some(disabled));
+
+    store
+        .revoke_family(&token.family_id, token.expires_at)
+        .await
+        .unwrap();
+    let context = store.refresh_context(&token.id).await.unwrap().unwrap();
+    assert!(context.family_revoked);
+
+    store.remove_user(&username).await.unwrap();
+    let context = store.refresh_context(&token.id).await.unwrap().unwrap();
+    assert_eq!(context.user, None);
+    assert_eq!(context.record, token);
+}
+
 /// Of [`RACERS`] concurrent rotations of one token, exactly one wins, and the stored record
 /// names that winner's successor.
 pub async fn refresh_rotation_is_single_use_under_race(store: &dyn Store) {
@@ -917,6 +954,7 @@ macro_rules! conformance_tests {
             duplicate_client_is_conflict,
             password_hash_replacement_is_compare_and_set,
             refresh_token_round_trip,
+            refresh_context_reads_token_family_and_user,
             refresh_rotation_is_single_use_under_race,
             rotating_unknown_refresh_token_is_lost,
             rotating_used_refresh_token_returns_current_record,

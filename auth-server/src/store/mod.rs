@@ -154,6 +154,15 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// See [`Store::refresh_context`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshContext {
+    pub record: RefreshRecord,
+    pub family_revoked: bool,
+    /// `None` when the user no longer exists.
+    pub user: Option<UserRecord>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Answers when the backend is reachable; used by `/readyz`.
@@ -187,6 +196,21 @@ pub trait Store: Send + Sync {
     /// Stores the first token of a new family.
     async fn insert_refresh(&self, token: &RefreshRecord) -> Result<(), StoreError>;
     async fn refresh(&self, id: &str) -> Result<Option<RefreshRecord>, StoreError>;
+    /// What the refresh grant reads before it rotates: the token, whether its family is
+    /// revoked, and its user. A backend may answer in one step (the embedded store does, with a
+    /// join); the default asks the three questions in turn.
+    async fn refresh_context(&self, id: &str) -> Result<Option<RefreshContext>, StoreError> {
+        let Some(record) = self.refresh(id).await? else {
+            return Ok(None);
+        };
+        let family_revoked = self.family_revoked(&record.family_id).await?;
+        let user = self.user(&record.username).await?;
+        Ok(Some(RefreshContext {
+            record,
+            family_revoked,
+            user,
+        }))
+    }
     /// Marks `id` used at `now`, records the sealed successor and stores `successor`, all at
     /// once and only if `id` was unused. Of concurrent callers exactly one gets `Rotated`.
     async fn rotate_refresh(
