@@ -79,6 +79,12 @@ pub fn verifier_validation(issuer: &str, audience: &str) -> Validation {
     validation
 }
 
+/// This key's public half as jsonwebtoken takes it, for the `verify_jwt` comparison.
+pub fn decoding_key(key: &SigningKey) -> anyhow::Result<jsonwebtoken::DecodingKey> {
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk().clone())?;
+    Ok(jsonwebtoken::DecodingKey::from_jwk(&jwk)?)
+}
+
 /// The key set a resource server would build from this key's JWKS.
 pub fn key_set(key: &SigningKey) -> anyhow::Result<KeySet> {
     let jwks = serde_json::json!({ "keys": [key.jwk()] });
@@ -144,11 +150,20 @@ mod tests {
         let keys = key_set(&key).unwrap();
         let decoded = jsonwebtoken::decode::<AccessClaims>(
             &token,
-            keys.get(key.kid()).unwrap(),
+            &decoding_key(&key).unwrap(),
             &verifier_validation(ISSUER, AUDIENCE),
         )
         .unwrap();
         assert_eq!(decoded.claims.preferred_username.as_deref(), Some("bench"));
+        let (signing_input, signature) = token.rsplit_once('.').unwrap();
+        let signature =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, signature)
+                .unwrap();
+        assert!(keys
+            .get(key.kid())
+            .unwrap()
+            .verify_sig(signing_input.as_bytes(), &signature)
+            .is_ok());
     }
 
     #[test]

@@ -1,0 +1,245 @@
+//! The checks of one RS256 access token, done in one pass over its three parts.
+//!
+//! `jsonwebtoken::decode` rebuilds the RSA key from its modulus and exponent on every call and
+//! parses the header twice and the claims twice; on `/users/me` with a new token per request
+//! that was a third of the verification. Here the keys are parsed once per key set
+//! ([`super::KeySet`] holds aws-lc-rs `ParsedPublicKey`s), the header and the claims are each
+//! decoded once, and the claims are judged by the rules `jsonwebtoken::Validation` applies
+//! (RFC 7519 §4.1, RFC 9068 §4), each of which has a test below and in the hostile-token suite.
+
+use std::borrow::Cow;
+
+use aws_lc_rs::signature::ParsedPublicKey;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::Deserialize;
+
+use super::VerifyError;
+use crate::claims::AccessClaims;
+
+/// The largest RSA signature RS256 keys here produce: 8192 bits.
+const MAX_SIGNATURE_BYTES: usize = 1024;
+
+/// A compact JWS cut at its dots, not yet decoded.
+pub(super) struct Parts<'a> {
+    header: &'a str,
+    payload: &'a str,
+    /// `header.payload`: the bytes the signature covers (RFC 7515 §5.2).
+    signing_input: &'a str,
+    signature: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    /// Exactly three non-empty-header parts separated by dots (RFC 7519 §7.2 step 1).
+    pub(super) fn split(token: &'a str) -> Result<Self, VerifyError> {
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;
+        let (header, payload) = signing_input
+            .split_once('.')
+            .ok_or(VerifyError::Malformed)?;
+        if payload.contains('.') || header.is_empty() {
+            return Err(VerifyError::Malformed);
+        }
+        Ok(Self {
+            header,
+            payload,
+            signing_input,
+            signature,
+        })
+    }
+
+    /// The header's JSON, for [`Header::parse`] to borrow from.
+    pub(super) fn header_json(&self) -> Result<Vec<u8>, VerifyError> {
+        URL_SAFE_NO_PAD
+            .decode(self.header)
+            .map_err(|_| VerifyError::Malformed)
+    }
+
+    /// The RS256 signature (RSASSA-PKCS1-v1_5 with SHA-256) over the signing input.
+    pub(super) fn verify_signature(&self, key: &ParsedPublicKey) -> Result<(), VerifyError> {
+        let mut signature = [0u8; MAX_SIGNATURE_BYTES];
+        let length = URL_SAFE_NO_PAD
+            .decode_slice(self.signature, &mut signature)
+            .map_err(|_| VerifyError::BadSignature)?;
+        let signature = signature.get(..length).ok_or(VerifyError::BadSignature)?;
+        key.verify_sig(self.signing_input.as_bytes(), signature)
+            .map_err(|_| VerifyError::BadSignature)
+    }
+
+    /// The claims, decoded once; call only after the signature verified.
+    pub(super) fn claims(&self) -> Result<AccessClaims, VerifyError> {
+        let json = URL_SAFE_NO_PAD
+            .decode(self.payload)
+            .map_err(|_| VerifyError::Malformed)?;
+        serde_json::from_slice(&json).map_err(|_| VerifyError::Malformed)
+    }
+}
+
+/// The JOSE header members the verifier looks at; any others are ignored (`jku`, `x5u` and
+/// `jwk` in particular are never used, RFC 8725 §3.10). A member given twice is malformed.
+#[derive(Deserialize)]
+pub(super) struct Header<'a> {
+    #[serde(borrow)]
+    pub(super) alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub(super) typ: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(super) kid: Option<Cow<'a, str>>,
+    /// Present at all: the token needs extensions this verifier does not implement.
+    #[serde(default)]
+    pub(super) crit: Option<serde::de::IgnoredAny>,
+}
+
+impl<'a> Header<'a> {
+    pub(super) fn parse(json: &'a [u8]) -> Result<Self, VerifyError> {
+        serde_json::from_slice(json).map_err(|_| VerifyError::Malformed)
+    }
+}
+
+/// What a token's claims must say, fixed when the verifier is built.
+pub(super) struct Rules {
+    /// Expected `iss`, without a trailing slash.
+    pub(super) issuer: String,
+    pub(super) audience: String,
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    pub(super) leeway: u64,
+}
+
+impl Rules {
+    /// `exp` (RFC 7519 §4.1.4) and `nbf` (§4.1.5) with the leeway, then `iss` (RFC 9068 §4 and
+    /// RFC 8725 §3.8) and `aud` (§4.1.3, RFC 8725 §3.9), in jsonwebtoken's order. `exp`,
+    /// `iss`, `aud` and `sub` are required by [`AccessClaims`] itself.
+    pub(super) fn check(&self, claims: &AccessClaims, now: u64) -> Result<(), VerifyError> {
+        if claims.exp < now.saturating_sub(self.leeway) {
+            return Err(VerifyError::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
+        {
+            return Err(VerifyError::NotYetValid);
+        }
+        if claims.iss != self.issuer {
+            return Err(VerifyError::WrongIssuer);
+        }
+        if !claims.aud.contains(&self.audience) {
+            return Err(VerifyError::WrongAudience);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::{Audience, Scope};
+
+    fn claims() -> AccessClaims {
+        AccessClaims {
+            iss: "https://issuer.example".into(),
+            sub: "alice".into(),
+            aud: Audience::One("api".into()),
+            exp: 1_000,
+            iat: 900,
+            nbf: None,
+            jti: "j".into(),
+            client_id: "c".into(),
+            scope: Scope::default(),
+            preferred_username: None,
+            name: None,
+            email: None,
+        }
+    }
+
+    fn rules() -> Rules {
+        Rules {
+            issuer: "https://issuer.example".into(),
+            audience: "api".into(),
+            leeway: 30,
+        }
+    }
+
+    #[test]
+    fn exp_counts_with_the_leeway_rfc7519_4_1_4() {
+        assert_eq!(rules().check(&claims(), 1_030), Ok(()));
+        assert_eq!(rules().check(&claims(), 1_031), Err(VerifyError::Expired));
+    }
+
+    #[test]
+    fn nbf_counts_with_the_leeway_rfc7519_4_1_5() {
+        let mut early = claims();
+        early.nbf = Some(530);
+        assert_eq!(rules().check(&early, 500), Ok(()));
+        assert_eq!(rules().check(&early, 499), Err(VerifyError::NotYetValid));
+    }
+
+    #[test]
+    fn iss_must_match_exactly_rfc8725_3_8() {
+        let mut other = claims();
+        other.iss = "https://issuer.example/".into();
+        assert_eq!(rules().check(&other, 900), Err(VerifyError::WrongIssuer));
+    }
+
+    #[test]
+    fn aud_must_name_us_as_string_or_in_an_array_rfc7519_4_1_3() {
+        let mut many = claims();
+        many.aud = Audience::Many(vec!["other".into(), "api".into()]);
+        assert_eq!(rules().check(&many, 900), Ok(()));
+        many.aud = Audience::Many(vec!["other".into()]);
+        assert_eq!(rules().check(&many, 900), Err(VerifyError::WrongAudience));
+        many.aud = Audience::Many(vec![]);
+        assert_eq!(rules().check(&many, 900), Err(VerifyError::WrongAudience));
+    }
+
+    #[test]
+    fn tokens_are_cut_into_exactly_three_parts_rfc7519_7_2() {
+        assert!(Parts::split("a.b.c").is_ok());
+        assert!(
+            Parts::split("a.b.").is_ok(),
+            "an empty signature fails later"
+        );
+        for bad in ["", "a", "a.b", "a.b.c.d", ".b.c", "a..b.c"] {
+            assert!(
+                matches!(Parts::split(bad), Err(VerifyError::Malformed)),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_member_given_twice_is_malformed() {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","alg":"none"}"#);
+        let token = format!("{header}.e30.sig");
+        let json = Parts::split(&token).unwrap().header_json().unwrap();
+        assert!(matches!(Header::parse(&json), Err(VerifyError::Malformed)));
+    }
+
+    #[test]
+    fn escaped_header_strings_are_decoded() {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS\u0032\u0035\u0036","kid":"k\"1"}"#);
+        let token = format!("{header}.e30.sig");
+        let json = Parts::split(&token).unwrap().header_json().unwrap();
+        let header = Header::parse(&json).unwrap();
+        assert_eq!(header.alg, "RS256");
+        assert_eq!(header.kid.as_deref(), Some("k\"1"));
+    }
+
+    #[test]
+    fn oversized_or_non_canonical_signatures_are_bad_signatures() {
+        use aws_lc_rs::encoding::AsDer as _;
+        use aws_lc_rs::signature::KeyPair as _;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let spki = pair.public_key().as_der().unwrap();
+        let key = ParsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            spki.as_ref(),
+        )
+        .unwrap();
+        let long = URL_SAFE_NO_PAD.encode([7u8; MAX_SIGNATURE_BYTES + 1]);
+        let token = format!("e30.e30.{long}");
+        let parts = Parts::split(&token).unwrap();
+        assert_eq!(parts.verify_signature(&key), Err(VerifyError::BadSignature));
+        // "AB" carries bits past the one byte it encodes: not canonical base64url.
+        let parts = Parts::split("e30.e30.AB").unwrap();
+        assert_eq!(parts.verify_signature(&key), Err(VerifyError::BadSignature));
+    }
+}
