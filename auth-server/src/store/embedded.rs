@@ -58,8 +58,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // No ping before lending a connection (`test_before_acquire`): a connection to a local
+        // file does not go stale, and with sqlx every ping is one more hand-off to the
+        // connection's thread, on every query.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await
@@ -70,6 +74,7 @@ impl SqliteStore {
             .map_err(|err| StoreError::Unavailable(format!("migrating: {err}")))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
@@ -415,42 +420,57 @@ impl Store for SqliteStore {
         // One round trip to the database thread: the mark and the insert in one transaction,
         // the insert only when the mark took (`changes()` counts the UPDATE's rows). Two
         // rotations of one token serialise on the write lock, and the second marks nothing.
-        let mut conn = self.writer.acquire().await.map_err(unavailable)?;
-        let done = sqlx::query(
-            "BEGIN IMMEDIATE;
-             UPDATE refresh_tokens SET used_at = ?1, sealed_successor = ?2, successor_id = ?3
-                 WHERE id = ?4 AND used_at IS NULL;
-             INSERT INTO refresh_tokens
-                 (id, family_id, client_id, username, scope, audience, issued_at, expires_at)
-                 SELECT ?3, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE changes() = 1
-                 RETURNING id;
-             COMMIT;",
-        )
-        .bind(as_i64(now))
-        .bind(sealed_successor)
-        .bind(&successor.id)
-        .bind(id)
-        .bind(&successor.family_id)
-        .bind(&successor.client_id)
-        .bind(&successor.username)
-        .bind(successor.scope.to_string())
-        .bind(&successor.audience)
-        .bind(as_i64(successor.issued_at))
-        .bind(as_i64(successor.expires_at))
-        // All of it is read (`fetch_all`), so that the COMMIT runs; the one row is the
-        // successor's id, there only when the mark took.
-        .fetch_all(&mut *conn)
-        .await;
-        match done {
-            Ok(inserted) if inserted.len() == 1 => return Ok(Rotation::Rotated),
-            Ok(_) => {}
-            Err(err) => {
-                // The statement that failed left the transaction open on this connection.
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                return Err(write_error(err, "refresh token"));
+        //
+        // The transaction is opened by the statement text, not by sqlx, so nothing would roll
+        // it back if this future were dropped half way (a client hanging up): sqlx stops at the
+        // first row nobody receives, the COMMIT never runs, and the writer stays inside the
+        // transaction, hiding every later write from the readers. So it runs in a task of its
+        // own, which finishes whatever becomes of the request.
+        let writer = self.writer.clone();
+        let (id_owned, sealed, successor_owned) =
+            (id.to_owned(), sealed_successor.to_vec(), successor.clone());
+        let rotated = tokio::spawn(async move {
+            let (id, successor) = (id_owned, successor_owned);
+            let mut conn = writer.acquire().await.map_err(unavailable)?;
+            let done = sqlx::query(
+                "BEGIN IMMEDIATE;
+                 UPDATE refresh_tokens SET used_at = ?1, sealed_successor = ?2, successor_id = ?3
+                     WHERE id = ?4 AND used_at IS NULL;
+                 INSERT INTO refresh_tokens
+                     (id, family_id, client_id, username, scope, audience, issued_at, expires_at)
+                     SELECT ?3, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE changes() = 1
+                     RETURNING id;
+                 COMMIT;",
+            )
+            .bind(as_i64(now))
+            .bind(sealed)
+            .bind(&successor.id)
+            .bind(&id)
+            .bind(&successor.family_id)
+            .bind(&successor.client_id)
+            .bind(&successor.username)
+            .bind(successor.scope.to_string())
+            .bind(&successor.audience)
+            .bind(as_i64(successor.issued_at))
+            .bind(as_i64(successor.expires_at))
+            // All of it is read (`fetch_all`), so that the COMMIT runs; the one row is the
+            // successor's id, there only when the mark took.
+            .fetch_all(&mut *conn)
+            .await;
+            match done {
+                Ok(inserted) => Ok(inserted.len() == 1),
+                Err(err) => {
+                    // The statement that failed left the transaction open on this connection.
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    Err(write_error(err, "refresh token"))
+                }
             }
+        })
+        .await
+        .map_err(|err| StoreError::Unavailable(format!("the rotation task failed: {err}")))??;
+        if rotated {
+            return Ok(Rotation::Rotated);
         }
-        drop(conn);
         Ok(Rotation::Lost(self.refresh(id).await?.map(Box::new)))
     }
 
@@ -786,5 +806,29 @@ mod tests {
         assert_eq!(marked.used_at, Some(2_000));
         assert_eq!(marked.successor_id.as_deref(), Some("next"));
         assert_eq!(store.refresh("next").await.unwrap(), Some(next));
+    }
+
+    /// A request dropped while its rotation is under way (a client hanging up) must not leave
+    /// the writer inside the rotation's transaction: later writes would stay invisible to the
+    /// readers. Each rotation here is polled once and dropped.
+    #[tokio::test]
+    async fn a_rotation_whose_caller_goes_away_still_ends_its_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).await.unwrap();
+        for round in 0..50 {
+            let current = token(&format!("current-{round}"), "family");
+            store.insert_refresh(&current).await.unwrap();
+            let successor = token(&format!("successor-{round}"), "family");
+            let rotation = store.rotate_refresh(&current.id, 2_000, b"sealed", &successor);
+            let _ = tokio::time::timeout(std::time::Duration::ZERO, rotation).await;
+
+            let later = token(&format!("later-{round}"), "family");
+            store.insert_refresh(&later).await.unwrap();
+            assert_eq!(
+                store.refresh(&later.id).await.unwrap(),
+                Some(later),
+                "round {round}: a write after a dropped rotation is visible to readers"
+            );
+        }
     }
 }
