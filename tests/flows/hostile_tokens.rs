@@ -536,6 +536,26 @@ async fn token_typed_other_than_at_jwt_is_invalid_token_rfc9068_4() {
         .await;
 }
 
+/// A token that lists critical header extensions (`crit`) the verifier does not understand is
+/// refused however genuine its signature (RFC 7515 §4.1.11); an explicit `null` is absent.
+#[tokio::test]
+async fn token_with_critical_extensions_is_invalid_token_rfc7515_4_1_11() {
+    let fixture = Fixture::start().await;
+    let claims = fixture.claims();
+    for crit in [json!(["exp"]), json!(["b64"]), json!([])] {
+        let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": fixture.kid, "crit": crit});
+        fixture
+            .assert_invalid_token(&fixture.forge(&header, &claims), &format!("crit {crit}"))
+            .await;
+    }
+    let null_crit = json!({"alg": "RS256", "typ": "at+jwt", "kid": fixture.kid, "crit": null});
+    let response = fixture
+        .api
+        .get_me(&fixture.forge(&null_crit, &claims))
+        .await;
+    assert_eq!(response.status(), 200, "crit: null is no extension");
+}
+
 /// A 100 KB token, otherwise genuine, is refused before any parsing: 401 `invalid_token`
 /// (RFC 6750 §3.1), or 431 if the header is cut off first (RFC 6585 §5).
 #[tokio::test]

@@ -426,48 +426,59 @@ impl Store for SqliteStore {
         // first row nobody receives, the COMMIT never runs, and the writer stays inside the
         // transaction, hiding every later write from the readers. So it runs in a task of its
         // own, which finishes whatever becomes of the request.
-        let writer = self.writer.clone();
-        let (id_owned, sealed, successor_owned) =
-            (id.to_owned(), sealed_successor.to_vec(), successor.clone());
-        let rotated = tokio::spawn(async move {
-            let (id, successor) = (id_owned, successor_owned);
-            let mut conn = writer.acquire().await.map_err(unavailable)?;
-            let done = sqlx::query(
-                "BEGIN IMMEDIATE;
-                 UPDATE refresh_tokens SET used_at = ?1, sealed_successor = ?2, successor_id = ?3
-                     WHERE id = ?4 AND used_at IS NULL;
-                 INSERT INTO refresh_tokens
-                     (id, family_id, client_id, username, scope, audience, issued_at, expires_at)
-                     SELECT ?3, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE changes() = 1
-                     RETURNING id;
-                 COMMIT;",
-            )
-            .bind(as_i64(now))
-            .bind(sealed)
-            .bind(&successor.id)
-            .bind(&id)
-            .bind(&successor.family_id)
-            .bind(&successor.client_id)
-            .bind(&successor.username)
-            .bind(successor.scope.to_string())
-            .bind(&successor.audience)
-            .bind(as_i64(successor.issued_at))
-            .bind(as_i64(successor.expires_at))
-            // All of it is read (`fetch_all`), so that the COMMIT runs; the one row is the
-            // successor's id, there only when the mark took.
-            .fetch_all(&mut *conn)
-            .await;
-            match done {
-                Ok(inserted) => Ok(inserted.len() == 1),
-                Err(err) => {
-                    // The statement that failed left the transaction open on this connection.
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                    Err(write_error(err, "refresh token"))
+        let task = {
+            let (writer, id, sealed, successor) = (
+                self.writer.clone(),
+                id.to_owned(),
+                sealed_successor.to_vec(),
+                successor.clone(),
+            );
+            async move {
+                let mut conn = writer.acquire().await.map_err(unavailable)?;
+                let done = sqlx::query(
+                    "BEGIN IMMEDIATE;
+                     UPDATE refresh_tokens
+                         SET used_at = ?1, sealed_successor = ?2, successor_id = ?3
+                         WHERE id = ?4 AND used_at IS NULL;
+                     INSERT INTO refresh_tokens
+                         (id, family_id, client_id, username, scope, audience,
+                          issued_at, expires_at)
+                         SELECT ?3, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE changes() = 1
+                         RETURNING id;
+                     COMMIT;",
+                )
+                .bind(as_i64(now))
+                .bind(sealed)
+                .bind(&successor.id)
+                .bind(&id)
+                .bind(&successor.family_id)
+                .bind(&successor.client_id)
+                .bind(&successor.username)
+                .bind(successor.scope.to_string())
+                .bind(&successor.audience)
+                .bind(as_i64(successor.issued_at))
+                .bind(as_i64(successor.expires_at))
+                // All of it is read (`fetch_all`), so that the COMMIT runs; the one row is the
+                // successor's id, there only when the mark took.
+                .fetch_all(&mut *conn)
+                .await;
+                match done {
+                    Ok(inserted) => Ok(inserted.len() == 1),
+                    Err(err) => {
+                        // The statement that failed left the transaction open on this connection.
+                        // Should the ROLLBACK fail too, the connection is closed rather than lent
+                        // out again inside the transaction.
+                        if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                            let _ = conn.close().await;
+                        }
+                        Err(write_error(err, "refresh token"))
+                    }
                 }
             }
-        })
-        .await
-        .map_err(|err| StoreError::Unavailable(format!("the rotation task failed: {err}")))??;
+        };
+        let rotated = tokio::spawn(task)
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("the rotation task failed: {err}")))??;
         if rotated {
             return Ok(Rotation::Rotated);
         }

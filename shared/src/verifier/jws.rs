@@ -223,8 +223,11 @@ mod tests {
         assert_eq!(header.kid.as_deref(), Some("k\"1"));
     }
 
+    /// A genuine signature verifies; the same signature with the unused low bits of its last
+    /// base64url character set does not (RFC 7515 §2 base64url without padding, canonical), and
+    /// a signature longer than any RSA key here is refused without a panic.
     #[test]
-    fn oversized_or_non_canonical_signatures_are_bad_signatures() {
+    fn only_the_canonical_encoding_of_a_genuine_signature_verifies_rfc7515_2() {
         use aws_lc_rs::encoding::AsDer as _;
         use aws_lc_rs::signature::KeyPair as _;
         let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
@@ -234,12 +237,43 @@ mod tests {
             spki.as_ref(),
         )
         .unwrap();
+        let signing_input = "e30.e30";
+        let mut signature = vec![0u8; pair.public_modulus_len()];
+        pair.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            signing_input.as_bytes(),
+            &mut signature,
+        )
+        .unwrap();
+        let encoded = URL_SAFE_NO_PAD.encode(&signature);
+        let genuine = format!("{signing_input}.{encoded}");
+        assert_eq!(
+            Parts::split(&genuine).unwrap().verify_signature(&key),
+            Ok(())
+        );
+
+        // 256 bytes take 342 characters; the last carries 2 bits of data and 4 unused ones.
+        let last = encoded.chars().last().unwrap();
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let value = alphabet.find(last).unwrap();
+        assert_eq!(
+            value & 0b1111,
+            0,
+            "a canonical encoding leaves the unused bits 0"
+        );
+        let tweaked_char = alphabet.chars().nth(value | 1).unwrap();
+        let tweaked = format!("{}{tweaked_char}", &genuine[..genuine.len() - 1]);
+        assert_eq!(
+            Parts::split(&tweaked).unwrap().verify_signature(&key),
+            Err(VerifyError::BadSignature)
+        );
+
         let long = URL_SAFE_NO_PAD.encode([7u8; MAX_SIGNATURE_BYTES + 1]);
-        let token = format!("e30.e30.{long}");
-        let parts = Parts::split(&token).unwrap();
-        assert_eq!(parts.verify_signature(&key), Err(VerifyError::BadSignature));
-        // "AB" carries bits past the one byte it encodes: not canonical base64url.
-        let parts = Parts::split("e30.e30.AB").unwrap();
-        assert_eq!(parts.verify_signature(&key), Err(VerifyError::BadSignature));
+        let token = format!("{signing_input}.{long}");
+        assert_eq!(
+            Parts::split(&token).unwrap().verify_signature(&key),
+            Err(VerifyError::BadSignature)
+        );
     }
 }
