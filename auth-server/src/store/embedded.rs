@@ -435,6 +435,8 @@ impl Store for SqliteStore {
             );
             async move {
                 let mut conn = writer.acquire().await.map_err(unavailable)?;
+                // Numbered parameters (`?NNN`) name one argument list across all the
+                // statements; a plain `?` would take the next argument in order instead.
                 let done = sqlx::query(
                     "BEGIN IMMEDIATE;
                      UPDATE refresh_tokens
