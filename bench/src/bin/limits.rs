@@ -12,8 +12,8 @@
 //!   verifier's rules (header, signature, claims), the library's complete verification;
 //! - `verifier` (for information): `shared::Verifier::verify` itself, with the key held and its
 //!   cache off: the signature plus header, claims and their checks;
-//! - `argon2`: `passwords::verify_blocking` against a hash at the server's parameters, in
-//!   memory allocated per check as the argon2 crate's own `verify_password` does.
+//! - `argon2`: `passwords::verify_blocking` against a hash at the server's parameters: the
+//!   server's own check, in a working area allocated per check (the server's workers keep one).
 //!
 //! Each is run on 1 and 2 threads (`--threads`). Output on stdout, one line per measurement,
 //! tab-separated: `limit NAME THREADS OPS_PER_SECOND`.
