@@ -262,15 +262,7 @@ async fn health_endpoints_answer() {
             .status(),
         200
     );
-    let metrics = auth
-        .http
-        .get(auth.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = auth.metrics().await;
     assert!(metrics.contains("http_requests_total"), "{metrics}");
 }
 

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use system_tests::{TestAuth, TestResource};
+use system_tests::{metric_value, TestAuth, TestResource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -122,13 +122,11 @@ async fn stalled_and_trickling_clients_do_not_tie_up_the_servers() {
         "a trickling client was cut off only after {trickled_for:?}"
     );
 
-    let metrics = auth.http.get(auth.url("/metrics")).send().await.unwrap();
-    let metrics = metrics.text().await.unwrap();
-    let timed_out = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("http_connections_timed_out_total "))
-        .and_then(|value| value.parse::<f64>().ok())
-        .expect("http_connections_timed_out_total is exported");
+    let timed_out = metric_value(
+        &auth.metrics().await,
+        "http_connections_timed_out_total",
+        &[],
+    );
     assert!(timed_out >= 150.0, "{timed_out} connections timed out");
 }
 

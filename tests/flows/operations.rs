@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use system_tests::{reqwest, TestAuth, TestResource};
+use system_tests::{metric_sample, metric_value, reqwest, scrape_metrics, TestAuth, TestResource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "correct horse battery staple 7Q";
@@ -20,29 +20,6 @@ const CLIENT_SECRET: &str = "svc secret 0123456789 abcdefghij KLMN";
 
 // ---------------------------------------------------------------------------------------------
 // Metrics
-
-/// The value of the first sample of `name` whose labels include all of `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, label_text) = match series.split_once('{') {
-                Some((metric, rest)) => (metric, rest.strip_suffix('}')?),
-                None => (series, ""),
-            };
-            let matches = metric == name
-                && labels.iter().all(|(key, wanted)| {
-                    let pair = format!("{key}=\"{wanted}\"");
-                    label_text.split(',').any(|found| found == pair)
-                });
-            matches.then(|| value.parse().ok()).flatten()
-        })
-}
-
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    sample(text, name, labels).unwrap_or_else(|| panic!("no sample {name}{labels:?} in\n{text}"))
-}
 
 /// Counters end in `_total` (Prometheus naming conventions).
 fn assert_counter_names(text: &str) {
@@ -56,20 +33,6 @@ fn assert_counter_names(text: &str) {
             }
         }
     }
-}
-
-async fn scrape(http: &reqwest::Client, url: &str) -> String {
-    let response = http.get(url).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        content_type.starts_with("text/plain; version=0.0.4"),
-        "{content_type}"
-    );
-    response.text().await.unwrap()
 }
 
 #[tokio::test]
@@ -92,9 +55,9 @@ async fn auth_server_metrics_count_requests_grants_failed_logins_and_password_ha
     assert_eq!(wrong.status(), 400);
     assert_eq!(api.get_me(&tokens.access_token).await.status(), 200);
 
-    let text = scrape(&auth.http, &auth.url("/metrics")).await;
+    let text = scrape_metrics(&auth.http, &auth.url("/metrics")).await;
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "http_requests_total",
             &[("route", "/token"), ("method", "POST"), ("status", "200")]
@@ -102,7 +65,7 @@ async fn auth_server_metrics_count_requests_grants_failed_logins_and_password_ha
         2.0
     );
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "http_requests_total",
             &[("route", "/token"), ("status", "400")]
@@ -110,43 +73,43 @@ async fn auth_server_metrics_count_requests_grants_failed_logins_and_password_ha
         1.0
     );
     assert!(
-        value(
+        metric_value(
             &text,
             "http_request_duration_seconds_bucket",
             &[("route", "/token"), ("le", "+Inf")]
         ) >= 3.0
     );
     assert!(
-        value(
+        metric_value(
             &text,
             "http_request_duration_seconds_count",
             &[("route", "/token")]
         ) >= 3.0
     );
     assert_eq!(
-        value(&text, "tokens_issued_total", &[("grant_type", "password")]),
+        metric_value(&text, "tokens_issued_total", &[("grant_type", "password")]),
         1.0
     );
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "tokens_issued_total",
             &[("grant_type", "client_credentials")]
         ),
         1.0
     );
-    assert_eq!(value(&text, "login_failures_total", &[]), 1.0);
-    assert_eq!(value(&text, "throttled_requests_total", &[]), 0.0);
+    assert_eq!(metric_value(&text, "login_failures_total", &[]), 1.0);
+    assert_eq!(metric_value(&text, "throttled_requests_total", &[]), 0.0);
     assert_eq!(
-        value(&text, "password_hash_queue_depth", &[]),
+        metric_value(&text, "password_hash_queue_depth", &[]),
         0.0,
         "nothing waits once all answered"
     );
     assert!(
-        value(&text, "password_hash_wait_seconds_count", &[]) >= 2.0,
+        metric_value(&text, "password_hash_wait_seconds_count", &[]) >= 2.0,
         "the good and the wrong password"
     );
-    assert_eq!(value(&text, "store_errors_total", &[]), 0.0);
+    assert_eq!(metric_value(&text, "store_errors_total", &[]), 0.0);
     assert_counter_names(&text);
 }
 
@@ -168,10 +131,10 @@ async fn resource_server_metrics_count_verifications_by_outcome_and_key_fetches(
         401
     );
 
-    let text = scrape(&api.http, &api.url("/metrics")).await;
-    assert!(value(&text, "token_verifications_total", &[("outcome", "ok")]) >= 1.0);
+    let text = scrape_metrics(&api.http, &api.url("/metrics")).await;
+    assert!(metric_value(&text, "token_verifications_total", &[("outcome", "ok")]) >= 1.0);
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "token_verifications_total",
             &[("outcome", "malformed")]
@@ -179,7 +142,7 @@ async fn resource_server_metrics_count_verifications_by_outcome_and_key_fetches(
         1.0
     );
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "token_verifications_total",
             &[("outcome", "bad_signature")]
@@ -187,7 +150,7 @@ async fn resource_server_metrics_count_verifications_by_outcome_and_key_fetches(
         1.0
     );
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "token_verifications_total",
             &[("outcome", "expired")]
@@ -195,19 +158,19 @@ async fn resource_server_metrics_count_verifications_by_outcome_and_key_fetches(
         0.0,
         "every outcome is exported"
     );
-    assert!(value(&text, "jwks_fetches_total", &[]) >= 1.0);
+    assert!(metric_value(&text, "jwks_fetches_total", &[]) >= 1.0);
     assert!(
-        sample(&text, "jwks_fetch_failures_total", &[]).is_some(),
+        metric_sample(&text, "jwks_fetch_failures_total", &[]).is_some(),
         "{text}"
     );
-    assert_eq!(value(&text, "jwks_keys", &[]), 1.0);
-    let age = value(&text, "jwks_age_seconds", &[]);
+    assert_eq!(metric_value(&text, "jwks_keys", &[]), 1.0);
+    let age = metric_value(&text, "jwks_age_seconds", &[]);
     assert!(
         (0.0..60.0).contains(&age),
         "keys fetched at start, {age} s ago"
     );
     assert!(
-        value(
+        metric_value(
             &text,
             "http_requests_total",
             &[("route", "/users/me"), ("status", "401")]
@@ -661,8 +624,8 @@ impl Grants {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let text = scrape(&http, &server.url("/metrics")).await;
-            let queued = value(&text, "password_hash_queue_depth", &[]) as usize;
+            let text = scrape_metrics(&http, &server.url("/metrics")).await;
+            let queued = metric_value(&text, "password_hash_queue_depth", &[]) as usize;
             let answered = self.answered.load(Ordering::SeqCst);
             if queued + answered >= self.tasks.len() {
                 return self.tasks.len() - answered;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use auth_server::keys::lifecycle::Rotation;
 use auth_server::store::{KeyRevocation, KeyState, SigningKeyRecord};
 use base64::Engine;
-use system_tests::{shared_redis, TestAuth, TestResource};
+use system_tests::{metric_value, shared_redis, TestAuth, TestResource};
 
 const SECRET: &str = "rotation-client-secret-0123456789-abcdef";
 const ACCESS_TTL: u64 = 6;
@@ -556,24 +556,17 @@ async fn keys_rotate_by_command_and_schedule_across_replicas_with_no_valid_token
 
     // Each replica counts the key changes it followed and shows the keys it publishes.
     for replica in [&a, &b] {
-        let metrics = replica
-            .http
-            .get(replica.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let sample = |name: &str| -> f64 {
-            metrics
-                .lines()
-                .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-                .unwrap_or_else(|| panic!("{name} missing: {metrics}"))
-        };
-        assert!(sample("signing_key_rotations_total") >= (actives.len() - 1) as f64);
-        assert_eq!(sample("signing_keys{state=\"active\"}"), 1.0);
-        assert_eq!(sample("signing_key_sync_failures_total"), 0.0);
+        let metrics = replica.metrics().await;
+        let rotations = metric_value(&metrics, "signing_key_rotations_total", &[]);
+        assert!(rotations >= (actives.len() - 1) as f64);
+        assert_eq!(
+            metric_value(&metrics, "signing_keys", &[("state", "active")]),
+            1.0
+        );
+        assert_eq!(
+            metric_value(&metrics, "signing_key_sync_failures_total", &[]),
+            0.0
+        );
     }
 
     let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);

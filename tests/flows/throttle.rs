@@ -1,6 +1,6 @@
 //! Brute-force protection on the password grant (RFC 6585 §4 `429` with `Retry-After`).
 
-use system_tests::TestAuth;
+use system_tests::{metric_value, TestAuth};
 
 async fn attempt(
     auth: &TestAuth,
@@ -39,16 +39,8 @@ async fn failures_from_one_address_lead_to_429_before_any_hashing_rfc6585_4() {
     assert!((1..=900).contains(&retry_after));
     let body: serde_json::Value = throttled.json().await.unwrap();
     assert_eq!(body["error"], "slow_down");
-    let metrics = auth
-        .http
-        .get(auth.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(metrics.contains("throttled_requests_total 1"), "{metrics}");
+    let metrics = auth.metrics().await;
+    assert_eq!(metric_value(&metrics, "throttled_requests_total", &[]), 1.0);
 }
 
 #[tokio::test]
