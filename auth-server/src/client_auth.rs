@@ -1,5 +1,11 @@
 //! Client authentication (RFC 6749 §2.3.1): `client_secret_basic` and `client_secret_post`.
 //!
+//! Every client a token names is registered: a confidential client proves itself with one of
+//! its secrets (two during a rotation's overlap), a registered public client names itself with
+//! `client_id`, and a request that names no client at all speaks for the one default public
+//! client, [`PUBLIC_CLIENT_ID`]. An unknown id and a confidential client without its secret get
+//! the same `invalid_client`, so that ids cannot be enumerated.
+//!
 //! Client secrets are high-entropy, so they are stored as HMAC-SHA256 under a server key (kept
 //! in the keys directory) with a per-client salt: checking one costs microseconds, not an
 //! Argon2 run, and a copy of the store alone does not allow testing guesses.
@@ -31,21 +37,69 @@ pub enum Credentials {
 pub enum Client {
     /// Authenticated with its secret.
     Confidential(ClientRecord),
-    /// Did not authenticate. Tokens name it by the `client_id` it gave, or `public`.
-    Public { client_id: String },
+    /// A registered public client, named by its `client_id`; it has no secret to prove.
+    Public(ClientRecord),
+    /// No client named: the default public client, [`PUBLIC_CLIENT_ID`], which exists while
+    /// `AUTH_PASSWORD_GRANT_WITHOUT_CLIENT` is on.
+    DefaultPublic,
 }
 
 impl Client {
     pub fn id(&self) -> &str {
         match self {
-            Client::Confidential(record) => &record.client_id,
-            Client::Public { client_id } => client_id,
+            Client::Confidential(record) | Client::Public(record) => &record.client_id,
+            Client::DefaultPublic => PUBLIC_CLIENT_ID,
         }
+    }
+
+    /// The registration, for every client but the default public one.
+    pub fn record(&self) -> Option<&ClientRecord> {
+        match self {
+            Client::Confidential(record) | Client::Public(record) => Some(record),
+            Client::DefaultPublic => None,
+        }
+    }
+
+    /// Whether it may use `grant_type`. The default public client has the grants a public
+    /// client may have.
+    pub fn may_use(&self, grant_type: &str) -> bool {
+        match self.record() {
+            Some(record) => record.grants.iter().any(|g| g == grant_type),
+            None => PUBLIC_GRANT_TYPES.contains(&grant_type),
+        }
+    }
+
+    /// The scopes it may be granted; `None` for the default public client, which narrows
+    /// nothing (the user's own scopes apply).
+    pub fn scopes(&self) -> Option<&shared::Scope> {
+        self.record().map(|record| &record.scopes)
+    }
+
+    /// Its stamp (see `ClientRecord::stamp`); empty for the default public client.
+    pub fn stamp(&self) -> &str {
+        self.record().map_or("", |record| record.stamp.as_str())
+    }
+
+    /// Its cut-off for access tokens (see `ClientRecord::not_before`).
+    pub fn not_before(&self) -> u64 {
+        self.record().map_or(0, |record| record.not_before)
     }
 }
 
-/// The id public requests are recorded under when they name no client.
+/// The id of the default public client: what a request that names no client speaks for.
 pub const PUBLIC_CLIENT_ID: &str = "public";
+
+/// The grants a public client may be registered for: those that need no client secret.
+pub const PUBLIC_GRANT_TYPES: &[&str] = &["password", "refresh_token"];
+
+/// The longest client id accepted, in bytes; the same bound as usernames.
+pub const MAX_CLIENT_ID_BYTES: usize = 256;
+
+/// Whether `id` can be a client id at all: 1 to [`MAX_CLIENT_ID_BYTES`] bytes, no control
+/// character. Checked before any store access.
+pub fn is_valid_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_CLIENT_ID_BYTES && !id.chars().any(char::is_control)
+}
 
 /// Reads the `Authorization: Basic` header and the `client_id`/`client_secret` form fields.
 /// Both methods at once is `invalid_request` (RFC 6749 §2.3).
@@ -141,30 +195,55 @@ fn form_decode(part: &str) -> Option<Zeroizing<String>> {
     }
 }
 
-/// Checks the credentials against the store. Unknown client and wrong secret look the same.
+/// Checks the credentials against the store at `now`. An unknown client, a wrong secret and a
+/// confidential client that sends none all look the same: `invalid_client`.
 pub async fn authenticate(
     store: &dyn Store,
     hash_key: &[u8],
     credentials: Credentials,
+    now: u64,
 ) -> Result<Client, TokenError> {
     match credentials {
-        Credentials::None { client_id } => {
-            let client_id = client_id.unwrap_or_else(|| PUBLIC_CLIENT_ID.to_owned());
-            // A registered client has a secret and must use it.
-            if store.client(&client_id).await?.is_some() {
+        Credentials::None { client_id: None } => Ok(Client::DefaultPublic),
+        Credentials::None {
+            client_id: Some(client_id),
+        } => {
+            if client_id == PUBLIC_CLIENT_ID {
+                return Ok(Client::DefaultPublic);
+            }
+            if !is_valid_client_id(&client_id) {
                 return Err(TokenError::InvalidClient);
             }
-            Ok(Client::Public { client_id })
+            match store.client(&client_id).await? {
+                Some(record) if record.public => Ok(Client::Public(record)),
+                // Unregistered, or confidential and so bound to prove itself.
+                _ => Err(TokenError::InvalidClient),
+            }
         }
         Credentials::Secret { client_id, secret } => {
+            if !is_valid_client_id(&client_id) {
+                return Err(TokenError::InvalidClient);
+            }
             let record = store.client(&client_id).await?;
-            let stored = record.as_ref().map_or("", |r| r.secret_hash.as_str());
-            if verify_secret(hash_key, &secret, stored) {
-                record
-                    .map(Client::Confidential)
-                    .ok_or(TokenError::InvalidClient)
-            } else {
-                Err(TokenError::InvalidClient)
+            let (current, previous) = match &record {
+                Some(record) if !record.public => (
+                    record.secret_hash.as_str(),
+                    record
+                        .previous_secret
+                        .as_ref()
+                        .filter(|previous| now < previous.expires_at)
+                        .map_or("", |previous| previous.hash.as_str()),
+                ),
+                _ => ("", ""),
+            };
+            // Both checks run whichever matches, so that the time taken says nothing.
+            let matches_current = verify_secret(hash_key, &secret, current);
+            let matches_previous = verify_secret(hash_key, &secret, previous);
+            match record {
+                Some(record) if matches_current | matches_previous => {
+                    Ok(Client::Confidential(record))
+                }
+                _ => Err(TokenError::InvalidClient),
             }
         }
     }

@@ -1,9 +1,18 @@
 //! RFC 7662 introspection: what this server knows about a token it issued, for the
 //! authenticated clients (resource servers) that ask.
+//!
+//! A token is active only while everything it speaks for still stands: not expired or revoked,
+//! its client still registered (the same registration, for a refresh token), its user still
+//! there and enabled, and issued after the last change that ended their sessions. Following
+//! RFC 7662 §4, a client learns about the tokens issued to itself, and a client registered to
+//! introspect (`client add --introspect`) about any token; every other answer is exactly
+//! `{"active": false}`, the same as for a token that does not exist.
 
 use shared::{AccessClaims, Audience};
 
+use crate::client_auth::{Client, PUBLIC_CLIENT_ID};
 use crate::grants::{Grants, TokenError};
+use crate::store::RefreshContext;
 use crate::tokens;
 
 /// The fields of RFC 7662 §2.2 for an active token.
@@ -22,37 +31,81 @@ pub struct Introspection {
     pub jti: Option<String>,
 }
 
+/// May `caller` learn about a token issued to `client_id` (RFC 7662 §4)?
+fn may_see(caller: &Client, client_id: &str) -> bool {
+    caller.id() == client_id || caller.record().is_some_and(|record| record.introspect)
+}
+
 impl Grants {
-    /// Inactive, with no other field, for expired, revoked, foreign or malformed tokens.
+    /// Inactive, with no other field, for expired, revoked, foreign or malformed tokens, and
+    /// for tokens the caller may not learn about.
     pub async fn introspect(
         &self,
+        caller: &Client,
         token: &str,
         hint: Option<&str>,
         now: u64,
     ) -> Result<Introspection, TokenError> {
         if hint == Some("refresh_token") {
-            if let Some(found) = self.introspect_refresh(token, now).await? {
+            if let Some(found) = self.introspect_refresh(caller, token, now).await? {
                 return Ok(found);
             }
         }
         if let Some(claims) = self.tokens.decode_own(token) {
-            return self.introspect_access(claims, now).await;
+            return self.introspect_access(caller, claims, now).await;
         }
         if hint != Some("refresh_token") {
-            if let Some(found) = self.introspect_refresh(token, now).await? {
+            if let Some(found) = self.introspect_refresh(caller, token, now).await? {
                 return Ok(found);
             }
         }
         Ok(Introspection::default())
     }
 
+    /// Whether the client that `client_id` names still stands for a token: registered, and,
+    /// for an access token issued at `iat`, not cut off since; for a refresh family begun
+    /// under `stamp`, the same registration.
+    async fn client_stands(
+        &self,
+        client_id: &str,
+        iat: Option<u64>,
+        stamp: Option<&str>,
+    ) -> Result<bool, TokenError> {
+        if client_id == PUBLIC_CLIENT_ID {
+            return Ok(self.policy.password_grant_without_client);
+        }
+        Ok(self.store.client(client_id).await?.is_some_and(|client| {
+            iat.is_none_or(|iat| iat >= client.not_before)
+                && stamp.is_none_or(|stamp| stamp == client.stamp)
+        }))
+    }
+
     async fn introspect_access(
         &self,
+        caller: &Client,
         claims: AccessClaims,
         now: u64,
     ) -> Result<Introspection, TokenError> {
-        if claims.exp <= now || self.store.access_token_revoked(&claims.jti, now).await? {
+        if !may_see(caller, &claims.client_id)
+            || claims.exp <= now
+            || self.store.access_token_revoked(&claims.jti, now).await?
+            || !self
+                .client_stands(&claims.client_id, Some(claims.iat), None)
+                .await?
+        {
             return Ok(Introspection::default());
+        }
+        // A user's token: the user must still exist, be enabled, and not have had its
+        // sessions ended since the token was issued.
+        if claims.preferred_username.is_some() {
+            let user_stands = self
+                .store
+                .user(&claims.sub)
+                .await?
+                .is_some_and(|user| !user.disabled && claims.iat >= user.not_before);
+            if !user_stands {
+                return Ok(Introspection::default());
+            }
         }
         Ok(Introspection {
             active: true,
@@ -71,15 +124,29 @@ impl Grants {
 
     async fn introspect_refresh(
         &self,
+        caller: &Client,
         token: &str,
         now: u64,
     ) -> Result<Option<Introspection>, TokenError> {
-        let Some(record) = self.store.refresh(&tokens::refresh_token_id(token)).await? else {
+        let Some(RefreshContext {
+            record,
+            family_revoked,
+            user,
+        }) = self
+            .store
+            .refresh_context(&tokens::refresh_token_id(token))
+            .await?
+        else {
             return Ok(None);
         };
-        let active = record.used_at.is_none()
+        let active = may_see(caller, &record.client_id)
+            && record.used_at.is_none()
             && now < record.expires_at
-            && !self.store.family_revoked(&record.family_id).await?;
+            && !family_revoked
+            && user.is_some_and(|user| !user.disabled && user.stamp == record.user_stamp)
+            && self
+                .client_stands(&record.client_id, None, Some(&record.client_stamp))
+                .await?;
         if !active {
             return Ok(Some(Introspection::default()));
         }

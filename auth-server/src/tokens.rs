@@ -144,6 +144,31 @@ pub fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buffer)
 }
 
+/// The stamp and access-token cut-off written by a change at `now` that ends every session of a
+/// user or a client (see `store::UserRecord::stamp`). The cut-off is the next second, so that a
+/// token issued within this second before the change falls below it.
+pub fn session_cut(now: u64) -> crate::store::SessionCut {
+    crate::store::SessionCut {
+        stamp: random_token(16),
+        not_before: now.saturating_add(1),
+    }
+}
+
+/// How long past the access-token lifetime a removed user's or client's cut-off is kept: room
+/// for clocks that disagree and for verifiers' leeway on `exp`.
+pub const REMOVAL_LEEWAY: u64 = 300;
+
+/// What the removal at `now` of a user or client leaves behind (see `store::Removal`): its
+/// cut-off, kept while an access token issued before it can live.
+pub fn removal(now: u64, access_ttl: u64) -> crate::store::Removal {
+    crate::store::Removal {
+        not_before: now.saturating_add(1),
+        keep_until: now
+            .saturating_add(access_ttl)
+            .saturating_add(REMOVAL_LEEWAY),
+    }
+}
+
 /// A new refresh token: 256 random bits.
 pub fn new_refresh_token() -> String {
     random_token(32)

@@ -20,8 +20,7 @@ async fn introspect(auth: &TestAuth, token: &str) -> serde_json::Value {
 #[tokio::test]
 async fn an_active_access_token_shows_the_rfc7662_2_2_fields() {
     let auth = TestAuth::spawn().await;
-    auth.add_client("resource", SECRET, &["client_credentials"], "", &[])
-        .await;
+    auth.add_introspecting_client("resource", SECRET).await;
     auth.add_user("alice", "alice-pw-1", "read").await;
     let tokens = auth.password_grant("alice", "alice-pw-1").await;
     let found = introspect(&auth, &tokens.access_token).await;
@@ -45,8 +44,7 @@ async fn an_active_access_token_shows_the_rfc7662_2_2_fields() {
 async fn expired_foreign_and_malformed_tokens_are_inactive_rfc7662_2_2() {
     let auth = TestAuth::spawn_with(|s| s.access_token_ttl = 1).await;
     let stranger = TestAuth::spawn().await;
-    auth.add_client("resource", SECRET, &["client_credentials"], "", &[])
-        .await;
+    auth.add_introspecting_client("resource", SECRET).await;
     auth.add_user("alice", "alice-pw-1", "").await;
     stranger.add_user("alice", "alice-pw-1", "").await;
     let foreign = stranger

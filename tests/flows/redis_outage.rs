@@ -141,8 +141,7 @@ async fn revoke_and_introspect_answer_503_while_redis_is_down_rfc7009_2_2_1() {
     let mut redis = private_redis();
     let namespace = redis.namespace("outage-revoke");
     let auth = TestAuth::spawn_on_redis(namespace.store_url(), |_| {}).await;
-    auth.add_client("resource", SECRET, &["client_credentials"], "", &[])
-        .await;
+    auth.add_introspecting_client("resource", SECRET).await;
     auth.add_user("alice", "alice-pw-1", "").await;
     let tokens = auth.password_grant("alice", "alice-pw-1").await;
     let refresh_token = tokens.refresh_token.unwrap();

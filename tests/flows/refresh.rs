@@ -211,13 +211,15 @@ async fn a_refresh_token_is_bound_to_its_client_and_expires() {
         .unwrap();
     let refresh_token = tokens.refresh_token.unwrap();
 
+    // Presented without the client's authentication: the caller has not proved it is the
+    // client the token was issued to (RFC 6749 §6, §5.2 `invalid_client`).
     let as_public = refresh(&auth, &refresh_token).await;
     assert_eq!(
         as_public.status(),
-        400,
-        "issued to another client (RFC 6749 §6)"
+        401,
+        "issued to a confidential client, presented without its authentication"
     );
-    assert_eq!(error_of(as_public).await, "invalid_grant");
+    assert_eq!(error_of(as_public).await, "invalid_client");
     let unauthenticated = auth
         .token(&[
             ("grant_type", "refresh_token"),
@@ -250,7 +252,10 @@ async fn a_refresh_token_is_bound_to_its_client_and_expires() {
 async fn a_disabled_user_cannot_refresh() {
     let auth = TestAuth::spawn().await;
     let tokens = login(&auth).await;
-    auth.store.set_user_disabled("alice", true).await.unwrap();
+    auth.store
+        .set_user_disabled("alice", true, None)
+        .await
+        .unwrap();
     let response = refresh(&auth, tokens.refresh_token.as_deref().unwrap()).await;
     assert_eq!(response.status(), 400);
 }

@@ -132,8 +132,7 @@ async fn a_retry_at_the_other_replica_within_the_grace_window_gets_the_same_pair
 async fn family_revoked_at_one_replica_is_inactive_at_the_other_rfc7009_2_1_rfc7662_2_2() {
     let replicas = replicas("revoke-across", |_| {}).await;
     let (a, b) = (&replicas.a, &replicas.b);
-    a.add_client("resource", SECRET, &["client_credentials"], "", &[])
-        .await;
+    a.add_introspecting_client("resource", SECRET).await;
     a.add_user("bob", "bob-pw-1", "read").await;
     let tokens = a.password_grant("bob", "bob-pw-1").await;
     let refresh_token = tokens.refresh_token.unwrap();

@@ -66,8 +66,7 @@ async fn revoking_a_refresh_token_ends_its_family_rfc7009_2_1() {
 #[tokio::test]
 async fn a_revoked_access_token_is_inactive_at_introspection_rfc7009_2() {
     let auth = TestAuth::spawn().await;
-    auth.add_client("resource", SECRET, &["client_credentials"], "", &[])
-        .await;
+    auth.add_introspecting_client("resource", SECRET).await;
     auth.add_user("bob", "bob-pw-1", "").await;
     let tokens = auth.password_grant("bob", "bob-pw-1").await;
     assert_eq!(

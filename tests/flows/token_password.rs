@@ -103,7 +103,10 @@ async fn wrong_password_unknown_user_and_disabled_user_answer_alike_rfc6749_5_2(
     let auth = TestAuth::spawn().await;
     auth.add_user("carol", "carol-pw-1", "").await;
     auth.add_user("dave", "dave-pw-1", "").await;
-    auth.store.set_user_disabled("dave", true).await.unwrap();
+    auth.store
+        .set_user_disabled("dave", true, None)
+        .await
+        .unwrap();
 
     let mut bodies = Vec::new();
     for (username, password) in [
@@ -247,7 +250,10 @@ async fn users_changed_by_the_store_are_seen_at_once() {
     let auth = TestAuth::spawn().await;
     auth.add_user("hank", "hank-pw-1", "").await;
     auth.password_grant("hank", "hank-pw-1").await;
-    auth.store.set_user_disabled("hank", true).await.unwrap();
+    auth.store
+        .set_user_disabled("hank", true, None)
+        .await
+        .unwrap();
     let response = auth
         .token(&[
             ("grant_type", "password"),
@@ -256,7 +262,10 @@ async fn users_changed_by_the_store_are_seen_at_once() {
         ])
         .await;
     assert_eq!(response.status(), 400);
-    auth.store.set_user_disabled("hank", false).await.unwrap();
+    auth.store
+        .set_user_disabled("hank", false, None)
+        .await
+        .unwrap();
     auth.password_grant("hank", "hank-pw-1").await;
 }
 
@@ -273,6 +282,8 @@ async fn imported_bcrypt_hash_logs_in_and_is_replaced_by_argon2id() {
             password_hash: tutorial_hash.into(),
             disabled: false,
             scopes: shared::Scope::default(),
+            stamp: String::new(),
+            not_before: 0,
         })
         .await
         .unwrap();

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 pub use reqwest;
 
+
 /// Shows server logs when `TEST_LOG` is set.
 pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -211,6 +212,7 @@ impl TestAuth {
                 .await
                 .unwrap()
                 .unwrap();
+        let cut = auth_server::tokens::session_cut(auth_server::grants::now());
         self.store
             .insert_user(&UserRecord {
                 username: username.to_owned(),
@@ -219,6 +221,8 @@ impl TestAuth {
                 password_hash,
                 disabled: false,
                 scopes: shared::Scope::parse(scopes).unwrap(),
+                stamp: cut.stamp,
+                not_before: cut.not_before,
             })
             .await
             .unwrap();
@@ -233,17 +237,63 @@ impl TestAuth {
         scopes: &str,
         audiences: &[&str],
     ) {
+        self.add_client_with(client_id, secret, grants, scopes, audiences, |_| {})
+            .await;
+    }
+
+    /// Registers a confidential client that may introspect any token (`client add --introspect`),
+    /// as a resource server that introspects would be.
+    pub async fn add_introspecting_client(&self, client_id: &str, secret: &str) {
+        self.add_client_with(client_id, secret, &["client_credentials"], "", &[], |c| {
+            c.introspect = true
+        })
+        .await;
+    }
+
+    /// Registers a public client (`client add ID --public`): no secret, the password and
+    /// refresh_token grants.
+    pub async fn add_public_client(&self, client_id: &str, scopes: &str) {
+        self.add_client_with(
+            client_id,
+            "",
+            &["password", "refresh_token"],
+            scopes,
+            &[],
+            |c| {
+                c.public = true;
+                c.secret_hash = String::new();
+            },
+        )
+        .await;
+    }
+
+    /// Registers a client as [`add_client`](Self::add_client) does, with the record adjusted
+    /// by `adjust` before it is stored.
+    pub async fn add_client_with(
+        &self,
+        client_id: &str,
+        secret: &str,
+        grants: &[&str],
+        scopes: &str,
+        audiences: &[&str],
+        adjust: impl FnOnce(&mut ClientRecord),
+    ) {
         let key = auth_server::keys::files::client_secret_key(&self.settings.keys_dir).unwrap();
-        self.store
-            .insert_client(&ClientRecord {
-                client_id: client_id.to_owned(),
-                secret_hash: auth_server::client_auth::hash_secret(&key, secret),
-                grants: grants.iter().map(|g| (*g).to_owned()).collect(),
-                scopes: shared::Scope::parse(scopes).unwrap(),
-                audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
-            })
-            .await
-            .unwrap();
+        let cut = auth_server::tokens::session_cut(auth_server::grants::now());
+        let mut record = ClientRecord {
+            client_id: client_id.to_owned(),
+            secret_hash: auth_server::client_auth::hash_secret(&key, secret),
+            previous_secret: None,
+            public: false,
+            introspect: false,
+            grants: grants.iter().map(|g| (*g).to_owned()).collect(),
+            scopes: shared::Scope::parse(scopes).unwrap(),
+            audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            stamp: cut.stamp,
+            not_before: cut.not_before,
+        };
+        adjust(&mut record);
+        self.store.insert_client(&record).await.unwrap();
     }
 
     /// `POST /token` with a form.

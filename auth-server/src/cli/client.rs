@@ -1,12 +1,21 @@
-//! `auth-server client …`: registering the services that obtain their own tokens.
+//! `auth-server client …`: registering the services and applications that obtain tokens.
+//!
+//! Every change here reaches the tokens already issued: removing a client ends its refresh
+//! families (a client added again under the same id is another client), `update` narrows what
+//! its families get at their next refresh, and `rotate-secret` replaces a secret with an overlap
+//! during which both work, so that a fleet can roll the new one out without an outage.
 
 use anyhow::bail;
 use clap::Subcommand;
+use zeroize::Zeroizing;
 
-use crate::client_auth::{self, MIN_SECRET_LEN};
+use crate::client_auth::{self, MIN_SECRET_LEN, PUBLIC_CLIENT_ID, PUBLIC_GRANT_TYPES};
 use crate::grants::GRANT_TYPES;
-use crate::store::{ClientRecord, StoreError};
-use crate::{keys::files, tokens, Settings};
+use crate::store::{ClientRecord, ClientUpdate, Store, StoreError};
+use crate::{grants, keys::files, tokens, Settings};
+
+/// How long a rotated-out secret keeps working unless `--overlap` says otherwise: a day.
+pub const DEFAULT_OVERLAP: u64 = 86_400;
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
@@ -14,9 +23,18 @@ pub enum ClientCommand {
     Add {
         id: String,
         /// Read the secret (at least 32 characters) from stdin.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "public")]
         secret_stdin: bool,
-        /// A grant type it may use; repeat for several (default: client_credentials).
+        /// A public client (RFC 6749 §2.1): no secret; it names itself with `client_id` and
+        /// may use only the password and refresh_token grants.
+        #[arg(long)]
+        public: bool,
+        /// May introspect any token (meant for resource servers); others learn only about
+        /// their own tokens (RFC 7662 §4).
+        #[arg(long)]
+        introspect: bool,
+        /// A grant type it may use; repeat for several (default: client_credentials, or
+        /// password and refresh_token for a public client).
         #[arg(long = "grant", value_name = "G")]
         grants: Vec<String>,
         /// A scope it may be granted; repeat for several.
@@ -26,6 +44,42 @@ pub enum ClientCommand {
         #[arg(long = "audience", value_name = "A")]
         audiences: Vec<String>,
     },
+    /// Change a client's grants, scopes, audiences or introspection right in place. Options
+    /// not given keep their value; narrowing reaches refresh tokens at their next refresh.
+    Update {
+        id: String,
+        /// The grant types it may use (replaces the list); repeat for several.
+        #[arg(long = "grant", value_name = "G")]
+        grants: Vec<String>,
+        /// The scopes it may be granted (replaces the list); repeat for several.
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+        /// Remove every scope.
+        #[arg(long, conflicts_with = "scopes")]
+        no_scope: bool,
+        /// The audiences its tokens may have (replaces the list); repeat for several.
+        #[arg(long = "audience", value_name = "A")]
+        audiences: Vec<String>,
+        /// Remove every audience of its own (AUTH_AUDIENCE applies).
+        #[arg(long, conflicts_with = "audiences")]
+        no_audience: bool,
+        /// Whether it may introspect any token.
+        #[arg(long, value_name = "BOOL")]
+        introspect: Option<bool>,
+    },
+    /// Give a confidential client a new secret (printed once, or read from stdin). The old one
+    /// keeps working for the overlap, then stops; with --overlap 0 it stops at once, and access
+    /// tokens issued to the client before the rotation are no longer active.
+    RotateSecret {
+        id: String,
+        /// Read the new secret (at least 32 characters) from stdin.
+        #[arg(long)]
+        secret_stdin: bool,
+        /// Seconds the old secret keeps working.
+        #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_OVERLAP)]
+        overlap: u64,
+    },
+    /// Remove a client; ends every refresh token family minted for it.
     Remove {
         id: String,
     },
@@ -34,79 +88,259 @@ pub enum ClientCommand {
 
 pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<()> {
     let store = crate::store::open(&settings.store.0).await?;
+    let store = store.as_ref();
     match command {
         ClientCommand::Add {
             id,
             secret_stdin,
+            public,
+            introspect,
             grants,
             scopes,
             audiences,
         } => {
-            if id.is_empty()
-                || id == client_auth::PUBLIC_CLIENT_ID
-                || id.chars().any(|c| c.is_control() || c == ':')
-            {
-                bail!("invalid client id {id:?}");
+            check_client_id(&id)?;
+            let grants = checked_grants(grants, public)?;
+            let scopes = super::scopes(&scopes)?;
+            if store.user(&id).await?.is_some() {
+                bail!("{id:?} is a username; a client id may not be the same as a username");
             }
-            let grants = if grants.is_empty() {
-                vec!["client_credentials".to_owned()]
+            let (secret, generated) = if public {
+                (None, false)
+            } else if secret_stdin {
+                (Some(new_secret_from_stdin()?), false)
             } else {
-                grants
+                (Some(Zeroizing::new(tokens::random_token(32))), true)
             };
-            if let Some(unknown) = grants.iter().find(|g| !GRANT_TYPES.contains(&g.as_str())) {
-                bail!(
-                    "unknown grant {unknown:?}; use one of {}",
-                    GRANT_TYPES.join(", ")
-                );
-            }
-            let (secret, generated) = if secret_stdin {
-                (super::read_secret_from_stdin("secret")?, false)
-            } else {
-                (zeroize::Zeroizing::new(tokens::random_token(32)), true)
+            let secret_hash = match &secret {
+                Some(secret) => {
+                    client_auth::hash_secret(&files::client_secret_key(&settings.keys_dir)?, secret)
+                }
+                None => String::new(),
             };
-            if secret.chars().count() < MIN_SECRET_LEN {
-                bail!("a client secret must have at least {MIN_SECRET_LEN} characters");
-            }
-            let key = files::client_secret_key(&settings.keys_dir)?;
+            let cut = tokens::session_cut(grants::now());
             let record = ClientRecord {
                 client_id: id.clone(),
-                secret_hash: client_auth::hash_secret(&key, &secret),
+                secret_hash,
+                previous_secret: None,
+                public,
+                introspect,
                 grants,
-                scopes: super::scopes(&scopes)?,
+                scopes,
                 audiences,
+                stamp: cut.stamp,
+                not_before: cut.not_before,
             };
             store
                 .insert_client(&record)
                 .await
                 .map_err(|err| match err {
-                    StoreError::Conflict(_) => anyhow::anyhow!("client {id:?} already exists"),
+                    StoreError::Conflict(_) => {
+                        anyhow::anyhow!("client {id:?} already exists or is a username")
+                    }
                     other => other.into(),
                 })?;
+            match secret {
+                Some(secret) if generated => {
+                    println!("client_id={id}");
+                    println!("client_secret={}", secret.as_str());
+                    eprintln!("the secret is shown once; store it now");
+                }
+                _ => println!("added {} client {id}", kind(&record)),
+            }
+        }
+        ClientCommand::Update {
+            id,
+            grants,
+            scopes,
+            no_scope,
+            audiences,
+            no_audience,
+            introspect,
+        } => {
+            let current = existing(store, &id).await?;
+            let update = ClientUpdate {
+                grants: if grants.is_empty() {
+                    current.grants.clone()
+                } else {
+                    checked_grants(grants, current.public)?
+                },
+                scopes: if no_scope {
+                    shared::Scope::default()
+                } else if scopes.is_empty() {
+                    current.scopes.clone()
+                } else {
+                    super::scopes(&scopes)?
+                },
+                audiences: if no_audience {
+                    Vec::new()
+                } else if audiences.is_empty() {
+                    current.audiences.clone()
+                } else {
+                    audiences
+                },
+                introspect: introspect.unwrap_or(current.introspect),
+            };
+            if !store.update_client(&id, &update).await? {
+                bail!("unknown client {id:?}");
+            }
+            println!(
+                "updated {id}: grants={} scope={} audience={} introspect={}",
+                update.grants.join(","),
+                update.scopes,
+                update.audiences.join(","),
+                update.introspect
+            );
+        }
+        ClientCommand::RotateSecret {
+            id,
+            secret_stdin,
+            overlap,
+        } => {
+            let current = existing(store, &id).await?;
+            if current.public {
+                bail!("client {id:?} is public and has no secret to rotate");
+            }
+            let (secret, generated) = if secret_stdin {
+                (new_secret_from_stdin()?, false)
+            } else {
+                (Zeroizing::new(tokens::random_token(32)), true)
+            };
+            let key = files::client_secret_key(&settings.keys_dir)?;
+            let now = grants::now();
+            let (previous_until, not_before) = if overlap == 0 {
+                (None, Some(tokens::session_cut(now).not_before))
+            } else {
+                (Some(now.saturating_add(overlap)), None)
+            };
+            let rotated = store
+                .rotate_client_secret(
+                    &id,
+                    &client_auth::hash_secret(&key, &secret),
+                    previous_until,
+                    not_before,
+                )
+                .await?;
+            if !rotated {
+                bail!("unknown client {id:?}");
+            }
             if generated {
                 println!("client_id={id}");
                 println!("client_secret={}", secret.as_str());
                 eprintln!("the secret is shown once; store it now");
             } else {
-                println!("added client {id}");
+                println!("rotated the secret of {id}");
+            }
+            match previous_until {
+                Some(until) => eprintln!(
+                    "the old secret works until {}",
+                    super::keys::rfc3339(until)
+                ),
+                None => eprintln!(
+                    "the old secret no longer works; access tokens issued to {id} before now are no longer active"
+                ),
             }
         }
         ClientCommand::Remove { id } => {
-            if !store.remove_client(&id).await? {
+            let removal = tokens::removal(grants::now(), settings.access_token_ttl);
+            if !store.remove_client(&id, removal).await? {
                 bail!("unknown client {id:?}");
             }
-            println!("removed {id}");
+            println!("removed {id}; every refresh token family minted for it ended");
         }
         ClientCommand::List => {
+            let now = grants::now();
             for client in store.list_clients().await? {
-                println!(
+                let mut line = format!(
                     "{}\tgrants={}\tscope={}\taudience={}",
                     client.client_id,
                     client.grants.join(","),
                     client.scopes,
                     client.audiences.join(",")
                 );
+                if client.public {
+                    line.push_str("\tpublic");
+                }
+                if client.introspect {
+                    line.push_str("\tintrospect");
+                }
+                if let Some(previous) = client
+                    .previous_secret
+                    .as_ref()
+                    .filter(|previous| now < previous.expires_at)
+                {
+                    line.push_str(&format!(
+                        "\told-secret-ends={}",
+                        super::keys::rfc3339(previous.expires_at)
+                    ));
+                }
+                println!("{line}");
             }
         }
     }
     Ok(())
+}
+
+fn kind(client: &ClientRecord) -> &'static str {
+    if client.public {
+        "public"
+    } else {
+        "confidential"
+    }
+}
+
+async fn existing(store: &dyn Store, id: &str) -> anyhow::Result<ClientRecord> {
+    match store.client(id).await? {
+        Some(client) => Ok(client),
+        None => bail!("unknown client {id:?}"),
+    }
+}
+
+fn check_client_id(id: &str) -> anyhow::Result<()> {
+    if id == PUBLIC_CLIENT_ID {
+        bail!("{PUBLIC_CLIENT_ID:?} is the default public client's id; choose another");
+    }
+    if !client_auth::is_valid_client_id(id) || id.contains(':') {
+        bail!(
+            "invalid client id {id:?}: 1 to {} bytes, no control characters and no ':'",
+            client_auth::MAX_CLIENT_ID_BYTES
+        );
+    }
+    Ok(())
+}
+
+/// The grants given, or the default for the kind of client; a public client may have only the
+/// grants that need no secret.
+fn checked_grants(grants: Vec<String>, public: bool) -> anyhow::Result<Vec<String>> {
+    let grants = match (grants.is_empty(), public) {
+        (false, _) => grants,
+        (true, false) => vec!["client_credentials".to_owned()],
+        (true, true) => PUBLIC_GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect(),
+    };
+    if let Some(unknown) = grants.iter().find(|g| !GRANT_TYPES.contains(&g.as_str())) {
+        bail!(
+            "unknown grant {unknown:?}; use one of {}",
+            GRANT_TYPES.join(", ")
+        );
+    }
+    if public {
+        if let Some(refused) = grants
+            .iter()
+            .find(|g| !PUBLIC_GRANT_TYPES.contains(&g.as_str()))
+        {
+            bail!(
+                "a public client may not use {refused:?}; only {}",
+                PUBLIC_GRANT_TYPES.join(", ")
+            );
+        }
+    }
+    Ok(grants)
+}
+
+fn new_secret_from_stdin() -> anyhow::Result<Zeroizing<String>> {
+    let secret = super::read_secret_from_stdin("secret")?;
+    if secret.chars().count() < MIN_SECRET_LEN {
+        bail!("a client secret must have at least {MIN_SECRET_LEN} characters");
+    }
+    Ok(secret)
 }

@@ -1,4 +1,8 @@
 //! `auth-server user …`, including the import of users in the FastAPI tutorial's shape.
+//!
+//! A new password, disabling and removing a user each end every session of that user in the
+//! same store write (a new stamp and access-token cut-off; see `store::UserRecord::stamp`), so
+//! that the answer to a stolen password or a departed user needs no second step.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,7 +12,7 @@ use clap::Subcommand;
 use serde::Deserialize;
 
 use crate::store::{Store, StoreError, UserRecord};
-use crate::{passwords, Settings};
+use crate::{grants, passwords, tokens, Settings};
 
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
@@ -25,19 +29,28 @@ pub enum UserCommand {
         #[arg(long = "scope", value_name = "S")]
         scopes: Vec<String>,
     },
-    /// Set a user's password from stdin.
+    /// Set a user's password from stdin; ends every session of the user.
     Passwd {
         name: String,
         #[arg(long, required = true)]
         password_stdin: bool,
     },
-    /// Refuse all logins of a user.
+    /// Refuse all logins of a user; ends every session of the user.
     Disable {
         name: String,
     },
+    /// Allow logins again; sessions ended by `disable` stay ended.
     Enable {
         name: String,
     },
+    /// Replace the scopes a user may be granted; refresh tokens narrow at their next refresh.
+    Update {
+        name: String,
+        /// A scope the user may be granted; repeat for several (none: no scope at all).
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+    },
+    /// Remove a user; ends every session of the user. The name, added again, is a new account.
     Remove {
         name: String,
     },
@@ -64,19 +77,26 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
             ..
         } => {
             check_username(&name)?;
+            let scopes = super::scopes(&scopes)?;
+            refuse_client_id(store, &name).await?;
             let password = super::read_secret_from_stdin("password")?;
             let password_hash =
                 tokio::task::spawn_blocking(move || passwords::hash_blocking(&password)).await??;
+            let cut = tokens::session_cut(grants::now());
             let user = UserRecord {
                 username: name.clone(),
                 full_name,
                 email,
                 password_hash,
                 disabled: false,
-                scopes: super::scopes(&scopes)?,
+                scopes,
+                stamp: cut.stamp,
+                not_before: cut.not_before,
             };
             store.insert_user(&user).await.map_err(|err| match err {
-                StoreError::Conflict(_) => anyhow::anyhow!("user {name:?} already exists"),
+                StoreError::Conflict(_) => {
+                    anyhow::anyhow!("user {name:?} already exists or is a client id")
+                }
                 other => other.into(),
             })?;
             println!("added user {name}");
@@ -85,20 +105,34 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
             let password = super::read_secret_from_stdin("password")?;
             let password_hash =
                 tokio::task::spawn_blocking(move || passwords::hash_blocking(&password)).await??;
-            found(store.set_password_hash(&name, &password_hash).await?, &name)?;
-            println!("password of {name} changed");
+            let cut = tokens::session_cut(grants::now());
+            found(
+                store.set_password_hash(&name, &password_hash, &cut).await?,
+                &name,
+            )?;
+            println!("password of {name} changed; every session of {name} ended");
         }
         UserCommand::Disable { name } => {
-            found(store.set_user_disabled(&name, true).await?, &name)?;
-            println!("disabled {name}");
+            let cut = tokens::session_cut(grants::now());
+            found(
+                store.set_user_disabled(&name, true, Some(&cut)).await?,
+                &name,
+            )?;
+            println!("disabled {name}; every session of {name} ended");
         }
         UserCommand::Enable { name } => {
-            found(store.set_user_disabled(&name, false).await?, &name)?;
+            found(store.set_user_disabled(&name, false, None).await?, &name)?;
             println!("enabled {name}");
         }
+        UserCommand::Update { name, scopes } => {
+            let scopes = super::scopes(&scopes)?;
+            found(store.set_user_scopes(&name, &scopes).await?, &name)?;
+            println!("updated {name}: scope={scopes}");
+        }
         UserCommand::Remove { name } => {
-            found(store.remove_user(&name).await?, &name)?;
-            println!("removed {name}");
+            let removal = tokens::removal(grants::now(), settings.access_token_ttl);
+            found(store.remove_user(&name, removal).await?, &name)?;
+            println!("removed {name}; every session of {name} ended");
         }
         UserCommand::List => {
             for user in store.list_users().await? {
@@ -125,6 +159,14 @@ fn found(found: bool, name: &str) -> anyhow::Result<()> {
     } else {
         bail!("unknown user {name:?}")
     }
+}
+
+/// A client's tokens carry its id as `sub` (RFC 9068 §5): a username may not be one.
+async fn refuse_client_id(store: &dyn Store, name: &str) -> anyhow::Result<()> {
+    if store.client(name).await?.is_some() {
+        bail!("{name:?} is a client id; a username may not be the same as a client id");
+    }
+    Ok(())
 }
 
 fn check_username(name: &str) -> anyhow::Result<()> {
@@ -193,6 +235,7 @@ async fn import(
     let users = parse_import(&text).with_context(|| format!("importing {}", file.display()))?;
     let (mut added, mut skipped) = (0, 0);
     for user in users {
+        let cut = tokens::session_cut(grants::now());
         let record = UserRecord {
             username: user.username.clone(),
             full_name: user.full_name,
@@ -200,11 +243,16 @@ async fn import(
             password_hash: user.hashed_password,
             disabled: user.disabled,
             scopes: scopes.clone(),
+            stamp: cut.stamp,
+            not_before: cut.not_before,
         };
         match store.insert_user(&record).await {
             Ok(()) => added += 1,
             Err(StoreError::Conflict(_)) => {
-                eprintln!("skipped {:?}: already exists", user.username);
+                eprintln!(
+                    "skipped {:?}: already exists as a user or a client id",
+                    user.username
+                );
                 skipped += 1;
             }
             Err(err) => return Err(err.into()),

@@ -3,7 +3,7 @@
 use shared::wire::TokenResponse;
 use shared::Scope;
 
-use super::{grant_scope, Grants, TokenError};
+use super::{grant_scope, issued_at, Grants, TokenError};
 use crate::client_auth::Client;
 use crate::tokens::Subject;
 
@@ -27,9 +27,10 @@ impl Grants {
             sub: &record.client_id,
             user: None,
         };
+        let iat = issued_at(now, None, client);
         let (access_token, claims) =
             self.tokens
-                .mint_access(&subject, &record.client_id, &scope, &audience, now)?;
+                .mint_access(&subject, &record.client_id, &scope, &audience, iat)?;
         tracing::info!(jti = %claims.jti, client_id = %record.client_id, "access token issued");
         Ok(self.response(access_token, None, &scope))
     }

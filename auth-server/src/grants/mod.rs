@@ -12,7 +12,7 @@ use shared::Scope;
 
 use crate::client_auth::Client;
 use crate::passwords::{PasswordError, Passwords};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, UserRecord};
 use crate::tokens::TokenIssuer;
 
 /// Token endpoint errors (RFC 6749 §5.2). `Display` is the wire code.
@@ -137,14 +137,41 @@ fn intersect(a: &Scope, b: &Scope) -> Scope {
     Scope::from_tokens(a.iter().filter(|t| b.contains(t)))
 }
 
+/// What a user may be granted through a client now: the user's scopes, narrowed by the
+/// client's own unless it is the default public client.
+fn user_scope(user: &UserRecord, client: &Client) -> Scope {
+    match client.scopes() {
+        Some(client_scopes) => intersect(&user.scopes, client_scopes),
+        None => user.scopes.clone(),
+    }
+}
+
+/// The `iat` of a token minted at `now` for `user` through `client`: never before either's
+/// cut-off. A cut-off is one second past the change that set it, so that a token minted in
+/// that second before the change (`iat` below it) is cut off, and one minted after the change
+/// carries an `iat` at or past it even on the same second.
+fn issued_at(now: u64, user: Option<&UserRecord>, client: &Client) -> u64 {
+    now.max(user.map_or(0, |user| user.not_before))
+        .max(client.not_before())
+}
+
+/// The default public client exists only while the password grant may be used without
+/// client authentication; otherwise a request that names no client is unauthenticated.
+fn check_default_public(client: &Client, policy: &Policy) -> Result<(), TokenError> {
+    match client {
+        Client::DefaultPublic if !policy.password_grant_without_client => {
+            Err(TokenError::InvalidClient)
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Grants {
     /// The audience: one the client asked for (RFC 8707 `resource`) among those it may have,
     /// else its first allowed one. A client with no audiences of its own may have the default.
     fn audience(&self, client: &Client, requested: Option<&str>) -> Result<String, TokenError> {
-        let allowed = match client {
-            Client::Confidential(record) if !record.audiences.is_empty() => {
-                record.audiences.as_slice()
-            }
+        let allowed = match client.record() {
+            Some(record) if !record.audiences.is_empty() => record.audiences.as_slice(),
             _ => std::slice::from_ref(&self.policy.default_audience),
         };
         match requested.filter(|r| !r.is_empty()) {

@@ -5,7 +5,7 @@ use shared::wire::TokenResponse;
 use shared::Scope;
 use zeroize::Zeroizing;
 
-use super::{grant_scope, intersect, Grants, TokenError};
+use super::{check_default_public, grant_scope, issued_at, user_scope, Grants, TokenError};
 use crate::client_auth::Client;
 use crate::passwords::Verdict;
 use crate::store::RefreshRecord;
@@ -24,14 +24,9 @@ impl Grants {
         address: Option<std::net::IpAddr>,
         now: u64,
     ) -> Result<TokenResponse, TokenError> {
-        match client {
-            Client::Public { .. } if !self.policy.password_grant_without_client => {
-                return Err(TokenError::InvalidClient)
-            }
-            Client::Confidential(record) if !record.grants.iter().any(|g| g == "password") => {
-                return Err(TokenError::UnauthorizedClient)
-            }
-            _ => {}
+        check_default_public(client, &self.policy)?;
+        if !client.may_use("password") {
+            return Err(TokenError::UnauthorizedClient);
         }
         if username.is_empty() || password.is_empty() {
             return Err(TokenError::InvalidRequest(
@@ -73,16 +68,13 @@ impl Grants {
             }
         }
 
-        let allowed = match client {
-            Client::Confidential(record) => intersect(&user.scopes, &record.scopes),
-            Client::Public { .. } => user.scopes.clone(),
-        };
-        let scope = grant_scope(scope, &allowed)?;
+        let scope = grant_scope(scope, &user_scope(&user, client))?;
         let audience = self.audience(client, resource)?;
         let subject = Subject::user(&user);
+        let iat = issued_at(now, Some(&user), client);
         let (access_token, claims) =
             self.tokens
-                .mint_access(&subject, client.id(), &scope, &audience, now)?;
+                .mint_access(&subject, client.id(), &scope, &audience, iat)?;
 
         let refresh_token = tokens::new_refresh_token();
         self.store
@@ -93,7 +85,9 @@ impl Grants {
                 username: user.username.clone(),
                 scope: scope.clone(),
                 audience,
-                issued_at: now,
+                user_stamp: user.stamp.clone(),
+                client_stamp: client.stamp().to_owned(),
+                issued_at: iat,
                 expires_at: now + self.policy.refresh_ttl,
                 used_at: None,
                 sealed_successor: None,

@@ -6,11 +6,18 @@
 //! the very same pair back. That pair is kept only sealed (AES-256-GCM) under a key derived from
 //! the presented token, which the store never holds, so nothing in the store is a usable token.
 //! However many requests race on one token, the store's atomic rotation lets exactly one mint.
+//!
+//! A family lives only as long as the accounts it speaks for: it carries the user's and the
+//! client's stamps from when it began, and refreshes only while both are still current (a new
+//! password, disabling or removing the user, or removing the client, writes or drops them). Its
+//! scope narrows at every refresh to what the user and the client may have now.
 
 use shared::wire::TokenResponse;
 use shared::Scope;
 
-use super::{grant_scope, Grants, TokenError};
+use super::{
+    check_default_public, grant_scope, intersect, issued_at, user_scope, Grants, TokenError,
+};
 use crate::client_auth::Client;
 use crate::store::{RefreshContext, RefreshRecord, Rotation};
 use crate::tokens::{self, Subject};
@@ -26,10 +33,9 @@ impl Grants {
         if refresh_token.is_empty() {
             return Err(TokenError::InvalidRequest("refresh_token is required"));
         }
-        if let Client::Confidential(record) = client {
-            if !record.grants.iter().any(|g| g == "refresh_token") {
-                return Err(TokenError::UnauthorizedClient);
-            }
+        check_default_public(client, &self.policy)?;
+        if !client.may_use("refresh_token") {
+            return Err(TokenError::UnauthorizedClient);
         }
         let id = tokens::refresh_token_id(refresh_token);
         // One read for the token, its family and its user (one query on the embedded store).
@@ -42,10 +48,20 @@ impl Grants {
             .refresh_context(&id)
             .await?
             .ok_or(TokenError::InvalidGrant("unknown refresh token"))?;
-        // Bound to the client it was issued to (RFC 6749 §6); a public client's token stays public.
+        // Bound to the client it was issued to (RFC 6749 §6). A caller that did not prove
+        // itself has not authenticated as that client: `invalid_client` (RFC 6749 §5.2).
         if record.client_id != client.id() {
+            return Err(match client {
+                Client::Confidential(_) => {
+                    TokenError::InvalidGrant("the refresh token was issued to another client")
+                }
+                _ => TokenError::InvalidClient,
+            });
+        }
+        // A client removed and registered again under the same id is another client.
+        if record.client_stamp != client.stamp() {
             return Err(TokenError::InvalidGrant(
-                "the refresh token was issued to another client",
+                "the client of this refresh token was removed",
             ));
         }
         if now >= record.expires_at {
@@ -56,25 +72,30 @@ impl Grants {
                 "the refresh token has been revoked",
             ));
         }
+        // A new password, disabling and removal each end the user's families: the stamp the
+        // family began under is no longer the user's (a user added again has a new one).
+        let user = user
+            .filter(|user| !user.disabled && user.stamp == record.user_stamp)
+            .ok_or(TokenError::InvalidGrant(
+                "the refresh token's session has ended",
+            ))?;
         if record.used_at.is_some() {
             return self.reuse(refresh_token, record, now).await;
         }
-        // The new access token may narrow the scope, never widen it; the refresh token keeps
-        // the original scope (RFC 6749 §6).
-        let scope = grant_scope(scope, &record.scope)?;
-        let user = user
-            .filter(|user| !user.disabled)
-            .ok_or(TokenError::InvalidGrant(
-                "the user no longer exists or is disabled",
-            ))?;
+        // The new access token may narrow the scope, never widen it, and gets no more than the
+        // user and the client may have now; the refresh token keeps the original scope
+        // (RFC 6749 §6).
+        let allowed = intersect(&record.scope, &user_scope(&user, client));
+        let scope = grant_scope(scope, &allowed)?;
         let subject = Subject::user(&user);
+        let iat = issued_at(now, Some(&user), client);
         let (access_token, claims) =
             self.tokens
-                .mint_access(&subject, &record.client_id, &scope, &record.audience, now)?;
+                .mint_access(&subject, &record.client_id, &scope, &record.audience, iat)?;
         let next_token = tokens::new_refresh_token();
         let successor = RefreshRecord {
             id: tokens::refresh_token_id(&next_token),
-            issued_at: now,
+            issued_at: iat,
             used_at: None,
             sealed_successor: None,
             successor_id: None,

@@ -101,7 +101,12 @@ impl IntrospectApi {
         let token = form.token.as_str();
         let found = state
             .grants
-            .introspect(token, form.token_type_hint.as_deref(), grants::now())
+            .introspect(
+                &client,
+                token,
+                form.token_type_hint.as_deref(),
+                grants::now(),
+            )
             .await?;
         Ok(IntrospectReply::Ok(Json(found.into()), NO_STORE.to_owned()))
     }

@@ -50,6 +50,7 @@ impl AppState {
             self.grants.store.as_ref(),
             &self.client_secret_key,
             credentials,
+            crate::grants::now(),
         )
         .await
     }

@@ -30,8 +30,8 @@ use shared::Scope;
 
 use super::redis::RedisStore;
 use super::{
-    ClientRecord, KeyRevocation, KeyState, RefreshRecord, Rotation, SigningKeyRecord, Store,
-    StoreError, UserRecord,
+    ClientRecord, ClientUpdate, KeyRevocation, KeyState, PreviousSecret, RefreshRecord, Removal,
+    Rotation, SessionCut, SigningKeyRecord, Store, StoreError, UserRecord,
 };
 
 /// How many callers race to rotate one refresh token.
@@ -76,38 +76,47 @@ pub async fn user_updates_apply_to_existing_users_only(store: &dyn Store) {
     store.insert_user(&original).await.unwrap();
 
     assert!(store
-        .set_password_hash(&name, "$argon2id$new")
+        .set_password_hash(&name, "$argon2id$new", &cut(1))
         .await
         .unwrap());
-    assert!(store.set_user_disabled(&name, true).await.unwrap());
+    assert!(store.set_user_disabled(&name, true, None).await.unwrap());
     let updated = store.user(&name).await.unwrap().expect("user still there");
     assert_eq!(
         updated,
         UserRecord {
             password_hash: "$argon2id$new".into(),
             disabled: true,
+            stamp: cut(1).stamp,
+            not_before: original.not_before + 1,
             ..original.clone()
         }
     );
-    assert!(store.set_user_disabled(&name, false).await.unwrap());
+    assert!(store.set_user_disabled(&name, false, None).await.unwrap());
     assert!(!store.user(&name).await.unwrap().expect("user").disabled);
 
     let missing = unique("nobody");
     assert!(!store
-        .set_password_hash(&missing, "$argon2id$x")
+        .set_password_hash(&missing, "$argon2id$x", &cut(2))
         .await
         .unwrap());
-    assert!(!store.set_user_disabled(&missing, true).await.unwrap());
+    assert!(!store
+        .set_user_disabled(&missing, true, Some(&cut(2)))
+        .await
+        .unwrap());
+    assert!(!store
+        .set_user_scopes(&missing, &Scope::default())
+        .await
+        .unwrap());
     assert_eq!(
         store.user(&missing).await.unwrap(),
         None,
         "an update never creates a user"
     );
 
-    assert!(store.remove_user(&name).await.unwrap());
+    assert!(store.remove_user(&name, removal()).await.unwrap());
     assert_eq!(store.user(&name).await.unwrap(), None);
     assert!(
-        !store.remove_user(&name).await.unwrap(),
+        !store.remove_user(&name, removal()).await.unwrap(),
         "a second removal finds nothing"
     );
     assert!(!store
@@ -130,7 +139,7 @@ pub async fn users_are_listed_in_order(store: &dyn Store) {
     for name in &names {
         store.insert_user(&user(name)).await.unwrap();
     }
-    store.remove_user(&names[4]).await.unwrap();
+    store.remove_user(&names[4], removal()).await.unwrap();
 
     let listed = store.list_users().await.unwrap();
     assert!(
@@ -180,6 +189,20 @@ pub async fn client_round_trip(store: &dyn Store) {
     assert_eq!(store.client(&ids[0]).await.unwrap(), Some(client(&ids[0])));
     assert_eq!(store.client(&unique("nobody")).await.unwrap(), None);
 
+    let public = ClientRecord {
+        secret_hash: String::new(),
+        previous_secret: None,
+        public: true,
+        introspect: false,
+        ..client(&unique("public-client"))
+    };
+    store.insert_client(&public).await.unwrap();
+    assert_eq!(
+        store.client(&public.client_id).await.unwrap(),
+        Some(public.clone()),
+        "a public client: no secret, no previous one, no rights"
+    );
+
     let listed = store.list_clients().await.unwrap();
     assert!(
         listed
@@ -194,9 +217,9 @@ pub async fn client_round_trip(store: &dyn Store) {
         .collect();
     assert_eq!(ours, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
 
-    assert!(store.remove_client(&ids[1]).await.unwrap());
+    assert!(store.remove_client(&ids[1], removal()).await.unwrap());
     assert!(
-        !store.remove_client(&ids[1]).await.unwrap(),
+        !store.remove_client(&ids[1], removal()).await.unwrap(),
         "a second removal finds nothing"
     );
     assert_eq!(store.client(&ids[1]).await.unwrap(), None);
@@ -317,7 +340,10 @@ pub async fn refresh_context_reads_token_family_and_user(store: &dyn Store) {
     assert_eq!(context.user, None, "no such user yet");
 
     store.insert_user(&user(&username)).await.unwrap();
-    store.set_user_disabled(&username, true).await.unwrap();
+    store
+        .set_user_disabled(&username, true, None)
+        .await
+        .unwrap();
     let context = store.refresh_context(&token.id).await.unwrap().unwrap();
     let mut disabled = user(&username);
     disabled.disabled = true;
@@ -330,10 +356,232 @@ pub async fn refresh_context_reads_token_family_and_user(store: &dyn Store) {
     let context = store.refresh_context(&token.id).await.unwrap().unwrap();
     assert!(context.family_revoked);
 
-    store.remove_user(&username).await.unwrap();
+    store.remove_user(&username, removal()).await.unwrap();
     let context = store.refresh_context(&token.id).await.unwrap().unwrap();
     assert_eq!(context.user, None);
     assert_eq!(context.record, token);
+}
+
+/// A change that ends a user's sessions writes the new stamp and cut-off in the same step as
+/// the change; the cut-off only grows, past the one held at each change (so that two changes
+/// within one second still cut off a token minted between them); enabling keeps the stamp that
+/// disabling wrote, so old families stay ended; a user added again under a removed name gets a
+/// cut-off past the removed one's.
+pub async fn ending_a_users_sessions_is_one_step_with_the_change(store: &dyn Store) {
+    let original = user(&unique("dave"));
+    let name = original.username.clone();
+    store.insert_user(&original).await.unwrap();
+    let held = original.not_before;
+
+    let disabled = cut(100);
+    assert!(store
+        .set_user_disabled(&name, true, Some(&disabled))
+        .await
+        .unwrap());
+    let now = store.user(&name).await.unwrap().unwrap();
+    assert!(now.disabled);
+    assert_eq!(now.stamp, disabled.stamp);
+    assert_eq!(now.not_before, held + 1, "past the one held, never back");
+
+    assert!(store.set_user_disabled(&name, false, None).await.unwrap());
+    let now = store.user(&name).await.unwrap().unwrap();
+    assert!(!now.disabled);
+    assert_eq!(
+        (now.stamp.as_str(), now.not_before),
+        (disabled.stamp.as_str(), held + 1),
+        "enabling does not bring back the stamp of the old families"
+    );
+    assert_ne!(now.stamp, original.stamp);
+
+    let new_password = cut(held + 1000);
+    assert!(store
+        .set_password_hash(&name, "$argon2id$other", &new_password)
+        .await
+        .unwrap());
+    let now = store.user(&name).await.unwrap().unwrap();
+    assert_eq!(now.password_hash, "$argon2id$other");
+    assert_eq!(
+        (now.stamp.as_str(), now.not_before),
+        (new_password.stamp.as_str(), held + 1000)
+    );
+    assert!(store
+        .set_password_hash(&name, "$argon2id$third", &cut(held + 1000))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.user(&name).await.unwrap().unwrap().not_before,
+        held + 1001,
+        "a second change in the same second still moves the cut-off"
+    );
+
+    let narrower = Scope::from_tokens(["profile"]);
+    assert!(store.set_user_scopes(&name, &narrower).await.unwrap());
+    let now = store.user(&name).await.unwrap().unwrap();
+    assert_eq!(now.scopes, narrower);
+    assert_eq!(
+        (now.stamp.as_str(), now.not_before),
+        (new_password.stamp.as_str(), held + 1001),
+        "a scope change ends nothing"
+    );
+
+    assert!(store
+        .remove_user(
+            &name,
+            Removal {
+                not_before: 5,
+                keep_until: unix_now() + 3600
+            }
+        )
+        .await
+        .unwrap());
+    let again = UserRecord {
+        stamp: unique("stamp"),
+        not_before: 300,
+        ..original.clone()
+    };
+    store.insert_user(&again).await.unwrap();
+    assert_eq!(
+        store.user(&name).await.unwrap(),
+        Some(UserRecord {
+            not_before: held + 1002,
+            ..again
+        }),
+        "the new account's cut-off lies past every token of the removed one"
+    );
+}
+
+/// Users and clients share one namespace: a client's tokens carry its id as `sub` (RFC 9068
+/// §5), so a name taken by one kind is refused to the other.
+pub async fn usernames_and_client_ids_never_collide(store: &dyn Store) {
+    let name = unique("shared-name");
+    store.insert_client(&client(&name)).await.unwrap();
+    assert!(matches!(
+        store.insert_user(&user(&name)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.user(&name).await.unwrap(), None);
+
+    let other = unique("shared-name");
+    store.insert_user(&user(&other)).await.unwrap();
+    assert!(matches!(
+        store.insert_client(&client(&other)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.client(&other).await.unwrap(), None);
+}
+
+/// `client update` changes grants, scopes, audiences and the introspection right in place and
+/// nothing else: the secret, the kind and the stamp stay.
+pub async fn client_update_changes_only_what_it_names(store: &dyn Store) {
+    let original = client(&unique("svc"));
+    store.insert_client(&original).await.unwrap();
+    let update = ClientUpdate {
+        grants: vec!["client_credentials".to_owned()],
+        scopes: Scope::from_tokens(["api:write"]),
+        audiences: Vec::new(),
+        introspect: false,
+    };
+    assert!(store
+        .update_client(&original.client_id, &update)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.client(&original.client_id).await.unwrap(),
+        Some(ClientRecord {
+            grants: update.grants.clone(),
+            scopes: update.scopes.clone(),
+            audiences: Vec::new(),
+            introspect: false,
+            ..original.clone()
+        })
+    );
+    assert!(!store
+        .update_client(&unique("nobody"), &update)
+        .await
+        .unwrap());
+    assert_eq!(store.client(&unique("nobody")).await.unwrap(), None);
+}
+
+/// A secret rotation keeps at most one previous secret: with an overlap the replaced hash
+/// becomes the previous one (an older previous one is dropped); without, none is kept and the
+/// cut-off for access tokens moves. All in one step, for existing clients only.
+pub async fn secret_rotation_keeps_at_most_one_previous_secret(store: &dyn Store) {
+    let original = ClientRecord {
+        previous_secret: None,
+        not_before: 10,
+        ..client(&unique("rotating"))
+    };
+    let id = original.client_id.clone();
+    store.insert_client(&original).await.unwrap();
+
+    assert!(store
+        .rotate_client_secret(&id, "hash-2", Some(5_000), None)
+        .await
+        .unwrap());
+    let now = store.client(&id).await.unwrap().unwrap();
+    assert_eq!(now.secret_hash, "hash-2");
+    assert_eq!(
+        now.previous_secret,
+        Some(PreviousSecret {
+            hash: original.secret_hash.clone(),
+            expires_at: 5_000
+        })
+    );
+    assert_eq!(
+        now.not_before, 10,
+        "an overlapping rotation cuts nothing off"
+    );
+
+    assert!(store
+        .rotate_client_secret(&id, "hash-3", Some(6_000), None)
+        .await
+        .unwrap());
+    let now = store.client(&id).await.unwrap().unwrap();
+    assert_eq!(now.secret_hash, "hash-3");
+    assert_eq!(
+        now.previous_secret,
+        Some(PreviousSecret {
+            hash: "hash-2".to_owned(),
+            expires_at: 6_000
+        }),
+        "two secrets at most: the oldest is gone"
+    );
+
+    assert!(store
+        .rotate_client_secret(&id, "hash-4", None, Some(7_000))
+        .await
+        .unwrap());
+    let now = store.client(&id).await.unwrap().unwrap();
+    assert_eq!(now.secret_hash, "hash-4");
+    assert_eq!(now.previous_secret, None);
+    assert_eq!(now.not_before, 7_000);
+    assert_eq!(
+        (&now.stamp, &now.grants, now.public),
+        (&original.stamp, &original.grants, original.public),
+        "a rotation ends no refresh family"
+    );
+
+    assert!(!store
+        .rotate_client_secret(&unique("nobody"), "hash", Some(1), None)
+        .await
+        .unwrap());
+
+    assert!(store
+        .remove_client(
+            &id,
+            Removal {
+                not_before: 5,
+                keep_until: unix_now() + 3600
+            }
+        )
+        .await
+        .unwrap());
+    store.insert_client(&original).await.unwrap();
+    assert_eq!(
+        store.client(&id).await.unwrap().unwrap().not_before,
+        7_001,
+        "a client added again gets a cut-off past the removed one's"
+    );
 }
 
 /// Of [`RACERS`] concurrent rotations of one token, exactly one wins, and the stored record
@@ -952,6 +1200,10 @@ macro_rules! conformance_tests {
             duplicate_user_is_conflict,
             client_round_trip,
             duplicate_client_is_conflict,
+            ending_a_users_sessions_is_one_step_with_the_change,
+            usernames_and_client_ids_never_collide,
+            client_update_changes_only_what_it_names,
+            secret_rotation_keeps_at_most_one_previous_secret,
             password_hash_replacement_is_compare_and_set,
             refresh_token_round_trip,
             refresh_context_reads_token_family_and_user,
@@ -1246,6 +1498,24 @@ fn user(username: &str) -> UserRecord {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
         disabled: false,
         scopes: Scope::from_tokens(["profile", "email", "api:read"]),
+        stamp: format!("stamp-of-{username}"),
+        not_before: 1_700_000_000,
+    }
+}
+
+/// A removal whose record Redis keeps for an hour.
+fn removal() -> Removal {
+    Removal {
+        not_before: unix_now() + 1,
+        keep_until: unix_now() + 3600,
+    }
+}
+
+/// A session cut with a stamp of its own for `not_before`.
+fn cut(not_before: u64) -> SessionCut {
+    SessionCut {
+        stamp: format!("stamp-{not_before}"),
+        not_before,
     }
 }
 
@@ -1253,9 +1523,17 @@ fn client(client_id: &str) -> ClientRecord {
     ClientRecord {
         client_id: client_id.to_owned(),
         secret_hash: "keyed-hash-of-the-secret".to_owned(),
+        previous_secret: Some(PreviousSecret {
+            hash: "keyed-hash-of-the-old-secret".to_owned(),
+            expires_at: 1_800_000_000,
+        }),
+        public: false,
+        introspect: true,
         grants: vec!["password".to_owned(), "refresh_token".to_owned()],
         scopes: Scope::from_tokens(["profile", "api:read"]),
         audiences: vec!["https://api.example.com".to_owned(), "other-api".to_owned()],
+        stamp: format!("stamp-of-{client_id}"),
+        not_before: 1_700_000_001,
     }
 }
 
@@ -1272,6 +1550,8 @@ fn refresh_token(family_id: &str, expires_at: u64) -> RefreshRecord {
         username: "alice".to_owned(),
         scope: Scope::from_tokens(["profile", "offline_access"]),
         audience: "https://api.example.com".to_owned(),
+        user_stamp: unique("user-stamp"),
+        client_stamp: unique("client-stamp"),
         issued_at: expires_at.saturating_sub(3600),
         expires_at,
         used_at: None,

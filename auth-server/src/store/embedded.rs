@@ -15,8 +15,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    ClientRecord, KeyRevocation, KeyState, RefreshContext, RefreshRecord, Rotation,
-    SigningKeyRecord, Store, StoreError, UserRecord,
+    ClientRecord, ClientUpdate, KeyRevocation, KeyState, PreviousSecret, RefreshContext,
+    RefreshRecord, Removal, Rotation, SessionCut, SigningKeyRecord, Store, StoreError, UserRecord,
 };
 
 pub struct SqliteStore {
@@ -83,6 +83,44 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Deletes the user or client `name` (`kind` is `user` or `client`) and records its
+    /// cut-off, one past the one it had or `removal.not_before`, in one transaction.
+    async fn remove_named(
+        &self,
+        kind: &str,
+        name: &str,
+        removal: Removal,
+    ) -> Result<bool, StoreError> {
+        let (table, column) = match kind {
+            "user" => ("users", "username"),
+            _ => ("clients", "client_id"),
+        };
+        let mut tx = self.writer.begin().await.map_err(unavailable)?;
+        sqlx::query(&format!(
+            "INSERT INTO removed_names (kind, name, not_before, expires_at)
+             SELECT ?1, {column}, max(not_before + 1, ?3), ?4 FROM {table} WHERE {column} = ?2
+             ON CONFLICT (kind, name) DO UPDATE SET
+                 not_before = max(not_before, excluded.not_before),
+                 expires_at = max(expires_at, excluded.expires_at)"
+        ))
+        .bind(kind)
+        .bind(name)
+        .bind(as_i64(removal.not_before))
+        .bind(as_i64(removal.keep_until))
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let done = sqlx::query(&format!("DELETE FROM {table} WHERE {column} = ?"))
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
 fn unavailable(err: sqlx::Error) -> StoreError {
     StoreError::Unavailable(err.to_string())
 }
@@ -123,16 +161,30 @@ fn user_from(row: &SqliteRow) -> Result<UserRecord, StoreError> {
         password_hash: row.get("password_hash"),
         disabled: row.get::<i64, _>("disabled") != 0,
         scopes: scope(row.get("scopes"))?,
+        stamp: row.get("stamp"),
+        not_before: as_u64(row.get("not_before")),
     })
 }
 
 fn client_from(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
+    let previous_hash: Option<String> = row.get("previous_secret_hash");
+    let previous_expires_at: Option<i64> = row.get("previous_secret_expires_at");
     Ok(ClientRecord {
         client_id: row.get("client_id"),
         secret_hash: row.get("secret_hash"),
+        previous_secret: previous_hash
+            .zip(previous_expires_at)
+            .map(|(hash, expires_at)| PreviousSecret {
+                hash,
+                expires_at: as_u64(expires_at),
+            }),
+        public: row.get::<i64, _>("public") != 0,
+        introspect: row.get::<i64, _>("introspect") != 0,
         grants: words(row.get("grants")),
         scopes: scope(row.get("scopes"))?,
         audiences: words(row.get("audiences")),
+        stamp: row.get("stamp"),
+        not_before: as_u64(row.get("not_before")),
     })
 }
 
@@ -144,6 +196,8 @@ fn refresh_from(row: &SqliteRow) -> Result<RefreshRecord, StoreError> {
         username: row.get("username"),
         scope: scope(row.get("scope"))?,
         audience: row.get("audience"),
+        user_stamp: row.get("user_stamp"),
+        client_stamp: row.get("client_stamp"),
         issued_at: as_u64(row.get("issued_at")),
         expires_at: as_u64(row.get("expires_at")),
         used_at: row.get::<Option<i64>, _>("used_at").map(as_u64),
@@ -201,8 +255,9 @@ fn inserted(
 }
 
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens
-    (id, family_id, client_id, username, scope, audience, issued_at, expires_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    (id, family_id, client_id, username, scope, audience, user_stamp, client_stamp,
+     issued_at, expires_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 fn insert_refresh_query(
     token: &RefreshRecord,
@@ -214,6 +269,8 @@ fn insert_refresh_query(
         .bind(&token.username)
         .bind(token.scope.to_string())
         .bind(&token.audience)
+        .bind(&token.user_stamp)
+        .bind(&token.client_stamp)
         .bind(as_i64(token.issued_at))
         .bind(as_i64(token.expires_at))
 }
@@ -240,8 +297,13 @@ impl Store for SqliteStore {
     }
 
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (username, full_name, email, password_hash, disabled, scopes) VALUES (?, ?, ?, ?, ?, ?)",
+        // One statement: the name is checked against the clients under the same write lock.
+        let done = sqlx::query(
+            "INSERT INTO users
+                (username, full_name, email, password_hash, disabled, scopes, stamp, not_before)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, max(?8, coalesce(
+                 (SELECT not_before FROM removed_names WHERE kind = 'user' AND name = ?1), 0))
+             WHERE NOT EXISTS (SELECT 1 FROM clients WHERE client_id = ?1)",
         )
         .bind(&user.username)
         .bind(&user.full_name)
@@ -249,9 +311,14 @@ impl Store for SqliteStore {
         .bind(&user.password_hash)
         .bind(i64::from(user.disabled))
         .bind(user.scopes.to_string())
+        .bind(&user.stamp)
+        .bind(as_i64(user.not_before))
         .execute(&self.writer)
         .await
         .map_err(|err| write_error(err, &format!("user {}", user.username)))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("client {}", user.username)));
+        }
         Ok(())
     }
 
@@ -273,19 +340,54 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn set_password_hash(&self, username: &str, new_hash: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
-            .bind(new_hash)
-            .bind(username)
-            .execute(&self.writer)
-            .await
-            .map_err(unavailable)?;
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        new_hash: &str,
+        cut: &SessionCut,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = ?, stamp = ?, not_before = max(not_before + 1, ?)
+             WHERE username = ?",
+        )
+        .bind(new_hash)
+        .bind(&cut.stamp)
+        .bind(as_i64(cut.not_before))
+        .bind(username)
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable)?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET disabled = ? WHERE username = ?")
+    async fn set_user_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        cut: Option<&SessionCut>,
+    ) -> Result<bool, StoreError> {
+        let done = match cut {
+            Some(cut) => sqlx::query(
+                "UPDATE users SET disabled = ?, stamp = ?, not_before = max(not_before + 1, ?)
+                 WHERE username = ?",
+            )
             .bind(i64::from(disabled))
+            .bind(&cut.stamp)
+            .bind(as_i64(cut.not_before))
+            .bind(username),
+            None => sqlx::query("UPDATE users SET disabled = ? WHERE username = ?")
+                .bind(i64::from(disabled))
+                .bind(username),
+        }
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_user_scopes(&self, username: &str, scopes: &Scope) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET scopes = ? WHERE username = ?")
+            .bind(scopes.to_string())
             .bind(username)
             .execute(&self.writer)
             .await
@@ -293,13 +395,8 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn remove_user(&self, username: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM users WHERE username = ?")
-            .bind(username)
-            .execute(&self.writer)
-            .await
-            .map_err(unavailable)?;
-        Ok(done.rows_affected() == 1)
+    async fn remove_user(&self, username: &str, removal: Removal) -> Result<bool, StoreError> {
+        self.remove_named("user", username, removal).await
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
@@ -324,25 +421,90 @@ impl Store for SqliteStore {
     }
 
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO clients (client_id, secret_hash, grants, scopes, audiences) VALUES (?, ?, ?, ?, ?)")
-            .bind(&client.client_id)
-            .bind(&client.secret_hash)
-            .bind(client.grants.join(" "))
-            .bind(client.scopes.to_string())
-            .bind(client.audiences.join(" "))
-            .execute(&self.writer)
-            .await
-            .map_err(|err| write_error(err, &format!("client {}", client.client_id)))?;
+        // One statement: the id is checked against the usernames under the same write lock.
+        let done = sqlx::query(
+            "INSERT INTO clients
+                (client_id, secret_hash, previous_secret_hash, previous_secret_expires_at,
+                 public, introspect, grants, scopes, audiences, stamp, not_before)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, max(?11, coalesce(
+                 (SELECT not_before FROM removed_names WHERE kind = 'client' AND name = ?1), 0))
+             WHERE NOT EXISTS (SELECT 1 FROM users WHERE username = ?1)",
+        )
+        .bind(&client.client_id)
+        .bind(&client.secret_hash)
+        .bind(client.previous_secret.as_ref().map(|p| p.hash.as_str()))
+        .bind(
+            client
+                .previous_secret
+                .as_ref()
+                .map(|p| as_i64(p.expires_at)),
+        )
+        .bind(i64::from(client.public))
+        .bind(i64::from(client.introspect))
+        .bind(client.grants.join(" "))
+        .bind(client.scopes.to_string())
+        .bind(client.audiences.join(" "))
+        .bind(&client.stamp)
+        .bind(as_i64(client.not_before))
+        .execute(&self.writer)
+        .await
+        .map_err(|err| write_error(err, &format!("client {}", client.client_id)))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("user {}", client.client_id)));
+        }
         Ok(())
     }
 
-    async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM clients WHERE client_id = ?")
-            .bind(client_id)
-            .execute(&self.writer)
-            .await
-            .map_err(unavailable)?;
+    async fn update_client(
+        &self,
+        client_id: &str,
+        update: &ClientUpdate,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET grants = ?, scopes = ?, audiences = ?, introspect = ?
+             WHERE client_id = ?",
+        )
+        .bind(update.grants.join(" "))
+        .bind(update.scopes.to_string())
+        .bind(update.audiences.join(" "))
+        .bind(i64::from(update.introspect))
+        .bind(client_id)
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        new_hash: &str,
+        previous_until: Option<u64>,
+        not_before: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        // The right-hand sides all read the row as it was, so the old hash moves to
+        // `previous_secret_hash` in the same statement that replaces it.
+        let done = sqlx::query(
+            "UPDATE clients SET
+                previous_secret_hash = CASE WHEN ?1 IS NULL THEN NULL ELSE secret_hash END,
+                previous_secret_expires_at = ?1,
+                secret_hash = ?2,
+                not_before = CASE WHEN ?3 IS NULL THEN not_before
+                    ELSE max(not_before + 1, ?3) END
+             WHERE client_id = ?4",
+        )
+        .bind(previous_until.map(as_i64))
+        .bind(new_hash)
+        .bind(not_before.map(as_i64))
+        .bind(client_id)
+        .execute(&self.writer)
+        .await
+        .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn remove_client(&self, client_id: &str, removal: Removal) -> Result<bool, StoreError> {
+        self.remove_named("client", client_id, removal).await
     }
 
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
@@ -381,7 +543,8 @@ impl Store for SqliteStore {
                     AS family_revoked,
                 u.username AS user_username, u.full_name AS user_full_name,
                 u.email AS user_email, u.password_hash AS user_password_hash,
-                u.disabled AS user_disabled, u.scopes AS user_scopes
+                u.disabled AS user_disabled, u.scopes AS user_scopes,
+                u.stamp AS user_current_stamp, u.not_before AS user_not_before
              FROM refresh_tokens r LEFT JOIN users u ON u.username = r.username
              WHERE r.id = ?",
         )
@@ -401,6 +564,8 @@ impl Store for SqliteStore {
                 password_hash: row.get("user_password_hash"),
                 disabled: row.get::<i64, _>("user_disabled") != 0,
                 scopes: scope(row.get("user_scopes"))?,
+                stamp: row.get("user_current_stamp"),
+                not_before: as_u64(row.get("user_not_before")),
             }),
         };
         Ok(Some(RefreshContext {
@@ -444,8 +609,8 @@ impl Store for SqliteStore {
                          WHERE id = ?4 AND used_at IS NULL;
                      INSERT INTO refresh_tokens
                          (id, family_id, client_id, username, scope, audience,
-                          issued_at, expires_at)
-                         SELECT ?3, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE changes() = 1
+                          issued_at, expires_at, user_stamp, client_stamp)
+                         SELECT ?3, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 WHERE changes() = 1
                          RETURNING id;
                      COMMIT;",
                 )
@@ -460,6 +625,8 @@ impl Store for SqliteStore {
                 .bind(&successor.audience)
                 .bind(as_i64(successor.issued_at))
                 .bind(as_i64(successor.expires_at))
+                .bind(&successor.user_stamp)
+                .bind(&successor.client_stamp)
                 // All of it is read (`fetch_all`), so that the COMMIT runs; the one row is the
                 // successor's id, there only when the mark took.
                 .fetch_all(&mut *conn)
@@ -759,6 +926,7 @@ impl Store for SqliteStore {
             "DELETE FROM revoked_families WHERE expires_at < ?",
             "DELETE FROM revoked_access_tokens WHERE expires_at < ?",
             "DELETE FROM login_failures WHERE window_end < ?",
+            "DELETE FROM removed_names WHERE expires_at < ?",
         ] {
             sqlx::query(statement)
                 .bind(now)
@@ -782,6 +950,8 @@ mod tests {
             username: "alice".to_owned(),
             scope: Scope::from_tokens(["profile"]),
             audience: "api".to_owned(),
+            user_stamp: "u1".to_owned(),
+            client_stamp: "c1".to_owned(),
             issued_at: 1_000,
             expires_at: 10_000,
             used_at: None,

@@ -23,16 +23,75 @@ pub struct UserRecord {
     pub password_hash: String,
     pub disabled: bool,
     pub scopes: Scope,
+    /// The user's session stamp: random, written anew by every change that ends the user's
+    /// sessions (a new password, disabling) and by adding the user, so that a name removed and
+    /// added again is a new account. Each refresh family carries the stamp it was minted under
+    /// and refreshes only while it is still the user's.
+    pub stamp: String,
+    /// Access tokens issued to the user before this Unix time (`iat` below it) are no longer
+    /// active; written with `stamp`. It only ever grows: a store moves it past its previous
+    /// value at every change, so that a token minted in the same second as an earlier change
+    /// (whose `iat` was raised to that change's cut-off) is still cut off by a later one.
+    pub not_before: u64,
+}
+
+/// A change that ends every session of a user or a client: the new stamp and the cut-off for
+/// access tokens, written together with the change itself. The store writes the larger of
+/// `not_before` and one past the cut-off it held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionCut {
+    pub stamp: String,
+    pub not_before: u64,
+}
+
+/// What a removal leaves behind until `keep_until`: a user or client added again under the
+/// name gets a cut-off of at least `not_before` (and past the removed one's), so that no access
+/// token of the removed account speaks for the new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Removal {
+    pub not_before: u64,
+    pub keep_until: u64,
 }
 
 /// A registered client. `secret_hash` is the keyed hash of its secret (see `client_auth`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientRecord {
     pub client_id: String,
+    /// Empty for a public client, which has no secret.
     pub secret_hash: String,
+    /// The secret that the last rotation replaced, while it still works.
+    pub previous_secret: Option<PreviousSecret>,
+    /// A public client (RFC 6749 §2.1) names itself and never authenticates.
+    pub public: bool,
+    /// May introspect any token, not only its own (RFC 7662 §4).
+    pub introspect: bool,
     pub grants: Vec<String>,
     pub scopes: Scope,
     pub audiences: Vec<String>,
+    /// Random, made when the client is added: refresh families carry it, so that a client
+    /// removed and added again under the same id never refreshes the old one's families.
+    pub stamp: String,
+    /// Access tokens issued for the client before this Unix time are no longer active (set when
+    /// it is added, and by a secret rotation without overlap).
+    pub not_before: u64,
+}
+
+/// A client's previous secret, kept during a rotation's overlap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousSecret {
+    /// Keyed hash, as `ClientRecord::secret_hash`.
+    pub hash: String,
+    /// It stops working at this Unix time.
+    pub expires_at: u64,
+}
+
+/// What `client update` may change in place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientUpdate {
+    pub grants: Vec<String>,
+    pub scopes: Scope,
+    pub audiences: Vec<String>,
+    pub introspect: bool,
 }
 
 /// One refresh token of a family. Only the SHA-256 of the token is kept (`id`).
@@ -45,6 +104,11 @@ pub struct RefreshRecord {
     pub username: String,
     pub scope: Scope,
     pub audience: String,
+    /// The user's stamp when the family began (see [`UserRecord::stamp`]).
+    pub user_stamp: String,
+    /// The client's stamp when the family began (see [`ClientRecord::stamp`]); empty for the
+    /// default public client.
+    pub client_stamp: String,
     pub issued_at: u64,
     /// The family's end: rotation never extends it past the first token's lifetime.
     pub expires_at: u64,
@@ -169,7 +233,9 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 
     async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
-    /// `Conflict` when the username is taken.
+    /// `Conflict` when the username is taken by a user or a client (a client's tokens carry
+    /// its id as `sub`, RFC 9068 §5, so the two must never share a name). A user removed within
+    /// its [`Removal::keep_until`] comes back with a cut-off past the removed one's.
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     /// Replaces the hash only if it still is `expected`, so that a rehash on login never undoes
     /// a concurrent `user passwd`. Returns whether it replaced it.
@@ -179,17 +245,54 @@ pub trait Store: Send + Sync {
         expected: &str,
         new_hash: &str,
     ) -> Result<bool, StoreError>;
-    /// Returns false when there is no such user.
-    async fn set_password_hash(&self, username: &str, new_hash: &str) -> Result<bool, StoreError>;
-    async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, StoreError>;
-    async fn remove_user(&self, username: &str) -> Result<bool, StoreError>;
+    /// Sets the hash and ends the user's sessions (writes `cut`'s stamp and cut-off) in one
+    /// step. False when there is no such user.
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        new_hash: &str,
+        cut: &SessionCut,
+    ) -> Result<bool, StoreError>;
+    /// Sets the flag and, with `cut`, ends the user's sessions in the same step.
+    async fn set_user_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        cut: Option<&SessionCut>,
+    ) -> Result<bool, StoreError>;
+    /// Replaces the scopes the user may be granted; refresh families narrow to them at their
+    /// next refresh.
+    async fn set_user_scopes(&self, username: &str, scopes: &Scope) -> Result<bool, StoreError>;
+    /// Deletes the user and keeps its cut-off as [`Removal`] says, in one step.
+    async fn remove_user(&self, username: &str, removal: Removal) -> Result<bool, StoreError>;
     /// Sorted by username.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
-    /// `Conflict` when the id is taken.
+    /// `Conflict` when the id is taken by a client or a user. A client removed within its
+    /// [`Removal::keep_until`] comes back with a cut-off past the removed one's.
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
-    async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// Replaces grants, scopes, audiences and the introspection right in place. False when
+    /// there is no such client.
+    async fn update_client(
+        &self,
+        client_id: &str,
+        update: &ClientUpdate,
+    ) -> Result<bool, StoreError>;
+    /// Makes `new_hash` the client's secret in one step. With `previous_until`, the secret it
+    /// replaces keeps working until then (one previous secret at most: an older one is
+    /// dropped); without, it stops at once. `not_before`, when given, becomes the client's
+    /// cut-off for access tokens (or one past the one it had, whichever is later). False when
+    /// there is no such client.
+    async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        new_hash: &str,
+        previous_until: Option<u64>,
+        not_before: Option<u64>,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the client and keeps its cut-off as [`Removal`] says, in one step.
+    async fn remove_client(&self, client_id: &str, removal: Removal) -> Result<bool, StoreError>;
     /// Sorted by client id.
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
 

@@ -12,10 +12,12 @@
 //! | key                         | type   | holds                                               | expires          |
 //! |-----------------------------|--------|-----------------------------------------------------|------------------|
 //! | `P{users}:index`            | set    | every username                                      | never            |
-//! | `P{users}:user:<username>`  | hash   | `full_name`, `email`, `password_hash`, `disabled`, `scopes` | never    |
+//! | `P{users}:user:<username>`  | hash   | `full_name`, `email`, `password_hash`, `disabled`, `scopes`, `stamp`, `not_before` | never |
+//! | `P{users}:removed:<username>` | string | a removed user's access-token cut-off             | `keep_until`     |
 //! | `P{clients}:index`          | set    | every client id                                     | never            |
-//! | `P{clients}:client:<id>`    | hash   | `secret_hash`, `grants`, `scopes`, `audiences`      | never            |
-//! | `P{rt}:<token id>`          | hash   | one refresh token: `family_id`, `client_id`, `username`, `scope`, `audience`, `issued_at`, `expires_at`, and once used `used_at`, `sealed_successor`, `successor_id` | `expires_at` |
+//! | `P{clients}:client:<id>`    | hash   | `secret_hash`, `public`, `introspect`, `grants`, `scopes`, `audiences`, `stamp`, `not_before`, and during a rotation's overlap `previous_secret_hash`, `previous_secret_expires_at` | never |
+//! | `P{clients}:removed:<id>`   | string | a removed client's access-token cut-off             | `keep_until`     |
+//! | `P{rt}:<token id>`          | hash   | one refresh token: `family_id`, `client_id`, `username`, `scope`, `audience`, `user_stamp`, `client_stamp`, `issued_at`, `expires_at`, and once used `used_at`, `sealed_successor`, `successor_id` | `expires_at` |
 //! | `Prevoked-family:<family>`  | string | the family's `expires_at`                           | that time        |
 //! | `Prevoked-jti:<jti>`        | string | the access token's `expires_at`                     | that time        |
 //! | `Pfailures:<key>`           | hash   | `count`, `end` of the current fixed window          | window end       |
@@ -25,7 +27,14 @@
 //! script over one key that sees every key's state; there are a handful of keys at any time.
 //!
 //! Absent optional fields (`full_name`, `email`, `used_at`, …) mean `None`; lists (`grants`,
-//! `audiences`) and scopes are space-separated, as in the embedded backend.
+//! `audiences`) and scopes are space-separated, as in the embedded backend. Records written
+//! before the credential lifecycle have no stamps, flags or cut-off: absent, they read as empty,
+//! false and 0, as the embedded store's migration fills them.
+//!
+//! A username and a client id may not be the same (see [`Store::insert_user`]). Users and
+//! clients live in different slots, so the check before an insert is a read of the other slot
+//! and then the insert script: two operators adding the same name as a user and as a client at
+//! the same instant could both succeed. The embedded store checks in the inserting statement.
 //!
 //! **Trade-off:** [`Store::rotate_refresh`] is given only the old token's id, yet must update it
 //! and create its successor atomically, so all refresh tokens of one store share the tag `{rt}`
@@ -81,8 +90,8 @@ use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, Script};
 use shared::Scope;
 
 use super::{
-    ClientRecord, KeyRevocation, KeyState, RefreshRecord, Rotation, SigningKeyRecord, Store,
-    StoreError, UserRecord,
+    ClientRecord, ClientUpdate, KeyRevocation, KeyState, PreviousSecret, RefreshRecord, Removal,
+    Rotation, SessionCut, SigningKeyRecord, Store, StoreError, UserRecord,
 };
 
 /// The prefix of every key unless the URL or the caller names another.
@@ -234,49 +243,96 @@ impl RedisStore {
             .collect())
     }
 
-    /// Deletes `key` and its member in `index` in one `MULTI` block.
-    async fn remove_indexed(
-        &self,
-        key: &str,
-        index: &str,
-        member: &str,
-    ) -> Result<bool, StoreError> {
-        let (deleted, _): (u64, u64) = self
-            .send(
-                Resend::IfNotSent,
-                Request::Pipeline(
-                    redis::pipe()
-                        .atomic()
-                        .cmd("DEL")
-                        .arg(key)
-                        .cmd("SREM")
-                        .arg(index)
-                        .arg(member),
-                ),
-            )
+    /// Sets fields of the hash at `key` in one step, only if it exists.
+    async fn set_fields(&self, key: String, pairs: &[(&str, String)]) -> Result<bool, StoreError> {
+        let mut invocation = self.scripts.set_fields_if_exists.prepare_invoke();
+        invocation.key(key);
+        for (field, value) in pairs {
+            invocation.arg(*field).arg(value);
+        }
+        let done: u64 = self
+            .send(Resend::IfNotSent, Request::Script(&invocation))
             .await?;
-        Ok(deleted == 1)
+        Ok(done == 1)
     }
 
-    async fn set_user_field(
+    /// Inserts a user or client hash (with its `not_before` apart from `pairs`) and its index
+    /// member, raising the cut-off to a removed namesake's. False when the key is taken.
+    async fn insert_account(
         &self,
-        username: &str,
-        field: &str,
-        value: &str,
+        keys: [String; 3],
+        member: &str,
+        not_before: u64,
+        pairs: Vec<(&'static str, String)>,
     ) -> Result<bool, StoreError> {
-        let done: u64 = self
+        let mut invocation = self.scripts.insert_account.prepare_invoke();
+        let [record, index, removal] = keys;
+        invocation
+            .key(record)
+            .key(index)
+            .key(removal)
+            .arg(member)
+            .arg(not_before);
+        for (field, value) in pairs.into_iter().filter(|(f, _)| *f != "not_before") {
+            invocation.arg(field).arg(value);
+        }
+        let inserted: u64 = self
+            .send(Resend::IfNotSent, Request::Script(&invocation))
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    async fn remove_account(
+        &self,
+        keys: [String; 3],
+        member: &str,
+        removal: Removal,
+    ) -> Result<bool, StoreError> {
+        let [record, index, tombstone] = keys;
+        let removed: u64 = self
             .send(
                 Resend::IfNotSent,
                 Request::Script(
                     self.scripts
-                        .set_field_if_exists
-                        .key(self.keys.user(username))
-                        .arg(field)
-                        .arg(value),
+                        .remove_account
+                        .key(record)
+                        .key(index)
+                        .key(tombstone)
+                        .arg(member)
+                        .arg(removal.not_before)
+                        .arg(removal.keep_until.min(MAX_EXPIRE_AT)),
                 ),
             )
             .await?;
+        Ok(removed == 1)
+    }
+
+    /// Writes `cut` and the other `pairs` to the user hash at `key`, if it exists.
+    async fn cut_sessions(
+        &self,
+        key: String,
+        cut: &SessionCut,
+        pairs: &[(&str, String)],
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.scripts.cut_sessions.prepare_invoke();
+        invocation.key(key).arg(&cut.stamp).arg(cut.not_before);
+        for (field, value) in pairs {
+            invocation.arg(*field).arg(value);
+        }
+        let done: u64 = self
+            .send(Resend::IfNotSent, Request::Script(&invocation))
+            .await?;
         Ok(done == 1)
+    }
+
+    async fn exists(&self, key: String) -> Result<bool, StoreError> {
+        let count: u64 = self
+            .send(
+                Resend::Always,
+                Request::Command(redis::cmd("EXISTS").arg(key)),
+            )
+            .await?;
+        Ok(count == 1)
     }
 
     /// Records `key` as revoked until `expires_at`, never shortening an earlier revocation.
@@ -432,6 +488,12 @@ impl Keys {
     fn user(&self, username: &str) -> String {
         format!("{}{{users}}:user:{username}", self.prefix)
     }
+    fn removed_user(&self, username: &str) -> String {
+        format!("{}{{users}}:removed:{username}", self.prefix)
+    }
+    fn removed_client(&self, client_id: &str) -> String {
+        format!("{}{{clients}}:removed:{client_id}", self.prefix)
+    }
     fn client_index(&self) -> String {
         format!("{}{{clients}}:index", self.prefix)
     }
@@ -458,9 +520,12 @@ impl Keys {
 /// The Lua scripts. Each checks every condition before its first write, because Redis does not
 /// roll a script back when it fails halfway.
 struct Scripts {
-    insert_indexed: Script,
     insert_expiring: Script,
-    set_field_if_exists: Script,
+    set_fields_if_exists: Script,
+    insert_account: Script,
+    remove_account: Script,
+    cut_sessions: Script,
+    rotate_client_secret: Script,
     compare_and_set_field: Script,
     rotate: Script,
     revoke: Script,
@@ -475,15 +540,6 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Self {
-            // KEYS: record, index. ARGV: member, then field/value pairs. 1 if inserted, 0 if taken.
-            insert_indexed: Script::new(
-                r"
-                if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-                redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-                redis.call('SADD', KEYS[2], ARGV[1])
-                return 1
-                ",
-            ),
             // KEYS: record. ARGV: expire-at time, then field/value pairs. 1 if inserted, 0 if taken.
             insert_expiring: Script::new(
                 r"
@@ -493,11 +549,75 @@ impl Scripts {
                 return 1
                 ",
             ),
-            // KEYS: record. ARGV: field, value. Never creates a record. 1 if set.
-            set_field_if_exists: Script::new(
+            // KEYS: record. ARGV: field/value pairs. Never creates a record. 1 if set.
+            set_fields_if_exists: Script::new(
                 r"
                 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-                redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+                redis.call('HSET', KEYS[1], unpack(ARGV))
+                return 1
+                ",
+            ),
+            // KEYS: record, index, removal. ARGV: member, not_before, then the other field/value
+            // pairs. Inserts the record and its index member, with the cut-off raised to a
+            // removed namesake's. 1 if inserted, 0 if taken.
+            insert_account: Script::new(
+                r"
+                if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+                local removed = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+                local not_before = math.max(tonumber(ARGV[2]), removed)
+                redis.call('HSET', KEYS[1], 'not_before', string.format('%.0f', not_before),
+                    unpack(ARGV, 3))
+                redis.call('SADD', KEYS[2], ARGV[1])
+                return 1
+                ",
+            ),
+            // KEYS: record, index, removal. ARGV: member, cut-off, expire-at time. Deletes the
+            // record and keeps its cut-off (one past its own, or the given one, or an earlier
+            // removal's, whichever is latest) until the expire-at time. 1 if it existed.
+            remove_account: Script::new(
+                r"
+                if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+                local own = tonumber(redis.call('HGET', KEYS[1], 'not_before') or '0') or 0
+                local earlier = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+                local cut = math.max(own + 1, tonumber(ARGV[2]), earlier)
+                redis.call('DEL', KEYS[1])
+                redis.call('SREM', KEYS[2], ARGV[1])
+                redis.call('SET', KEYS[3], string.format('%.0f', cut))
+                redis.call('EXPIREAT', KEYS[3], ARGV[3])
+                return 1
+                ",
+            ),
+            // KEYS: record. ARGV: stamp, cut-off, then other field/value pairs. Writes the stamp
+            // and a cut-off past the one held, with the other fields. 1 if the record exists.
+            cut_sessions: Script::new(
+                r"
+                if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+                local held = tonumber(redis.call('HGET', KEYS[1], 'not_before') or '0') or 0
+                local cut = math.max(held + 1, tonumber(ARGV[2]))
+                redis.call('HSET', KEYS[1], 'stamp', ARGV[1],
+                    'not_before', string.format('%.0f', cut), unpack(ARGV, 3))
+                return 1
+                ",
+            ),
+            // KEYS: client. ARGV: new secret hash, previous secret's end ('' for none), access
+            // token cut-off ('' to leave it; else raised past the one held). The old hash becomes the previous one, replacing
+            // any older previous secret. 1 if the client exists.
+            rotate_client_secret: Script::new(
+                r"
+                if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+                local old = redis.call('HGET', KEYS[1], 'secret_hash') or ''
+                if ARGV[2] == '' then
+                    redis.call('HDEL', KEYS[1], 'previous_secret_hash', 'previous_secret_expires_at')
+                else
+                    redis.call('HSET', KEYS[1], 'previous_secret_hash', old,
+                        'previous_secret_expires_at', ARGV[2])
+                end
+                redis.call('HSET', KEYS[1], 'secret_hash', ARGV[1])
+                if ARGV[3] ~= '' then
+                    local held = tonumber(redis.call('HGET', KEYS[1], 'not_before') or '0') or 0
+                    local cut = math.max(held + 1, tonumber(ARGV[3]))
+                    redis.call('HSET', KEYS[1], 'not_before', string.format('%.0f', cut))
+                end
                 return 1
                 ",
             ),
@@ -736,6 +856,8 @@ fn user_from(username: &str, hash: HashMap<String, Vec<u8>>) -> Result<UserRecor
         password_hash: fields.text("password_hash")?,
         disabled: fields.text("disabled")? == "1",
         scopes: fields.scope("scopes")?,
+        stamp: fields.optional_text("stamp")?.unwrap_or_default(),
+        not_before: fields.optional_number("not_before")?.unwrap_or(0),
     })
 }
 
@@ -744,6 +866,8 @@ fn user_fields(user: &UserRecord) -> Vec<(&'static str, String)> {
         ("password_hash", user.password_hash.clone()),
         ("disabled", flag(user.disabled).to_owned()),
         ("scopes", user.scopes.to_string()),
+        ("stamp", user.stamp.clone()),
+        ("not_before", user.not_before.to_string()),
     ];
     if let Some(full_name) = &user.full_name {
         pairs.push(("full_name", full_name.clone()));
@@ -767,13 +891,43 @@ fn client_from(
     hash: HashMap<String, Vec<u8>>,
 ) -> Result<ClientRecord, StoreError> {
     let mut fields = Fields::new(format!("client {client_id}"), hash);
+    let previous_hash = fields.optional_text("previous_secret_hash")?;
+    let previous_expires_at = fields.optional_number("previous_secret_expires_at")?;
     Ok(ClientRecord {
         client_id: client_id.to_owned(),
         secret_hash: fields.text("secret_hash")?,
+        previous_secret: previous_hash
+            .zip(previous_expires_at)
+            .map(|(hash, expires_at)| PreviousSecret { hash, expires_at }),
+        public: fields.optional_text("public")?.as_deref() == Some("1"),
+        introspect: fields.optional_text("introspect")?.as_deref() == Some("1"),
         grants: fields.words("grants")?,
         scopes: fields.scope("scopes")?,
         audiences: fields.words("audiences")?,
+        stamp: fields.optional_text("stamp")?.unwrap_or_default(),
+        not_before: fields.optional_number("not_before")?.unwrap_or(0),
     })
+}
+
+fn client_fields(client: &ClientRecord) -> Vec<(&'static str, String)> {
+    let mut pairs = vec![
+        ("secret_hash", client.secret_hash.clone()),
+        ("public", flag(client.public).to_owned()),
+        ("introspect", flag(client.introspect).to_owned()),
+        ("grants", client.grants.join(" ")),
+        ("scopes", client.scopes.to_string()),
+        ("audiences", client.audiences.join(" ")),
+        ("stamp", client.stamp.clone()),
+        ("not_before", client.not_before.to_string()),
+    ];
+    if let Some(previous) = &client.previous_secret {
+        pairs.push(("previous_secret_hash", previous.hash.clone()));
+        pairs.push((
+            "previous_secret_expires_at",
+            previous.expires_at.to_string(),
+        ));
+    }
+    pairs
 }
 
 fn refresh_from(id: &str, hash: HashMap<String, Vec<u8>>) -> Result<RefreshRecord, StoreError> {
@@ -785,6 +939,8 @@ fn refresh_from(id: &str, hash: HashMap<String, Vec<u8>>) -> Result<RefreshRecor
         username: fields.text("username")?,
         scope: fields.scope("scope")?,
         audience: fields.text("audience")?,
+        user_stamp: fields.optional_text("user_stamp")?.unwrap_or_default(),
+        client_stamp: fields.optional_text("client_stamp")?.unwrap_or_default(),
         issued_at: fields.number("issued_at")?,
         expires_at: fields.number("expires_at")?,
         used_at: fields.optional_number("used_at")?,
@@ -843,13 +999,15 @@ fn signing_key_from(kid: &str, json: &[u8]) -> Result<SigningKeyRecord, StoreErr
 }
 
 /// The fields of a token that has not been used yet.
-fn refresh_fields(token: &RefreshRecord) -> [(&'static str, String); 7] {
+fn refresh_fields(token: &RefreshRecord) -> [(&'static str, String); 9] {
     [
         ("family_id", token.family_id.clone()),
         ("client_id", token.client_id.clone()),
         ("username", token.username.clone()),
         ("scope", token.scope.to_string()),
         ("audience", token.audience.clone()),
+        ("user_stamp", token.user_stamp.clone()),
+        ("client_stamp", token.client_stamp.clone()),
         ("issued_at", token.issued_at.to_string()),
         ("expires_at", token.expires_at.to_string()),
     ]
@@ -873,18 +1031,18 @@ impl Store for RedisStore {
     }
 
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        let mut invocation = self.scripts.insert_indexed.prepare_invoke();
-        invocation
-            .key(self.keys.user(&user.username))
-            .key(self.keys.user_index())
-            .arg(&user.username);
-        for (field, value) in user_fields(user) {
-            invocation.arg(field).arg(value);
+        if self.exists(self.keys.client(&user.username)).await? {
+            return Err(StoreError::Conflict(format!("client {}", user.username)));
         }
-        let inserted: u64 = self
-            .send(Resend::IfNotSent, Request::Script(&invocation))
-            .await?;
-        if inserted == 1 {
+        let keys = [
+            self.keys.user(&user.username),
+            self.keys.user_index(),
+            self.keys.removed_user(&user.username),
+        ];
+        if self
+            .insert_account(keys, &user.username, user.not_before, user_fields(user))
+            .await?
+        {
             Ok(())
         } else {
             Err(StoreError::Conflict(format!("user {}", user.username)))
@@ -913,19 +1071,48 @@ impl Store for RedisStore {
         Ok(replaced == 1)
     }
 
-    async fn set_password_hash(&self, username: &str, new_hash: &str) -> Result<bool, StoreError> {
-        self.set_user_field(username, "password_hash", new_hash)
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        new_hash: &str,
+        cut: &SessionCut,
+    ) -> Result<bool, StoreError> {
+        self.cut_sessions(
+            self.keys.user(username),
+            cut,
+            &[("password_hash", new_hash.to_owned())],
+        )
+        .await
+    }
+
+    async fn set_user_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        cut: Option<&SessionCut>,
+    ) -> Result<bool, StoreError> {
+        let pairs = [("disabled", flag(disabled).to_owned())];
+        match cut {
+            Some(cut) => {
+                self.cut_sessions(self.keys.user(username), cut, &pairs)
+                    .await
+            }
+            None => self.set_fields(self.keys.user(username), &pairs).await,
+        }
+    }
+
+    async fn set_user_scopes(&self, username: &str, scopes: &Scope) -> Result<bool, StoreError> {
+        self.set_fields(self.keys.user(username), &[("scopes", scopes.to_string())])
             .await
     }
 
-    async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, StoreError> {
-        self.set_user_field(username, "disabled", flag(disabled))
-            .await
-    }
-
-    async fn remove_user(&self, username: &str) -> Result<bool, StoreError> {
-        self.remove_indexed(&self.keys.user(username), &self.keys.user_index(), username)
-            .await
+    async fn remove_user(&self, username: &str, removal: Removal) -> Result<bool, StoreError> {
+        let keys = [
+            self.keys.user(username),
+            self.keys.user_index(),
+            self.keys.removed_user(username),
+        ];
+        self.remove_account(keys, username, removal).await
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
@@ -945,40 +1132,77 @@ impl Store for RedisStore {
     }
 
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
-        let inserted: u64 = self
-            .send(
-                Resend::IfNotSent,
-                Request::Script(
-                    self.scripts
-                        .insert_indexed
-                        .key(self.keys.client(&client.client_id))
-                        .key(self.keys.client_index())
-                        .arg(&client.client_id)
-                        .arg("secret_hash")
-                        .arg(&client.secret_hash)
-                        .arg("grants")
-                        .arg(client.grants.join(" "))
-                        .arg("scopes")
-                        .arg(client.scopes.to_string())
-                        .arg("audiences")
-                        .arg(client.audiences.join(" ")),
-                ),
+        if self.exists(self.keys.user(&client.client_id)).await? {
+            return Err(StoreError::Conflict(format!("user {}", client.client_id)));
+        }
+        let keys = [
+            self.keys.client(&client.client_id),
+            self.keys.client_index(),
+            self.keys.removed_client(&client.client_id),
+        ];
+        if self
+            .insert_account(
+                keys,
+                &client.client_id,
+                client.not_before,
+                client_fields(client),
             )
-            .await?;
-        if inserted == 1 {
+            .await?
+        {
             Ok(())
         } else {
             Err(StoreError::Conflict(format!("client {}", client.client_id)))
         }
     }
 
-    async fn remove_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        self.remove_indexed(
-            &self.keys.client(client_id),
-            &self.keys.client_index(),
-            client_id,
+    async fn update_client(
+        &self,
+        client_id: &str,
+        update: &ClientUpdate,
+    ) -> Result<bool, StoreError> {
+        self.set_fields(
+            self.keys.client(client_id),
+            &[
+                ("grants", update.grants.join(" ")),
+                ("scopes", update.scopes.to_string()),
+                ("audiences", update.audiences.join(" ")),
+                ("introspect", flag(update.introspect).to_owned()),
+            ],
         )
         .await
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        new_hash: &str,
+        previous_until: Option<u64>,
+        not_before: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let optional = |value: Option<u64>| value.map(|v| v.to_string()).unwrap_or_default();
+        let done: u64 = self
+            .send(
+                Resend::IfNotSent,
+                Request::Script(
+                    self.scripts
+                        .rotate_client_secret
+                        .key(self.keys.client(client_id))
+                        .arg(new_hash)
+                        .arg(optional(previous_until))
+                        .arg(optional(not_before)),
+                ),
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn remove_client(&self, client_id: &str, removal: Removal) -> Result<bool, StoreError> {
+        let keys = [
+            self.keys.client(client_id),
+            self.keys.client_index(),
+            self.keys.removed_client(client_id),
+        ];
+        self.remove_account(keys, client_id, removal).await
     }
 
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
