@@ -6,6 +6,7 @@ mod client_credentials;
 mod discovery;
 mod hostile_tokens;
 mod introspection;
+mod lifecycle;
 mod limits;
 mod operations;
 mod redis_outage;

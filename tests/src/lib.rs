@@ -13,6 +13,8 @@ use tokio::sync::oneshot;
 
 pub use reqwest;
 
+pub mod binaries;
+
 
 /// Shows server logs when `TEST_LOG` is set.
 pub fn init_logs() {

@@ -1,0 +1,189 @@
+//! The built `auth-server` and `resource-server` executables, and running the auth-server's
+//! command line as an operator would: for tests about signals, exit status and logs, and for
+//! scenarios written as the commands of the README followed by HTTP answers.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+
+use tokio::io::AsyncWriteExt;
+
+/// The servers as built by cargo.
+pub struct Binaries {
+    pub auth: PathBuf,
+    pub resource: PathBuf,
+}
+
+/// The `auth-server` and `resource-server` executables, built once per test run.
+///
+/// Cargo builds a package's binaries for its own integration tests only (`CARGO_BIN_EXE_*`), so
+/// neither `cargo test -p system-tests` nor `cargo test --workspace` is sure to have built them
+/// (resource-server has no integration test, and a binary left from an earlier build may be
+/// stale). So this runs `cargo build --bins` for them itself, into the target directory and
+/// profile of this test binary, which cargo puts in `<target-dir>/<profile-dir>/deps/`; the
+/// binaries land in `<target-dir>/<profile-dir>/`. Cargo holds no lock on the target directory
+/// while tests run, so the nested build does not wait on the outer one. Selecting
+/// `system-tests` too gives the same feature unification as `cargo test -p system-tests`, so
+/// the libraries built for this test are reused and only the binaries are linked; when they are
+/// up to date the build takes well under a second.
+pub async fn binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Binaries> = OnceLock::new();
+    tokio::task::spawn_blocking(|| BINARIES.get_or_init(build_binaries))
+        .await
+        .unwrap()
+}
+
+fn build_binaries() -> Binaries {
+    let test_binary = std::env::current_exe().unwrap();
+    let profile_dir = test_binary
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_path_buf();
+    let target_dir = profile_dir.parent().unwrap();
+    let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
+        "debug" => "dev",
+        other => other,
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut build = std::process::Command::new(cargo);
+    // What the outer cargo set for this test binary must not leak into the nested build: build
+    // scripts watch some of it (ring reruns when CARGO_MANIFEST_DIR changes), and a changed
+    // value would rebuild half the dependency tree, then again for the outer build.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_for_the_test = [
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_MANIFEST_",
+            "CARGO_PRIMARY_",
+            "CARGO_TARGET_TMPDIR",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix));
+        if set_for_the_test || key == "OUT_DIR" || key == "CARGO_RUSTC_CURRENT_DIR" {
+            build.env_remove(key.as_ref());
+        }
+    }
+    let output = build
+        .current_dir(workspace)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "system-tests",
+            "-p",
+            "auth-server",
+            "-p",
+            "resource-server",
+            "--bins",
+        ])
+        .args(["--profile", profile])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "building the servers failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let binaries = Binaries {
+        auth: profile_dir.join(format!("auth-server{}", std::env::consts::EXE_SUFFIX)),
+        resource: profile_dir.join(format!("resource-server{}", std::env::consts::EXE_SUFFIX)),
+    };
+    assert!(
+        binaries.auth.is_file() && binaries.resource.is_file(),
+        "no binaries in {}",
+        profile_dir.display()
+    );
+    binaries
+}
+
+/// A command with none of the caller's `AUTH_*`/`RS_*` settings.
+pub fn command(binary: &Path, env: &[(String, String)]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(binary);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("AUTH_") || key.starts_with("RS_") || key == "RUST_LOG" {
+            command.env_remove(key.as_ref());
+        }
+    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command
+}
+
+/// The settings of an auth-server in `dir` (listen address and issuer aside).
+pub fn auth_env(dir: &Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "AUTH_STORE".to_owned(),
+            format!("sqlite://{}", dir.join("auth.db").display()),
+        ),
+        (
+            "AUTH_KEYS_DIR".to_owned(),
+            dir.join("keys").display().to_string(),
+        ),
+    ];
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    env
+}
+
+/// Runs an auth-server CLI command with `stdin`; it must succeed. Returns stdout and stderr.
+pub async fn cli(binary: &Path, env: &[(String, String)], args: &[&str], stdin: &str) -> String {
+    let run = run_cli(binary, env, args, stdin).await;
+    let text = format!("{}{}", run.stdout, run.stderr);
+    assert!(run.success, "{args:?}: {text}");
+    text
+}
+
+/// What a command-line run printed, and whether it succeeded.
+pub struct CliRun {
+    pub success: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs an auth-server CLI command with `stdin`, succeed or fail.
+pub async fn run_cli(
+    binary: &Path,
+    env: &[(String, String)],
+    args: &[&str],
+    stdin: &str,
+) -> CliRun {
+    let mut child = command(binary, env)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let output = child.wait_with_output().await.unwrap();
+    CliRun {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The settings a CLI needs to work on the store and keys of `settings`' server.
+pub fn cli_env(settings: &auth_server::Settings) -> Vec<(String, String)> {
+    vec![
+        ("AUTH_STORE".to_owned(), settings.store.0.clone()),
+        (
+            "AUTH_KEYS_DIR".to_owned(),
+            settings.keys_dir.display().to_string(),
+        ),
+    ]
+}
