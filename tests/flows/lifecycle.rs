@@ -145,11 +145,12 @@ impl Deployment {
     }
 
     async fn client_credentials(&self, id: &str, secret: &str) -> reqwest::Response {
-        self.token(
-            As::Basic(id, secret),
-            &[("grant_type", "client_credentials")],
-        )
-        .await
+        self.client_credentials_as(As::Basic(id, secret)).await
+    }
+
+    async fn client_credentials_as(&self, client: As<'_>) -> reqwest::Response {
+        self.token(client, &[("grant_type", "client_credentials")])
+            .await
     }
 }
 
@@ -945,6 +946,40 @@ async fn a_client_learns_only_about_its_own_tokens_rfc7662_4(backend: Backend) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// 7. Bounded client ids
+
+/// A client id over 256 bytes or with a control character is refused as `invalid_client`
+/// before the store is asked, in every place a client can name itself (RFC 6749 §5.2).
+async fn oversized_and_control_character_client_ids_are_invalid_client(backend: Backend) {
+    let deployment = deploy(backend, |_| {}).await;
+    let long = "c".repeat(257);
+    for id in [long.as_str(), "web\nforged log line", "tab\there"] {
+        for client in [As::Named(id), As::Basic(id, WEB_SECRET)] {
+            let started = Instant::now();
+            let response = deployment.client_credentials_as(client).await;
+            assert_eq!(
+                status_and_error(response).await,
+                (401, "invalid_client".to_owned()),
+                "{id:?}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(2));
+        }
+        let introspected = deployment
+            .auth
+            .http
+            .post(deployment.auth.url("/introspect"))
+            .basic_auth(id, Some(WEB_SECRET))
+            .form(&[("token", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(introspected.status(), 401);
+    }
+    let refused = deployment.fails(&["client", "add", &long], "").await;
+    assert!(refused.contains("256 bytes"), "{refused}");
+}
+
 macro_rules! on_both_stores {
     ($($scenario:ident),* $(,)?) => {
         mod embedded {
@@ -977,6 +1012,7 @@ on_both_stores!(
     without_the_default_public_client_a_request_must_name_one,
     usernames_and_client_ids_never_collide_rfc9068_5,
     a_client_learns_only_about_its_own_tokens_rfc7662_4,
+    oversized_and_control_character_client_ids_are_invalid_client,
 );
 
 // ---------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ pub use reqwest;
 
 pub mod binaries;
 
-
 /// Shows server logs when `TEST_LOG` is set.
 pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
