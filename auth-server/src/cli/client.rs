@@ -30,8 +30,8 @@ pub enum ClientCommand {
         #[arg(long)]
         public: bool,
         /// May introspect any token (meant for resource servers); others learn only about
-        /// their own tokens (RFC 7662 §4).
-        #[arg(long)]
+        /// their own tokens (RFC 7662 §4). Only a confidential client can introspect.
+        #[arg(long, conflicts_with = "public")]
         introspect: bool,
         /// A grant type it may use; repeat for several (default: client_credentials, or
         /// password and refresh_token for a public client).
@@ -159,6 +159,9 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
             introspect,
         } => {
             let current = existing(store, &id).await?;
+            if current.public && introspect == Some(true) {
+                bail!("client {id:?} is public; only a confidential client can introspect");
+            }
             let update = ClientUpdate {
                 grants: if grants.is_empty() {
                     current.grants.clone()
