@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use auth_server::store::UserRecord;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::Value;
@@ -537,4 +538,41 @@ async fn missing_authorization_is_401_with_a_bare_bearer_challenge_rfc6750_3_1()
     let www_authenticate = challenge(&response);
     assert_eq!(www_authenticate, r#"Bearer realm="api""#);
     assert!(!www_authenticate.contains("error="));
+}
+
+/// A stored bcrypt hash costlier than the bound (here the format's maximum, 31: a day of work)
+/// is never run: the login is refused at once, as a wrong password is (RFC 6749 §5.2).
+#[tokio::test]
+async fn a_stored_bcrypt_hash_of_cost_31_is_invalid_grant_at_once_rfc6749_5_2() {
+    let auth = TestAuth::spawn().await;
+    auth.store
+        .insert_user(&UserRecord {
+            username: "imported".to_owned(),
+            full_name: None,
+            email: None,
+            password_hash: "$2b$31$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW"
+                .to_owned(),
+            disabled: false,
+            scopes: shared::Scope::default(),
+        })
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let reply = Reply::read(
+        auth.token(&[
+            ("grant_type", "password"),
+            ("username", "imported"),
+            ("password", "secret"),
+        ])
+        .await,
+    )
+    .await;
+    let body = reply.assert_oauth_error(&[400], &["invalid_grant"], "bcrypt cost 31");
+    assert_eq!(body["error_description"], "wrong username or password");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
 }
