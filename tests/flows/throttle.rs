@@ -38,7 +38,7 @@ async fn failures_from_one_address_lead_to_429_before_any_hashing_rfc6585_4() {
         .unwrap();
     assert!((1..=900).contains(&retry_after));
     let body: serde_json::Value = throttled.json().await.unwrap();
-    assert_eq!(body["error"], "slow_down");
+    assert_eq!(body["error"], "invalid_grant", "an RFC 6749 §5.2 code");
     let metrics = auth.metrics().await;
     assert_eq!(metric_value(&metrics, "throttled_requests_total", &[]), 1.0);
 }
