@@ -1,6 +1,10 @@
-//! Brute-force protection on the password grant (RFC 6585 §4 `429` with `Retry-After`).
+//! Brute-force protection on the password grant (RFC 6585 §4 `429` with `Retry-After`): how
+//! many checks a burst gets, on each store and across replicas, and which client address a
+//! failure counts against.
 
-use system_tests::{metric_value, TestAuth};
+use std::sync::Arc;
+
+use system_tests::{metric_value, shared_redis, TestAuth};
 
 async fn attempt(
     auth: &TestAuth,
@@ -117,4 +121,188 @@ async fn a_good_login_forgives_the_address() {
         assert_eq!(attempt(&auth, "wrong", None).await.status(), 400);
     }
     assert_eq!(attempt(&auth, "alice-pw-1", None).await.status(), 200);
+}
+
+/// Wrong passwords sent at once from one address.
+const BURST: usize = 48;
+/// The per-address limit in the burst tests.
+const BURST_LIMIT: u64 = 5;
+
+fn burst_limits(settings: &mut auth_server::Settings) {
+    settings.login_max_failures_per_address = BURST_LIMIT;
+    settings.login_max_failures_per_user = 1_000;
+}
+
+/// Sends [`BURST`] wrong passwords for alice at once, from this test's one address, spread
+/// over `servers` in turn, and checks that at most the per-address limit were checked (`400`)
+/// and the rest refused before any hashing (`429`, `Retry-After`, `invalid_grant`).
+async fn assert_a_burst_gets_at_most_the_limit_of_checks(servers: &[&TestAuth]) {
+    let checks_before = password_checks(servers).await;
+    let start = Arc::new(tokio::sync::Barrier::new(BURST));
+    let mut requests = tokio::task::JoinSet::new();
+    for n in 0..BURST {
+        let server = servers[n % servers.len()];
+        let (http, url, start) = (server.http.clone(), server.url("/token"), start.clone());
+        requests.spawn(async move {
+            start.wait().await;
+            let response = http
+                .post(url)
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", "alice"),
+                    ("password", "wrong"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|value| value.to_str().unwrap().parse::<u64>().unwrap());
+            let body: serde_json::Value = response.json().await.unwrap();
+            (
+                status,
+                retry_after,
+                body["error"].as_str().unwrap().to_owned(),
+            )
+        });
+    }
+    let answers = requests.join_all().await;
+
+    let checked = answers.iter().filter(|(status, ..)| *status == 400).count();
+    let throttled: Vec<_> = answers
+        .iter()
+        .filter(|(status, ..)| *status == 429)
+        .collect();
+    assert_eq!(
+        checked + throttled.len(),
+        BURST,
+        "every answer is 400 or 429: {answers:?}"
+    );
+    assert_eq!(
+        checked,
+        usize::try_from(BURST_LIMIT).unwrap(),
+        "the limit of checks, not one more, and no fewer (nothing else was counted): {answers:?}"
+    );
+    for (_, retry_after, error) in &throttled {
+        assert!(
+            retry_after.is_some_and(|seconds| (1..=900).contains(&seconds)),
+            "Retry-After {retry_after:?}"
+        );
+        assert_eq!(error, "invalid_grant");
+    }
+    for (status, _, error) in &answers {
+        if *status == 400 {
+            assert_eq!(error, "invalid_grant");
+        }
+    }
+    assert_eq!(
+        password_checks(servers).await - checks_before,
+        BURST_LIMIT,
+        "only the checked requests reached a password worker"
+    );
+}
+
+/// Password checks the servers' workers ran, from their `/metrics`.
+async fn password_checks(servers: &[&TestAuth]) -> u64 {
+    let mut total = 0.0;
+    for server in servers {
+        total += metric_value(
+            &server.metrics().await,
+            "password_hash_wait_seconds_count",
+            &[],
+        );
+    }
+    total as u64
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_passwords_gets_at_most_the_limit_of_checks_embedded_rfc6585_4() {
+    let auth = TestAuth::spawn_with(burst_limits).await;
+    auth.add_user("alice", "alice-pw-1", "").await;
+    assert_a_burst_gets_at_most_the_limit_of_checks(&[&auth]).await;
+    assert_eq!(
+        attempt(&auth, "alice-pw-1", None).await.status(),
+        429,
+        "the address stays throttled after the burst"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_passwords_gets_at_most_the_limit_of_checks_redis_rfc6585_4() {
+    let namespace = shared_redis("throttle-burst");
+    let auth = TestAuth::spawn_on_redis(namespace.store_url(), burst_limits).await;
+    auth.add_user("alice", "alice-pw-1", "").await;
+    assert_a_burst_gets_at_most_the_limit_of_checks(&[&auth]).await;
+}
+
+#[tokio::test]
+async fn a_burst_spread_over_two_replicas_gets_at_most_the_limit_of_checks_rfc6585_4() {
+    let namespace = shared_redis("throttle-burst-replicas");
+    let a = TestAuth::spawn_on_redis(namespace.store_url(), burst_limits).await;
+    let (keys_dir, issuer) = (a.settings.keys_dir.clone(), a.settings.issuer.clone());
+    let b = TestAuth::spawn_on_redis(namespace.store_url(), |settings| {
+        settings.keys_dir = keys_dir;
+        settings.issuer = issuer;
+        burst_limits(settings);
+    })
+    .await;
+    a.add_user("alice", "alice-pw-1", "").await;
+    assert_a_burst_gets_at_most_the_limit_of_checks(&[&a, &b]).await;
+}
+
+fn behind_a_proxy(settings: &mut auth_server::Settings) {
+    settings.login_max_failures_per_address = 2;
+    settings.login_max_failures_per_user = 100;
+    settings.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+}
+
+#[tokio::test]
+async fn ipv6_clients_are_counted_per_64() {
+    let auth = TestAuth::spawn_with(behind_a_proxy).await;
+    auth.add_user("alice", "alice-pw-1", "").await;
+    for address in ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"] {
+        assert_eq!(attempt(&auth, "wrong", Some(address)).await.status(), 400);
+    }
+    assert_eq!(
+        attempt(&auth, "alice-pw-1", Some("2001:db8:1:2::abcd"))
+            .await
+            .status(),
+        429,
+        "one /64, one counter"
+    );
+    assert_eq!(
+        attempt(&auth, "alice-pw-1", Some("2001:db8:1:3::1"))
+            .await
+            .status(),
+        200,
+        "the next /64 is another client"
+    );
+}
+
+#[tokio::test]
+async fn an_ipv4_mapped_address_counts_as_the_ipv4_address() {
+    let auth = TestAuth::spawn_with(behind_a_proxy).await;
+    auth.add_user("alice", "alice-pw-1", "").await;
+    for _ in 0..2 {
+        assert_eq!(
+            attempt(&auth, "wrong", Some("::ffff:198.51.100.7"))
+                .await
+                .status(),
+            400
+        );
+    }
+    assert_eq!(
+        attempt(&auth, "alice-pw-1", Some("198.51.100.7"))
+            .await
+            .status(),
+        429
+    );
+    assert_eq!(
+        attempt(&auth, "alice-pw-1", Some("198.51.100.8"))
+            .await
+            .status(),
+        200
+    );
 }

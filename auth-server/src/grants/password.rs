@@ -38,28 +38,34 @@ impl Grants {
                 "username and password are required",
             ));
         }
-        let throttle = &self.policy.throttle;
-        throttle
-            .check(self.store.as_ref(), username, address, now)
+        let slots = self
+            .policy
+            .throttle
+            .reserve(self.store.as_ref(), username, address, now)
             .await?;
-        let user = self.store.user(username).await?;
-        let verdict = self
-            .passwords
-            .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
-            .await?;
-        // Unknown user, wrong password and disabled account answer alike (RFC 6749 §5.2).
-        let (user, rehash) = match (user, verdict) {
-            (Some(user), Verdict::Valid { rehash }) if !user.disabled => (user, rehash),
-            _ => {
-                throttle
-                    .record_failure(self.store.as_ref(), username, address, now)
-                    .await?;
-                return Err(TokenError::InvalidGrant("wrong username or password"));
+        let checked = match self.store.user(username).await {
+            Ok(user) => self
+                .passwords
+                .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+                .await
+                .map(|verdict| (user, verdict))
+                .map_err(TokenError::from),
+            Err(err) => Err(err.into()),
+        };
+        let (user, verdict) = match checked {
+            Ok(checked) => checked,
+            Err(err) => {
+                slots.unchecked(self.store.as_ref()).await;
+                return Err(err);
             }
         };
-        throttle
-            .record_success(self.store.as_ref(), username, address)
-            .await?;
+        // Unknown user, wrong password and disabled account answer alike (RFC 6749 §5.2); the
+        // slot taken stays counted as the failure.
+        let (user, rehash) = match (user, verdict) {
+            (Some(user), Verdict::Valid { rehash }) if !user.disabled => (user, rehash),
+            _ => return Err(TokenError::InvalidGrant("wrong username or password")),
+        };
+        slots.succeeded(self.store.as_ref()).await?;
         if let Some(new_hash) = rehash {
             match self
                 .store
