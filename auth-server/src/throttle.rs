@@ -137,6 +137,18 @@ impl LoginSlots {
     }
 }
 
+/// The `X-Forwarded-For` list as one value: every field line in order, joined, as RFC 9110
+/// §5.3 combines repeated fields. `None` for a line that is not text makes an entry that is
+/// no address, where [`client_address`] stops; no lines at all is no header.
+pub fn forwarded_for_list<'a>(lines: impl IntoIterator<Item = Option<&'a str>>) -> Option<String> {
+    let lines: Vec<&str> = lines
+        .into_iter()
+        // Not an address, so the walk from the right ends there.
+        .map(|line| line.unwrap_or("not-text"))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(","))
+}
+
 /// The client's address: the socket peer, unless the peer is a trusted proxy, in which case the
 /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy. IPv4-mapped IPv6
 /// addresses count as the IPv4 address, for the trust check and for the answer.
@@ -196,6 +208,28 @@ mod tests {
             client_address(Some(ip("10.0.0.2")), None, &trusted),
             Some(ip("10.0.0.2"))
         );
+    }
+
+    #[test]
+    fn every_forwarded_for_line_is_read_and_the_rightmost_untrusted_entry_wins() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let joined = forwarded_for_list([Some("6.6.6.6, 1.2.3.4"), Some("5.6.7.8, 10.0.0.7")]);
+        assert_eq!(
+            joined.as_deref(),
+            Some("6.6.6.6, 1.2.3.4,5.6.7.8, 10.0.0.7")
+        );
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), joined.as_deref(), &trusted),
+            Some(ip("5.6.7.8")),
+            "the last line is the nearest proxy's; the first one alone would name 1.2.3.4"
+        );
+        let not_text = forwarded_for_list([Some("1.2.3.4"), None, Some("10.0.0.7")]);
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), not_text.as_deref(), &trusted),
+            Some(ip("10.0.0.7")),
+            "a line that is not text stops the walk at the last trusted hop"
+        );
+        assert_eq!(forwarded_for_list([]), None);
     }
 
     #[test]

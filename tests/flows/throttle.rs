@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use system_tests::{metric_value, shared_redis, TestAuth};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn attempt(
     auth: &TestAuth,
@@ -252,10 +253,66 @@ async fn a_burst_spread_over_two_replicas_gets_at_most_the_limit_of_checks_rfc65
     assert_a_burst_gets_at_most_the_limit_of_checks(&[&a, &b]).await;
 }
 
+/// `POST /token` for alice over a raw connection, with one `X-Forwarded-For` field line per
+/// entry of `forwarded_for`; returns the status.
+async fn attempt_with_forwarded_lines(
+    auth: &TestAuth,
+    password: &str,
+    forwarded_for: &[&str],
+) -> u16 {
+    let body = format!("grant_type=password&username=alice&password={password}");
+    let mut head = format!(
+        "POST /token HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n",
+        auth.addr,
+        body.len()
+    );
+    for line in forwarded_for {
+        head.push_str(&format!("X-Forwarded-For: {line}\r\n"));
+    }
+    let mut stream = tokio::net::TcpStream::connect(auth.addr).await.unwrap();
+    stream
+        .write_all(format!("{head}\r\n{body}").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    let status_line = answer.lines().next().unwrap_or_default();
+    status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
 fn behind_a_proxy(settings: &mut auth_server::Settings) {
     settings.login_max_failures_per_address = 2;
     settings.login_max_failures_per_user = 100;
     settings.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+}
+
+/// RFC 9110 §5.3: repeated field lines are one list, in order. The nearest proxy appends its
+/// own line, so the client is the rightmost untrusted entry of the last line, not the first.
+#[tokio::test]
+async fn every_forwarded_for_line_is_read_and_the_rightmost_untrusted_address_counts() {
+    let auth = TestAuth::spawn_with(behind_a_proxy).await;
+    auth.add_user("alice", "alice-pw-1", "").await;
+    for _ in 0..2 {
+        let status =
+            attempt_with_forwarded_lines(&auth, "wrong", &["198.51.100.7", "203.0.113.5"]).await;
+        assert_eq!(status, 400);
+    }
+    assert_eq!(
+        attempt_with_forwarded_lines(&auth, "alice-pw-1", &["203.0.113.5"]).await,
+        429,
+        "the failures counted against the address of the last line"
+    );
+    assert_eq!(
+        attempt_with_forwarded_lines(&auth, "alice-pw-1", &["198.51.100.7"]).await,
+        200,
+        "not against the first line's, which the client wrote"
+    );
 }
 
 #[tokio::test]
