@@ -33,8 +33,8 @@ pub const MAX_MEMORY_KIB: u32 = 128 * 1024;
 pub const MAX_ITERATIONS: u32 = 16;
 
 /// The highest bcrypt cost a stored hash may have, for the same reason: each step doubles the
-/// work, so the 31 the format allows would hold a worker for about a day per login. 13 is one
-/// step above passlib's default of 12.
+/// work (cost 14 takes about a second here), so the 31 the format allows would hold a worker
+/// for more than a day per login. 13 is one step above passlib's default of 12.
 pub const MAX_BCRYPT_COST: u32 = 13;
 
 #[derive(Debug, thiserror::Error)]
