@@ -1,7 +1,8 @@
 //! Password hashing: Argon2id on a fixed set of dedicated threads, with a bounded queue in
 //! front of them, so that a flood of logins costs a fixed amount of memory and CPU and other
 //! endpoints keep answering. Imported bcrypt hashes verify too and are replaced at the next good
-//! login.
+//! login. Stored hashes of either kind that ask for more work than a bound are refused unrun, so
+//! that one record cannot hold a worker for minutes or days.
 //!
 //! Each worker thread owns one Argon2 working area (19 MiB at the current parameters) and reuses
 //! it for every check. Allocating it per check, as `Argon2::verify_password` does, let glibc keep
@@ -30,6 +31,11 @@ pub const PARALLELISM: u32 = 1;
 /// the current parameters.
 pub const MAX_MEMORY_KIB: u32 = 128 * 1024;
 pub const MAX_ITERATIONS: u32 = 16;
+
+/// The highest bcrypt cost a stored hash may have, for the same reason: each step doubles the
+/// work (cost 14 takes about a second here), so the 31 the format allows would hold a worker
+/// for more than a day per login. 13 is one step above passlib's default of 12.
+pub const MAX_BCRYPT_COST: u32 = 13;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -113,6 +119,11 @@ impl Workspace {
     /// Checks `password` against a PHC Argon2 string or a bcrypt `$2a$/$2b$/$2y$` hash.
     pub fn verify(&mut self, password: &str, stored: &str) -> Verdict {
         if is_bcrypt(stored) {
+            if let Err(refusal) = check_bcrypt_cost(stored) {
+                // The hash itself is not logged: it is a credential.
+                tracing::warn!(%refusal, "a stored password hash is refused unrun");
+                return Verdict::Invalid;
+            }
             return match bcrypt::verify(password, stored) {
                 Ok(true) => Verdict::Valid {
                     rehash: self.hash(password).ok(),
@@ -182,6 +193,58 @@ pub fn hash_blocking(password: &str) -> Result<String, PasswordError> {
 /// [`Workspace::verify`] in memory of its own. Blocking: call on a blocking thread.
 pub fn verify_blocking(password: &str, stored: &str) -> Verdict {
     Workspace::new().verify(password, stored)
+}
+
+/// Why a stored hash is refused without being run.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HashRefusal {
+    #[error("it is neither a bcrypt ($2b$) nor an Argon2 hash")]
+    UnknownScheme,
+    #[error("its bcrypt cost is not two digits")]
+    UnreadableBcryptCost,
+    #[error("its bcrypt cost {0} is above {MAX_BCRYPT_COST}")]
+    BcryptCostTooHigh(u32),
+    #[error("it is not a readable Argon2 hash")]
+    UnreadableArgon2,
+    #[error("it asks for {memory_kib} KiB and {passes} passes, above {MAX_MEMORY_KIB} KiB or {MAX_ITERATIONS} passes")]
+    Argon2TooCostly { memory_kib: u32, passes: u32 },
+}
+
+/// Whether a hash brought from elsewhere (`auth-server user import`) would be checked at login:
+/// a bcrypt hash of cost at most [`MAX_BCRYPT_COST`], or an Argon2 hash within
+/// [`MAX_MEMORY_KIB`] and [`MAX_ITERATIONS`].
+pub fn check_stored_hash(stored: &str) -> Result<(), HashRefusal> {
+    if is_bcrypt(stored) {
+        return check_bcrypt_cost(stored);
+    }
+    if !stored.starts_with("$argon2") {
+        return Err(HashRefusal::UnknownScheme);
+    }
+    let params = PasswordHash::new(stored)
+        .ok()
+        .and_then(|parsed| Params::try_from(&parsed).ok())
+        .ok_or(HashRefusal::UnreadableArgon2)?;
+    if params.m_cost() > MAX_MEMORY_KIB || params.t_cost() > MAX_ITERATIONS {
+        return Err(HashRefusal::Argon2TooCostly {
+            memory_kib: params.m_cost(),
+            passes: params.t_cost(),
+        });
+    }
+    Ok(())
+}
+
+/// The cost of a bcrypt hash, `$2b$NN$…`, within [`MAX_BCRYPT_COST`].
+fn check_bcrypt_cost(stored: &str) -> Result<(), HashRefusal> {
+    let cost = stored
+        .get(4..7)
+        .and_then(|field| field.strip_suffix('$'))
+        .filter(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|digits| digits.parse::<u32>().ok())
+        .ok_or(HashRefusal::UnreadableBcryptCost)?;
+    if cost > MAX_BCRYPT_COST {
+        return Err(HashRefusal::BcryptCostTooHigh(cost));
+    }
+    Ok(())
 }
 
 fn is_bcrypt(stored: &str) -> bool {
@@ -401,6 +464,68 @@ mod tests {
         };
         assert!(new_hash.starts_with("$argon2id$"));
         assert_eq!(verify_blocking("wrong", &hash), Verdict::Invalid);
+    }
+
+    #[test]
+    fn a_bcrypt_hash_above_the_cost_bound_is_refused_unrun() {
+        // Cost 14 runs for about a second here, so an answer well within that was never run.
+        let tail = "EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
+        for stored in [
+            format!("$2b$14${tail}"),
+            format!("$2a$15${tail}"),
+            format!("$2y$31${tail}"),
+            format!("$2b$1x${tail}"),
+            format!("$2b$1{tail}"),
+        ] {
+            let started = Instant::now();
+            assert_eq!(verify_blocking("secret", &stored), Verdict::Invalid);
+            assert!(
+                started.elapsed() < std::time::Duration::from_millis(200),
+                "{stored}: took {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn stored_hashes_are_checked_against_the_same_bounds_as_at_login() {
+        let tail = "EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
+        assert_eq!(check_stored_hash(&format!("$2b$12${tail}")), Ok(()));
+        assert_eq!(check_stored_hash(&format!("$2b$13${tail}")), Ok(()));
+        assert_eq!(
+            check_stored_hash(&format!("$2b$14${tail}")),
+            Err(HashRefusal::BcryptCostTooHigh(14))
+        );
+        assert_eq!(
+            check_stored_hash(&format!("$2b$31${tail}")),
+            Err(HashRefusal::BcryptCostTooHigh(31))
+        );
+        assert_eq!(
+            check_stored_hash("$2b$+1$x"),
+            Err(HashRefusal::UnreadableBcryptCost)
+        );
+        assert_eq!(
+            check_stored_hash("fakehashedsecret"),
+            Err(HashRefusal::UnknownScheme)
+        );
+        assert_eq!(
+            check_stored_hash("$argon2id$v=19$m=1"),
+            Err(HashRefusal::UnreadableArgon2)
+        );
+        assert_eq!(check_stored_hash(&hash_blocking("pw").unwrap()), Ok(()));
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let costly = format!(
+            "$argon2id$v=19$m={},t=2,p=1${}$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            MAX_MEMORY_KIB + 1,
+            salt.as_str()
+        );
+        assert_eq!(
+            check_stored_hash(&costly),
+            Err(HashRefusal::Argon2TooCostly {
+                memory_kib: MAX_MEMORY_KIB + 1,
+                passes: 2
+            })
+        );
     }
 
     #[test]

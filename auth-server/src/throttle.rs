@@ -2,12 +2,25 @@
 //! replicas. Failures are counted per username-and-address and per username: a flood from one
 //! address locks that address out for that user first (low limit), while the per-username limit
 //! is higher and slower, against guessing spread over many addresses, so that one attacker
-//! cannot lock a user out everywhere. The check comes before any password hashing is spent.
+//! cannot lock a user out everywhere.
+//!
+//! A check takes its slot before any password is hashed, in one atomic store step over both
+//! counters, and a good login hands it back. Reading the count first and writing it after the
+//! hash would let every request of a burst pass the read before the first one wrote: a burst of
+//! guesses sent at once would all be checked. Taken first, at most the limit are, however many
+//! arrive together and at whichever replica.
+//!
+//! The counters are keyed by a digest of the username, so that no client string of any length
+//! reaches a store key, and by the client's network: an IPv6 client is counted by its /64, the
+//! block one subscriber usually holds whole, and an IPv4-mapped IPv6 address as the IPv4 address
+//! it is.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
+
+use sha2::{Digest, Sha256};
 
 use crate::grants::TokenError;
-use crate::store::Store;
+use crate::store::{LoginSubject, SlotRelease, Store, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct ThrottlePolicy {
@@ -19,86 +32,133 @@ pub struct ThrottlePolicy {
     pub per_user: u64,
 }
 
-fn address_key(username: &str, address: Option<IpAddr>) -> String {
-    let address = address.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-    format!("login:{address}:{username}")
+/// The counter of one username from all addresses.
+const USER_COUNTER: &str = "user";
+
+/// The store's subject for `username`: its SHA-256, a fixed size whatever the client sent.
+fn login_subject(username: &str) -> LoginSubject {
+    LoginSubject(Sha256::digest(username.as_bytes()).into())
 }
 
-fn user_key(username: &str) -> String {
-    format!("login:*:{username}")
+/// The counter of one username from one client network: `address:` and the IPv4 address, the
+/// IPv6 /64 network (`address:2001:db8:1:2::/64`), or `unknown`.
+fn address_counter(address: Option<IpAddr>) -> String {
+    match address.map(|address| address.to_canonical()) {
+        None => "address:unknown".to_owned(),
+        Some(IpAddr::V4(v4)) => format!("address:{v4}"),
+        Some(IpAddr::V6(v6)) => {
+            let [a, b, c, d, ..] = v6.segments();
+            format!("address:{}/64", Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+    }
 }
 
 impl ThrottlePolicy {
-    /// `Throttled` with the seconds until the fullest window ends, when either limit is reached.
-    pub async fn check(
+    /// Takes one slot on the username's counters before its password is checked: `Throttled`,
+    /// with the seconds until the fullest window ends, when either is at its limit. The slots
+    /// stay taken, as a failure, unless the returned [`LoginSlots`] hands them back; a request
+    /// abandoned during the check so counts as a failure, never as a free guess.
+    pub async fn reserve(
         &self,
         store: &dyn Store,
         username: &str,
         address: Option<IpAddr>,
         now: u64,
-    ) -> Result<(), TokenError> {
-        for (key, limit) in [
-            (address_key(username, address), self.per_address),
-            (user_key(username), self.per_user),
-        ] {
-            if limit == 0 {
-                continue;
-            }
-            let (count, window_end) = store.failures(&key, now).await?;
-            if count >= limit {
-                return Err(TokenError::Throttled {
-                    retry_after: window_end.saturating_sub(now).max(1),
-                });
-            }
+    ) -> Result<LoginSlots, TokenError> {
+        let slots = LoginSlots {
+            subject: login_subject(username),
+            address_counter: (self.per_address > 0).then(|| address_counter(address)),
+            user_counter: self.per_user > 0,
+            taken_at: now,
+            window: self.window,
+        };
+        let mut counters = Vec::with_capacity(2);
+        if let Some(counter) = &slots.address_counter {
+            counters.push((counter.as_str(), self.per_address));
         }
-        Ok(())
-    }
-
-    pub async fn record_failure(
-        &self,
-        store: &dyn Store,
-        username: &str,
-        address: Option<IpAddr>,
-        now: u64,
-    ) -> Result<(), TokenError> {
-        if self.per_address > 0 {
-            store
-                .record_failure(&address_key(username, address), now, self.window)
-                .await?;
+        if slots.user_counter {
+            counters.push((USER_COUNTER, self.per_user));
         }
-        if self.per_user > 0 {
-            store
-                .record_failure(&user_key(username), now, self.window)
-                .await?;
+        if counters.is_empty() {
+            return Ok(slots);
         }
-        Ok(())
-    }
-
-    /// A good login forgives that address its failures; the per-user count runs out on its own.
-    pub async fn record_success(
-        &self,
-        store: &dyn Store,
-        username: &str,
-        address: Option<IpAddr>,
-    ) -> Result<(), TokenError> {
-        if self.per_address > 0 {
-            store
-                .clear_failures(&address_key(username, address))
-                .await?;
+        match store
+            .reserve_login_slots(&slots.subject, &counters, now, self.window)
+            .await?
+        {
+            None => Ok(slots),
+            Some(window_end) => Err(TokenError::Throttled {
+                retry_after: window_end.saturating_sub(now).max(1),
+            }),
         }
-        Ok(())
     }
 }
 
+/// The slots one login attempt took. Dropped as it is, they stay counted: a failed check.
+#[must_use = "slots not handed back count as a failed login"]
+#[derive(Debug)]
+pub struct LoginSlots {
+    subject: LoginSubject,
+    address_counter: Option<String>,
+    user_counter: bool,
+    taken_at: u64,
+    window: u64,
+}
+
+impl LoginSlots {
+    /// A good login: gives back its slot on the username's counter (the failures of others stay
+    /// counted) and forgives this address its failures.
+    pub async fn succeeded(self, store: &dyn Store) -> Result<(), TokenError> {
+        Ok(self.release(store, SlotRelease::Forget).await?)
+    }
+
+    /// The password was never checked (the store or the password workers could not take the
+    /// request): gives back every slot, best effort, since the request fails anyway.
+    pub async fn unchecked(self, store: &dyn Store) {
+        if let Err(err) = self.release(store, SlotRelease::GiveBack).await {
+            tracing::warn!(error = %err, "could not give back the login slots of an unchecked request");
+        }
+    }
+
+    async fn release(self, store: &dyn Store, address: SlotRelease) -> Result<(), StoreError> {
+        let mut counters = Vec::with_capacity(2);
+        if let Some(counter) = &self.address_counter {
+            counters.push((counter.as_str(), address));
+        }
+        if self.user_counter {
+            counters.push((USER_COUNTER, SlotRelease::GiveBack));
+        }
+        if counters.is_empty() {
+            return Ok(());
+        }
+        store
+            .release_login_slots(&self.subject, &counters, self.taken_at, self.window)
+            .await
+    }
+}
+
+/// The `X-Forwarded-For` list as one value: every field line in order, joined, as RFC 9110
+/// §5.3 combines repeated fields. `None` for a line that is not text makes an entry that is
+/// no address, where [`client_address`] stops; no lines at all is no header.
+pub fn forwarded_for_list<'a>(lines: impl IntoIterator<Item = Option<&'a str>>) -> Option<String> {
+    let lines: Vec<&str> = lines
+        .into_iter()
+        // Not an address, so the walk from the right ends there.
+        .map(|line| line.unwrap_or("not-text"))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(","))
+}
+
 /// The client's address: the socket peer, unless the peer is a trusted proxy, in which case the
-/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy. IPv4-mapped IPv6
+/// addresses count as the IPv4 address, for the trust check and for the answer.
 pub fn client_address(
     peer: Option<IpAddr>,
     forwarded_for: Option<&str>,
     trusted: &[ipnet::IpNet],
 ) -> Option<IpAddr> {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let peer = peer?;
+    let peer = peer?.to_canonical();
     if !is_trusted(&peer) {
         return Some(peer);
     }
@@ -107,7 +167,7 @@ pub fn client_address(
     };
     let mut last = peer;
     for hop in chain.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
+        match hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) if is_trusted(&ip) => last = ip,
             Ok(ip) => return Some(ip),
             Err(_) => return Some(last),
@@ -148,5 +208,78 @@ mod tests {
             client_address(Some(ip("10.0.0.2")), None, &trusted),
             Some(ip("10.0.0.2"))
         );
+    }
+
+    #[test]
+    fn every_forwarded_for_line_is_read_and_the_rightmost_untrusted_entry_wins() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let joined = forwarded_for_list([Some("6.6.6.6, 1.2.3.4"), Some("5.6.7.8, 10.0.0.7")]);
+        assert_eq!(
+            joined.as_deref(),
+            Some("6.6.6.6, 1.2.3.4,5.6.7.8, 10.0.0.7")
+        );
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), joined.as_deref(), &trusted),
+            Some(ip("5.6.7.8")),
+            "the last line is the nearest proxy's; the first one alone would name 1.2.3.4"
+        );
+        let not_text = forwarded_for_list([Some("1.2.3.4"), None, Some("10.0.0.7")]);
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), not_text.as_deref(), &trusted),
+            Some(ip("10.0.0.7")),
+            "a line that is not text stops the walk at the last trusted hop"
+        );
+        assert_eq!(forwarded_for_list([]), None);
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_count_as_ipv4_for_trust_and_for_the_client() {
+        let trusted: Vec<ipnet::IpNet> = vec!["127.0.0.1/32".parse().unwrap()];
+        assert_eq!(
+            client_address(
+                Some(ip("::ffff:127.0.0.1")),
+                Some("::ffff:198.51.100.7"),
+                &trusted
+            ),
+            Some(ip("198.51.100.7")),
+            "a dual-stack socket's mapped peer is the trusted proxy"
+        );
+        assert_eq!(
+            address_counter(Some(ip("::ffff:198.51.100.7"))),
+            address_counter(Some(ip("198.51.100.7")))
+        );
+        assert_eq!(
+            address_counter(Some(ip("198.51.100.7"))),
+            "address:198.51.100.7"
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        assert_eq!(
+            address_counter(Some(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd"))),
+            "address:2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            address_counter(Some(ip("2001:db8:1:2::1"))),
+            address_counter(Some(ip("2001:db8:1:2:ffff::9")))
+        );
+        assert_ne!(
+            address_counter(Some(ip("2001:db8:1:2::1"))),
+            address_counter(Some(ip("2001:db8:1:3::1")))
+        );
+        assert_eq!(address_counter(None), "address:unknown");
+    }
+
+    #[test]
+    fn the_subject_has_one_size_whatever_the_username() {
+        let long = "x".repeat(100_000);
+        assert_eq!(login_subject(&long).hex().len(), 64);
+        assert_eq!(login_subject("alice").hex().len(), 64);
+        assert_ne!(login_subject("alice"), login_subject("alice "));
+        assert!(login_subject("a:b{c}")
+            .hex()
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit()));
     }
 }

@@ -428,6 +428,48 @@ fn import_of_the_tutorial_users_file() {
         .contains("nonexistent"));
 }
 
+/// A bcrypt hash costlier than the server runs at login (cost 14 and up) refuses the whole
+/// file, naming the user, and writes nothing.
+#[test]
+fn import_refuses_a_bcrypt_cost_above_13_naming_the_user() {
+    let env = Env::new();
+    let file = env.path("users.json");
+    let tail = "EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
+    for (cost, said) in [
+        ("14", "cost 14 is above 13"),
+        ("31", "cost 31 is above 13"),
+        ("9x", "cost is not two digits"),
+    ] {
+        std::fs::write(
+            &file,
+            format!(
+                r#"[{{"username": "fine", "hashed_password": "$2b$12${tail}"}},
+                    {{"username": "costly", "hashed_password": "$2b${cost}${tail}"}}]"#
+            ),
+        )
+        .unwrap();
+        let refused = env.fails(&["user", "import", file.to_str().unwrap()], None);
+        assert!(
+            refused.contains("\"costly\"") && refused.contains(said),
+            "cost {cost}: {refused}"
+        );
+        assert_eq!(
+            env.ok(&["user", "list"], None),
+            "",
+            "cost {cost}: nothing imported"
+        );
+    }
+
+    std::fs::write(
+        &file,
+        format!(r#"[{{"username": "fine", "hashed_password": "$2b$13${tail}"}}]"#),
+    )
+    .unwrap();
+    assert!(env
+        .ok(&["user", "import", file.to_str().unwrap()], None)
+        .contains("imported 1 users"));
+}
+
 #[test]
 fn store_changes_are_safe_while_files_are_shared() {
     // The CLI and a running server share the SQLite file in WAL mode.

@@ -4,6 +4,11 @@
 //!
 //! Nothing from the request but its method and path is logged: never a header, body or query,
 //! so no token or secret can leak through it.
+//!
+//! Other modules do log strings a client chose (a username, a client id), so the log format
+//! itself escapes control characters in every field of every line ([`EscapedFields`]; the JSON
+//! format escapes them as JSON does): a value holding a line break cannot make a line of its own
+//! that reads like the server's.
 
 use std::time::Instant;
 
@@ -162,18 +167,232 @@ pub fn render(registry: &Registry) -> String {
 
 /// `text` (human) or `json` log lines, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging(json: bool) {
+    use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = log_subscriber(json, filter, std::io::stderr).try_init();
+}
+
+/// The log format of both servers, writing to `writer`.
+fn log_subscriber<W>(
+    json: bool,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init()
+        .with_writer(writer);
+    if json {
+        Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .finish(),
+        )
     } else {
-        builder.try_init()
-    };
+        Box::new(builder.fmt_fields(EscapedFields).finish())
+    }
+}
+
+/// `text` with every control character escaped (`\n`, `\r`, `\t`, else `\u{…}`), and the
+/// Unicode line and paragraph separators with them: nothing in it can end a log line or steer
+/// the terminal that shows the log.
+pub struct Escaped<'a>(pub &'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for character in self.0.chars() {
+            match character {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                    write!(f, "\\u{{{:x}}}", u32::from(c))?
+                }
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The text format's fields as tracing-subscriber writes them by default (the message bare,
+/// others `name=value`, strings quoted, the `log.*` fields of bridged `log` records left
+/// out), every value passed through [`Escaped`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EscapedFields;
+
+impl<'w> tracing_subscriber::field::MakeVisitor<tracing_subscriber::fmt::format::Writer<'w>>
+    for EscapedFields
+{
+    type Visitor = EscapedFieldsVisitor<'w>;
+
+    fn make_visitor(&self, writer: tracing_subscriber::fmt::format::Writer<'w>) -> Self::Visitor {
+        EscapedFieldsVisitor {
+            writer,
+            result: Ok(()),
+            first: true,
+        }
+    }
+}
+
+/// Writes the fields of one span or event for [`EscapedFields`].
+pub struct EscapedFieldsVisitor<'w> {
+    writer: tracing_subscriber::fmt::format::Writer<'w>,
+    result: std::fmt::Result,
+    first: bool,
+}
+
+impl EscapedFieldsVisitor<'_> {
+    fn write(&mut self, field: &tracing::field::Field, text: &str) {
+        let name = field.name();
+        if self.result.is_err() || name.starts_with("log.") {
+            return;
+        }
+        let separator = if std::mem::take(&mut self.first) {
+            ""
+        } else {
+            " "
+        };
+        self.result = match name {
+            "message" => write!(self.writer, "{separator}{}", Escaped(text)),
+            name => {
+                let name = name.strip_prefix("r#").unwrap_or(name);
+                write!(self.writer, "{separator}{name}={}", Escaped(text))
+            }
+        };
+    }
+}
+
+impl tracing::field::Visit for EscapedFieldsVisitor<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.write(field, value);
+        } else {
+            self.write(field, &format!("{value:?}"));
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.write(field, &format!("{value:?}"));
+    }
+}
+
+impl tracing_subscriber::field::VisitOutput<std::fmt::Result> for EscapedFieldsVisitor<'_> {
+    fn finish(self) -> std::fmt::Result {
+        self.result
+    }
+}
+
+impl tracing_subscriber::field::VisitFmt for EscapedFieldsVisitor<'_> {
+    fn writer(&mut self) -> &mut dyn std::fmt::Write {
+        &mut self.writer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Log output kept in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Captured {
+        type Writer = Self;
+        fn make_writer(&'w self) -> Self {
+            self.clone()
+        }
+    }
+
+    const FORGED: &str = "mallory\n2030-01-01T00:00:00.000000Z  INFO auth_server: admin logged in";
+
+    /// Logs, inside a request span, fields of every kind that hold line breaks and terminal
+    /// escapes, and returns what the log format wrote.
+    fn log_hostile_fields(json: bool) -> String {
+        let captured = Captured::default();
+        let subscriber = log_subscriber(
+            json,
+            tracing_subscriber::EnvFilter::new("info"),
+            captured.clone(),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", request_id = %"id\r\nforged=1");
+            let _entered = span.enter();
+            let text: &str = "c\u{2028}d";
+            tracing::info!(
+                username = %FORGED,
+                client_id = ?"x\ny",
+                path = text,
+                "refused {}",
+                "m\u{1b}[2J\u{85}n"
+            );
+        });
+        let bytes = captured.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn client_strings_cannot_forge_text_log_lines() {
+        let log = log_hostile_fields(false);
+        assert_eq!(log.lines().count(), 1, "{log}");
+        for escaped in [
+            r"username=mallory\n2030-01-01T00:00:00.000000Z  INFO auth_server: admin logged in",
+            r#"client_id="x\ny""#,
+            r#"path="c\u{2028}d""#,
+            r"refused m\u{1b}[2J\u{85}n",
+            r"request_id=id\r\nforged=1",
+        ] {
+            assert!(log.contains(escaped), "{escaped} not in {log}");
+        }
+        let raw: Vec<char> = log
+            .trim_end_matches('\n')
+            .chars()
+            // ESC starts the level's colour when the format uses ANSI colours.
+            .filter(|c| (c.is_control() && *c != '\u{1b}') || *c == '\u{2028}')
+            .collect();
+        assert!(raw.is_empty(), "{raw:?} in {log:?}");
+        assert!(
+            !log.contains("\u{1b}[2J"),
+            "the client's terminal escape is escaped"
+        );
+    }
+
+    #[test]
+    fn client_strings_cannot_forge_json_log_lines() {
+        let log = log_hostile_fields(true);
+        assert_eq!(log.lines().count(), 1, "{log}");
+        let line: serde_json::Value = serde_json::from_str(log.trim_end()).unwrap();
+        assert_eq!(
+            line["username"], FORGED,
+            "the value is kept, escaped by JSON"
+        );
+        assert_eq!(line["span"]["request_id"], "id\r\nforged=1");
+    }
+
+    #[test]
+    fn escaping_leaves_plain_text_alone() {
+        assert_eq!(
+            Escaped("alice é 日本 \"q\" \\").to_string(),
+            "alice é 日本 \"q\" \\"
+        );
+        assert_eq!(Escaped("a\u{0}b\u{7f}").to_string(), r"a\u{0}b\u{7f}");
+    }
 }

@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use auth_server::store::UserRecord;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::Value;
 use system_tests::reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use system_tests::{challenge, TestAuth, TestResource};
+use system_tests::{challenge, metric_value, TestAuth, TestResource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -537,4 +538,116 @@ async fn missing_authorization_is_401_with_a_bare_bearer_challenge_rfc6750_3_1()
     let www_authenticate = challenge(&response);
     assert_eq!(www_authenticate, r#"Bearer realm="api""#);
     assert!(!www_authenticate.contains("error="));
+}
+
+/// A stored bcrypt hash costlier than the bound (here the format's maximum, 31: a day of work)
+/// is never run: the login is refused at once, as a wrong password is (RFC 6749 §5.2).
+#[tokio::test]
+async fn a_stored_bcrypt_hash_of_cost_31_is_invalid_grant_at_once_rfc6749_5_2() {
+    let auth = TestAuth::spawn().await;
+    auth.store
+        .insert_user(&UserRecord {
+            username: "imported".to_owned(),
+            full_name: None,
+            email: None,
+            password_hash: "$2b$31$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW"
+                .to_owned(),
+            disabled: false,
+            scopes: shared::Scope::default(),
+            stamp: String::new(),
+            not_before: 0,
+        })
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let reply = Reply::read(
+        auth.token(&[
+            ("grant_type", "password"),
+            ("username", "imported"),
+            ("password", "secret"),
+        ])
+        .await,
+    )
+    .await;
+    let body = reply.assert_oauth_error(&[400], &["invalid_grant"], "bcrypt cost 31");
+    assert_eq!(body["error_description"], "wrong username or password");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
+
+/// A username no user can have (over 256 bytes, or holding a control character) gets the
+/// answer an unknown user gets, `invalid_grant` (RFC 6749 §5.2), without a password check and
+/// without a throttle slot: with limits of one failure, a counted attempt would make the next
+/// one `429`.
+#[tokio::test]
+async fn usernames_no_user_can_have_are_invalid_grant_without_a_check_rfc6749_5_2() {
+    let auth = TestAuth::spawn_with(|settings| {
+        settings.login_max_failures_per_address = 1;
+        settings.login_max_failures_per_user = 1;
+    })
+    .await;
+    let longest = "é".repeat(128);
+    auth.add_user(&longest, PASSWORD, "").await;
+    let checks = |metrics: &str| metric_value(metrics, "password_hash_wait_seconds_count", &[]);
+    let checks_before = checks(&auth.metrics().await);
+
+    for username in [
+        "x".repeat(257),
+        "é".repeat(129),
+        "x".repeat(60_000),
+        "alice\n".to_owned(),
+        "alice\r\n2030-01-01T00:00:00Z  INFO forged".to_owned(),
+        "a\u{0}b".to_owned(),
+        "a\u{1b}[2Jb".to_owned(),
+        "a\u{85}b".to_owned(),
+    ] {
+        for attempt in 0..3 {
+            let started = Instant::now();
+            let reply = Reply::read(
+                auth.token(&[
+                    ("grant_type", "password"),
+                    ("username", &username),
+                    ("password", "anything"),
+                ])
+                .await,
+            )
+            .await;
+            let why = format!("{} bytes, attempt {attempt}", username.len());
+            let body = reply.assert_oauth_error(&[400], &["invalid_grant"], &why);
+            assert_eq!(
+                body["error_description"], "wrong username or password",
+                "{why}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(2), "{why}");
+        }
+    }
+    assert_eq!(
+        checks(&auth.metrics().await),
+        checks_before,
+        "no password was checked for them"
+    );
+
+    let unknown = Reply::read(
+        auth.token(&[
+            ("grant_type", "password"),
+            ("username", "nobody"),
+            ("password", "anything"),
+        ])
+        .await,
+    )
+    .await;
+    let body = unknown.assert_oauth_error(&[400], &["invalid_grant"], "an unknown user");
+    assert_eq!(
+        body["error_description"], "wrong username or password",
+        "the same answer as an unknown user"
+    );
+    assert_eq!(
+        auth.password_grant(&longest, PASSWORD).await.token_type,
+        "Bearer",
+        "a username of 256 bytes logs in"
+    );
 }

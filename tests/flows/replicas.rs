@@ -212,7 +212,7 @@ async fn throttle_counted_at_one_replica_holds_at_the_other_rfc6585_4() {
         (1..=900).contains(&retry_after),
         "Retry-After {retry_after}"
     );
-    assert_eq!(error_of(at_b).await, "slow_down");
+    assert_eq!(error_of(at_b).await, "invalid_grant");
 }
 
 #[tokio::test]

@@ -205,15 +205,9 @@ fn parse_import(text: &str) -> anyhow::Result<Vec<TutorialUser>> {
     };
     for user in &users {
         check_username(&user.username)?;
-        let hash = &user.hashed_password;
-        let known = ["$2a$", "$2b$", "$2y$", "$argon2"]
-            .iter()
-            .any(|p| hash.starts_with(p));
-        if !known {
-            bail!(
-                "user {:?}: hashed_password is neither a bcrypt ($2b$) nor an Argon2 hash",
-                user.username
-            );
+        // A hash the server would refuse to run at login is refused here, naming its user.
+        if let Err(refusal) = passwords::check_stored_hash(&user.hashed_password) {
+            bail!("user {:?}: hashed_password: {refusal}", user.username);
         }
     }
     Ok(users)
@@ -280,5 +274,14 @@ mod tests {
         let fake = r#"{"user1": {"username": "user1", "hashed_password": "fakehashedsecret"}}"#;
         let err = parse_import(fake).err().unwrap();
         assert!(err.to_string().contains("user1"));
+        assert!(err.to_string().contains("neither a bcrypt"), "{err}");
+    }
+
+    #[test]
+    fn a_bcrypt_cost_above_the_bound_refuses_the_whole_file() {
+        let costly = r#"[{"username": "ok", "hashed_password": "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW"},
+            {"username": "slow", "hashed_password": "$2b$14$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW"}]"#;
+        let err = parse_import(costly).err().unwrap().to_string();
+        assert!(err.contains("\"slow\"") && err.contains("cost 14"), "{err}");
     }
 }

@@ -33,8 +33,10 @@ pub enum TokenError {
     /// RFC 8707 §2: the requested resource is not one the client may have tokens for.
     #[error("invalid_target")]
     InvalidTarget,
-    /// Too many failed logins (RFC 6585 429); `retry_after` in seconds.
-    #[error("slow_down")]
+    /// Too many failed logins: `429` (RFC 6585 §4) with `Retry-After`, `retry_after` in
+    /// seconds. The code is RFC 6749 §5.2's `invalid_grant`, as the token endpoint has no other
+    /// for credentials it will not check now; `slow_down` belongs to RFC 8628's device flow.
+    #[error("invalid_grant")]
     Throttled { retry_after: u64 },
     /// The store or the password pool cannot take the request now (503).
     #[error("temporarily_unavailable")]

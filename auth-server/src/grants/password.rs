@@ -33,28 +33,39 @@ impl Grants {
                 "username and password are required",
             ));
         }
-        let throttle = &self.policy.throttle;
-        throttle
-            .check(self.store.as_ref(), username, address, now)
+        // No user can have such a name: answered as an unknown user, before the throttle and
+        // the store see it.
+        if !is_acceptable_username(username) {
+            return Err(TokenError::InvalidGrant("wrong username or password"));
+        }
+        let slots = self
+            .policy
+            .throttle
+            .reserve(self.store.as_ref(), username, address, now)
             .await?;
-        let user = self.store.user(username).await?;
-        let verdict = self
-            .passwords
-            .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
-            .await?;
-        // Unknown user, wrong password and disabled account answer alike (RFC 6749 §5.2).
-        let (user, rehash) = match (user, verdict) {
-            (Some(user), Verdict::Valid { rehash }) if !user.disabled => (user, rehash),
-            _ => {
-                throttle
-                    .record_failure(self.store.as_ref(), username, address, now)
-                    .await?;
-                return Err(TokenError::InvalidGrant("wrong username or password"));
+        let checked = match self.store.user(username).await {
+            Ok(user) => self
+                .passwords
+                .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+                .await
+                .map(|verdict| (user, verdict))
+                .map_err(TokenError::from),
+            Err(err) => Err(err.into()),
+        };
+        let (user, verdict) = match checked {
+            Ok(checked) => checked,
+            Err(err) => {
+                slots.unchecked(self.store.as_ref()).await;
+                return Err(err);
             }
         };
-        throttle
-            .record_success(self.store.as_ref(), username, address)
-            .await?;
+        // Unknown user, wrong password and disabled account answer alike (RFC 6749 §5.2); the
+        // slot taken stays counted as the failure.
+        let (user, rehash) = match (user, verdict) {
+            (Some(user), Verdict::Valid { rehash }) if !user.disabled => (user, rehash),
+            _ => return Err(TokenError::InvalidGrant("wrong username or password")),
+        };
+        slots.succeeded(self.store.as_ref()).await?;
         if let Some(new_hash) = rehash {
             match self
                 .store
@@ -96,5 +107,34 @@ impl Grants {
             .await?;
         tracing::info!(jti = %claims.jti, client_id = %client.id(), "access token issued to a user");
         Ok(self.response(access_token, Some(refresh_token), &scope))
+    }
+}
+
+/// The longest username, in bytes of UTF-8, that `auth-server user add` accepts and a login
+/// looks up.
+pub const MAX_USERNAME_BYTES: usize = 256;
+
+/// Whether `username` could name a user: at most [`MAX_USERNAME_BYTES`] bytes and no control
+/// character, as `auth-server user add` and `user import` require.
+pub fn is_acceptable_username(username: &str) -> bool {
+    username.len() <= MAX_USERNAME_BYTES && !username.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_bounded_and_free_of_control_characters() {
+        assert!(is_acceptable_username("alice"));
+        assert!(is_acceptable_username(&"x".repeat(MAX_USERNAME_BYTES)));
+        assert!(is_acceptable_username(&"é".repeat(MAX_USERNAME_BYTES / 2)));
+        assert!(!is_acceptable_username(&"x".repeat(MAX_USERNAME_BYTES + 1)));
+        assert!(!is_acceptable_username(
+            &"é".repeat(MAX_USERNAME_BYTES / 2 + 1)
+        ));
+        for control in ["a\nb", "a\rb", "\u{0}", "a\u{1b}[31m", "a\u{7f}", "a\u{85}"] {
+            assert!(!is_acceptable_username(control), "{control:?}");
+        }
     }
 }

@@ -130,12 +130,18 @@ impl TokenApi {
                     Zeroizing::new(std::mem::take(&mut form.password).unwrap_or_default());
                 let username = std::mem::take(&mut form.username).unwrap_or_default();
                 let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
-                let forwarded_for = req
-                    .headers()
-                    .get("x-forwarded-for")
-                    .and_then(|v| v.to_str().ok());
-                let address =
-                    throttle::client_address(peer, forwarded_for, &state.settings.trusted_proxies);
+                // Every field line, in order: a proxy may add its own line after the client's.
+                let forwarded_for = throttle::forwarded_for_list(
+                    req.headers()
+                        .get_all("x-forwarded-for")
+                        .iter()
+                        .map(|line| line.to_str().ok()),
+                );
+                let address = throttle::client_address(
+                    peer,
+                    forwarded_for.as_deref(),
+                    &state.settings.trusted_proxies,
+                );
                 grants
                     .password(
                         &client,

@@ -30,8 +30,9 @@ use shared::Scope;
 
 use super::redis::RedisStore;
 use super::{
-    ClientRecord, ClientUpdate, KeyRevocation, KeyState, PreviousSecret, RefreshRecord, Removal,
-    Rotation, SessionCut, SigningKeyRecord, Store, StoreError, UserRecord,
+    ClientRecord, ClientUpdate, KeyRevocation, KeyState, LoginSubject, PreviousSecret,
+    RefreshRecord, Removal, Rotation, SessionCut, SigningKeyRecord, SlotRelease, Store, StoreError,
+    UserRecord,
 };
 
 /// How many callers race to rotate one refresh token.
@@ -763,71 +764,248 @@ pub async fn access_token_revocation_ends_at_expiry(store: &dyn Store) {
     );
 }
 
-pub async fn failures_count_in_fixed_windows(store: &dyn Store) {
+pub async fn login_slots_count_in_fixed_windows(store: &dyn Store) {
     let start = unix_now();
     let window = 60;
-    let key = unique("user:frank");
-    assert_eq!(store.failures(&key, start).await.unwrap().0, 0);
+    let subject = login_subject();
+    let user = [("user", 3)];
+    for offset in [0, 10, 59] {
+        assert_eq!(
+            store
+                .reserve_login_slots(&subject, &user, start + offset, window)
+                .await
+                .unwrap(),
+            None,
+            "slot at +{offset}"
+        );
+    }
+    assert_eq!(
+        store
+            .reserve_login_slots(&subject, &user, start + 30, window)
+            .await
+            .unwrap(),
+        Some(start + window),
+        "the window is fixed: full until it ends"
+    );
+
+    let restart = start + window;
+    assert_eq!(
+        store
+            .reserve_login_slots(&subject, &user, restart, window)
+            .await
+            .unwrap(),
+        None,
+        "a new window opens once the old one ended"
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .reserve_login_slots(&subject, &user, restart + 1, window)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        store
+            .reserve_login_slots(&subject, &user, restart + 1, window)
+            .await
+            .unwrap(),
+        Some(restart + window)
+    );
 
     assert_eq!(
-        store.record_failure(&key, start, window).await.unwrap(),
-        (1, start + window)
+        store
+            .reserve_login_slots(&login_subject(), &user, restart + 1, window)
+            .await
+            .unwrap(),
+        None,
+        "another subject's counter of the same name is its own"
+    );
+}
+
+pub async fn a_refused_reservation_counts_nothing_and_names_the_latest_full_window(
+    store: &dyn Store,
+) {
+    let start = unix_now();
+    let window = 60;
+    let subject = login_subject();
+    for (counter, at) in [("early", start), ("late", start + 20)] {
+        assert_eq!(
+            store
+                .reserve_login_slots(&subject, &[(counter, 1)], at, window)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    let all = [("early", 1), ("late", 1), ("spare", 5)];
+    assert_eq!(
+        store
+            .reserve_login_slots(&subject, &all, start + 30, window)
+            .await
+            .unwrap(),
+        Some(start + 20 + window),
+        "refused until the last full window ends"
     );
     assert_eq!(
         store
-            .record_failure(&key, start + 10, window)
+            .reserve_login_slots(&subject, &all[..1], start + 30, window)
             .await
             .unwrap(),
-        (2, start + window),
-        "the window is fixed"
+        Some(start + window)
     );
+    for n in 0..5 {
+        assert_eq!(
+            store
+                .reserve_login_slots(&subject, &[("spare", 5)], start + 30, window)
+                .await
+                .unwrap(),
+            None,
+            "slot {n} of 5: the refused reservations counted nothing on this counter"
+        );
+    }
+    assert!(store
+        .reserve_login_slots(&subject, &[("spare", 5)], start + 30, window)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+pub async fn released_slots_are_given_back_or_forgotten_in_their_own_window(store: &dyn Store) {
+    let start = unix_now();
+    let window = 60;
+    let subject = login_subject();
+    const BOTH: &[(&str, u64)] = &[("address:x", 3), ("user", 3)];
+    const USER: &[(&str, u64)] = &[("user", 3)];
+    const ADDRESS: &[(&str, u64)] = &[("address:x", 3)];
+    let reserve = |counters: &'static [(&'static str, u64)], at: u64| {
+        store.reserve_login_slots(&subject, counters, at, window)
+    };
+    for _ in 0..3 {
+        assert_eq!(reserve(BOTH, start).await.unwrap(), None);
+    }
+    assert!(reserve(BOTH, start).await.unwrap().is_some());
+
+    store
+        .release_login_slots(
+            &subject,
+            &[
+                ("address:x", SlotRelease::Forget),
+                ("user", SlotRelease::GiveBack),
+            ],
+            start,
+            window,
+        )
+        .await
+        .unwrap();
     assert_eq!(
+        reserve(BOTH, start + 1).await.unwrap(),
+        None,
+        "one slot back on the user, none left counted on the address"
+    );
+    assert!(
+        reserve(USER, start + 1).await.unwrap().is_some(),
+        "only one slot was given back on the user"
+    );
+    for n in 0..2 {
+        assert_eq!(
+            reserve(ADDRESS, start + 1).await.unwrap(),
+            None,
+            "address slot {n}: forgotten means zero, then the one taken since"
+        );
+    }
+    assert!(reserve(ADDRESS, start + 1).await.unwrap().is_some());
+
+    for _ in 0..5 {
         store
-            .record_failure(&key, start + 59, window)
+            .release_login_slots(&subject, &[("user", SlotRelease::GiveBack)], start, window)
             .await
-            .unwrap(),
-        (3, start + window)
-    );
-    assert_eq!(
-        store.failures(&key, start + 30).await.unwrap(),
-        (3, start + window)
+            .unwrap();
+    }
+    for n in 0..3 {
+        assert_eq!(
+            reserve(USER, start + 2).await.unwrap(),
+            None,
+            "user slot {n}: given back down to zero"
+        );
+    }
+    assert!(
+        reserve(USER, start + 2).await.unwrap().is_some(),
+        "never below zero: extra give-backs free nothing"
     );
 
+    let later = start + window + 1;
+    for _ in 0..3 {
+        assert_eq!(reserve(USER, later).await.unwrap(), None);
+    }
+    store
+        .release_login_slots(
+            &subject,
+            &[
+                ("user", SlotRelease::GiveBack),
+                ("address:x", SlotRelease::Forget),
+            ],
+            start,
+            window,
+        )
+        .await
+        .unwrap();
     assert_eq!(
-        store.failures(&key, start + window).await.unwrap().0,
-        0,
-        "nothing counts once the window ended"
+        reserve(USER, later).await.unwrap(),
+        Some(later + window),
+        "a slot of the ended window is not given back to the next one"
     );
-    let restart = start + window + 5;
-    assert_eq!(
-        store.record_failure(&key, restart, window).await.unwrap(),
-        (1, restart + window),
-        "a new window starts"
-    );
-    assert_eq!(
-        store.failures(&key, restart).await.unwrap(),
-        (1, restart + window)
-    );
+    store
+        .release_login_slots(&subject, &[("user", SlotRelease::GiveBack)], later, window)
+        .await
+        .unwrap();
+    assert_eq!(reserve(USER, later).await.unwrap(), None);
+}
 
-    let other = unique("user:grace");
-    store.record_failure(&other, start, window).await.unwrap();
-    store.clear_failures(&key).await.unwrap();
+pub async fn login_slots_are_never_overbooked_under_race(store: &dyn Store) {
+    let now = unix_now();
+    let window = 60;
+    let subject = login_subject();
+    let limit = 5;
+    let counters = [("address:x", limit), ("user", 1_000)];
+    let outcomes = join_all(
+        (0..RACERS)
+            .map(|_| store.reserve_login_slots(&subject, &counters, now, window))
+            .collect(),
+    )
+    .await;
+    let granted = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Ok(None)))
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Ok(Some(end)) if *end == now + window))
+        .count();
     assert_eq!(
-        store.failures(&key, restart).await.unwrap().0,
-        0,
-        "clearing forgets the window"
+        (granted, refused),
+        (5, RACERS - 5),
+        "exactly the limit of {RACERS} racers get a slot: {outcomes:?}"
     );
-    assert_eq!(
+    for n in 0..2 {
+        assert_eq!(
+            store
+                .reserve_login_slots(&subject, &[("user", limit + 2)], now, window)
+                .await
+                .unwrap(),
+            None,
+            "user slot {n} beyond the racers'"
+        );
+    }
+    assert!(
         store
-            .record_failure(&key, restart + 1, window)
+            .reserve_login_slots(&subject, &[("user", limit + 2)], now, window)
             .await
-            .unwrap(),
-        (1, restart + 1 + window)
-    );
-    assert_eq!(
-        store.failures(&other, start + 1).await.unwrap(),
-        (1, start + window),
-        "other keys are untouched"
+            .unwrap()
+            .is_some(),
+        "the other counter counted exactly the granted racers"
     );
 }
 
@@ -1212,7 +1390,10 @@ macro_rules! conformance_tests {
             rotating_used_refresh_token_returns_current_record,
             revoked_family_stays_revoked,
             access_token_revocation_ends_at_expiry,
-            failures_count_in_fixed_windows,
+            login_slots_count_in_fixed_windows,
+            a_refused_reservation_counts_nothing_and_names_the_latest_full_window,
+            released_slots_are_given_back_or_forgotten_in_their_own_window,
+            login_slots_are_never_overbooked_under_race,
             purge_drops_only_expired_data,
             signing_keys_round_trip_newest_first,
             first_active_key_is_single_under_race,
@@ -1477,6 +1658,11 @@ fn answers_ping(port: u16) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
+
+/// A login subject no other rule uses.
+fn login_subject() -> LoginSubject {
+    LoginSubject(rand::random())
+}
 
 /// `base` with a random suffix, so that rules never collide on a shared backend.
 fn unique(base: &str) -> String {

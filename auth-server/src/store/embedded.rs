@@ -15,8 +15,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    ClientRecord, ClientUpdate, KeyRevocation, KeyState, PreviousSecret, RefreshContext,
-    RefreshRecord, Removal, Rotation, SessionCut, SigningKeyRecord, Store, StoreError, UserRecord,
+    ClientRecord, ClientUpdate, KeyRevocation, KeyState, LoginSubject, PreviousSecret,
+    RefreshContext, RefreshRecord, Removal, Rotation, SessionCut, SigningKeyRecord, SlotRelease,
+    Store, StoreError, UserRecord,
 };
 
 pub struct SqliteStore {
@@ -151,6 +152,11 @@ fn as_u64(value: i64) -> u64 {
 
 fn as_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A login counter's row key: the subject's hex digest (fixed length, no `:`), then the name.
+fn login_key(subject: &LoginSubject, counter: &str) -> String {
+    format!("{}:{counter}", subject.hex())
 }
 
 fn user_from(row: &SqliteRow) -> Result<UserRecord, StoreError> {
@@ -700,48 +706,105 @@ impl Store for SqliteStore {
         Ok(row.is_some())
     }
 
-    async fn record_failure(
+    async fn reserve_login_slots(
         &self,
-        key: &str,
+        subject: &LoginSubject,
+        counters: &[(&str, u64)],
         now: u64,
         window: u64,
-    ) -> Result<(u64, u64), StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO login_failures (key, count, window_end) VALUES (?1, 1, ?2 + ?3)
-             ON CONFLICT (key) DO UPDATE SET
-               count = CASE WHEN window_end <= ?2 THEN 1 ELSE count + 1 END,
-               window_end = CASE WHEN window_end <= ?2 THEN ?2 + ?3 ELSE window_end END
-             RETURNING count, window_end",
+    ) -> Result<Option<u64>, StoreError> {
+        if counters.is_empty() {
+            return Ok(None);
+        }
+        let counters = serde_json::Value::Array(
+            counters
+                .iter()
+                .map(|(name, limit)| serde_json::json!([login_key(subject, name), as_i64(*limit)]))
+                .collect(),
         )
-        .bind(key)
-        .bind(as_i64(now))
-        .bind(as_i64(window))
-        .fetch_one(&self.writer)
-        .await
-        .map_err(unavailable)?;
-        Ok((as_u64(row.get("count")), as_u64(row.get("window_end"))))
+        .to_string();
+        // The refusal is read and the slots counted inside one write transaction, so no other
+        // reservation comes between. As in `rotate_refresh`, the statement text opens the
+        // transaction, so it runs in a task of its own: a request dropped half way (a client
+        // hanging up) cannot leave the writer inside it.
+        let task = {
+            let writer = self.writer.clone();
+            async move {
+                let mut conn = writer.acquire().await.map_err(unavailable)?;
+                // ?1 the counters as JSON `[[key, limit], …]`, ?2 now, ?3 the window length.
+                let done = sqlx::query(
+                    "BEGIN IMMEDIATE;
+                     SELECT max(f.window_end) AS refused_until
+                         FROM json_each(?1) AS c JOIN login_failures AS f ON f.key = c.value ->> 0
+                         WHERE f.window_end > ?2 AND f.count >= c.value ->> 1;
+                     INSERT INTO login_failures (key, count, window_end)
+                         SELECT c.value ->> 0, 1, ?2 + ?3 FROM json_each(?1) AS c
+                         WHERE NOT EXISTS (
+                             SELECT 1 FROM json_each(?1) AS full
+                                 JOIN login_failures AS f ON f.key = full.value ->> 0
+                                 WHERE f.window_end > ?2 AND f.count >= full.value ->> 1)
+                         ON CONFLICT (key) DO UPDATE SET
+                             count = CASE WHEN window_end <= ?2 THEN 1 ELSE count + 1 END,
+                             window_end = CASE WHEN window_end <= ?2 THEN ?2 + ?3 ELSE window_end END;
+                     COMMIT;",
+                )
+                .bind(counters)
+                .bind(as_i64(now))
+                .bind(as_i64(window))
+                .fetch_all(&mut *conn)
+                .await;
+                match done {
+                    Ok(rows) => Ok(rows
+                        .first()
+                        .and_then(|row| row.get::<Option<i64>, _>("refused_until"))
+                        .map(as_u64)),
+                    Err(err) => {
+                        if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                            let _ = conn.close().await;
+                        }
+                        Err(unavailable(err))
+                    }
+                }
+            }
+        };
+        tokio::spawn(task).await.map_err(|err| {
+            StoreError::Unavailable(format!("the login reservation task failed: {err}"))
+        })?
     }
 
-    async fn failures(&self, key: &str, now: u64) -> Result<(u64, u64), StoreError> {
-        let row = sqlx::query(
-            "SELECT count, window_end FROM login_failures WHERE key = ? AND window_end > ?",
+    async fn release_login_slots(
+        &self,
+        subject: &LoginSubject,
+        counters: &[(&str, SlotRelease)],
+        taken_at: u64,
+        window: u64,
+    ) -> Result<(), StoreError> {
+        if counters.is_empty() {
+            return Ok(());
+        }
+        let counters = serde_json::Value::Array(
+            counters
+                .iter()
+                .map(|(name, release)| {
+                    let forget = matches!(release, SlotRelease::Forget);
+                    serde_json::json!([login_key(subject, name), forget])
+                })
+                .collect(),
         )
-        .bind(key)
-        .bind(as_i64(now))
-        .fetch_optional(&self.pool)
+        .to_string();
+        // One statement, so atomic on its own. ?1 the counters as JSON `[[key, forget], …]`,
+        // ?2 the latest window end that was open when the slots were taken.
+        sqlx::query(
+            "UPDATE login_failures AS f
+                 SET count = CASE WHEN c.value ->> 1 THEN 0 ELSE max(f.count - 1, 0) END
+                 FROM json_each(?1) AS c
+                 WHERE f.key = c.value ->> 0 AND f.window_end <= ?2",
+        )
+        .bind(counters)
+        .bind(as_i64(taken_at.saturating_add(window)))
+        .execute(&self.writer)
         .await
         .map_err(unavailable)?;
-        Ok(row.map_or((0, now), |row| {
-            (as_u64(row.get("count")), as_u64(row.get("window_end")))
-        }))
-    }
-
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM login_failures WHERE key = ?")
-            .bind(key)
-            .execute(&self.writer)
-            .await
-            .map_err(unavailable)?;
         Ok(())
     }
 

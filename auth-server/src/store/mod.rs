@@ -331,17 +331,31 @@ pub trait Store: Send + Sync {
     async fn revoke_access_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError>;
     async fn access_token_revoked(&self, jti: &str, now: u64) -> Result<bool, StoreError>;
 
-    /// Counts one failure against `key` in a fixed window of `window` seconds that starts with
-    /// the first failure; returns the count in the current window and when that window ends.
-    async fn record_failure(
+    /// Takes one login slot on every one of `counters` (a name and its limit, at least 1) of
+    /// `subject`, all at once, before a password is checked. When any counter already holds its
+    /// limit in its current window, nothing is counted anywhere and the answer is `Some` of the
+    /// latest end among the windows at their limit; otherwise one slot is counted on each and the
+    /// answer is `None`. A window is fixed: it lasts `window` seconds from the slot that opened it,
+    /// the first slot after the previous window ended. Of concurrent callers at most `limit` per
+    /// counter and window get `None`.
+    async fn reserve_login_slots(
         &self,
-        key: &str,
+        subject: &LoginSubject,
+        counters: &[(&str, u64)],
         now: u64,
         window: u64,
-    ) -> Result<(u64, u64), StoreError>;
-    /// The failures counted against `key` in its current window, and when that window ends.
-    async fn failures(&self, key: &str, now: u64) -> Result<(u64, u64), StoreError>;
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
+    ) -> Result<Option<u64>, StoreError>;
+    /// Hands back slots that [`Store::reserve_login_slots`] took at `taken_at` with `window`, all
+    /// at once: `GiveBack` counts one slot less (never below zero), `Forget` counts none. Only a
+    /// window that was open at `taken_at` is changed, so that a slot is never given back to a
+    /// later window, which does not hold it.
+    async fn release_login_slots(
+        &self,
+        subject: &LoginSubject,
+        counters: &[(&str, SlotRelease)],
+        taken_at: u64,
+        window: u64,
+    ) -> Result<(), StoreError>;
 
     /// Every signing key held, newest first (by `created_at`, then `activates_at`, then `kid`, so
     /// that a key staged within the second its predecessor was made still comes first).
@@ -386,6 +400,39 @@ pub trait Store: Send + Sync {
 
     /// Flushes and closes at shutdown. Backends that write through at once do nothing.
     async fn close(&self) {}
+}
+
+/// Whose failed logins a set of counters counts: the SHA-256 of the username, so that the
+/// keys a client can make the store write have one size, whatever it sends as a username.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LoginSubject(pub [u8; 32]);
+
+impl LoginSubject {
+    /// Lower-case hex: 64 characters, none of them a separator or a brace.
+    pub fn hex(&self) -> String {
+        use std::fmt::Write as _;
+        self.0
+            .iter()
+            .fold(String::with_capacity(64), |mut text, byte| {
+                let _ = write!(text, "{byte:02x}");
+                text
+            })
+    }
+}
+
+impl std::fmt::Debug for LoginSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoginSubject({})", self.hex())
+    }
+}
+
+/// What a good login does with the slot it took on a counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotRelease {
+    /// Gives back its own slot; the failures around it stay counted.
+    GiveBack,
+    /// Forgives the counter: the count goes to zero, the window keeps its end.
+    Forget,
 }
 
 /// Opens the backend that `url` names: `sqlite://PATH` (the default) or `redis://HOST:PORT/DB`.

@@ -20,7 +20,7 @@
 //! | `P{rt}:<token id>`          | hash   | one refresh token: `family_id`, `client_id`, `username`, `scope`, `audience`, `user_stamp`, `client_stamp`, `issued_at`, `expires_at`, and once used `used_at`, `sealed_successor`, `successor_id` | `expires_at` |
 //! | `Prevoked-family:<family>`  | string | the family's `expires_at`                           | that time        |
 //! | `Prevoked-jti:<jti>`        | string | the access token's `expires_at`                     | that time        |
-//! | `Pfailures:<key>`           | hash   | `count`, `end` of the current fixed window          | window end       |
+//! | `P{login:<digest>}:<counter>` | hash | one login counter: `count`, `end` of its current fixed window (`<digest>`: the hex SHA-256 of the username; `<counter>`: `user`, or `address:` and the client address) | window end + grace |
 //! | `P{keys}:signing`           | hash   | one field per signing key: its `kid` → JSON with `state`, `created_at`, `activates_at`, `retired_at`, `expires_at`, `jwk`, `sealed` (base64) | never (deleted by `remove_expired_signing_keys`) |
 //!
 //! Signing keys live in one hash, so that each lifecycle step (stage, promote, revoke) is one
@@ -65,7 +65,9 @@
 //! on a live connection), and starts again on the next call after a failed round, so service
 //! comes back by itself once Redis answers. A call that failed on the connection is sent once
 //! more within its deadline when that is safe: a read after any connection failure, a write only
-//! when the connection was refused, since then it cannot have reached Redis. So the first requests
+//! when the connection was refused, since then it cannot have reached Redis. The one exception is
+//! the login throttle's reservation, sent again like a read: run twice, it counts one check
+//! twice, which errs on the throttle's side. So the first requests
 //! after Redis comes back do not fail because the old connection died. Writes are never sent
 //! twice after they may have run: an interrupted refresh answers 503, and the client's retry
 //! finds the rotation done (within `refresh_reuse_grace` it gets the same pair back).
@@ -90,8 +92,9 @@ use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, Script};
 use shared::Scope;
 
 use super::{
-    ClientRecord, ClientUpdate, KeyRevocation, KeyState, PreviousSecret, RefreshRecord, Removal,
-    Rotation, SessionCut, SigningKeyRecord, Store, StoreError, UserRecord,
+    ClientRecord, ClientUpdate, KeyRevocation, KeyState, LoginSubject, PreviousSecret,
+    RefreshRecord, Removal, Rotation, SessionCut, SigningKeyRecord, SlotRelease, Store, StoreError,
+    UserRecord,
 };
 
 /// The prefix of every key unless the URL or the caller names another.
@@ -509,8 +512,9 @@ impl Keys {
     fn revoked_jti(&self, jti: &str) -> String {
         format!("{}revoked-jti:{jti}", self.prefix)
     }
-    fn failures(&self, key: &str) -> String {
-        format!("{}failures:{key}", self.prefix)
+    /// Every counter of one subject shares the hash tag, so that one script may reserve them.
+    fn login(&self, subject: &LoginSubject, counter: &str) -> String {
+        format!("{}{{login:{}}}:{counter}", self.prefix, subject.hex())
     }
     fn signing_keys(&self) -> String {
         format!("{}{{keys}}:signing", self.prefix)
@@ -529,7 +533,8 @@ struct Scripts {
     compare_and_set_field: Script,
     rotate: Script,
     revoke: Script,
-    record_failure: Script,
+    reserve_login_slots: Script,
+    release_login_slots: Script,
     insert_signing_key: Script,
     stage_signing_key: Script,
     promote_signing_key: Script,
@@ -656,19 +661,56 @@ impl Scripts {
                 return 1
                 ",
             ),
-            // KEYS: failures. ARGV: now, window, TTL of a new window. Returns {count, window end}.
-            // A window starts at the first failure after the previous one ended.
-            record_failure: Script::new(
+            // KEYS: login counters of one subject. ARGV: now, window, TTL of a new window, then
+            // each counter's limit. Returns 0 when a slot was counted on every counter, else the
+            // latest end among the windows at their limit, having counted nothing.
+            // A window starts at the first slot after the previous one ended.
+            reserve_login_slots: Script::new(
                 r"
                 local now = tonumber(ARGV[1])
-                local window_end = tonumber(redis.call('HGET', KEYS[1], 'end'))
-                if window_end == nil or window_end <= now then
-                    window_end = now + tonumber(ARGV[2])
-                    redis.call('HSET', KEYS[1], 'count', 1, 'end', string.format('%.0f', window_end))
-                    redis.call('EXPIRE', KEYS[1], ARGV[3])
-                    return {1, window_end}
+                local open = {}
+                local refused_until = 0
+                for i, key in ipairs(KEYS) do
+                    local state = redis.call('HMGET', key, 'count', 'end')
+                    local count, window_end = tonumber(state[1]), tonumber(state[2])
+                    if count ~= nil and window_end ~= nil and window_end > now then
+                        open[i] = true
+                        if count >= tonumber(ARGV[3 + i]) and window_end > refused_until then
+                            refused_until = window_end
+                        end
+                    end
                 end
-                return {redis.call('HINCRBY', KEYS[1], 'count', 1), window_end}
+                if refused_until > 0 then return refused_until end
+                for i, key in ipairs(KEYS) do
+                    if open[i] then
+                        redis.call('HINCRBY', key, 'count', 1)
+                    else
+                        local window_end = now + tonumber(ARGV[2])
+                        redis.call('HSET', key, 'count', 1, 'end', string.format('%.0f', window_end))
+                        redis.call('EXPIRE', key, ARGV[3])
+                    end
+                end
+                return 0
+                ",
+            ),
+            // KEYS: login counters of one subject. ARGV: the latest window end that was open when
+            // the slots were taken, then per counter `give-back` (one less, never below zero) or
+            // `forget` (zero). Windows opened later are left alone.
+            release_login_slots: Script::new(
+                r"
+                local latest_end = tonumber(ARGV[1])
+                for i, key in ipairs(KEYS) do
+                    local state = redis.call('HMGET', key, 'count', 'end')
+                    local count, window_end = tonumber(state[1]), tonumber(state[2])
+                    if count ~= nil and window_end ~= nil and window_end <= latest_end then
+                        if ARGV[1 + i] == 'forget' then
+                            redis.call('HSET', key, 'count', 0)
+                        elseif count > 0 then
+                            redis.call('HINCRBY', key, 'count', -1)
+                        end
+                    end
+                end
+                return 0
                 ",
             ),
             // KEYS: signing keys. ARGV: kid, state, record JSON. 1 if inserted; 0 if the kid is
@@ -1309,60 +1351,52 @@ impl Store for RedisStore {
         }
     }
 
-    async fn record_failure(
+    async fn reserve_login_slots(
         &self,
-        key: &str,
+        subject: &LoginSubject,
+        counters: &[(&str, u64)],
         now: u64,
         window: u64,
-    ) -> Result<(u64, u64), StoreError> {
-        let ttl = window.saturating_add(EXPIRY_GRACE_SECS).min(MAX_EXPIRE_AT);
-        let (count, window_end): (u64, u64) = self
-            .send(
-                Resend::IfNotSent,
-                Request::Script(
-                    self.scripts
-                        .record_failure
-                        .key(self.keys.failures(key))
-                        .arg(now)
-                        .arg(window)
-                        .arg(ttl),
-                ),
-            )
-            .await?;
-        Ok((count, window_end))
-    }
-
-    async fn failures(&self, key: &str, now: u64) -> Result<(u64, u64), StoreError> {
-        let (count, window_end): (Option<String>, Option<String>) = self
-            .send(
-                Resend::Always,
-                Request::Command(
-                    redis::cmd("HMGET")
-                        .arg(self.keys.failures(key))
-                        .arg("count")
-                        .arg("end"),
-                ),
-            )
-            .await?;
-        let (Some(count), Some(window_end)) = (count, window_end) else {
-            return Ok((0, now));
-        };
-        let corrupt = || StoreError::Corrupt(format!("failures {key}: not a number"));
-        let count: u64 = count.parse().map_err(|_| corrupt())?;
-        let window_end: u64 = window_end.parse().map_err(|_| corrupt())?;
-        if window_end > now {
-            Ok((count, window_end))
-        } else {
-            Ok((0, now))
+    ) -> Result<Option<u64>, StoreError> {
+        if counters.is_empty() {
+            return Ok(None);
         }
+        let ttl = window.saturating_add(EXPIRY_GRACE_SECS).min(MAX_EXPIRE_AT);
+        let mut invocation = self.scripts.reserve_login_slots.prepare_invoke();
+        invocation.arg(now).arg(window).arg(ttl);
+        for (name, limit) in counters {
+            invocation.key(self.keys.login(subject, name)).arg(*limit);
+        }
+        // Sent again after a dropped connection, as a read is: should the first attempt have
+        // run, the check counts twice, which errs on the throttle's side; refusing the login
+        // instead would make every first request after a Redis restart a 503.
+        let refused_until: u64 = self
+            .send(Resend::Always, Request::Script(&invocation))
+            .await?;
+        Ok((refused_until > 0).then_some(refused_until))
     }
 
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+    async fn release_login_slots(
+        &self,
+        subject: &LoginSubject,
+        counters: &[(&str, SlotRelease)],
+        taken_at: u64,
+        window: u64,
+    ) -> Result<(), StoreError> {
+        if counters.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.scripts.release_login_slots.prepare_invoke();
+        invocation.arg(taken_at.saturating_add(window));
+        for (name, release) in counters {
+            let how = match release {
+                SlotRelease::GiveBack => "give-back",
+                SlotRelease::Forget => "forget",
+            };
+            invocation.key(self.keys.login(subject, name)).arg(how);
+        }
         let _: u64 = self
-            .send(
-                Resend::Always,
-                Request::Command(redis::cmd("DEL").arg(self.keys.failures(key))),
-            )
+            .send(Resend::IfNotSent, Request::Script(&invocation))
             .await?;
         Ok(())
     }
@@ -1530,6 +1564,13 @@ mod tests {
         assert_eq!(keys.client_index(), "auth:{clients}:index");
         assert_eq!(keys.refresh("ab12"), "auth:{rt}:ab12");
         assert_eq!(keys.signing_keys(), "auth:{keys}:signing");
+        let subject = LoginSubject([0xab; 32]);
+        let tag = format!("auth:{{login:{}}}:", "ab".repeat(32));
+        assert_eq!(keys.login(&subject, "user"), format!("{tag}user"));
+        assert_eq!(
+            keys.login(&subject, "address:2001:db8::/64"),
+            format!("{tag}address:2001:db8::/64")
+        );
     }
 
     #[test]
