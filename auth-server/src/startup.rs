@@ -42,6 +42,8 @@ impl Application {
         settings: Settings,
         listener: std::net::TcpListener,
     ) -> anyhow::Result<Self> {
+        // `Settings::load` checked them already; settings built in code are checked here.
+        settings.validate()?;
         let store = store::open(&settings.store.0).await?;
         let key_lifecycle = KeyLifecycle::from_settings(&settings, store.clone())?;
         key_lifecycle

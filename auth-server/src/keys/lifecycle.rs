@@ -71,13 +71,15 @@ impl Schedule {
     /// The JWKS `Cache-Control: max-age`: `min(300, P − 2·S)`, at least 1 (see the module doc).
     pub fn jwks_max_age(&self) -> u64 {
         self.publish_ahead
-            .saturating_sub(2 * self.sync_interval)
+            .saturating_sub(self.sync_interval.saturating_mul(2))
             .clamp(1, MAX_JWKS_MAX_AGE)
     }
 
     /// How long a key stays published after it stopped signing.
     pub fn removal_delay(&self) -> u64 {
-        self.access_ttl + self.sync_interval + self.removal_leeway
+        self.access_ttl
+            .saturating_add(self.sync_interval)
+            .saturating_add(self.removal_leeway)
     }
 
     /// When the schedule wants a next key, given that the active key has signed since
@@ -87,7 +89,7 @@ impl Schedule {
             return None;
         }
         let due = active_since.saturating_add(self.rotation_interval);
-        let earliest = now + self.publish_ahead;
+        let earliest = now.saturating_add(self.publish_ahead);
         (earliest >= due).then_some(due.max(earliest))
     }
 }
@@ -257,7 +259,7 @@ impl KeyLifecycle {
         let next = records.iter().find(|r| r.state == KeyState::Next);
         match (active, next) {
             (_, Some(next)) if next.activates_at <= now => {
-                let retired_until = now + self.schedule.removal_delay();
+                let retired_until = now.saturating_add(self.schedule.removal_delay());
                 if self
                     .store
                     .promote_signing_key(&next.kid, now, retired_until)
@@ -290,7 +292,7 @@ impl KeyLifecycle {
             let Some(active) = records.iter().find(|r| r.state == KeyState::Active) else {
                 bail!("the store has no active signing key");
             };
-            let activates_at = now + self.schedule.publish_ahead;
+            let activates_at = now.saturating_add(self.schedule.publish_ahead);
             if let Some(kid) = self.stage(&active.kid, activates_at, now).await? {
                 return Ok(Rotation::Staged { kid, activates_at });
             }
@@ -355,7 +357,7 @@ impl KeyLifecycle {
             created_at: now,
             activates_at,
             retired_at: retired.then_some(now),
-            expires_at: retired.then(|| now + self.schedule.removal_delay()),
+            expires_at: retired.then(|| now.saturating_add(self.schedule.removal_delay())),
             public_jwk: key.jwk().to_string(),
             sealed_private_key: self.kek.seal(key.kid(), pkcs8)?,
         })
