@@ -45,6 +45,10 @@ pub struct Settings {
     /// Verified tokens remembered until they expire or the keys change (about 1 KiB each);
     /// 0 verifies every request afresh.
     pub token_cache_capacity: usize,
+    /// Seconds a key set may stay in use past its freshness while the issuer cannot be reached;
+    /// then tokens are refused with 503 (a key revoked meanwhile would still verify). 0: no
+    /// bound.
+    pub jwks_max_stale: u64,
 }
 
 impl Default for Settings {
@@ -65,6 +69,7 @@ impl Default for Settings {
             jwks_max_refresh: 3600,
             unknown_kid_cooldown: 10,
             token_cache_capacity: shared::verifier::DEFAULT_TOKEN_CACHE_CAPACITY,
+            jwks_max_stale: shared::verifier::DEFAULT_MAX_STALE.as_secs(),
         }
     }
 }
@@ -91,15 +96,17 @@ pub const KNOWN: &[&str] = &[
     "jwks_max_refresh",
     "unknown_kid_cooldown",
     "token_cache_capacity",
+    "jwks_max_stale",
 ];
 
 const HOUR: u64 = 3600;
 const DAY: u64 = 24 * HOUR;
+const YEAR: u64 = 365 * DAY;
 
 /// The range of a numeric setting, inclusive, as the README's settings table states it.
 #[derive(Clone, Copy, Debug)]
 pub struct Range {
-    /// The field name (`max_connections` is `RS_MAX_CONNECTIONS`).
+    /// The field name (`jwks_max_stale` is `RS_JWKS_MAX_STALE`).
     pub name: &'static str,
     pub min: u64,
     pub max: u64,
@@ -123,6 +130,7 @@ pub const RANGES: &[Range] = &[
     range("jwks_max_refresh", 1, DAY),
     range("unknown_kid_cooldown", 1, HOUR),
     range("token_cache_capacity", 0, 1_048_576),
+    range("jwks_max_stale", 0, YEAR),
 ];
 
 const fn range(name: &'static str, min: u64, max: u64) -> Range {
@@ -209,7 +217,7 @@ impl Settings {
 
     /// Every numeric setting by name, widened to `u64` (a `usize` beyond it saturates, and is
     /// out of range anyway).
-    fn numbers(&self) -> [(&'static str, u64); 9] {
+    fn numbers(&self) -> [(&'static str, u64); 10] {
         let wide = |value: usize| u64::try_from(value).unwrap_or(u64::MAX);
         [
             ("shutdown_timeout", self.shutdown_timeout),
@@ -221,6 +229,7 @@ impl Settings {
             ("jwks_max_refresh", self.jwks_max_refresh),
             ("unknown_kid_cooldown", self.unknown_kid_cooldown),
             ("token_cache_capacity", wide(self.token_cache_capacity)),
+            ("jwks_max_stale", self.jwks_max_stale),
         ]
     }
 
@@ -243,6 +252,8 @@ impl Settings {
         config.unknown_kid_cooldown = std::time::Duration::from_secs(self.unknown_kid_cooldown);
         config.max_token_bytes = self.max_token_bytes;
         config.token_cache_capacity = self.token_cache_capacity;
+        config.max_stale =
+            (self.jwks_max_stale > 0).then(|| std::time::Duration::from_secs(self.jwks_max_stale));
         config
     }
 
@@ -306,5 +317,19 @@ mod tests {
                 assert_eq!(err.lines().count(), 1, "{err}");
             }
         }
+    }
+
+    #[test]
+    fn the_staleness_bound_reaches_the_verifier_and_0_means_none() {
+        let config = Settings::default().verifier_config();
+        assert_eq!(
+            config.max_stale,
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        let unbounded = Settings {
+            jwks_max_stale: 0,
+            ..Settings::default()
+        };
+        assert_eq!(unbounded.verifier_config().max_stale, None);
     }
 }

@@ -7,9 +7,9 @@ use std::process::Command;
 fn an_out_of_range_setting_stops_the_start_with_one_line_naming_it() {
     for (variable, value, says) in [
         (
-            "RS_MAX_CONNECTIONS",
-            "1048577",
-            "1048577 is out of range; must be from 1 to 1048576",
+            "RS_JWKS_MAX_STALE",
+            "31536001",
+            "31536001 is out of range; must be from 0 to 31536000",
         ),
         ("RS_UNKNOWN_KID_COOLDOWN", "0", "0 is out of range"),
         ("RS_JWKS_MIN_REFRESH", "0", "0 is out of range"),
@@ -24,7 +24,7 @@ fn an_out_of_range_setting_stops_the_start_with_one_line_naming_it() {
             "must not exceed RS_MAX_HEADER_BYTES",
         ),
         // Beyond what the setting's type holds: refused as well, never wrapped.
-        ("RS_JWKS_MAX_REFRESH", "18446744073709551616", ""),
+        ("RS_JWKS_MAX_STALE", "18446744073709551616", ""),
         ("RS_SHUTDOWN_TIMEOUT", "-1", ""),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_resource-server"))
