@@ -1,5 +1,7 @@
-//! Settings: the INTERFACE.md defaults, then the TOML file named by `--config`, then `AUTH_*`
-//! environment variables. Parsed once into typed values; an error names the setting.
+//! Settings: the defaults the README's tables give, then the TOML file named by `--config`, then
+//! `AUTH_*` environment variables, then command-line flags. Parsed once into typed values and
+//! checked against documented ranges, so that no later arithmetic on a setting can overflow and a
+//! mistake stops the start with one line naming the setting.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -168,6 +170,71 @@ impl Default for Settings {
 }
 
 const ENV_PREFIX: &str = "AUTH_";
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+const YEAR: u64 = 365 * DAY;
+
+/// The range of a numeric setting, inclusive, as the README's settings table states it.
+#[derive(Clone, Copy, Debug)]
+pub struct Range {
+    /// The field name (`access_token_ttl` is `AUTH_ACCESS_TOKEN_TTL`).
+    pub name: &'static str,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl Range {
+    const fn new(name: &'static str, min: u64, max: u64) -> Self {
+        Self { name, min, max }
+    }
+
+    fn check(&self, value: u64) -> Result<(), SettingsError> {
+        if (self.min..=self.max).contains(&value) {
+            return Ok(());
+        }
+        Err(SettingsError(format!(
+            "{ENV_PREFIX}{}: {value} is out of range; must be from {} to {}",
+            self.name.to_uppercase(),
+            self.min,
+            self.max
+        )))
+    }
+}
+
+/// Every numeric setting's range. The bounds keep each value meaningful (a floor that the
+/// protocol or the HTTP stack needs, a ceiling no deployment needs) and keep every sum and
+/// product of settings (`now + ttl`, `access_ttl + sync + leeway`, `3 × sync`) far from `u64`
+/// overflow; the arithmetic saturates all the same.
+pub const RANGES: &[Range] = &[
+    Range::new("access_token_ttl", 1, YEAR),
+    Range::new("refresh_token_ttl", 1, YEAR),
+    Range::new("refresh_reuse_grace", 0, 5 * MINUTE),
+    Range::new("password_workers", 0, 1024),
+    Range::new("password_queue", 0, 65_536),
+    Range::new("login_throttle_window", 1, 30 * DAY),
+    Range::new("login_max_failures_per_address", 0, 100_000_000),
+    Range::new("login_max_failures_per_user", 0, 100_000_000),
+    Range::new("max_body_bytes", 1024, 16 * 1024 * 1024),
+    // A token request may carry that many fields.
+    Range::new("max_form_fields", 8, 1024),
+    Range::new("body_read_timeout", 1, HOUR),
+    Range::new("header_read_timeout", 1, HOUR),
+    Range::new(
+        "max_header_bytes",
+        shared::serve::MIN_HEADER_BYTES as u64,
+        1024 * 1024,
+    ),
+    Range::new("max_connections", 1, 1_048_576),
+    Range::new("shutdown_timeout", 0, HOUR),
+    // 0 turns the schedule off; otherwise at least `key_publish_ahead` (checked below).
+    Range::new("key_rotation_interval", 0, YEAR),
+    // At least 3 × `key_sync_interval` (checked below).
+    Range::new("key_publish_ahead", 3, 30 * DAY),
+    Range::new("key_sync_interval", 1, HOUR),
+    Range::new("key_removal_leeway", 0, DAY),
+];
 const KNOWN: &[&str] = &[
     "listen",
     "issuer",
@@ -228,6 +295,9 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Checks every numeric setting against its range ([`RANGES`]) and the settings that must
+    /// agree with each other. `load` calls it, and so does the server before it starts, whoever
+    /// built the settings.
     pub(crate) fn validate(&self) -> Result<(), SettingsError> {
         let fail = |name: &str, why: &str| {
             Err(SettingsError(format!(
@@ -235,11 +305,10 @@ impl Settings {
                 name.to_uppercase()
             )))
         };
-        if self.access_token_ttl == 0 {
-            return fail("access_token_ttl", "must be at least 1 second");
-        }
-        if self.refresh_token_ttl == 0 {
-            return fail("refresh_token_ttl", "must be at least 1 second");
+        for (name, value) in self.numbers() {
+            if let Some(range) = RANGES.iter().find(|range| range.name == name) {
+                range.check(value)?;
+            }
         }
         if self.audience.trim().is_empty() {
             return fail("audience", "must not be empty");
@@ -253,31 +322,40 @@ impl Settings {
                 "must be an http(s) URL without query or fragment (RFC 8414 §2)",
             );
         }
-        if self.login_throttle_window == 0 {
-            return fail("login_throttle_window", "must be at least 1 second");
-        }
-        if self.max_body_bytes < 1024 {
-            return fail("max_body_bytes", "must be at least 1024");
-        }
-        if self.max_form_fields < 8 {
-            return fail(
-                "max_form_fields",
-                "must be at least 8 (a token request may carry that many)",
-            );
-        }
-        if self.body_read_timeout == 0 {
-            return fail("body_read_timeout", "must be at least 1 second");
-        }
-        if self.header_read_timeout == 0 {
-            return fail("header_read_timeout", "must be at least 1 second");
-        }
-        if self.max_header_bytes < shared::serve::MIN_HEADER_BYTES {
-            return fail("max_header_bytes", "must be at least 8192");
-        }
-        if self.max_connections == 0 {
-            return fail("max_connections", "must be at least 1");
-        }
         self.validate_keys()
+    }
+
+    /// Every numeric setting by name, widened to `u64` (a `usize` beyond it saturates, and is
+    /// out of range anyway).
+    fn numbers(&self) -> [(&'static str, u64); 19] {
+        let wide = |value: usize| u64::try_from(value).unwrap_or(u64::MAX);
+        [
+            ("access_token_ttl", self.access_token_ttl),
+            ("refresh_token_ttl", self.refresh_token_ttl),
+            ("refresh_reuse_grace", self.refresh_reuse_grace),
+            ("password_workers", wide(self.password_workers)),
+            ("password_queue", wide(self.password_queue)),
+            ("login_throttle_window", self.login_throttle_window),
+            (
+                "login_max_failures_per_address",
+                self.login_max_failures_per_address,
+            ),
+            (
+                "login_max_failures_per_user",
+                self.login_max_failures_per_user,
+            ),
+            ("max_body_bytes", wide(self.max_body_bytes)),
+            ("max_form_fields", wide(self.max_form_fields)),
+            ("body_read_timeout", self.body_read_timeout),
+            ("header_read_timeout", self.header_read_timeout),
+            ("max_header_bytes", wide(self.max_header_bytes)),
+            ("max_connections", wide(self.max_connections)),
+            ("shutdown_timeout", self.shutdown_timeout),
+            ("key_rotation_interval", self.key_rotation_interval),
+            ("key_publish_ahead", self.key_publish_ahead),
+            ("key_sync_interval", self.key_sync_interval),
+            ("key_removal_leeway", self.key_removal_leeway),
+        ]
     }
 
     /// The key lifecycle's timings must keep a new key published for a whole JWKS cache
@@ -294,16 +372,13 @@ impl Settings {
                 return fail("key_encryption_key", "must be base64 of 32 bytes".into());
             }
         }
-        if self.key_sync_interval == 0 {
-            return fail("key_sync_interval", "must be at least 1 second".into());
-        }
-        if self.key_publish_ahead < 3 * self.key_sync_interval {
+        let three_syncs = self.key_sync_interval.saturating_mul(3);
+        if self.key_publish_ahead < three_syncs {
             return fail(
                 "key_publish_ahead",
                 format!(
-                    "must be at least 3 × AUTH_KEY_SYNC_INTERVAL ({} s), so that a new key is \
-                     published for a JWKS cache lifetime before it signs",
-                    3 * self.key_sync_interval
+                    "must be at least 3 × AUTH_KEY_SYNC_INTERVAL ({three_syncs} s), so that a new \
+                     key is published for a JWKS cache lifetime before it signs"
                 ),
             );
         }
@@ -476,5 +551,81 @@ mod tests {
             let err = settings.validate().expect_err(name);
             assert!(err.0.starts_with(name), "{err}");
         }
+    }
+
+    #[test]
+    fn every_numeric_setting_has_one_range_and_the_readme_table_states_it() {
+        let readme = include_str!("../../README.md");
+        let numbers = Settings::default().numbers();
+        assert_eq!(numbers.len(), RANGES.len());
+        for (name, _) in numbers {
+            let range = RANGES.iter().filter(|r| r.name == name).count();
+            assert_eq!(range, 1, "{name} needs exactly one range");
+        }
+        for range in RANGES {
+            let variable = format!("`{ENV_PREFIX}{}`", range.name.to_uppercase());
+            let row = readme
+                .lines()
+                .find(|line| line.starts_with(&format!("| {variable} |")))
+                .unwrap_or_else(|| panic!("no README row for {variable}"));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let stated = format!("{}–{}", range.min, range.max);
+            assert!(
+                cells[3].starts_with(&stated),
+                "README states {:?} for {variable}, the code {stated}",
+                cells[3]
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused_with_one_line_naming_the_setting() {
+        let defaults = Settings::default();
+        assert!(defaults.validate().is_ok());
+        for range in RANGES {
+            let variable = format!("{ENV_PREFIX}{}", range.name.to_uppercase());
+            let mut outside = vec![range.max + 1, u64::MAX];
+            if range.min > 0 {
+                outside.push(range.min - 1);
+            }
+            for value in outside {
+                // Set through serde, as a file or the environment would.
+                let settings: Settings = Figment::from(Serialized::defaults(&defaults))
+                    .merge(Serialized::default(range.name, value))
+                    .extract()
+                    .unwrap();
+                let err = settings.validate().expect_err(&variable).to_string();
+                assert!(
+                    err.starts_with(&format!("{variable}: {value} is out of range")),
+                    "{variable}={value}: {err}"
+                );
+                assert_eq!(err.lines().count(), 1, "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn timings_at_their_ceilings_do_not_overflow() {
+        let settings = Settings {
+            access_token_ttl: YEAR,
+            key_rotation_interval: YEAR,
+            key_publish_ahead: 30 * DAY,
+            key_sync_interval: HOUR,
+            key_removal_leeway: DAY,
+            ..Settings::default()
+        };
+        assert!(settings.validate().is_ok());
+        let schedule = crate::keys::lifecycle::Schedule::from_settings(&settings);
+        assert_eq!(schedule.removal_delay(), YEAR + HOUR + DAY);
+        assert_eq!(schedule.jwks_max_age(), 300);
+        // Debug builds panic on overflow: these sums must saturate instead.
+        let _ = schedule.staging_due(u64::MAX - 1, u64::MAX - 1);
+        let huge = crate::keys::lifecycle::Schedule {
+            access_ttl: u64::MAX,
+            sync_interval: u64::MAX,
+            ..schedule
+        };
+        assert_eq!(huge.removal_delay(), u64::MAX);
+        assert_eq!(huge.jwks_max_age(), 1);
     }
 }

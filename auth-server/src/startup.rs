@@ -42,6 +42,8 @@ impl Application {
         settings: Settings,
         listener: std::net::TcpListener,
     ) -> anyhow::Result<Self> {
+        // `Settings::load` checked them already; settings built in code are checked here.
+        settings.validate()?;
         let store = store::open(&settings.store.0).await?;
         let key_lifecycle = KeyLifecycle::from_settings(&settings, store.clone())?;
         key_lifecycle
@@ -146,7 +148,8 @@ impl Application {
 }
 
 /// Deletes expired data every ten minutes, and every key sync interval takes the signing-key
-/// lifecycle one step and swaps in the keys the store has now (see `keys::lifecycle`).
+/// lifecycle one step, swaps in the keys the store has now and says (log and metric) when the
+/// keys held have gone unread for too long (see `keys::lifecycle`).
 async fn maintenance(state: Arc<AppState>) {
     let sync_interval = Duration::from_secs(state.keys.schedule().sync_interval);
     let mut interval = tokio::time::interval(sync_interval);
@@ -161,6 +164,28 @@ async fn maintenance(state: Arc<AppState>) {
             }
         }
         sync_keys(&state).await;
+        report_key_staleness(&state);
+    }
+}
+
+/// Sets `signing_keys_stale` and logs the start and the end of a key-sync outage once each;
+/// `/readyz` answers 503 meanwhile.
+fn report_key_staleness(state: &AppState) {
+    let health = state.keys.sync_health();
+    let stale = health.is_stale();
+    state.metrics.signing_keys_stale.set(i64::from(stale));
+    if !state.keys.note_staleness(stale) {
+        return;
+    }
+    if stale {
+        tracing::error!(
+            since_last_read_s = health.since_last_read.as_secs(),
+            stale_after_s = health.stale_after.as_secs(),
+            "the signing-key states have not been read for three sync intervals: this replica \
+             may sign with a revoked key, so /readyz answers 503 until a read succeeds"
+        );
+    } else {
+        tracing::info!("the signing-key states were read again; /readyz may answer 200");
     }
 }
 

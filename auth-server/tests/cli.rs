@@ -163,6 +163,58 @@ fn a_bad_setting_fails_naming_the_variable() {
 }
 
 #[test]
+fn an_out_of_range_setting_stops_the_start_with_one_line_naming_it() {
+    let env = Env::new();
+    for (variable, value, says) in [
+        (
+            "AUTH_ACCESS_TOKEN_TTL",
+            "0",
+            "0 is out of range; must be from 1 to 31536000",
+        ),
+        (
+            "AUTH_ACCESS_TOKEN_TTL",
+            "31536001",
+            "31536001 is out of range; must be from 1 to 31536000",
+        ),
+        ("AUTH_KEY_SYNC_INTERVAL", "86400", "86400 is out of range"),
+        ("AUTH_PASSWORD_WORKERS", "100000", "100000 is out of range"),
+        ("AUTH_MAX_BODY_BYTES", "100", "100 is out of range"),
+        // Beyond what the setting's type holds: refused as well, never wrapped.
+        ("AUTH_REFRESH_TOKEN_TTL", "18446744073709551616", ""),
+        ("AUTH_SHUTDOWN_TIMEOUT", "-1", ""),
+    ] {
+        for args in [&["config"][..], &["serve"][..]] {
+            let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+                .args(args)
+                .env(
+                    "AUTH_STORE",
+                    format!("sqlite://{}", env.path("auth.db").display()),
+                )
+                .env("AUTH_KEYS_DIR", env.path("keys"))
+                .env("AUTH_LISTEN", "127.0.0.1:0")
+                .env(variable, value)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{variable}={value}: {stderr}"
+            );
+            assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+            assert!(
+                stderr.starts_with(&format!("error: {variable}")) && stderr.contains(says),
+                "{variable}={value}: {stderr}"
+            );
+        }
+    }
+    assert!(
+        !env.path("auth.db").exists(),
+        "nothing was started, not even the store"
+    );
+}
+
+#[test]
 fn config_prints_effective_settings_env_over_file() {
     let env = Env::new();
     let file = env.path("auth.toml");

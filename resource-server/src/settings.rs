@@ -1,5 +1,7 @@
-//! Settings: the INTERFACE.md defaults, then the TOML file named by `--config`, then `RS_*`
-//! environment variables. An error names the setting.
+//! Settings: the defaults the README's table gives, then the TOML file named by `--config`, then
+//! `RS_*` environment variables, then command-line flags. Every number is checked against a
+//! documented range, so that a mistake stops the start with one line naming the setting and no
+//! later arithmetic on a setting can overflow.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -43,6 +45,10 @@ pub struct Settings {
     /// Verified tokens remembered until they expire or the keys change (about 1 KiB each);
     /// 0 verifies every request afresh.
     pub token_cache_capacity: usize,
+    /// Seconds a key set may stay in use past its freshness while the issuer cannot be reached;
+    /// then tokens are refused with 503 (a key revoked meanwhile would still verify). 0: no
+    /// bound.
+    pub jwks_max_stale: u64,
 }
 
 impl Default for Settings {
@@ -63,6 +69,7 @@ impl Default for Settings {
             jwks_max_refresh: 3600,
             unknown_kid_cooldown: 10,
             token_cache_capacity: shared::verifier::DEFAULT_TOKEN_CACHE_CAPACITY,
+            jwks_max_stale: shared::verifier::DEFAULT_MAX_STALE.as_secs(),
         }
     }
 }
@@ -89,7 +96,46 @@ pub const KNOWN: &[&str] = &[
     "jwks_max_refresh",
     "unknown_kid_cooldown",
     "token_cache_capacity",
+    "jwks_max_stale",
 ];
+
+const HOUR: u64 = 3600;
+const DAY: u64 = 24 * HOUR;
+const YEAR: u64 = 365 * DAY;
+
+/// The range of a numeric setting, inclusive, as the README's settings table states it.
+#[derive(Clone, Copy, Debug)]
+pub struct Range {
+    /// The field name (`jwks_max_stale` is `RS_JWKS_MAX_STALE`).
+    pub name: &'static str,
+    pub min: u64,
+    pub max: u64,
+}
+
+/// Every numeric setting's range: a floor the protocol or the HTTP stack needs, a ceiling no
+/// deployment needs, and far from overflow wherever settings are added to times.
+pub const RANGES: &[Range] = &[
+    range("shutdown_timeout", 0, HOUR),
+    // At most RS_MAX_HEADER_BYTES as well (checked below).
+    range("max_token_bytes", 256, 1024 * 1024),
+    range("header_read_timeout", 1, HOUR),
+    range(
+        "max_header_bytes",
+        shared::serve::MIN_HEADER_BYTES as u64,
+        1024 * 1024,
+    ),
+    range("max_connections", 1, 1_048_576),
+    range("jwks_min_refresh", 1, DAY),
+    // At least RS_JWKS_MIN_REFRESH as well (checked below).
+    range("jwks_max_refresh", 1, DAY),
+    range("unknown_kid_cooldown", 1, HOUR),
+    range("token_cache_capacity", 0, 1_048_576),
+    range("jwks_max_stale", 0, YEAR),
+];
+
+const fn range(name: &'static str, min: u64, max: u64) -> Range {
+    Range { name, min, max }
+}
 
 /// Settings given as command-line flags; they win over the file and the environment.
 #[derive(Clone, Debug, Default, Serialize, clap::Args)]
@@ -135,34 +181,56 @@ impl Settings {
             });
             format!("{name}{}", err.kind)
         })?;
-        if !matches!(settings.log_format.as_str(), "text" | "json") {
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every number against [`RANGES`] and the settings that must agree with each other.
+    /// `load` calls it, and so does the server before it starts, whoever built the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, value) in self.numbers() {
+            if let Some(range) = RANGES.iter().find(|range| range.name == name) {
+                if !(range.min..=range.max).contains(&value) {
+                    return Err(format!(
+                        "{ENV_PREFIX}{}: {value} is out of range; must be from {} to {}",
+                        name.to_uppercase(),
+                        range.min,
+                        range.max
+                    ));
+                }
+            }
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err("RS_LOG_FORMAT: must be text or json".into());
         }
-        if settings.audience.trim().is_empty() {
+        if self.audience.trim().is_empty() {
             return Err("RS_AUDIENCE: must not be empty".into());
         }
-        if settings.max_token_bytes < 256 {
-            return Err("RS_MAX_TOKEN_BYTES: must be at least 256".into());
-        }
-        if settings.max_token_bytes > settings.max_header_bytes {
+        if self.max_token_bytes > self.max_header_bytes {
             return Err("RS_MAX_TOKEN_BYTES: must not exceed RS_MAX_HEADER_BYTES".into());
         }
-        if settings.header_read_timeout == 0 {
-            return Err("RS_HEADER_READ_TIMEOUT: must be at least 1 second".into());
-        }
-        if settings.max_header_bytes < shared::serve::MIN_HEADER_BYTES {
-            return Err("RS_MAX_HEADER_BYTES: must be at least 8192".into());
-        }
-        if settings.max_connections == 0 {
-            return Err("RS_MAX_CONNECTIONS: must be at least 1".into());
-        }
-        if settings.jwks_min_refresh == 0 {
-            return Err("RS_JWKS_MIN_REFRESH: must be at least 1 second".into());
-        }
-        if settings.jwks_max_refresh < settings.jwks_min_refresh {
+        if self.jwks_max_refresh < self.jwks_min_refresh {
             return Err("RS_JWKS_MAX_REFRESH: must be at least RS_JWKS_MIN_REFRESH".into());
         }
-        Ok(settings)
+        Ok(())
+    }
+
+    /// Every numeric setting by name, widened to `u64` (a `usize` beyond it saturates, and is
+    /// out of range anyway).
+    fn numbers(&self) -> [(&'static str, u64); 10] {
+        let wide = |value: usize| u64::try_from(value).unwrap_or(u64::MAX);
+        [
+            ("shutdown_timeout", self.shutdown_timeout),
+            ("max_token_bytes", wide(self.max_token_bytes)),
+            ("header_read_timeout", self.header_read_timeout),
+            ("max_header_bytes", wide(self.max_header_bytes)),
+            ("max_connections", wide(self.max_connections)),
+            ("jwks_min_refresh", self.jwks_min_refresh),
+            ("jwks_max_refresh", self.jwks_max_refresh),
+            ("unknown_kid_cooldown", self.unknown_kid_cooldown),
+            ("token_cache_capacity", wide(self.token_cache_capacity)),
+            ("jwks_max_stale", self.jwks_max_stale),
+        ]
     }
 
     /// The per-connection bounds handed to the accept loop.
@@ -184,6 +252,8 @@ impl Settings {
         config.unknown_kid_cooldown = std::time::Duration::from_secs(self.unknown_kid_cooldown);
         config.max_token_bytes = self.max_token_bytes;
         config.token_cache_capacity = self.token_cache_capacity;
+        config.max_stale =
+            (self.jwks_max_stale > 0).then(|| std::time::Duration::from_secs(self.jwks_max_stale));
         config
     }
 
@@ -192,5 +262,74 @@ impl Settings {
             || format!("{}/token", self.issuer.as_str().trim_end_matches('/')),
             Url::to_string,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_numeric_setting_has_one_range_and_the_readme_table_states_it() {
+        let readme = include_str!("../../README.md");
+        let numbers = Settings::default().numbers();
+        assert_eq!(numbers.len(), RANGES.len());
+        for (name, _) in numbers {
+            let ranges = RANGES.iter().filter(|r| r.name == name).count();
+            assert_eq!(ranges, 1, "{name} needs exactly one range");
+        }
+        for range in RANGES {
+            let variable = format!("`{ENV_PREFIX}{}`", range.name.to_uppercase());
+            let row = readme
+                .lines()
+                .find(|line| line.starts_with(&format!("| {variable} |")))
+                .unwrap_or_else(|| panic!("no README row for {variable}"));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let stated = format!("{}–{}", range.min, range.max);
+            assert!(
+                cells[3].starts_with(&stated),
+                "README states {:?} for {variable}, the code {stated}",
+                cells[3]
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused_with_one_line_naming_the_setting() {
+        let defaults = Settings::default();
+        assert!(defaults.validate().is_ok());
+        for range in RANGES {
+            let variable = format!("{ENV_PREFIX}{}", range.name.to_uppercase());
+            let mut outside = vec![range.max + 1, u64::MAX];
+            if range.min > 0 {
+                outside.push(range.min - 1);
+            }
+            for value in outside {
+                let settings: Settings = Figment::from(Serialized::defaults(&defaults))
+                    .merge(Serialized::default(range.name, value))
+                    .extract()
+                    .unwrap();
+                let err = settings.validate().expect_err(&variable);
+                assert!(
+                    err.starts_with(&format!("{variable}: {value} is out of range")),
+                    "{variable}={value}: {err}"
+                );
+                assert_eq!(err.lines().count(), 1, "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_staleness_bound_reaches_the_verifier_and_0_means_none() {
+        let config = Settings::default().verifier_config();
+        assert_eq!(
+            config.max_stale,
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        let unbounded = Settings {
+            jwks_max_stale: 0,
+            ..Settings::default()
+        };
+        assert_eq!(unbounded.verifier_config().max_stale, None);
     }
 }

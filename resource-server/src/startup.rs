@@ -41,6 +41,8 @@ impl Application {
         listener: std::net::TcpListener,
         adjust: impl FnOnce(VerifierConfig) -> VerifierConfig,
     ) -> anyhow::Result<Self> {
+        // `Settings::load` checked them already; settings built in code are checked here.
+        settings.validate().map_err(anyhow::Error::msg)?;
         let config = settings.verifier_config();
         let verifier = Verifier::start(adjust(config)).context("starting the token verifier")?;
 

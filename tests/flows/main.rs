@@ -4,6 +4,8 @@
 mod bad_input;
 mod client_credentials;
 mod discovery;
+mod fails_closed;
+mod file_modes;
 mod hostile_tokens;
 mod introspection;
 mod lifecycle;

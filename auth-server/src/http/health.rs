@@ -1,4 +1,6 @@
-//! Liveness and readiness, for load balancers and orchestrators.
+//! Liveness and readiness, for load balancers and orchestrators. Readiness fails closed: a
+//! replica that has not read the signing-key states for three sync intervals is drained, as it
+//! may still sign with a key revoked meanwhile.
 
 use std::sync::Arc;
 
@@ -39,9 +41,26 @@ impl HealthApi {
         }))
     }
 
-    /// Ready: the store answers and a signing key is loaded
+    /// Ready: the key states were read within three sync intervals, the store answers and a
+    /// signing key is loaded
     #[oai(path = "/readyz", method = "get")]
     async fn readyz(&self) -> HealthReply {
+        // First, and without I/O: a replica that cannot read the key states may sign with a
+        // revoked key (see `keys::lifecycle`), whatever the store answers to a ping.
+        let sync = self.0.keys.sync_health();
+        self.0
+            .metrics
+            .signing_keys_stale
+            .set(i64::from(sync.is_stale()));
+        if sync.is_stale() {
+            return HealthReply::Unavailable(Json(Health {
+                status: format!(
+                    "signing-key states not read for {} s (three sync intervals are {} s)",
+                    sync.since_last_read.as_secs(),
+                    sync.stale_after.as_secs()
+                ),
+            }));
+        }
         let grants = &self.0.grants;
         let store =
             tokio::time::timeout(std::time::Duration::from_secs(2), grants.store.ping()).await;

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub signing_key_rotations: IntCounter,
     /// Reads of the key states that failed; the replica keeps its keys meanwhile.
     pub signing_key_sync_failures: IntCounter,
+    /// 1 while the key states have not been read for three sync intervals (`/readyz` is 503).
+    pub signing_keys_stale: IntGauge,
 }
 
 impl Metrics {
@@ -77,6 +79,11 @@ impl Metrics {
                 "signing_key_sync_failures_total",
                 "Failed reads or steps of the signing-key lifecycle; the keys held stay in use",
             )?,
+            signing_keys_stale: IntGauge::new(
+                "signing_keys_stale",
+                "1 while this replica has not read the key states for three sync intervals: \
+                 it may hold a revoked key, so /readyz answers 503",
+            )?,
         };
         registry.register(Box::new(all.tokens_issued.clone()))?;
         registry.register(Box::new(all.token_errors.clone()))?;
@@ -88,6 +95,7 @@ impl Metrics {
         registry.register(Box::new(all.signing_keys.clone()))?;
         registry.register(Box::new(all.signing_key_rotations.clone()))?;
         registry.register(Box::new(all.signing_key_sync_failures.clone()))?;
+        registry.register(Box::new(all.signing_keys_stale.clone()))?;
         Ok(all)
     }
 }

@@ -203,6 +203,32 @@ mod tests {
     }
 
     #[test]
+    fn replicas_starting_at_once_on_an_empty_volume_get_one_kek() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let keys_dir = dir.path().join("keys");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let replicas: Vec<_> = (0..8)
+                .map(|_| {
+                    let (keys_dir, start) = (keys_dir.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        KeyEncryptionKey::resolve(None, &keys_dir).unwrap()
+                    })
+                })
+                .collect();
+            let keks: Vec<_> = replicas.into_iter().map(|r| r.join().unwrap()).collect();
+            let sealed = keks[0].seal("kid", b"secret").unwrap();
+            for kek in &keks {
+                assert_eq!(kek.fingerprint(), keks[0].fingerprint(), "round {round}");
+                assert_eq!(kek.open("kid", &sealed).unwrap().as_slice(), b"secret");
+            }
+            let again = KeyEncryptionKey::resolve(None, &keys_dir).unwrap();
+            assert_eq!(again.fingerprint(), keks[0].fingerprint(), "the file kept");
+        }
+    }
+
+    #[test]
     fn without_the_setting_the_kek_file_is_created_0600_and_kept() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();

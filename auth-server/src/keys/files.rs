@@ -3,6 +3,12 @@
 //! set), and signing keys brought as PKCS#8 PEM files, which are imported into the store (see
 //! `keys::lifecycle`). Nothing writes a private key here any more. A file that others may read
 //! is refused rather than used.
+//!
+//! Replicas may start at once on an empty shared volume, so a secret file comes into being in
+//! one step that fails when the name exists already: written whole under a private temporary
+//! name, then hard-linked to its name (`link` never replaces). Every process then reads the one
+//! file that won; none can overwrite it after another has read it, which would leave two
+//! replicas with two key-encryption keys.
 
 use std::fs;
 use std::io::Write;
@@ -56,12 +62,10 @@ pub fn secret_file(dir: &Path, name: &str, min_len: usize) -> anyhow::Result<Zer
         let mut key = Zeroizing::new(vec![0u8; min_len]);
         aws_lc_rs::rand::fill(&mut key)
             .map_err(|_| anyhow::anyhow!("no random bytes for {}", path.display()))?;
-        match write_private(&path, &key) {
-            Ok(()) => {}
-            // Another process (the server or a CLI run) created it first.
-            Err(_) if path.exists() => {}
-            Err(err) => return Err(err),
+        if create_private(&path, &key)? {
+            tracing::info!(path = %path.display(), "created a secret file");
         }
+        // Otherwise another process (a replica or a CLI run) created it first: use that one.
     }
     check_private(&path)?;
     let key =
@@ -72,11 +76,16 @@ pub fn secret_file(dir: &Path, name: &str, min_len: usize) -> anyhow::Result<Zer
     Ok(key)
 }
 
+/// Creates the directory with mode 0700 from the start (never readable by others, not even
+/// for a moment), with any missing parents; an existing directory is left as it is.
 fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("restricting {}", dir.display()))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())
 }
@@ -127,24 +136,54 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a new file with mode 0600 from its creation, then moves it into place.
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+/// Creates `path` holding `contents`, mode 0600 from its creation, unless it exists: true when
+/// this call created it, false when the name was taken (by another process, perhaps a moment
+/// ago). Readers never see the file half-written: it is written under a temporary name of this
+/// call's own, then linked to `path`, which fails rather than replace an existing file.
+fn create_private(path: &Path, contents: &[u8]) -> anyhow::Result<bool> {
+    let mut nonce = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut nonce)
+        .map_err(|_| anyhow::anyhow!("no random bytes for {}", path.display()))?;
+    let suffix: String = nonce.iter().map(|byte| format!("{byte:02x}")).collect();
+    let tmp = path.with_extension(format!("tmp-{}-{suffix}", std::process::id()));
+    let written = write_new(&tmp, contents);
+    let linked = written.and_then(|()| match fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        // A file system without hard links: create the name itself exclusively (`O_EXCL`),
+        // which never replaces either; a reader may then meet it a moment before it is whole,
+        // and refuses it as too short rather than use it.
+        Err(_) => match write_new(path, contents) {
+            Ok(()) => Ok(true),
+            Err(_) if path.exists() => Ok(false),
+            Err(err) => Err(err),
+        },
+    });
+    let _ = fs::remove_file(&tmp);
+    let created = linked?;
+    if created {
+        // The new name must survive a crash as well as the contents.
+        if let Some(dir) = path.parent() {
+            fs::File::open(dir).and_then(|dir| dir.sync_all()).ok();
+        }
+    }
+    Ok(created)
+}
+
+/// Writes a file that must not exist yet, mode 0600 from its creation, and syncs it; removes
+/// it again when writing fails.
+fn write_new(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    drop(file);
-    if path.exists() {
-        let _ = fs::remove_file(&tmp);
-        bail!("{} already exists", path.display());
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let written = file.write_all(contents).and_then(|()| file.sync_all());
+    if written.is_err() {
+        let _ = fs::remove_file(path);
     }
-    fs::rename(&tmp, path).with_context(|| format!("moving {} into place", path.display()))?;
-    Ok(())
+    written.with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -156,7 +195,7 @@ pub(crate) mod tests {
         ensure_dir(dir).unwrap();
         let pem = pem::encode(&pem::Pem::new(PEM_LABEL, pkcs8.to_vec()));
         let path = dir.join(format!("{KEY_PREFIX}{order:04}.pem"));
-        write_private(&path, pem.as_bytes()).unwrap();
+        assert!(create_private(&path, pem.as_bytes()).unwrap());
         path
     }
 
@@ -176,6 +215,51 @@ pub(crate) mod tests {
             0o700
         );
         assert_eq!(client_secret_key(&keys_dir).unwrap(), created);
+    }
+
+    #[test]
+    fn replicas_racing_on_an_empty_volume_end_with_one_secret() {
+        const RACERS: usize = 8;
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let keys_dir = dir.path().join("keys");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(RACERS));
+            let racers: Vec<_> = (0..RACERS)
+                .map(|_| {
+                    let (keys_dir, start) = (keys_dir.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        secret_file(&keys_dir, "shared.key", 32).unwrap()
+                    })
+                })
+                .collect();
+            let seen: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+            assert!(
+                seen.iter().all(|key| *key == seen[0]),
+                "round {round}: every racer uses the one key that was created"
+            );
+            let on_disk = fs::read(keys_dir.join("shared.key")).unwrap();
+            assert_eq!(on_disk.as_slice(), seen[0].as_slice(), "round {round}");
+            let names: Vec<_> = fs::read_dir(&keys_dir)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name())
+                .collect();
+            assert_eq!(
+                names,
+                ["shared.key"],
+                "round {round}: no temporary file left"
+            );
+        }
+    }
+
+    #[test]
+    fn an_existing_file_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taken.key");
+        assert!(create_private(&path, b"first").unwrap());
+        assert!(!create_private(&path, b"second").unwrap());
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

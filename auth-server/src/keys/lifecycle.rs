@@ -31,9 +31,19 @@
 //! replica that has not synced yet may sign with it for up to S more, its tokens live
 //! `access_ttl`, and the leeway covers the verifiers' allowance for clock skew (30 s in
 //! `shared`) and the replicas' clock differences.
+//!
+//! # Why a replica that cannot read the states stops being ready
+//!
+//! A replica that keeps failing to read the key states keeps signing with the key it holds,
+//! which `keys revoke` may have withdrawn meanwhile, and publishes a JWKS that still lists it.
+//! Revocation has to fail closed, so [`KeyLifecycle::sync_health`] counts from the last
+//! successful read: past three sync intervals (one miss is noise, three is an outage) the
+//! replica answers 503 on `/readyz` and the load balancer drains it until a read succeeds.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use zeroize::Zeroizing;
@@ -71,13 +81,15 @@ impl Schedule {
     /// The JWKS `Cache-Control: max-age`: `min(300, P − 2·S)`, at least 1 (see the module doc).
     pub fn jwks_max_age(&self) -> u64 {
         self.publish_ahead
-            .saturating_sub(2 * self.sync_interval)
+            .saturating_sub(self.sync_interval.saturating_mul(2))
             .clamp(1, MAX_JWKS_MAX_AGE)
     }
 
     /// How long a key stays published after it stopped signing.
     pub fn removal_delay(&self) -> u64 {
-        self.access_ttl + self.sync_interval + self.removal_leeway
+        self.access_ttl
+            .saturating_add(self.sync_interval)
+            .saturating_add(self.removal_leeway)
     }
 
     /// When the schedule wants a next key, given that the active key has signed since
@@ -87,7 +99,7 @@ impl Schedule {
             return None;
         }
         let due = active_since.saturating_add(self.rotation_interval);
-        let earliest = now + self.publish_ahead;
+        let earliest = now.saturating_add(self.publish_ahead);
         (earliest >= due).then_some(due.max(earliest))
     }
 }
@@ -101,6 +113,21 @@ pub struct Advance {
     pub promoted: Option<String>,
     /// The next key this caller staged by the schedule.
     pub staged: Option<String>,
+}
+
+/// How current this process's view of the key states is (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncHealth {
+    /// Time since the key states were last read successfully.
+    pub since_last_read: Duration,
+    /// Three sync intervals: past it, the keys held are too stale to sign and publish with.
+    pub stale_after: Duration,
+}
+
+impl SyncHealth {
+    pub fn is_stale(&self) -> bool {
+        self.since_last_read > self.stale_after
+    }
 }
 
 /// What [`KeyLifecycle::rotate`] did.
@@ -119,6 +146,10 @@ pub struct KeyLifecycle {
     schedule: Schedule,
     /// The active key as last parsed, so that a sync that finds no change parses nothing.
     parsed: Mutex<Option<Arc<SigningKey>>>,
+    /// When [`KeyLifecycle::load`] last succeeded.
+    last_read: Mutex<Instant>,
+    /// Whether staleness was reported (logged) and not yet its end.
+    stale_reported: AtomicBool,
 }
 
 impl std::fmt::Debug for KeyLifecycle {
@@ -136,6 +167,8 @@ impl KeyLifecycle {
             kek,
             schedule,
             parsed: Mutex::new(None),
+            last_read: Mutex::new(Instant::now()),
+            stale_reported: AtomicBool::new(false),
         }
     }
 
@@ -150,6 +183,24 @@ impl KeyLifecycle {
 
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
+    }
+
+    /// How long ago the key states were last read, against the bound of three sync intervals.
+    pub fn sync_health(&self) -> SyncHealth {
+        let since_last_read = self
+            .last_read
+            .lock()
+            .map_or(Duration::MAX, |at| at.elapsed());
+        SyncHealth {
+            since_last_read,
+            stale_after: Duration::from_secs(self.schedule.sync_interval.saturating_mul(3)),
+        }
+    }
+
+    /// Records whether the states are stale now; true when that differs from what was recorded
+    /// last, so that the caller logs the start and the end of an outage once each.
+    pub fn note_staleness(&self, stale: bool) -> bool {
+        self.stale_reported.swap(stale, Ordering::AcqRel) != stale
     }
 
     /// At start (server and CLI): imports the PEM key files of `keys_dir` whose kid the store
@@ -216,6 +267,9 @@ impl KeyLifecycle {
                 },
             )
             .collect();
+        if let Ok(mut last_read) = self.last_read.lock() {
+            *last_read = Instant::now();
+        }
         Ok(KeyRing::new(signing, published))
     }
 
@@ -257,7 +311,7 @@ impl KeyLifecycle {
         let next = records.iter().find(|r| r.state == KeyState::Next);
         match (active, next) {
             (_, Some(next)) if next.activates_at <= now => {
-                let retired_until = now + self.schedule.removal_delay();
+                let retired_until = now.saturating_add(self.schedule.removal_delay());
                 if self
                     .store
                     .promote_signing_key(&next.kid, now, retired_until)
@@ -290,7 +344,7 @@ impl KeyLifecycle {
             let Some(active) = records.iter().find(|r| r.state == KeyState::Active) else {
                 bail!("the store has no active signing key");
             };
-            let activates_at = now + self.schedule.publish_ahead;
+            let activates_at = now.saturating_add(self.schedule.publish_ahead);
             if let Some(kid) = self.stage(&active.kid, activates_at, now).await? {
                 return Ok(Rotation::Staged { kid, activates_at });
             }
@@ -355,7 +409,7 @@ impl KeyLifecycle {
             created_at: now,
             activates_at,
             retired_at: retired.then_some(now),
-            expires_at: retired.then(|| now + self.schedule.removal_delay()),
+            expires_at: retired.then(|| now.saturating_add(self.schedule.removal_delay())),
             public_jwk: key.jwk().to_string(),
             sealed_private_key: self.kek.seal(key.kid(), pkcs8)?,
         })

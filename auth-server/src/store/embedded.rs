@@ -31,28 +31,62 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `sqlite://PATH` and applies migrations.
+    /// Opens (creating if needed) the database at `sqlite://PATH` and applies migrations. A new
+    /// database file is created with mode 0600, in a directory created with mode 0700: it holds
+    /// password hashes. SQLite gives its `-wal` and `-shm` files the database file's mode.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if let Some(parent) = options
             .get_filename()
             .parent()
-            .filter(|p| !p.as_os_str().is_empty())
+            .filter(|p| !in_memory && !p.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(parent).map_err(|err| {
-                StoreError::Unavailable(format!("creating {}: {err}", parent.display()))
-            })?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|err| {
+                    StoreError::Unavailable(format!("creating {}: {err}", parent.display()))
+                })?;
         }
-        Self::open_with(options).await
+        Self::open_with(options, !in_memory).await
     }
 
     /// A store in a file under `dir`, for tests.
     pub async fn open_in(dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with(SqliteConnectOptions::new().filename(dir.join("auth.db"))).await
+        Self::open_with(
+            SqliteConnectOptions::new().filename(dir.join("auth.db")),
+            true,
+        )
+        .await
     }
 
-    async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+    /// `on_disk`: the options name a file (not an in-memory database). A missing one is created
+    /// here, empty (SQLite takes that as an empty database) and with mode 0600, before SQLite
+    /// would create it with its default, 0644: it never exists with others' access for a moment.
+    async fn open_with(options: SqliteConnectOptions, on_disk: bool) -> Result<Self, StoreError> {
+        if on_disk {
+            use std::os::unix::fs::OpenOptionsExt;
+            let path = options.get_filename();
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(err) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "creating {}: {err}",
+                        path.display()
+                    )))
+                }
+            }
+        }
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)

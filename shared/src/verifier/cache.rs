@@ -258,13 +258,17 @@ mod verifier_tests {
         }
 
         fn jwks(&self) -> KeySet {
+            self.jwks_fresh_for(Duration::from_secs(60))
+        }
+
+        fn jwks_fresh_for(&self, fresh_for: Duration) -> KeySet {
             let public = self.key_pair.public_key();
             let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
             let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
             let json = serde_json::json!({"keys": [
                 {"kty": "RSA", "kid": self.kid, "use": "sig", "alg": "RS256", "n": n, "e": e}
             ]});
-            KeySet::from_jwks(json.to_string().as_bytes(), Duration::from_secs(60)).unwrap()
+            KeySet::from_jwks(json.to_string().as_bytes(), fresh_for).unwrap()
         }
 
         fn token(&self, exp: u64) -> String {
@@ -321,10 +325,42 @@ mod verifier_tests {
         let token = old.token(unix_now() + 900);
         verifier.verify(&token).await.unwrap();
 
-        verifier.inner.install(Signer::new("new").jwks());
+        verifier.inner.install(Signer::new("new").jwks(), None);
 
         assert_eq!(verifier.verify(&token).await, Err(VerifyError::UnknownKid));
         assert_eq!(verifier.inner.counters.cache_hits.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cached_verdict_is_refused_once_the_keys_are_too_stale() {
+        let signer = Signer::new("k1");
+        let verifier = verifier(signer.jwks(), 16);
+        let token = signer.token(unix_now() + 900);
+        // As a fetch installs them: fresh for no time, usable a second past that.
+        let bound = Some(Duration::from_secs(1));
+        verifier
+            .inner
+            .install(signer.jwks_fresh_for(Duration::ZERO), bound);
+        verifier.verify(&token).await.unwrap();
+        verifier.verify(&token).await.unwrap();
+        assert_eq!(verifier.inner.counters.cache_hits.get(), 1, "in the cache");
+
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while verifier.readiness() == super::super::Readiness::Ready {
+            assert!(std::time::Instant::now() < deadline, "never too stale");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            verifier.verify(&token).await,
+            Err(VerifyError::KeysUnavailable),
+            "the cache does not answer for keys too stale to trust"
+        );
+        assert_eq!(verifier.inner.counters.cache_hits.get(), 1);
+
+        verifier
+            .inner
+            .install(signer.jwks_fresh_for(Duration::from_secs(60)), bound);
+        assert!(verifier.verify(&token).await.is_ok(), "fresh keys again");
     }
 
     #[tokio::test]

@@ -17,6 +17,10 @@ pub struct KeySet {
     keys: HashMap<String, ParsedPublicKey>,
     pub(crate) fetched_at: Instant,
     pub(crate) fresh_for: std::time::Duration,
+    /// Past this instant the set is too stale to trust (a key revoked since may still be in
+    /// it); set when a fetched set is installed. `None`: no bound, as for keys given by the
+    /// embedding service.
+    pub(crate) usable_until: Option<Instant>,
 }
 
 impl KeySet {
@@ -25,7 +29,13 @@ impl KeySet {
             keys: HashMap::new(),
             fetched_at: Instant::now(),
             fresh_for: std::time::Duration::ZERO,
+            usable_until: None,
         }
+    }
+
+    /// Whether the set has been stale for longer than its bound at `now`.
+    pub(crate) fn too_stale(&self, now: Instant) -> bool {
+        self.usable_until.is_some_and(|until| now >= until)
     }
 
     /// Keeps the RSA signing keys that are usable for RS256 (2048 to 8192 bits) and have a
@@ -58,6 +68,7 @@ impl KeySet {
             keys,
             fetched_at: Instant::now(),
             fresh_for,
+            usable_until: None,
         })
     }
 

@@ -4,7 +4,10 @@
 //! the signature and claims. Keys are fetched by a background task when their `Cache-Control`
 //! lifetime runs out, and on demand when a token names a `kid` we do not know, at most once per
 //! cooldown so that forged `kid`s cannot make us hammer the issuer. When the issuer is down the
-//! last good key set keeps serving.
+//! last good key set keeps serving, but only for [`VerifierConfig::max_stale`] past its
+//! freshness: a key revoked at the issuer meanwhile would still verify, so past that bound the
+//! verifier fails closed and refuses every token as [`VerifyError::KeysUnavailable`] (a 503,
+//! not the client's fault) until a fetch succeeds.
 //!
 //! Tokens that verified are remembered (`cache.rs`, bounded by
 //! [`VerifierConfig::token_cache_capacity`]) so that a token sent again costs a lookup; a hit is
@@ -19,7 +22,7 @@ mod discovery;
 mod jws;
 mod keys;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -43,6 +46,10 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Verified tokens remembered unless configured otherwise: about 1 KiB each.
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 4096;
+
+/// How long a key set may stay in use past its freshness unless configured otherwise: a day
+/// of issuer outage is served, a key revoked before it is not trusted for longer.
+pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 
 /// Where the keys come from and what a token must say.
 #[derive(Clone, Debug)]
@@ -68,6 +75,10 @@ pub struct VerifierConfig {
     pub fetch_timeout: Duration,
     /// Verified tokens remembered (by SHA-256) until they expire or the keys change; 0: none.
     pub token_cache_capacity: usize,
+    /// How long a fetched key set may be used past its freshness while no fetch succeeds;
+    /// then every token is refused with [`VerifyError::KeysUnavailable`]. `None`: no bound.
+    /// Keys given to [`Verifier::with_keys`] have no freshness and are never refused.
+    pub max_stale: Option<Duration>,
 }
 
 impl VerifierConfig {
@@ -84,6 +95,7 @@ impl VerifierConfig {
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             fetch_timeout: Duration::from_secs(5),
             token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
+            max_stale: Some(DEFAULT_MAX_STALE),
         }
     }
 }
@@ -118,8 +130,9 @@ pub enum VerifyError {
     MissingClaim,
     #[error("the token uses a critical header extension that is not understood")]
     UnknownCritical,
-    /// Not the client's fault: no key set could be fetched yet.
-    #[error("signing keys are not available yet")]
+    /// Not the client's fault: no key set could be fetched yet, or the one held has been stale
+    /// for longer than [`VerifierConfig::max_stale`].
+    #[error("the issuer's signing keys are not available")]
     KeysUnavailable,
 }
 
@@ -183,6 +196,19 @@ pub struct KeySetState {
     pub fetch_failures: u64,
 }
 
+/// Whether a verifier can judge tokens now, for readiness probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Readiness {
+    /// It holds a key set it may use.
+    Ready,
+    /// No key set has been fetched yet.
+    NotFetched,
+    /// The key set held was fetched `age` ago and has been stale for longer than
+    /// [`VerifierConfig::max_stale`]; every token is refused until a fetch succeeds.
+    TooStale { age: Duration },
+}
+
 /// Cheap to clone; clones share keys and the background refresher.
 #[derive(Clone)]
 pub struct Verifier {
@@ -195,11 +221,14 @@ struct Inner {
     keys: ArcSwap<KeySet>,
     /// Replaced by an empty one after every key set is installed (see `cache.rs`).
     cache: ArcSwap<TokenCache>,
-    loaded: std::sync::atomic::AtomicBool,
+    loaded: AtomicBool,
     http: reqwest::Client,
     refresh: tokio::sync::Mutex<RefreshState>,
     /// Bumped after every fetch attempt, so a waiter can tell that someone fetched for it.
     generation: AtomicU64,
+    /// Set once the key set in use was found too stale and that was logged; cleared when a
+    /// fetched set is installed. One log line per outage, not one per refused request.
+    stale_reported: AtomicBool,
     counters: Counters,
 }
 
@@ -288,9 +317,10 @@ impl Verifier {
                 config,
                 rules,
                 keys: ArcSwap::from_pointee(KeySet::empty()),
-                loaded: std::sync::atomic::AtomicBool::new(false),
+                loaded: AtomicBool::new(false),
                 http,
                 generation: AtomicU64::new(0),
+                stale_reported: AtomicBool::new(false),
                 counters,
             }),
         })
@@ -300,11 +330,13 @@ impl Verifier {
     /// and for tests and fuzzing that must not touch the network. It is ready at once and starts
     /// no background task. As with [`Verifier::new`], a token naming an unknown `kid` may cause a
     /// fetch from the issuer, but the `unknown_kid_cooldown` counts from construction: with a
-    /// long cooldown the verifier stays offline and answers [`VerifyError::UnknownKid`].
+    /// long cooldown the verifier stays offline and answers [`VerifyError::UnknownKid`]. The
+    /// given keys are never refused as stale ([`VerifierConfig::max_stale`] applies to fetched
+    /// ones).
     pub fn with_keys(config: VerifierConfig, keys: KeySet) -> Result<Self, reqwest::Error> {
         let verifier = Self::new(config)?;
         let inner = &*verifier.inner;
-        inner.install(keys);
+        inner.install(keys, None);
         // Nobody else can hold the lock of a verifier that has not been returned yet.
         if let Ok(mut state) = inner.refresh.try_lock() {
             state.last_attempt = Some(Instant::now());
@@ -312,9 +344,25 @@ impl Verifier {
         Ok(verifier)
     }
 
-    /// True once the verifier holds a key set, fetched or given to [`Verifier::with_keys`].
+    /// True once the verifier holds a key set, fetched or given to [`Verifier::with_keys`]
+    /// (however stale: see [`Verifier::readiness`]).
     pub fn is_ready(&self) -> bool {
         self.inner.loaded.load(Ordering::Acquire)
+    }
+
+    /// Whether tokens can be judged now: a key set is held and not too stale to use.
+    pub fn readiness(&self) -> Readiness {
+        if !self.is_ready() {
+            return Readiness::NotFetched;
+        }
+        let keys = self.inner.keys.load();
+        if keys.too_stale(Instant::now()) {
+            Readiness::TooStale {
+                age: keys.fetched_at.elapsed(),
+            }
+        } else {
+            Readiness::Ready
+        }
     }
 
     pub fn state(&self) -> KeySetState {
@@ -355,6 +403,14 @@ impl Verifier {
         if token.len() > inner.config.max_token_bytes {
             return Err(VerifyError::TooLarge);
         }
+        // Fail closed: keys that may have been revoked since are not trusted, cached verdicts
+        // included.
+        let keys = inner.keys.load();
+        if keys.too_stale(Instant::now()) {
+            inner.report_stale(&keys);
+            return Err(VerifyError::KeysUnavailable);
+        }
+        drop(keys);
         // Loaded before the keys: whatever this call verifies, it verifies with keys at least as
         // new as the cache it goes into (see `Inner::install`).
         let cache = inner.cache.load_full();
@@ -438,11 +494,35 @@ fn finish(
 impl Inner {
     /// Installs a key set, then an empty cache: a token in the new cache was verified with
     /// these keys or newer ones, and tokens of keys no longer published are forgotten.
-    fn install(&self, keys: KeySet) {
+    /// `max_stale` bounds how long the set is used past its freshness (`None`: no bound).
+    fn install(&self, mut keys: KeySet, max_stale: Option<Duration>) {
+        // An instant beyond what `Instant` can hold is no bound at all.
+        keys.usable_until = max_stale.and_then(|max_stale| {
+            keys.fetched_at
+                .checked_add(keys.fresh_for)?
+                .checked_add(max_stale)
+        });
         self.keys.store(Arc::new(keys));
         self.cache
             .store(Arc::new(TokenCache::new(self.config.token_cache_capacity)));
         self.loaded.store(true, Ordering::Release);
+        if self.stale_reported.swap(false, Ordering::AcqRel) {
+            tracing::info!("fresh signing keys fetched; accepting tokens again");
+        }
+    }
+
+    /// Logs, once per outage, that the keys held are too stale and tokens are refused.
+    fn report_stale(&self, keys: &KeySet) {
+        if self.stale_reported.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::error!(
+            age_s = keys.fetched_at.elapsed().as_secs(),
+            fresh_for_s = keys.fresh_for.as_secs(),
+            max_stale_s = self.config.max_stale.map_or(0, |bound| bound.as_secs()),
+            "the signing keys held have been stale for longer than allowed (max_stale) and the \
+             issuer cannot be reached: refusing every token with 503 until a key fetch succeeds"
+        );
     }
 
     /// One fetch at a time. `seen` is the generation the caller saw before waiting: if another
@@ -488,7 +568,7 @@ impl Inner {
         )
         .await?;
         tracing::debug!(n_keys = keys.len(), fresh_for = ?keys.fresh_for, "signing keys fetched");
-        self.install(keys);
+        self.install(keys, self.config.max_stale);
         Ok(())
     }
 }
@@ -499,7 +579,14 @@ async fn refresh_loop(inner: Weak<Inner>) {
             let Some(inner) = inner.upgrade() else { return };
             match inner.fetch_single_flight(None, Duration::ZERO).await {
                 Ok(()) => inner.keys.load().fresh_for,
-                Err(_) => inner.config.retry_interval,
+                Err(_) => {
+                    // Said as soon as it happens, whether or not tokens arrive to be refused.
+                    let keys = inner.keys.load();
+                    if keys.too_stale(Instant::now()) {
+                        inner.report_stale(&keys);
+                    }
+                    inner.config.retry_interval
+                }
             }
         };
         tokio::time::sleep(wait.max(Duration::from_millis(200))).await;
@@ -847,6 +934,79 @@ mod tests {
             verifier.verify(&token_naming("good")).await,
             Err(VerifyError::BadSignature),
             "the stale key is still used: the kid is known, the signature checked"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_stale_past_max_stale_are_refused_with_503_until_a_fetch_succeeds() {
+        let server = KeyServer::start(Duration::ZERO).await;
+        let mut config = server.config();
+        // Fresh for no time at all, so stale at once; usable for a second more.
+        config.min_refresh = Duration::ZERO;
+        config.max_refresh = Duration::ZERO;
+        config.max_stale = Some(Duration::from_secs(1));
+        config.unknown_kid_cooldown = Duration::from_secs(3600);
+        let verifier = Verifier::new(config).unwrap();
+        assert_eq!(verifier.readiness(), Readiness::NotFetched);
+        verifier.refresh_now().await.unwrap();
+        *server.reply.lock().unwrap() = (503, "no-store", "{}");
+        assert!(verifier.refresh_now().await.is_err(), "the issuer is down");
+
+        // Within the bound: stale keys still verify (the kid is known, the signature checked).
+        assert_eq!(verifier.readiness(), Readiness::Ready);
+        assert_eq!(
+            verifier.verify(&token_naming("good")).await,
+            Err(VerifyError::BadSignature)
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while verifier.readiness() == Readiness::Ready {
+            assert!(Instant::now() < deadline, "the keys never became too stale");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let Readiness::TooStale { age } = verifier.readiness() else {
+            panic!("expected TooStale, got {:?}", verifier.readiness());
+        };
+        assert!(age >= Duration::from_secs(1), "{age:?}");
+        assert_eq!(
+            verifier.verify(&token_naming("good")).await,
+            Err(VerifyError::KeysUnavailable),
+            "past the bound the keys held are not trusted"
+        );
+        assert_eq!(VerifyError::KeysUnavailable.name(), "keys_unavailable");
+
+        *server.reply.lock().unwrap() = (200, "max-age=60", JWKS);
+        verifier.refresh_now().await.unwrap();
+        assert_eq!(verifier.readiness(), Readiness::Ready);
+        assert_eq!(
+            verifier.verify(&token_naming("good")).await,
+            Err(VerifyError::BadSignature),
+            "a successful fetch restores verification"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_bound_or_with_given_keys_stale_keys_stay_in_use() {
+        let server = KeyServer::start(Duration::ZERO).await;
+        let mut config = server.config();
+        config.min_refresh = Duration::ZERO;
+        config.max_refresh = Duration::ZERO;
+        config.max_stale = None;
+        let unbounded = Verifier::new(config.clone()).unwrap();
+        unbounded.refresh_now().await.unwrap();
+        assert_eq!(unbounded.readiness(), Readiness::Ready);
+
+        // With a bound of zero, fetched keys that are fresh for no time are too stale at once…
+        config.max_stale = Some(Duration::ZERO);
+        let bounded = Verifier::new(config.clone()).unwrap();
+        bounded.refresh_now().await.unwrap();
+        assert!(matches!(bounded.readiness(), Readiness::TooStale { .. }));
+        // …but keys the service gave have no freshness to outlive.
+        let given = KeySet::from_jwks(JWKS.as_bytes(), Duration::ZERO).unwrap();
+        let offline = Verifier::with_keys(config, given).unwrap();
+        assert_eq!(offline.readiness(), Readiness::Ready);
+        assert_eq!(
+            offline.verify(&token_naming("good")).await,
+            Err(VerifyError::BadSignature)
         );
     }
 

@@ -1,0 +1,47 @@
+//! The binary's start: a bad setting stops it before it binds, with one line naming the setting.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use std::process::Command;
+
+#[test]
+fn an_out_of_range_setting_stops_the_start_with_one_line_naming_it() {
+    for (variable, value, says) in [
+        (
+            "RS_JWKS_MAX_STALE",
+            "31536001",
+            "31536001 is out of range; must be from 0 to 31536000",
+        ),
+        ("RS_UNKNOWN_KID_COOLDOWN", "0", "0 is out of range"),
+        ("RS_JWKS_MIN_REFRESH", "0", "0 is out of range"),
+        (
+            "RS_TOKEN_CACHE_CAPACITY",
+            "99999999",
+            "99999999 is out of range",
+        ),
+        (
+            "RS_MAX_TOKEN_BYTES",
+            "20000",
+            "must not exceed RS_MAX_HEADER_BYTES",
+        ),
+        // Beyond what the setting's type holds: refused as well, never wrapped.
+        ("RS_JWKS_MAX_STALE", "18446744073709551616", ""),
+        ("RS_SHUTDOWN_TIMEOUT", "-1", ""),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_resource-server"))
+            .env("RS_LISTEN", "127.0.0.1:0")
+            .env(variable, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{variable}={value}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {variable}")) && stderr.contains(says),
+            "{variable}={value}: {stderr}"
+        );
+    }
+}
