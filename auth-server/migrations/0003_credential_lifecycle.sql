@@ -8,6 +8,9 @@ ALTER TABLE users ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
 
 ALTER TABLE clients ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE clients ADD COLUMN introspect INTEGER NOT NULL DEFAULT 0;
+-- Every client registered before could introspect any token; it keeps that right (an operator
+-- takes it away with `client update ID --introspect false`). New clients start without it.
+UPDATE clients SET introspect = 1;
 ALTER TABLE clients ADD COLUMN previous_secret_hash TEXT;
 ALTER TABLE clients ADD COLUMN previous_secret_expires_at INTEGER;
 ALTER TABLE clients ADD COLUMN stamp TEXT NOT NULL DEFAULT '';

@@ -124,6 +124,13 @@ pub fn credentials(
                     "client_id differs from the authenticated client",
                 ));
             }
+            // `Basic base64("id:")`: a public client naming itself the way some libraries (and
+            // Swagger UI, with only its client_id field filled) send it.
+            if secret.is_empty() {
+                return Ok(Credentials::None {
+                    client_id: Some(client_id),
+                });
+            }
             Ok(Credentials::Secret { client_id, secret })
         }
         None => match (form_id, form_secret) {
@@ -319,6 +326,17 @@ mod tests {
     fn both_methods_at_once_is_invalid_request_rfc6749_2_3() {
         let result = credentials(Some("Basic YTpi"), Some("a"), Some("b"));
         assert!(matches!(result, Err(TokenError::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn basic_with_an_empty_secret_names_a_public_client_rfc6749_2_3_1() {
+        use base64::Engine;
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("spa:")
+        );
+        let result = credentials(Some(&header), None, None);
+        assert!(matches!(result, Ok(Credentials::None { client_id: Some(ref id) }) if id == "spa"));
     }
 
     #[test]

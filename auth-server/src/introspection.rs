@@ -11,7 +11,7 @@
 use shared::{AccessClaims, Audience};
 
 use crate::client_auth::{Client, PUBLIC_CLIENT_ID};
-use crate::grants::{Grants, TokenError};
+use crate::grants::{intersect, user_scope, Grants, TokenError};
 use crate::store::RefreshContext;
 use crate::tokens;
 
@@ -62,21 +62,21 @@ impl Grants {
         Ok(Introspection::default())
     }
 
-    /// Whether the client that `client_id` names still stands for a token: registered, and,
-    /// for an access token issued at `iat`, not cut off since; for a refresh family begun
-    /// under `stamp`, the same registration.
-    async fn client_stands(
-        &self,
-        client_id: &str,
-        iat: Option<u64>,
-        stamp: Option<&str>,
-    ) -> Result<bool, TokenError> {
+    /// The client that `client_id` names as it stands now: `None` when it is not registered
+    /// (or is the default public client while that is turned off).
+    async fn current_client(&self, client_id: &str) -> Result<Option<Client>, TokenError> {
         if client_id == PUBLIC_CLIENT_ID {
-            return Ok(self.policy.password_grant_without_client);
+            return Ok(self
+                .policy
+                .password_grant_without_client
+                .then_some(Client::DefaultPublic));
         }
-        Ok(self.store.client(client_id).await?.is_some_and(|client| {
-            iat.is_none_or(|iat| iat >= client.not_before)
-                && stamp.is_none_or(|stamp| stamp == client.stamp)
+        Ok(self.store.client(client_id).await?.map(|record| {
+            if record.public {
+                Client::Public(record)
+            } else {
+                Client::Confidential(record)
+            }
         }))
     }
 
@@ -89,9 +89,10 @@ impl Grants {
         if !may_see(caller, &claims.client_id)
             || claims.exp <= now
             || self.store.access_token_revoked(&claims.jti, now).await?
-            || !self
-                .client_stands(&claims.client_id, Some(claims.iat), None)
+            || self
+                .current_client(&claims.client_id)
                 .await?
+                .is_none_or(|client| claims.iat < client.not_before())
         {
             return Ok(Introspection::default());
         }
@@ -139,20 +140,33 @@ impl Grants {
         else {
             return Ok(None);
         };
-        let active = may_see(caller, &record.client_id)
-            && record.used_at.is_none()
-            && now < record.expires_at
-            && !family_revoked
-            && user.is_some_and(|user| !user.disabled && user.stamp == record.user_stamp)
-            && self
-                .client_stands(&record.client_id, None, Some(&record.client_stamp))
-                .await?;
-        if !active {
-            return Ok(Some(Introspection::default()));
+        let inactive = Ok(Some(Introspection::default()));
+        if !may_see(caller, &record.client_id)
+            || record.used_at.is_some()
+            || now >= record.expires_at
+            || family_revoked
+        {
+            return inactive;
         }
+        let Some(user) = user.filter(|user| !user.disabled && user.stamp == record.user_stamp)
+        else {
+            return inactive;
+        };
+        // Active only while it would refresh: the same registration of its client, which may
+        // still use the grant; the scope is what the next refresh would grant.
+        let Some(client) = self
+            .current_client(&record.client_id)
+            .await?
+            .filter(|client| {
+                client.stamp() == record.client_stamp && client.may_use("refresh_token")
+            })
+        else {
+            return inactive;
+        };
+        let scope = intersect(&record.scope, &user_scope(&user, &client));
         Ok(Some(Introspection {
             active: true,
-            scope: Some(record.scope.to_string()),
+            scope: Some(scope.to_string()),
             client_id: Some(record.client_id),
             username: Some(record.username.clone()),
             token_type: Some("refresh_token"),

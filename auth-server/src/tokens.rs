@@ -149,9 +149,14 @@ pub fn random_token(bytes: usize) -> String {
 /// token issued within this second before the change falls below it.
 pub fn session_cut(now: u64) -> crate::store::SessionCut {
     crate::store::SessionCut {
-        stamp: random_token(16),
+        stamp: new_stamp(),
         not_before: now.saturating_add(1),
     }
+}
+
+/// A new session stamp: 128 random bits.
+pub fn new_stamp() -> String {
+    random_token(16)
 }
 
 /// How long past the access-token lifetime a removed user's or client's cut-off is kept: room

@@ -179,6 +179,13 @@ fn refresh_token_of(tokens: &TokenResponse) -> &str {
     tokens.refresh_token.as_deref().unwrap()
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 fn inactive() -> Value {
     json!({"active": false})
 }
@@ -267,6 +274,10 @@ async fn a_new_password_ends_every_session_of_the_user(backend: Backend) {
         400
     );
     let fresh = deployment.login(As::NoClient, "alice", "alice-pw-2").await;
+    assert!(
+        claims_of(&fresh.access_token)["iat"].as_u64().unwrap() <= unix_now(),
+        "no iat in the future, which verifiers refuse (RFC 7519 §4.1.6)"
+    );
     assert_eq!(
         deployment.introspect(&fresh.access_token).await["active"],
         true,
@@ -422,6 +433,11 @@ async fn narrowed_scopes_take_effect_at_the_next_refresh(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(after_user.scope, "read write", "the user's scope narrowed");
+    assert_eq!(
+        deployment.introspect(refresh_token_of(&after_user)).await["scope"],
+        "read write",
+        "introspection tells the scope the next refresh would grant"
+    );
 
     deployment
         .ok(&["client", "update", "web", "--scope", "read"], "")
@@ -433,6 +449,10 @@ async fn narrowed_scopes_take_effect_at_the_next_refresh(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(after_client.scope, "read", "the client's scope narrowed");
+    assert_eq!(
+        deployment.introspect(refresh_token_of(&after_client)).await["scope"],
+        "read"
+    );
     assert_eq!(claims_of(&after_client.access_token)["scope"], "read");
 
     let wider = deployment
@@ -462,6 +482,21 @@ async fn narrowed_scopes_take_effect_at_the_next_refresh(backend: Backend) {
         (400, "unauthorized_client".to_owned()),
         "a grant taken away in place"
     );
+    assert_eq!(
+        deployment.introspect(refresh_token_of(&after_client)).await,
+        inactive(),
+        "a refresh token that can no longer refresh is not active"
+    );
+    // Nothing to replace the scopes with is a usage error, not "no scope at all".
+    let no_scope = deployment.cli(&["user", "update", "alice"], "").await;
+    assert!(
+        !no_scope.success && no_scope.stderr.contains("--scope"),
+        "{}",
+        no_scope.stderr
+    );
+    deployment
+        .ok(&["user", "update", "alice", "--no-scope"], "")
+        .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -604,6 +639,13 @@ async fn a_rotated_secret_overlaps_then_stops(backend: Backend) {
     let listed = deployment.ok(&["client", "list"], "").await;
     assert!(listed.contains("old-secret-ends="), "{listed}");
     assert!(!listed.contains(old) && !listed.contains(new));
+    let again = deployment
+        .fails(&["client", "rotate-secret", "svc", "--secret-stdin"], new)
+        .await;
+    assert!(
+        again.contains("--force"),
+        "a second rotation would end a secret still in use: {again}"
+    );
 
     assert_eq!(
         deployment.client_credentials("svc", new).await.status(),
@@ -773,6 +815,24 @@ async fn every_client_id_names_a_registered_client(backend: Backend) {
         .await;
     assert!(refused.contains("public client"), "{refused}");
 
+    // A public client may also name itself in Basic with an empty secret (RFC 6749 §2.3.1).
+    let basic = deployment
+        .auth
+        .http
+        .post(deployment.auth.url("/token"))
+        .basic_auth("spa", Some(""))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "alice-pw-1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 200);
+    let basic: TokenResponse = basic.json().await.unwrap();
+    assert_eq!(claims_of(&basic.access_token)["client_id"], "spa");
+
     let default = deployment.login(As::NoClient, "alice", "alice-pw-1").await;
     assert_eq!(claims_of(&default.access_token)["client_id"], "public");
     // Swagger UI's empty Basic credentials name no client either.
@@ -850,6 +910,14 @@ async fn usernames_and_client_ids_never_collide_rfc9068_5(backend: Backend) {
         .fails(&["client", "add", "public", "--public"], "")
         .await;
     assert!(reserved.contains("default public client"), "{reserved}");
+    let reserved = deployment
+        .fails(
+            &["user", "add", "public", "--password-stdin"],
+            "public-pw-1",
+        )
+        .await;
+    assert!(reserved.contains("default public client"), "{reserved}");
+
     let tokens: TokenResponse = deployment
         .client_credentials("svc", WEB_SECRET)
         .await
@@ -857,6 +925,16 @@ async fn usernames_and_client_ids_never_collide_rfc9068_5(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(claims_of(&tokens.access_token)["sub"], "svc");
+    // A removed client's tokens (sub = its id) live on until they expire: meanwhile no user
+    // may take the name, while a client added again may.
+    deployment.ok(&["client", "remove", "svc"], "").await;
+    let taken = deployment
+        .fails(&["user", "add", "svc", "--password-stdin"], "svc-pw-1")
+        .await;
+    assert!(taken.contains("was one"), "{taken}");
+    deployment
+        .ok(&["client", "add", "svc", "--secret-stdin"], WEB_SECRET)
+        .await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -213,7 +213,6 @@ impl TestAuth {
                 .await
                 .unwrap()
                 .unwrap();
-        let cut = auth_server::tokens::session_cut(auth_server::grants::now());
         self.store
             .insert_user(&UserRecord {
                 username: username.to_owned(),
@@ -222,8 +221,8 @@ impl TestAuth {
                 password_hash,
                 disabled: false,
                 scopes: shared::Scope::parse(scopes).unwrap(),
-                stamp: cut.stamp,
-                not_before: cut.not_before,
+                stamp: auth_server::tokens::new_stamp(),
+                not_before: 0,
             })
             .await
             .unwrap();
@@ -280,7 +279,6 @@ impl TestAuth {
         adjust: impl FnOnce(&mut ClientRecord),
     ) {
         let key = auth_server::keys::files::client_secret_key(&self.settings.keys_dir).unwrap();
-        let cut = auth_server::tokens::session_cut(auth_server::grants::now());
         let mut record = ClientRecord {
             client_id: client_id.to_owned(),
             secret_hash: auth_server::client_auth::hash_secret(&key, secret),
@@ -290,8 +288,8 @@ impl TestAuth {
             grants: grants.iter().map(|g| (*g).to_owned()).collect(),
             scopes: shared::Scope::parse(scopes).unwrap(),
             audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
-            stamp: cut.stamp,
-            not_before: cut.not_before,
+            stamp: auth_server::tokens::new_stamp(),
+            not_before: 0,
         };
         adjust(&mut record);
         self.store.insert_client(&record).await.unwrap();

@@ -78,6 +78,9 @@ pub enum ClientCommand {
         /// Seconds the old secret keeps working.
         #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_OVERLAP)]
         overlap: u64,
+        /// Rotate even though the secret before the current one still works: it stops now.
+        #[arg(long)]
+        force: bool,
     },
     /// Remove a client; ends every refresh token family minted for it.
     Remove {
@@ -118,7 +121,6 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
                 }
                 None => String::new(),
             };
-            let cut = tokens::session_cut(grants::now());
             let record = ClientRecord {
                 client_id: id.clone(),
                 secret_hash,
@@ -128,15 +130,17 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
                 grants,
                 scopes,
                 audiences,
-                stamp: cut.stamp,
-                not_before: cut.not_before,
+                stamp: tokens::new_stamp(),
+                not_before: 0,
             };
             store
                 .insert_client(&record)
                 .await
                 .map_err(|err| match err {
                     StoreError::Conflict(_) => {
-                        anyhow::anyhow!("client {id:?} already exists or is a username")
+                        anyhow::anyhow!(
+                        "client {id:?} already exists, or the id is a username or was one within the last access-token lifetime"
+                    )
                     }
                     other => other.into(),
                 })?;
@@ -164,45 +168,58 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
             }
             let update = ClientUpdate {
                 grants: if grants.is_empty() {
-                    current.grants.clone()
+                    None
                 } else {
-                    checked_grants(grants, current.public)?
+                    Some(checked_grants(grants, current.public)?)
                 },
                 scopes: if no_scope {
-                    shared::Scope::default()
+                    Some(shared::Scope::default())
                 } else if scopes.is_empty() {
-                    current.scopes.clone()
+                    None
                 } else {
-                    super::scopes(&scopes)?
+                    Some(super::scopes(&scopes)?)
                 },
                 audiences: if no_audience {
-                    Vec::new()
+                    Some(Vec::new())
                 } else if audiences.is_empty() {
-                    current.audiences.clone()
+                    None
                 } else {
-                    audiences
+                    Some(audiences)
                 },
-                introspect: introspect.unwrap_or(current.introspect),
+                introspect,
             };
             if !store.update_client(&id, &update).await? {
                 bail!("unknown client {id:?}");
             }
+            let updated = existing(store, &id).await?;
             println!(
                 "updated {id}: grants={} scope={} audience={} introspect={}",
-                update.grants.join(","),
-                update.scopes,
-                update.audiences.join(","),
-                update.introspect
+                updated.grants.join(","),
+                updated.scopes,
+                updated.audiences.join(","),
+                updated.introspect
             );
         }
         ClientCommand::RotateSecret {
             id,
             secret_stdin,
             overlap,
+            force,
         } => {
             let current = existing(store, &id).await?;
             if current.public {
                 bail!("client {id:?} is public and has no secret to rotate");
+            }
+            let now = grants::now();
+            if let Some(previous) = current
+                .previous_secret
+                .as_ref()
+                .filter(|previous| now < previous.expires_at && !force)
+            {
+                bail!(
+                    "client {id:?} still accepts its previous secret until {}; rotating again ends it now (a client at most has two): wait, or add --force",
+                    super::keys::rfc3339(previous.expires_at)
+                );
             }
             let (secret, generated) = if secret_stdin {
                 (new_secret_from_stdin()?, false)
@@ -210,7 +227,6 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
                 (Zeroizing::new(tokens::random_token(32)), true)
             };
             let key = files::client_secret_key(&settings.keys_dir)?;
-            let now = grants::now();
             let (previous_until, not_before) = if overlap == 0 {
                 (None, Some(tokens::session_cut(now).not_before))
             } else {

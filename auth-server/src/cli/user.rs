@@ -46,9 +46,12 @@ pub enum UserCommand {
     /// Replace the scopes a user may be granted; refresh tokens narrow at their next refresh.
     Update {
         name: String,
-        /// A scope the user may be granted; repeat for several (none: no scope at all).
-        #[arg(long = "scope", value_name = "S")]
+        /// A scope the user may be granted; repeat for several.
+        #[arg(long = "scope", value_name = "S", required_unless_present = "no_scope")]
         scopes: Vec<String>,
+        /// Take every scope away.
+        #[arg(long, conflicts_with = "scopes")]
+        no_scope: bool,
     },
     /// Remove a user; ends every session of the user. The name, added again, is a new account.
     Remove {
@@ -82,7 +85,6 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
             let password = super::read_secret_from_stdin("password")?;
             let password_hash =
                 tokio::task::spawn_blocking(move || passwords::hash_blocking(&password)).await??;
-            let cut = tokens::session_cut(grants::now());
             let user = UserRecord {
                 username: name.clone(),
                 full_name,
@@ -90,13 +92,13 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
                 password_hash,
                 disabled: false,
                 scopes,
-                stamp: cut.stamp,
-                not_before: cut.not_before,
+                stamp: tokens::new_stamp(),
+                not_before: 0,
             };
             store.insert_user(&user).await.map_err(|err| match err {
-                StoreError::Conflict(_) => {
-                    anyhow::anyhow!("user {name:?} already exists or is a client id")
-                }
+                StoreError::Conflict(_) => anyhow::anyhow!(
+                    "user {name:?} already exists, or the name is a client id or was one within the last access-token lifetime"
+                ),
                 other => other.into(),
             })?;
             println!("added user {name}");
@@ -124,7 +126,11 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
             found(store.set_user_disabled(&name, false, None).await?, &name)?;
             println!("enabled {name}");
         }
-        UserCommand::Update { name, scopes } => {
+        UserCommand::Update {
+            name,
+            scopes,
+            no_scope: _,
+        } => {
             let scopes = super::scopes(&scopes)?;
             found(store.set_user_scopes(&name, &scopes).await?, &name)?;
             println!("updated {name}: scope={scopes}");
@@ -171,7 +177,10 @@ async fn refuse_client_id(store: &dyn Store, name: &str) -> anyhow::Result<()> {
 
 fn check_username(name: &str) -> anyhow::Result<()> {
     if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
-        bail!("a username is 1 to 256 characters without control characters");
+        bail!("a username is 1 to 256 bytes without control characters");
+    }
+    if name == crate::client_auth::PUBLIC_CLIENT_ID {
+        bail!("{name:?} is the default public client's id; a username may not be one");
     }
     Ok(())
 }
@@ -229,7 +238,6 @@ async fn import(
     let users = parse_import(&text).with_context(|| format!("importing {}", file.display()))?;
     let (mut added, mut skipped) = (0, 0);
     for user in users {
-        let cut = tokens::session_cut(grants::now());
         let record = UserRecord {
             username: user.username.clone(),
             full_name: user.full_name,
@@ -237,8 +245,8 @@ async fn import(
             password_hash: user.hashed_password,
             disabled: user.disabled,
             scopes: scopes.clone(),
-            stamp: cut.stamp,
-            not_before: cut.not_before,
+            stamp: tokens::new_stamp(),
+            not_before: 0,
         };
         match store.insert_user(&record).await {
             Ok(()) => added += 1,

@@ -27,7 +27,7 @@ impl Grants {
             sub: &record.client_id,
             user: None,
         };
-        let iat = issued_at(now, None, client);
+        let iat = issued_at(now, None, client).await;
         let (access_token, claims) =
             self.tokens
                 .mint_access(&subject, &record.client_id, &scope, &audience, iat)?;

@@ -135,13 +135,13 @@ fn grant_scope(requested: Option<Scope>, allowed: &Scope) -> Result<Scope, Token
 }
 
 /// The scope tokens of `a` that are also in `b`.
-fn intersect(a: &Scope, b: &Scope) -> Scope {
+pub(crate) fn intersect(a: &Scope, b: &Scope) -> Scope {
     Scope::from_tokens(a.iter().filter(|t| b.contains(t)))
 }
 
 /// What a user may be granted through a client now: the user's scopes, narrowed by the
 /// client's own unless it is the default public client.
-fn user_scope(user: &UserRecord, client: &Client) -> Scope {
+pub(crate) fn user_scope(user: &UserRecord, client: &Client) -> Scope {
     match client.scopes() {
         Some(client_scopes) => intersect(&user.scopes, client_scopes),
         None => user.scopes.clone(),
@@ -149,12 +149,24 @@ fn user_scope(user: &UserRecord, client: &Client) -> Scope {
 }
 
 /// The `iat` of a token minted at `now` for `user` through `client`: never before either's
-/// cut-off. A cut-off is one second past the change that set it, so that a token minted in
-/// that second before the change (`iat` below it) is cut off, and one minted after the change
-/// carries an `iat` at or past it even on the same second.
-fn issued_at(now: u64, user: Option<&UserRecord>, client: &Client) -> u64 {
-    now.max(user.map_or(0, |user| user.not_before))
-        .max(client.not_before())
+/// cut-off. A change sets its cut-off one second past the second it was made in, so that a
+/// token minted earlier in that second falls below it; a token minted after the change within
+/// that same second waits for the cut-off's second to begin (at most a second, and only just
+/// after a change to that user or client) rather than carry an `iat` in the future, which many
+/// verifiers refuse. A cut-off further ahead, from a clock that runs ahead of this one, is taken
+/// as `iat` without waiting.
+async fn issued_at(now: u64, user: Option<&UserRecord>, client: &Client) -> u64 {
+    let cut_off = user
+        .map_or(0, |user| user.not_before)
+        .max(client.not_before());
+    if cut_off == now.saturating_add(1) {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let wait = std::time::Duration::from_secs(cut_off).saturating_sub(since_epoch);
+        tokio::time::sleep(wait.min(std::time::Duration::from_secs(1))).await;
+    }
+    now.max(cut_off)
 }
 
 /// The default public client exists only while the password grant may be used without

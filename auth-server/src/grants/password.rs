@@ -82,7 +82,7 @@ impl Grants {
         let scope = grant_scope(scope, &user_scope(&user, client))?;
         let audience = self.audience(client, resource)?;
         let subject = Subject::user(&user);
-        let iat = issued_at(now, Some(&user), client);
+        let iat = issued_at(now, Some(&user), client).await;
         let (access_token, claims) =
             self.tokens
                 .mint_access(&subject, client.id(), &scope, &audience, iat)?;

@@ -88,7 +88,7 @@ impl Grants {
         let allowed = intersect(&record.scope, &user_scope(&user, client));
         let scope = grant_scope(scope, &allowed)?;
         let subject = Subject::user(&user);
-        let iat = issued_at(now, Some(&user), client);
+        let iat = issued_at(now, Some(&user), client).await;
         let (access_token, claims) =
             self.tokens
                 .mint_access(&subject, &record.client_id, &scope, &record.audience, iat)?;

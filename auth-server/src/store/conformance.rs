@@ -469,38 +469,78 @@ pub async fn usernames_and_client_ids_never_collide(store: &dyn Store) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.client(&other).await.unwrap(), None);
+
+    // While the tokens of a removed account can live, the other kind may not take its name;
+    // the same kind may (as a new account, past the old cut-off).
+    store.remove_client(&name, removal()).await.unwrap();
+    assert!(matches!(
+        store.insert_user(&user(&name)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.insert_client(&client(&name)).await.unwrap();
+    store.remove_user(&other, removal()).await.unwrap();
+    assert!(matches!(
+        store.insert_client(&client(&other)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.insert_user(&user(&other)).await.unwrap();
+
+    // Once the removal is past its keep_until, the name is free for either kind.
+    let expired = unique("shared-name");
+    store.insert_client(&client(&expired)).await.unwrap();
+    store
+        .remove_client(
+            &expired,
+            Removal {
+                not_before: 1,
+                keep_until: unix_now() - 10,
+            },
+        )
+        .await
+        .unwrap();
+    store.insert_user(&user(&expired)).await.unwrap();
 }
 
-/// `client update` changes grants, scopes, audiences and the introspection right in place and
-/// nothing else: the secret, the kind and the stamp stay.
+/// `client update` changes the grants, scopes, audiences and introspection right it names, in
+/// place, and nothing else: the secret, the kind and the stamp stay, and a field it does not
+/// name keeps the value another update gave it.
 pub async fn client_update_changes_only_what_it_names(store: &dyn Store) {
     let original = client(&unique("svc"));
+    let id = original.client_id.clone();
     store.insert_client(&original).await.unwrap();
-    let update = ClientUpdate {
-        grants: vec!["client_credentials".to_owned()],
-        scopes: Scope::from_tokens(["api:write"]),
-        audiences: Vec::new(),
-        introspect: false,
+    let grants_only = ClientUpdate {
+        grants: Some(vec!["client_credentials".to_owned()]),
+        ..ClientUpdate::default()
     };
+    let the_rest = ClientUpdate {
+        scopes: Some(Scope::from_tokens(["api:write"])),
+        audiences: Some(Vec::new()),
+        introspect: Some(false),
+        ..ClientUpdate::default()
+    };
+    assert!(store.update_client(&id, &grants_only).await.unwrap());
+    assert!(store.update_client(&id, &the_rest).await.unwrap());
     assert!(store
-        .update_client(&original.client_id, &update)
+        .update_client(&id, &ClientUpdate::default())
         .await
         .unwrap());
     assert_eq!(
-        store.client(&original.client_id).await.unwrap(),
+        store.client(&id).await.unwrap(),
         Some(ClientRecord {
-            grants: update.grants.clone(),
-            scopes: update.scopes.clone(),
+            grants: vec!["client_credentials".to_owned()],
+            scopes: Scope::from_tokens(["api:write"]),
             audiences: Vec::new(),
             introspect: false,
             ..original.clone()
         })
     );
+    let nobody = unique("nobody");
+    assert!(!store.update_client(&nobody, &the_rest).await.unwrap());
     assert!(!store
-        .update_client(&unique("nobody"), &update)
+        .update_client(&nobody, &ClientUpdate::default())
         .await
         .unwrap());
-    assert_eq!(store.client(&unique("nobody")).await.unwrap(), None);
+    assert_eq!(store.client(&nobody).await.unwrap(), None);
 }
 
 /// A secret rotation keeps at most one previous secret: with an overlap the replaced hash

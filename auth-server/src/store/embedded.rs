@@ -337,13 +337,16 @@ impl Store for SqliteStore {
     }
 
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        // One statement: the name is checked against the clients under the same write lock.
+        // One statement: the name is checked against the clients, and the clients removed while
+        // their tokens can live, under the same write lock.
         let done = sqlx::query(
             "INSERT INTO users
                 (username, full_name, email, password_hash, disabled, scopes, stamp, not_before)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, max(?8, coalesce(
                  (SELECT not_before FROM removed_names WHERE kind = 'user' AND name = ?1), 0))
-             WHERE NOT EXISTS (SELECT 1 FROM clients WHERE client_id = ?1)",
+             WHERE NOT EXISTS (SELECT 1 FROM clients WHERE client_id = ?1)
+               AND NOT EXISTS (SELECT 1 FROM removed_names
+                               WHERE kind = 'client' AND name = ?1 AND expires_at > unixepoch())",
         )
         .bind(&user.username)
         .bind(&user.full_name)
@@ -461,14 +464,17 @@ impl Store for SqliteStore {
     }
 
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
-        // One statement: the id is checked against the usernames under the same write lock.
+        // One statement: the id is checked against the usernames, and the users removed while
+        // their tokens can live, under the same write lock.
         let done = sqlx::query(
             "INSERT INTO clients
                 (client_id, secret_hash, previous_secret_hash, previous_secret_expires_at,
                  public, introspect, grants, scopes, audiences, stamp, not_before)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, max(?11, coalesce(
                  (SELECT not_before FROM removed_names WHERE kind = 'client' AND name = ?1), 0))
-             WHERE NOT EXISTS (SELECT 1 FROM users WHERE username = ?1)",
+             WHERE NOT EXISTS (SELECT 1 FROM users WHERE username = ?1)
+               AND NOT EXISTS (SELECT 1 FROM removed_names
+                               WHERE kind = 'user' AND name = ?1 AND expires_at > unixepoch())",
         )
         .bind(&client.client_id)
         .bind(&client.secret_hash)
@@ -501,13 +507,19 @@ impl Store for SqliteStore {
         update: &ClientUpdate,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE clients SET grants = ?, scopes = ?, audiences = ?, introspect = ?
+            "UPDATE clients SET grants = coalesce(?, grants), scopes = coalesce(?, scopes),
+                audiences = coalesce(?, audiences), introspect = coalesce(?, introspect)
              WHERE client_id = ?",
         )
-        .bind(update.grants.join(" "))
-        .bind(update.scopes.to_string())
-        .bind(update.audiences.join(" "))
-        .bind(i64::from(update.introspect))
+        .bind(update.grants.as_ref().map(|grants| grants.join(" ")))
+        .bind(update.scopes.as_ref().map(Scope::to_string))
+        .bind(
+            update
+                .audiences
+                .as_ref()
+                .map(|audiences| audiences.join(" ")),
+        )
+        .bind(update.introspect.map(i64::from))
         .bind(client_id)
         .execute(&self.writer)
         .await
@@ -1055,6 +1067,67 @@ mod tests {
             sealed_successor: None,
             successor_id: None,
         }
+    }
+
+    /// A store written before the credential lifecycle (migrations 0001 and 0002 only)
+    /// upgrades in place: its rows get empty stamps, which match each other, so refresh tokens
+    /// keep refreshing until the first change that ends sessions; no cut-off; and its clients
+    /// keep the right to introspect that every client had then.
+    #[tokio::test]
+    async fn a_store_from_before_the_credential_lifecycle_upgrades_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let old_migrations = tempfile::tempdir().unwrap();
+        for name in ["0001_initial.sql", "0002_signing_keys.sql"] {
+            std::fs::copy(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("migrations")
+                    .join(name),
+                old_migrations.path().join(name),
+            )
+            .unwrap();
+        }
+        let old = SqlitePoolOptions::new()
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(dir.path().join("auth.db"))
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+        sqlx::migrate::Migrator::new(old_migrations.path())
+            .await
+            .unwrap()
+            .run(&old)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO users (username, password_hash, scopes) VALUES ('old', '$argon2id$x', 'read');
+             INSERT INTO clients (client_id, secret_hash, grants, scopes, audiences)
+                 VALUES ('rs', 'hmac-sha256$s$m', 'client_credentials', '', '');
+             INSERT INTO refresh_tokens
+                 (id, family_id, client_id, username, scope, audience, issued_at, expires_at)
+                 VALUES ('t1', 'f1', 'public', 'old', 'read', 'api', 1, 99999999999);",
+        )
+        .execute(&old)
+        .await
+        .unwrap();
+        old.close().await;
+
+        let store = SqliteStore::open_in(dir.path()).await.unwrap();
+        let user = store.user("old").await.unwrap().unwrap();
+        assert_eq!((user.stamp.as_str(), user.not_before), ("", 0));
+        let client = store.client("rs").await.unwrap().unwrap();
+        assert!(client.introspect && !client.public);
+        assert_eq!((client.stamp.as_str(), client.not_before), ("", 0));
+        let context = store.refresh_context("t1").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                context.record.user_stamp.as_str(),
+                context.record.client_stamp.as_str()
+            ),
+            ("", "")
+        );
+        assert_eq!(context.user.map(|user| user.stamp), Some(String::new()));
     }
 
     /// The one-round-trip rotation leaves nothing half done when its insert fails: the mark is

@@ -85,13 +85,14 @@ pub struct PreviousSecret {
     pub expires_at: u64,
 }
 
-/// What `client update` may change in place.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What `client update` may change in place; `None` leaves a field as it is, so that two
+/// updates of different fields never undo each other.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientUpdate {
-    pub grants: Vec<String>,
-    pub scopes: Scope,
-    pub audiences: Vec<String>,
-    pub introspect: bool,
+    pub grants: Option<Vec<String>>,
+    pub scopes: Option<Scope>,
+    pub audiences: Option<Vec<String>>,
+    pub introspect: Option<bool>,
 }
 
 /// One refresh token of a family. Only the SHA-256 of the token is kept (`id`).
@@ -233,9 +234,10 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 
     async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
-    /// `Conflict` when the username is taken by a user or a client (a client's tokens carry
-    /// its id as `sub`, RFC 9068 §5, so the two must never share a name). A user removed within
-    /// its [`Removal::keep_until`] comes back with a cut-off past the removed one's.
+    /// `Conflict` when the username is taken by a user or a client, or by a client removed
+    /// before its [`Removal::keep_until`] (a client's tokens carry its id as `sub`, RFC 9068 §5,
+    /// so the two must never share a name while such tokens live). A user removed within its
+    /// [`Removal::keep_until`] comes back with a cut-off past the removed one's.
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     /// Replaces the hash only if it still is `expected`, so that a rehash on login never undoes
     /// a concurrent `user passwd`. Returns whether it replaced it.
@@ -269,11 +271,12 @@ pub trait Store: Send + Sync {
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
-    /// `Conflict` when the id is taken by a client or a user. A client removed within its
-    /// [`Removal::keep_until`] comes back with a cut-off past the removed one's.
+    /// `Conflict` when the id is taken by a client or a user, or by a user removed before its
+    /// [`Removal::keep_until`]. A client removed within its [`Removal::keep_until`] comes back
+    /// with a cut-off past the removed one's.
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
-    /// Replaces grants, scopes, audiences and the introspection right in place. False when
-    /// there is no such client.
+    /// Replaces the grants, scopes, audiences and introspection right that `update` names, in
+    /// one step. False when there is no such client.
     async fn update_client(
         &self,
         client_id: &str,

@@ -29,7 +29,8 @@
 //! Absent optional fields (`full_name`, `email`, `used_at`, …) mean `None`; lists (`grants`,
 //! `audiences`) and scopes are space-separated, as in the embedded backend. Records written
 //! before the credential lifecycle have no stamps, flags or cut-off: absent, they read as empty,
-//! false and 0, as the embedded store's migration fills them.
+//! false (but `introspect`, true: such clients could introspect any token) and 0, as the
+//! embedded store's migration fills them.
 //!
 //! A username and a client id may not be the same (see [`Store::insert_user`]). Users and
 //! clients live in different slots, so the check before an insert is a read of the other slot
@@ -942,7 +943,9 @@ fn client_from(
             .zip(previous_expires_at)
             .map(|(hash, expires_at)| PreviousSecret { hash, expires_at }),
         public: fields.optional_text("public")?.as_deref() == Some("1"),
-        introspect: fields.optional_text("introspect")?.as_deref() == Some("1"),
+        // Absent on a client registered before the field existed: such a client could
+        // introspect any token, and keeps the right (as the embedded store's migration does).
+        introspect: fields.optional_text("introspect")?.as_deref() != Some("0"),
         grants: fields.words("grants")?,
         scopes: fields.scope("scopes")?,
         audiences: fields.words("audiences")?,
@@ -1073,7 +1076,11 @@ impl Store for RedisStore {
     }
 
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        if self.exists(self.keys.client(&user.username)).await? {
+        if self.exists(self.keys.client(&user.username)).await?
+            || self
+                .exists(self.keys.removed_client(&user.username))
+                .await?
+        {
             return Err(StoreError::Conflict(format!("client {}", user.username)));
         }
         let keys = [
@@ -1174,7 +1181,11 @@ impl Store for RedisStore {
     }
 
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
-        if self.exists(self.keys.user(&client.client_id)).await? {
+        if self.exists(self.keys.user(&client.client_id)).await?
+            || self
+                .exists(self.keys.removed_user(&client.client_id))
+                .await?
+        {
             return Err(StoreError::Conflict(format!("user {}", client.client_id)));
         }
         let keys = [
@@ -1202,16 +1213,23 @@ impl Store for RedisStore {
         client_id: &str,
         update: &ClientUpdate,
     ) -> Result<bool, StoreError> {
-        self.set_fields(
-            self.keys.client(client_id),
-            &[
-                ("grants", update.grants.join(" ")),
-                ("scopes", update.scopes.to_string()),
-                ("audiences", update.audiences.join(" ")),
-                ("introspect", flag(update.introspect).to_owned()),
-            ],
-        )
-        .await
+        let mut pairs = Vec::new();
+        if let Some(grants) = &update.grants {
+            pairs.push(("grants", grants.join(" ")));
+        }
+        if let Some(scopes) = &update.scopes {
+            pairs.push(("scopes", scopes.to_string()));
+        }
+        if let Some(audiences) = &update.audiences {
+            pairs.push(("audiences", audiences.join(" ")));
+        }
+        if let Some(introspect) = update.introspect {
+            pairs.push(("introspect", flag(introspect).to_owned()));
+        }
+        if pairs.is_empty() {
+            return self.exists(self.keys.client(client_id)).await;
+        }
+        self.set_fields(self.keys.client(client_id), &pairs).await
     }
 
     async fn rotate_client_secret(
@@ -1571,6 +1589,91 @@ mod tests {
             keys.login(&subject, "address:2001:db8::/64"),
             format!("{tag}address:2001:db8::/64")
         );
+    }
+
+    /// Records written before the credential lifecycle have no stamps, flags or cut-offs: they
+    /// read as empty stamps (which match each other, so refresh tokens keep refreshing until
+    /// the first change that ends sessions), no cut-off, and clients keep the right to
+    /// introspect that every client had then.
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn records_from_before_the_credential_lifecycle_read_as_upgraded() {
+        use crate::store::conformance::{fresh_test_prefix, redis_test_url};
+        let url = redis_test_url();
+        let prefix = fresh_test_prefix();
+        let store = RedisStore::open_with_prefix(&url, &prefix).await.unwrap();
+        let mut raw = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let keys = &store.keys;
+        let _: () = redis::pipe()
+            .cmd("HSET")
+            .arg(keys.user("old"))
+            .arg(&[
+                "password_hash",
+                "$argon2id$x",
+                "disabled",
+                "0",
+                "scopes",
+                "read",
+            ])
+            .cmd("HSET")
+            .arg(keys.client("rs"))
+            .arg(&[
+                "secret_hash",
+                "hmac-sha256$s$m",
+                "grants",
+                "client_credentials",
+                "scopes",
+                "",
+                "audiences",
+                "",
+            ])
+            .cmd("HSET")
+            .arg(keys.refresh("t1"))
+            .arg(&[
+                "family_id",
+                "f1",
+                "client_id",
+                "public",
+                "username",
+                "old",
+                "scope",
+                "read",
+                "audience",
+                "api",
+                "issued_at",
+                "1",
+                "expires_at",
+                "99999999999",
+            ])
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+
+        let user = store.user("old").await.unwrap().unwrap();
+        assert_eq!((user.stamp.as_str(), user.not_before), ("", 0));
+        let client = store.client("rs").await.unwrap().unwrap();
+        assert!(client.introspect && !client.public);
+        assert_eq!((client.stamp.as_str(), client.not_before), ("", 0));
+        assert_eq!(client.previous_secret, None);
+        let context = store.refresh_context("t1").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                context.record.user_stamp.as_str(),
+                context.record.client_stamp.as_str()
+            ),
+            ("", "")
+        );
+        assert_eq!(context.user.map(|user| user.stamp), Some(String::new()));
+
+        let mut cleanup = redis::cmd("DEL");
+        for key in [keys.user("old"), keys.client("rs"), keys.refresh("t1")] {
+            cleanup.arg(key);
+        }
+        let _: u64 = cleanup.query_async(&mut raw).await.unwrap();
     }
 
     #[test]
