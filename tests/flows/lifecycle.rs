@@ -1058,6 +1058,49 @@ async fn oversized_and_control_character_client_ids_are_invalid_client(backend: 
     assert!(refused.contains("256 bytes"), "{refused}");
 }
 
+/// The proof that nothing asks the store: with Redis frozen, a request that reached the store
+/// would wait out its deadline and answer 503; an id or a name that cannot exist is refused at
+/// once, as an unknown client or user is (RFC 6749 §5.2).
+#[tokio::test]
+async fn impossible_client_ids_and_usernames_are_refused_without_the_store() {
+    let mut redis = system_tests::private_redis();
+    let namespace = redis.namespace("lifecycle-frozen");
+    let auth = TestAuth::spawn_on_redis(namespace.store_url(), |_| {}).await;
+    let deployment = Deployment {
+        auth,
+        _namespace: None,
+    };
+    redis.pause();
+    let long = "c".repeat(257);
+    for client in [
+        As::Named(&long),
+        As::Basic(&long, WEB_SECRET),
+        As::Named("a\u{7}b"),
+    ] {
+        let started = Instant::now();
+        let response = deployment.client_credentials_as(client).await;
+        assert_eq!(
+            status_and_error(response).await,
+            (401, "invalid_client".to_owned())
+        );
+        assert!(started.elapsed() < Duration::from_millis(1500));
+    }
+    let long_name = "u".repeat(257);
+    let started = Instant::now();
+    let response = deployment
+        .login_as(As::NoClient, &long_name, "whatever-pw")
+        .await;
+    assert_eq!(
+        status_and_error(response).await,
+        (400, "invalid_grant".to_owned())
+    );
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    // A possible id does reach the store, and the frozen store answers 503.
+    let reached = deployment.client_credentials_as(As::Named("svc")).await;
+    assert_eq!(reached.status(), 503);
+    redis.resume();
+}
+
 macro_rules! on_both_stores {
     ($($scenario:ident),* $(,)?) => {
         mod embedded {
