@@ -15,7 +15,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::grants::TokenError;
+use crate::error::TokenError;
 use crate::store::{ClientRecord, Store};
 
 /// Secrets shorter than this are refused at registration.

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod client_auth;
+pub mod error;
 pub mod grants;
 pub mod http;
 pub mod introspection;

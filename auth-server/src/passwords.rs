@@ -267,6 +267,15 @@ fn needs_rehash(parsed: &PasswordHash<'_>) -> bool {
 /// its own channel.
 type Job = Box<dyn FnOnce(&mut Workspace) + Send>;
 
+/// What the pool tells whoever keeps its metrics (the server's Prometheus registry), so that
+/// hashing depends on no metrics library.
+pub trait PoolMetrics: Send + Sync {
+    /// A check took (`+1`) or gave back (`-1`) a place in the queue.
+    fn queue_depth_changed(&self, delta: i64);
+    /// A check waited this long for a worker.
+    fn waited(&self, seconds: f64);
+}
+
 pub struct Passwords {
     jobs: flume::Sender<Job>,
     pool: Arc<Pool>,
@@ -279,7 +288,7 @@ struct Pool {
     /// Waiting plus running checks; bounded by `capacity`.
     in_flight: AtomicUsize,
     capacity: usize,
-    metrics: Option<crate::http::metrics::Metrics>,
+    metrics: Option<Arc<dyn PoolMetrics>>,
 }
 
 impl Passwords {
@@ -288,7 +297,7 @@ impl Passwords {
     pub fn new(
         workers: usize,
         queue: usize,
-        metrics: Option<crate::http::metrics::Metrics>,
+        metrics: Option<Arc<dyn PoolMetrics>>,
     ) -> Result<Self, PasswordError> {
         let workers = workers.max(1);
         let (jobs, waiting) = flume::unbounded::<Job>();
@@ -363,9 +372,7 @@ impl Passwords {
                 return;
             }
             if let Some(metrics) = &slot.pool.metrics {
-                metrics
-                    .password_wait_seconds
-                    .observe(queued_at.elapsed().as_secs_f64());
+                metrics.waited(queued_at.elapsed().as_secs_f64());
             }
             let result = work(workspace);
             // Free before answering: whoever gets the answer finds the slot free.
@@ -396,7 +403,7 @@ impl QueueSlot {
         match taken {
             Ok(_) => {
                 if let Some(metrics) = &pool.metrics {
-                    metrics.password_queue_depth.inc();
+                    metrics.queue_depth_changed(1);
                 }
                 Ok(Self { pool: pool.clone() })
             }
@@ -409,7 +416,7 @@ impl Drop for QueueSlot {
     fn drop(&mut self) {
         self.pool.in_flight.fetch_sub(1, Ordering::AcqRel);
         if let Some(metrics) = &self.pool.metrics {
-            metrics.password_queue_depth.dec();
+            metrics.queue_depth_changed(-1);
         }
     }
 }

@@ -268,6 +268,34 @@ const KNOWN: &[&str] = &[
 ];
 
 impl Settings {
+    /// The key lifecycle's timings (see `keys::lifecycle::Schedule`).
+    pub fn key_schedule(&self) -> crate::keys::lifecycle::Schedule {
+        crate::keys::lifecycle::Schedule {
+            access_ttl: self.access_token_ttl,
+            rotation_interval: self.key_rotation_interval,
+            publish_ahead: self.key_publish_ahead,
+            sync_interval: self.key_sync_interval,
+            removal_leeway: self.key_removal_leeway,
+        }
+    }
+
+    /// The key lifecycle on `store`, with the key-encryption key from `key_encryption_key` or
+    /// the keys directory.
+    pub fn key_lifecycle(
+        &self,
+        store: std::sync::Arc<dyn crate::store::Store>,
+    ) -> anyhow::Result<crate::keys::lifecycle::KeyLifecycle> {
+        let kek = crate::keys::encryption::KeyEncryptionKey::resolve(
+            self.key_encryption_key.as_ref().map(|s| s.0.as_str()),
+            &self.keys_dir,
+        )?;
+        Ok(crate::keys::lifecycle::KeyLifecycle::new(
+            store,
+            kek,
+            self.key_schedule(),
+        ))
+    }
+
     /// Defaults, then `config` (TOML, unknown keys rejected), then `AUTH_*` variables.
     pub fn load(config: Option<&Path>) -> Result<Self, SettingsError> {
         Self::load_with(config, &Overrides::default())
@@ -508,6 +536,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn settings_refuse_timings_that_break_the_derivation() {
+        let valid = Settings::default();
+        assert!(valid.validate().is_ok());
+        assert_eq!(valid.key_schedule().jwks_max_age(), 300);
+        let too_short = Settings {
+            key_publish_ahead: 29,
+            ..Settings::default()
+        };
+        let err = too_short.validate().unwrap_err().to_string();
+        assert!(err.starts_with("AUTH_KEY_PUBLISH_AHEAD: "), "{err}");
+        let no_sync = Settings {
+            key_sync_interval: 0,
+            ..Settings::default()
+        };
+        assert!(no_sync.validate().is_err());
+        let rotating_faster_than_publishing = Settings {
+            key_rotation_interval: 60,
+            ..Settings::default()
+        };
+        let err = rotating_faster_than_publishing
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("AUTH_KEY_ROTATION_INTERVAL: "), "{err}");
+        let bad_kek = Settings {
+            key_encryption_key: Some(crate::settings::Secret("c2hvcnQ=".into())),
+            ..Settings::default()
+        };
+        let err = bad_kek.validate().unwrap_err().to_string();
+        assert!(err.starts_with("AUTH_KEY_ENCRYPTION_KEY: "), "{err}");
+        assert!(!err.contains("c2hvcnQ"), "the value is never echoed: {err}");
+        assert!(!format!("{bad_kek:?}").contains("c2hvcnQ"));
+        assert!(!bad_kek.to_masked_toml().contains("c2hvcnQ"));
+    }
+
+    #[test]
     fn debug_and_config_output_mask_the_store_password() {
         let settings = Settings {
             store: StoreUrl("redis://:hunter2-store-pw@redis.internal:6379/0".into()),
@@ -615,7 +679,7 @@ mod tests {
             ..Settings::default()
         };
         assert!(settings.validate().is_ok());
-        let schedule = crate::keys::lifecycle::Schedule::from_settings(&settings);
+        let schedule = settings.key_schedule();
         assert_eq!(schedule.removal_delay(), YEAR + HOUR + DAY);
         assert_eq!(schedule.jwks_max_age(), 300);
         // Debug builds panic on overflow: these sums must saturate instead.

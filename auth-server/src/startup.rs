@@ -13,7 +13,6 @@ use shared::serve::{self, ConnectionMetrics};
 use crate::grants::{Grants, Policy};
 use crate::http::{self, metrics::Metrics, AppState};
 use crate::keys::files;
-use crate::keys::lifecycle::KeyLifecycle;
 use crate::passwords::Passwords;
 use crate::settings::Settings;
 use crate::tokens::TokenIssuer;
@@ -45,7 +44,7 @@ impl Application {
         // `Settings::load` checked them already; settings built in code are checked here.
         settings.validate()?;
         let store = store::open(&settings.store.0).await?;
-        let key_lifecycle = KeyLifecycle::from_settings(&settings, store.clone())?;
+        let key_lifecycle = settings.key_lifecycle(store.clone())?;
         key_lifecycle
             .ensure(&settings.keys_dir, grants::now())
             .await
@@ -62,11 +61,8 @@ impl Application {
         let http_metrics = shared::telemetry::HttpMetrics::new(&registry, http::ROUTES)?;
         let connection_metrics = ConnectionMetrics::new(&registry)?;
         let passwords = {
-            let (workers, queue, metrics) = (
-                settings.password_workers(),
-                settings.password_queue,
-                metrics.clone(),
-            );
+            let metrics: Arc<dyn crate::passwords::PoolMetrics> = Arc::new(metrics.clone());
+            let (workers, queue) = (settings.password_workers(), settings.password_queue);
             tokio::task::spawn_blocking(move || Passwords::new(workers, queue, Some(metrics)))
                 .await??
         };

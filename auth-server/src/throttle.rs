@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use sha2::{Digest, Sha256};
 
-use crate::grants::TokenError;
+use crate::error::TokenError;
 use crate::store::{LoginSubject, SlotRelease, Store, StoreError};
 
 #[derive(Clone, Debug)]

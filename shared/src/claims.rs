@@ -123,17 +123,29 @@ impl AccessClaims {
         self.preferred_username.is_some()
     }
 
-    /// RFC 6750 §3.1 `insufficient_scope` when `needed` is not granted.
-    pub fn require_scope(&self, needed: &str) -> Result<(), crate::http::BearerError> {
+    /// [`MissingScope`] when `needed` is not granted; each integration answers it as its
+    /// protocol says (RFC 6750 §3.1 `insufficient_scope` over HTTP: see `http`).
+    pub fn require_scope(&self, needed: &str) -> Result<(), MissingScope> {
         if self.scope.contains(needed) {
             Ok(())
         } else {
-            Err(crate::http::BearerError::InsufficientScope {
+            Err(MissingScope {
                 needed: needed.to_owned(),
             })
         }
     }
 }
+
+/// A token lacks a scope that the resource needs.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the token lacks the scope {needed}")]
+pub struct MissingScope {
+    /// The scope the resource needs.
+    pub needed: String,
+}
+
+/// The `typ` header value of RFC 9068 access tokens.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 #[cfg(test)]
 mod tests {

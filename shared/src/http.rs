@@ -31,6 +31,21 @@ pub enum BearerError {
     NotAUser,
 }
 
+/// A missing scope is RFC 6750 §3.1 `insufficient_scope`.
+impl From<crate::claims::MissingScope> for BearerError {
+    fn from(missing: crate::claims::MissingScope) -> Self {
+        Self::InsufficientScope {
+            needed: missing.needed,
+        }
+    }
+}
+
+impl From<crate::claims::MissingScope> for BearerRefusal {
+    fn from(missing: crate::claims::MissingScope) -> Self {
+        Self::from(BearerError::from(missing))
+    }
+}
+
 impl BearerError {
     /// The one `WWW-Authenticate` value for this refusal.
     pub fn challenge(&self) -> String {

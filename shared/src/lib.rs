@@ -22,7 +22,7 @@
 //! impl Api {
 //!     #[oai(path = "/reports", method = "get")]
 //!     async fn reports(&self, token: Token) -> poem::Result<PlainText<String>> {
-//!         token.0.require_scope("reports:read").map_err(BearerError::into_poem)?;
+//!         token.0.require_scope("reports:read").map_err(|missing| BearerError::from(missing).into_poem())?;
 //!         Ok(PlainText(format!("reports for {}", token.0.sub)))
 //!     }
 //! }
@@ -45,8 +45,5 @@ pub mod telemetry;
 pub mod verifier;
 pub mod wire;
 
-pub use claims::{AccessClaims, Audience, Scope};
+pub use claims::{AccessClaims, Audience, MissingScope, Scope, ACCESS_TOKEN_TYP};
 pub use verifier::{KeySetState, Verifier, VerifierConfig, VerifyError};
-
-/// The `typ` header value of RFC 9068 access tokens.
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use auth_server::keys::encryption::KeyEncryptionKey;
-use auth_server::keys::lifecycle::{KeyLifecycle, Schedule};
+use auth_server::keys::lifecycle::KeyLifecycle;
 use system_tests::{metric_value, private_redis, shared_redis, TestAuth, TestResource};
 
 /// `AUTH_KEY_SYNC_INTERVAL` of these tests: replicas go unready after three of them.
@@ -43,7 +43,7 @@ async fn replica_that_cannot_read_the_keys_is_drained_then_recovers(auth: TestAu
     let stranger = KeyLifecycle::new(
         auth.store.clone(),
         KeyEncryptionKey::from_bytes(&[0x5a; 32]).unwrap(),
-        Schedule::from_settings(&auth.settings),
+        auth.settings.key_schedule(),
     );
     stranger
         .revoke(&revoked, auth_server::grants::now())

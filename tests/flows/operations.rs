@@ -874,11 +874,9 @@ async fn logs_of_a_full_run_at_debug_level_carry_no_password_secret_token_or_key
         keys_dir: keys_dir.clone(),
         ..auth_server::Settings::default()
     };
-    let keys = auth_server::keys::lifecycle::KeyLifecycle::from_settings(
-        &settings,
-        auth_server::store::open(&store_url).await.unwrap(),
-    )
-    .unwrap();
+    let keys = settings
+        .key_lifecycle(auth_server::store::open(&store_url).await.unwrap())
+        .unwrap();
     let mut n_private_keys = 0;
     for record in keys.list().await.unwrap() {
         let Ok(der) = keys.private_key(&record.kid).await else {

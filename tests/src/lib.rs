@@ -356,11 +356,7 @@ impl TestAuth {
     /// The signing-key lifecycle on this server's store, with its key-encryption key, as the
     /// CLI works on it.
     pub fn key_lifecycle(&self) -> auth_server::keys::lifecycle::KeyLifecycle {
-        auth_server::keys::lifecycle::KeyLifecycle::from_settings(
-            &self.settings,
-            self.store.clone(),
-        )
-        .unwrap()
+        self.settings.key_lifecycle(self.store.clone()).unwrap()
     }
 
     /// The kid of the key the store has active.

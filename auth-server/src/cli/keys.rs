@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 
-use crate::keys::lifecycle::{KeyLifecycle, Rotation};
+use crate::keys::lifecycle::Rotation;
 use crate::store::KeyRevocation;
 use crate::Settings;
 
@@ -24,7 +24,7 @@ pub enum KeysCommand {
 
 pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
     let store = crate::store::open(&settings.store.0).await?;
-    let keys = KeyLifecycle::from_settings(settings, store)?;
+    let keys = settings.key_lifecycle(store)?;
     let now = crate::grants::now();
     keys.ensure(&settings.keys_dir, now).await?;
     match command {

@@ -162,7 +162,7 @@ impl<E: Endpoint> Endpoint for OAuthErrorShapeEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
-        let allow = super::limits::allowed_methods(req.uri().path());
+        let allow = super::allowed_methods(req.uri().path());
         let err = match self.inner.call(req).await {
             Ok(output) => return Ok(output.into_response()),
             Err(err) => err,

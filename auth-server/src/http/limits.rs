@@ -117,14 +117,6 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     }
 }
 
-/// RFC 9110 §15.5.6: a 405 names the methods the resource has.
-pub fn allowed_methods(path: &str) -> &'static str {
-    match path {
-        "/token" | "/revoke" | "/introspect" => "POST",
-        _ => "GET",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,11 +128,5 @@ mod tests {
         assert_eq!(form_field_count(b"a=1&b=2&&c"), 3);
         assert_eq!(form_field_count(b"&&&"), 0);
         assert_eq!(form_field_count("a=1&".repeat(40).as_bytes()), 40);
-    }
-
-    #[test]
-    fn a_405_names_the_methods_of_its_path() {
-        assert_eq!(allowed_methods("/token"), "POST");
-        assert_eq!(allowed_methods("/.well-known/jwks.json"), "GET");
     }
 }

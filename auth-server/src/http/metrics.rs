@@ -117,3 +117,14 @@ pub fn render(Data(registry): Data<&Registry>) -> impl IntoResponse {
     shared::telemetry::render(registry)
         .with_content_type("text/plain; version=0.0.4; charset=utf-8")
 }
+
+/// The password pool's reports land in the gauges and histogram above.
+impl crate::passwords::PoolMetrics for Metrics {
+    fn queue_depth_changed(&self, delta: i64) {
+        self.password_queue_depth.add(delta);
+    }
+
+    fn waited(&self, seconds: f64) {
+        self.password_wait_seconds.observe(seconds);
+    }
+}

@@ -71,6 +71,14 @@ pub const ROUTES: &[&str] = &[
     "/openapi.json",
 ];
 
+/// RFC 9110 §15.5.6: a 405 names the methods the resource has.
+pub fn allowed_methods(path: &str) -> &'static str {
+    match path {
+        "/token" | "/revoke" | "/introspect" => "POST",
+        _ => "GET",
+    }
+}
+
 pub fn api(
     state: &Arc<AppState>,
 ) -> OpenApiService<
@@ -138,4 +146,15 @@ pub fn app(
         .at("/metrics", get(metrics::render).data(registry))
         .with(cors)
         .with(shared::telemetry::RequestLog::new(http_metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_405_names_the_methods_of_its_path() {
+        assert_eq!(allowed_methods("/token"), "POST");
+        assert_eq!(allowed_methods("/.well-known/jwks.json"), "GET");
+    }
 }

@@ -50,7 +50,6 @@ use zeroize::Zeroizing;
 
 use super::encryption::KeyEncryptionKey;
 use super::{files, KeyRing, PublishedKey, SigningKey};
-use crate::settings::Settings;
 use crate::store::{KeyRevocation, KeyState, SigningKeyRecord, Store};
 
 /// The longest the JWKS may be cached, whatever the schedule allows.
@@ -68,16 +67,6 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    pub fn from_settings(settings: &Settings) -> Self {
-        Self {
-            access_ttl: settings.access_token_ttl,
-            rotation_interval: settings.key_rotation_interval,
-            publish_ahead: settings.key_publish_ahead,
-            sync_interval: settings.key_sync_interval,
-            removal_leeway: settings.key_removal_leeway,
-        }
-    }
-
     /// The JWKS `Cache-Control: max-age`: `min(300, P − 2·S)`, at least 1 (see the module doc).
     pub fn jwks_max_age(&self) -> u64 {
         self.publish_ahead
@@ -170,15 +159,6 @@ impl KeyLifecycle {
             last_read: Mutex::new(Instant::now()),
             stale_reported: AtomicBool::new(false),
         }
-    }
-
-    /// The lifecycle of the configured store, with the KEK from the settings or the keys dir.
-    pub fn from_settings(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
-        let kek = KeyEncryptionKey::resolve(
-            settings.key_encryption_key.as_ref().map(|s| s.0.as_str()),
-            &settings.keys_dir,
-        )?;
-        Ok(Self::new(store, kek, Schedule::from_settings(settings)))
     }
 
     pub fn schedule(&self) -> &Schedule {
@@ -467,42 +447,6 @@ mod tests {
             ..schedule()
         };
         assert_eq!(short.jwks_max_age(), 1);
-    }
-
-    #[test]
-    fn settings_refuse_timings_that_break_the_derivation() {
-        let valid = Settings::default();
-        assert!(valid.validate().is_ok());
-        assert_eq!(Schedule::from_settings(&valid).jwks_max_age(), 300);
-        let too_short = Settings {
-            key_publish_ahead: 29,
-            ..Settings::default()
-        };
-        let err = too_short.validate().unwrap_err().to_string();
-        assert!(err.starts_with("AUTH_KEY_PUBLISH_AHEAD: "), "{err}");
-        let no_sync = Settings {
-            key_sync_interval: 0,
-            ..Settings::default()
-        };
-        assert!(no_sync.validate().is_err());
-        let rotating_faster_than_publishing = Settings {
-            key_rotation_interval: 60,
-            ..Settings::default()
-        };
-        let err = rotating_faster_than_publishing
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("AUTH_KEY_ROTATION_INTERVAL: "), "{err}");
-        let bad_kek = Settings {
-            key_encryption_key: Some(crate::settings::Secret("c2hvcnQ=".into())),
-            ..Settings::default()
-        };
-        let err = bad_kek.validate().unwrap_err().to_string();
-        assert!(err.starts_with("AUTH_KEY_ENCRYPTION_KEY: "), "{err}");
-        assert!(!err.contains("c2hvcnQ"), "the value is never echoed: {err}");
-        assert!(!format!("{bad_kek:?}").contains("c2hvcnQ"));
-        assert!(!bad_kek.to_masked_toml().contains("c2hvcnQ"));
     }
 
     #[test]

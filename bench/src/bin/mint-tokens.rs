@@ -10,7 +10,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
-use auth_server::keys::lifecycle::KeyLifecycle;
 use auth_server::keys::KeyRing;
 use auth_server::tokens::{Subject, TokenIssuer, UserProfile};
 use benchmarks::now;
@@ -115,7 +114,7 @@ fn server_keys(keys_dir: Option<PathBuf>) -> anyhow::Result<KeyRing> {
         .build()?;
     runtime.block_on(async {
         let store = auth_server::store::open(&settings.store.0).await?;
-        let lifecycle = KeyLifecycle::from_settings(&settings, store)?;
+        let lifecycle = settings.key_lifecycle(store)?;
         lifecycle.load(now()).await
     })
 }

@@ -441,7 +441,7 @@ impl Verifier {
             return Err(VerifyError::UnsupportedAlgorithm);
         }
         let typ_ok = header.typ.as_deref().is_some_and(|typ| {
-            typ.eq_ignore_ascii_case(crate::ACCESS_TOKEN_TYP)
+            typ.eq_ignore_ascii_case(crate::claims::ACCESS_TOKEN_TYP)
                 || typ.eq_ignore_ascii_case("application/at+jwt")
         });
         if !typ_ok {
