@@ -73,6 +73,15 @@ impl Deployment {
         run.stdout
     }
 
+    /// `auth-server user add NAME --password-stdin [--scope SCOPE]`, which must succeed.
+    async fn add_user(&self, name: &str, password: &str, scope: &str) {
+        let mut args = vec!["user", "add", name, "--password-stdin"];
+        if !scope.is_empty() {
+            args.extend(["--scope", scope]);
+        }
+        self.ok(&args, password).await;
+    }
+
     /// A command that must fail with exit status 1 and one line of error; that line.
     async fn fails(&self, args: &[&str], stdin: &str) -> String {
         let run = self.cli(args, stdin).await;
@@ -144,6 +153,42 @@ impl Deployment {
         response.json().await.unwrap()
     }
 
+    /// The session of `tokens` (issued through the default public client) has ended: its
+    /// refresh token answers `invalid_grant` and neither token is active at introspection.
+    async fn assert_ended(&self, tokens: &TokenResponse, why: &str) {
+        let refreshed = self.refresh(As::NoClient, refresh_token_of(tokens)).await;
+        assert_eq!(
+            status_and_error(refreshed).await,
+            (400, "invalid_grant".to_owned()),
+            "refresh: {why}"
+        );
+        assert_eq!(
+            self.introspect(refresh_token_of(tokens)).await,
+            inactive(),
+            "refresh token: {why}"
+        );
+        assert_eq!(
+            self.introspect(&tokens.access_token).await,
+            inactive(),
+            "access token: {why}"
+        );
+    }
+
+    /// Both tokens of `tokens` are active at introspection; nothing is used up.
+    async fn assert_active(&self, tokens: &TokenResponse, why: &str) {
+        for token in [tokens.access_token.as_str(), refresh_token_of(tokens)] {
+            assert_eq!(self.introspect(token).await["active"], true, "{why}");
+        }
+    }
+
+    /// The session of `tokens` stands: both tokens are active and the refresh token refreshes
+    /// (which uses it up).
+    async fn assert_alive(&self, tokens: &TokenResponse, why: &str) {
+        self.assert_active(tokens, why).await;
+        let refreshed = self.refresh(As::NoClient, refresh_token_of(tokens)).await;
+        assert_eq!(refreshed.status(), 200, "refresh: {why}");
+    }
+
     async fn client_credentials(&self, id: &str, secret: &str) -> reqwest::Response {
         self.client_credentials_as(As::Basic(id, secret)).await
     }
@@ -192,19 +237,7 @@ fn inactive() -> Value {
 
 /// Users alice and bob, each logged in through the default public client.
 async fn two_users_logged_in(deployment: &Deployment) -> (TokenResponse, TokenResponse) {
-    deployment
-        .ok(
-            &[
-                "user",
-                "add",
-                "alice",
-                "--password-stdin",
-                "--scope",
-                "read",
-            ],
-            "alice-pw-1",
-        )
-        .await;
+    deployment.add_user("alice", "alice-pw-1", "read").await;
     deployment
         .ok(
             &["user", "add", "bob", "--password-stdin", "--scope", "read"],
@@ -216,16 +249,39 @@ async fn two_users_logged_in(deployment: &Deployment) -> (TokenResponse, TokenRe
     (alice, bob)
 }
 
+/// User alice, logged in through `web`, a confidential client with the password and
+/// refresh_token grants and the secret [`WEB_SECRET`].
+async fn alice_through_web(deployment: &Deployment) -> TokenResponse {
+    deployment
+        .ok(&["user", "add", "alice", "--password-stdin"], "alice-pw-1")
+        .await;
+    deployment
+        .ok(
+            &[
+                "client",
+                "add",
+                "web",
+                "--secret-stdin",
+                "--grant",
+                "password",
+                "--grant",
+                "refresh_token",
+            ],
+            WEB_SECRET,
+        )
+        .await;
+    deployment
+        .login(As::Basic("web", WEB_SECRET), "alice", "alice-pw-1")
+        .await
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. User changes end sessions
 
 async fn a_new_password_ends_every_session_of_the_user(backend: Backend) {
     let deployment = deploy(backend, |_| {}).await;
     let (alice, bob) = two_users_logged_in(&deployment).await;
-    assert_eq!(
-        deployment.introspect(&alice.access_token).await["active"],
-        true
-    );
+    deployment.assert_active(&alice, "before the change").await;
 
     deployment
         .ok(
@@ -233,38 +289,12 @@ async fn a_new_password_ends_every_session_of_the_user(backend: Backend) {
             "alice-pw-2",
         )
         .await;
-
-    assert_eq!(
-        status_and_error(
-            deployment
-                .refresh(As::NoClient, refresh_token_of(&alice))
-                .await
-        )
-        .await,
-        (400, "invalid_grant".to_owned()),
-        "a refresh token issued before the change no longer rotates"
-    );
-    assert_eq!(
-        deployment.introspect(refresh_token_of(&alice)).await,
-        inactive()
-    );
-    assert_eq!(
-        deployment.introspect(&alice.access_token).await,
-        inactive(),
-        "an access token issued before the change is inactive (RFC 7662 §2.2)"
-    );
-    assert_eq!(
-        deployment
-            .refresh(As::NoClient, refresh_token_of(&bob))
-            .await
-            .status(),
-        200,
-        "another user's session is untouched"
-    );
-    assert_eq!(
-        deployment.introspect(&bob.access_token).await["active"],
-        true
-    );
+    deployment
+        .assert_ended(&alice, "issued before the new password (RFC 7662 §2.2)")
+        .await;
+    deployment
+        .assert_alive(&bob, "another user's session is untouched")
+        .await;
 
     assert_eq!(
         deployment
@@ -278,18 +308,12 @@ async fn a_new_password_ends_every_session_of_the_user(backend: Backend) {
         claims_of(&fresh.access_token)["iat"].as_u64().unwrap() <= unix_now(),
         "no iat in the future, which verifiers refuse (RFC 7519 §4.1.6)"
     );
-    assert_eq!(
-        deployment.introspect(&fresh.access_token).await["active"],
-        true,
-        "a token issued after the change, even within the same second, is active"
-    );
-    assert_eq!(
-        deployment
-            .refresh(As::NoClient, refresh_token_of(&fresh))
-            .await
-            .status(),
-        200
-    );
+    deployment
+        .assert_alive(
+            &fresh,
+            "issued after the change, even within the same second",
+        )
+        .await;
 }
 
 async fn disabling_ends_sessions_and_enabling_does_not_revive_them(backend: Backend) {
@@ -297,43 +321,21 @@ async fn disabling_ends_sessions_and_enabling_does_not_revive_them(backend: Back
     let (alice, bob) = two_users_logged_in(&deployment).await;
 
     deployment.ok(&["user", "disable", "alice"], "").await;
-    assert_eq!(
-        deployment
-            .refresh(As::NoClient, refresh_token_of(&alice))
-            .await
-            .status(),
-        400
-    );
-    assert_eq!(deployment.introspect(&alice.access_token).await, inactive());
-
+    deployment
+        .assert_ended(&alice, "the user is disabled")
+        .await;
     deployment.ok(&["user", "enable", "alice"], "").await;
-    assert_eq!(
-        status_and_error(
-            deployment
-                .refresh(As::NoClient, refresh_token_of(&alice))
-                .await
-        )
-        .await,
-        (400, "invalid_grant".to_owned()),
-        "enable does not bring back the families that disable ended"
-    );
-    assert_eq!(
-        deployment.introspect(refresh_token_of(&alice)).await,
-        inactive()
-    );
-    assert_eq!(deployment.introspect(&alice.access_token).await, inactive());
+    deployment
+        .assert_ended(&alice, "enable does not bring back what disable ended")
+        .await;
+
     let again = deployment.login(As::NoClient, "alice", "alice-pw-1").await;
-    assert_eq!(
-        deployment.introspect(&again.access_token).await["active"],
-        true
-    );
-    assert_eq!(
-        deployment
-            .refresh(As::NoClient, refresh_token_of(&bob))
-            .await
-            .status(),
-        200
-    );
+    deployment
+        .assert_alive(&again, "a login after enable")
+        .await;
+    deployment
+        .assert_alive(&bob, "another user's session is untouched")
+        .await;
 }
 
 async fn a_username_removed_and_added_again_is_a_new_account(backend: Backend) {
@@ -348,59 +350,23 @@ async fn a_username_removed_and_added_again_is_a_new_account(backend: Backend) {
             .status(),
         400
     );
+    deployment.add_user("alice", "alice-pw-1", "read").await;
     deployment
-        .ok(
-            &[
-                "user",
-                "add",
-                "alice",
-                "--password-stdin",
-                "--scope",
-                "read",
-            ],
-            "alice-pw-1",
+        .assert_ended(
+            &alice,
+            "the old account's tokens never speak for the new one",
         )
         .await;
-    assert_eq!(
-        status_and_error(
-            deployment
-                .refresh(As::NoClient, refresh_token_of(&alice))
-                .await
-        )
-        .await,
-        (400, "invalid_grant".to_owned()),
-        "the old account's families never mint for the new one"
-    );
-    assert_eq!(
-        deployment.introspect(refresh_token_of(&alice)).await,
-        inactive()
-    );
-    assert_eq!(
-        deployment.introspect(&alice.access_token).await,
-        inactive(),
-        "nor do its access tokens speak for it"
-    );
     let new_account = deployment.login(As::NoClient, "alice", "alice-pw-1").await;
-    assert_eq!(
-        deployment.introspect(&new_account.access_token).await["active"],
-        true
-    );
+    deployment
+        .assert_alive(&new_account, "the new account's own tokens")
+        .await;
 }
 
 async fn narrowed_scopes_take_effect_at_the_next_refresh(backend: Backend) {
     let deployment = deploy(backend, |_| {}).await;
     deployment
-        .ok(
-            &[
-                "user",
-                "add",
-                "alice",
-                "--password-stdin",
-                "--scope",
-                "read write admin",
-            ],
-            "alice-pw-1",
-        )
+        .add_user("alice", "alice-pw-1", "read write admin")
         .await;
     deployment
         .ok(
@@ -504,27 +470,7 @@ async fn narrowed_scopes_take_effect_at_the_next_refresh(backend: Backend) {
 
 async fn removing_a_client_ends_its_families_even_when_added_again(backend: Backend) {
     let deployment = deploy(backend, |_| {}).await;
-    deployment
-        .ok(&["user", "add", "alice", "--password-stdin"], "alice-pw-1")
-        .await;
-    deployment
-        .ok(
-            &[
-                "client",
-                "add",
-                "web",
-                "--secret-stdin",
-                "--grant",
-                "password",
-                "--grant",
-                "refresh_token",
-            ],
-            WEB_SECRET,
-        )
-        .await;
-    let tokens = deployment
-        .login(As::Basic("web", WEB_SECRET), "alice", "alice-pw-1")
-        .await;
+    let tokens = alice_through_web(&deployment).await;
     assert_eq!(
         status_and_error(
             deployment
@@ -735,19 +681,7 @@ async fn a_rotated_secret_overlaps_then_stops(backend: Backend) {
 
 async fn every_client_id_names_a_registered_client(backend: Backend) {
     let deployment = deploy(backend, |_| {}).await;
-    deployment
-        .ok(
-            &[
-                "user",
-                "add",
-                "alice",
-                "--password-stdin",
-                "--scope",
-                "read",
-            ],
-            "alice-pw-1",
-        )
-        .await;
+    deployment.add_user("alice", "alice-pw-1", "read").await;
     deployment
         .ok(
             &[
@@ -988,27 +922,7 @@ async fn a_client_learns_only_about_its_own_tokens_rfc7662_4(backend: Backend) {
     );
 
     // A user's tokens through a confidential client: that client may see them.
-    deployment
-        .ok(&["user", "add", "alice", "--password-stdin"], "alice-pw-1")
-        .await;
-    deployment
-        .ok(
-            &[
-                "client",
-                "add",
-                "web",
-                "--secret-stdin",
-                "--grant",
-                "password",
-                "--grant",
-                "refresh_token",
-            ],
-            WEB_SECRET,
-        )
-        .await;
-    let user_tokens = deployment
-        .login(As::Basic("web", WEB_SECRET), "alice", "alice-pw-1")
-        .await;
+    let user_tokens = alice_through_web(&deployment).await;
     for token in [
         user_tokens.access_token.as_str(),
         refresh_token_of(&user_tokens),
