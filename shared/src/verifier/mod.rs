@@ -18,7 +18,9 @@
 //! them, with the key set's size and age read at scrape time.
 
 mod cache;
+mod config;
 mod discovery;
+mod error;
 mod jws;
 mod keys;
 
@@ -32,156 +34,18 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use url::Url;
 
+pub use config::{
+    VerifierConfig, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_CAPACITY,
+};
 pub use discovery::{freshness, metadata_url, parse_max_age, FetchError};
+pub use error::VerifyError;
 pub use keys::KeySet;
 
 use cache::{Lookup, TokenCache};
+use error::Outcome;
 use jws::{Header, Parts, Rules};
 
 use crate::claims::AccessClaims;
-
-/// Longest bearer token the verifier parses unless configured otherwise: RFC 9068 tokens are a
-/// few hundred bytes to a couple of kilobytes.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-/// Verified tokens remembered unless configured otherwise: about 1 KiB each.
-pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 4096;
-
-/// How long a key set may stay in use past its freshness unless configured otherwise: a day
-/// of issuer outage is served, a key revoked before it is not trusted for longer.
-pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
-
-/// Where the keys come from and what a token must say.
-#[derive(Clone, Debug)]
-pub struct VerifierConfig {
-    /// Expected `iss`; also where the metadata is found unless `jwks_url` is set.
-    pub issuer: Url,
-    /// Expected member of `aud`.
-    pub audience: String,
-    /// Skips discovery when set.
-    pub jwks_url: Option<Url>,
-    /// Clock skew allowed on `exp` and `nbf`; capped at 60 seconds.
-    pub leeway: Duration,
-    /// Bounds on how long a fetched key set counts as fresh, whatever `Cache-Control` says.
-    pub min_refresh: Duration,
-    pub max_refresh: Duration,
-    /// At most one fetch per this interval is caused by tokens naming an unknown `kid`.
-    pub unknown_kid_cooldown: Duration,
-    /// Wait between attempts while the issuer cannot be reached.
-    pub retry_interval: Duration,
-    /// Longer tokens are refused before any parsing.
-    pub max_token_bytes: usize,
-    /// Timeout of one metadata or JWKS request.
-    pub fetch_timeout: Duration,
-    /// Verified tokens remembered (by SHA-256) until they expire or the keys change; 0: none.
-    pub token_cache_capacity: usize,
-    /// How long a fetched key set may be used past its freshness while no fetch succeeds;
-    /// then every token is refused with [`VerifyError::KeysUnavailable`]. `None`: no bound.
-    /// Keys given to [`Verifier::with_keys`] have no freshness and are never refused.
-    pub max_stale: Option<Duration>,
-}
-
-impl VerifierConfig {
-    pub fn new(issuer: Url, audience: impl Into<String>) -> Self {
-        Self {
-            issuer,
-            audience: audience.into(),
-            jwks_url: None,
-            leeway: Duration::from_secs(30),
-            min_refresh: Duration::from_secs(30),
-            max_refresh: Duration::from_secs(3600),
-            unknown_kid_cooldown: Duration::from_secs(10),
-            retry_interval: Duration::from_secs(2),
-            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
-            fetch_timeout: Duration::from_secs(5),
-            token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
-            max_stale: Some(DEFAULT_MAX_STALE),
-        }
-    }
-}
-
-/// Why a token was refused. The `Display` text is safe to send as `error_description`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum VerifyError {
-    #[error("the token is not a well-formed JWT")]
-    Malformed,
-    #[error("the token is too large")]
-    TooLarge,
-    #[error("only RS256 is accepted")]
-    UnsupportedAlgorithm,
-    #[error("the token is not an access token (typ must be at+jwt)")]
-    WrongType,
-    #[error("the token names no key")]
-    MissingKid,
-    #[error("the token names an unknown key")]
-    UnknownKid,
-    #[error("the signature does not verify")]
-    BadSignature,
-    #[error("the token has expired")]
-    Expired,
-    #[error("the token is not valid yet")]
-    NotYetValid,
-    #[error("the token was issued by another issuer")]
-    WrongIssuer,
-    #[error("the token is meant for another audience")]
-    WrongAudience,
-    #[error("the token lacks a required claim")]
-    MissingClaim,
-    #[error("the token uses a critical header extension that is not understood")]
-    UnknownCritical,
-    /// Not the client's fault: no key set could be fetched yet, or the one held has been stale
-    /// for longer than [`VerifierConfig::max_stale`].
-    #[error("the issuer's signing keys are not available")]
-    KeysUnavailable,
-}
-
-/// The `outcome` label values of `token_verifications_total`, indexed by [`outcome_index`].
-const OUTCOMES: [&str; 15] = [
-    "ok",
-    "malformed",
-    "too_large",
-    "unsupported_algorithm",
-    "wrong_type",
-    "missing_kid",
-    "unknown_kid",
-    "bad_signature",
-    "expired",
-    "not_yet_valid",
-    "wrong_issuer",
-    "wrong_audience",
-    "missing_claim",
-    "unknown_critical",
-    "keys_unavailable",
-];
-
-fn outcome_index(result: &Result<AccessClaims, VerifyError>) -> usize {
-    match result {
-        Ok(_) => 0,
-        Err(VerifyError::Malformed) => 1,
-        Err(VerifyError::TooLarge) => 2,
-        Err(VerifyError::UnsupportedAlgorithm) => 3,
-        Err(VerifyError::WrongType) => 4,
-        Err(VerifyError::MissingKid) => 5,
-        Err(VerifyError::UnknownKid) => 6,
-        Err(VerifyError::BadSignature) => 7,
-        Err(VerifyError::Expired) => 8,
-        Err(VerifyError::NotYetValid) => 9,
-        Err(VerifyError::WrongIssuer) => 10,
-        Err(VerifyError::WrongAudience) => 11,
-        Err(VerifyError::MissingClaim) => 12,
-        Err(VerifyError::UnknownCritical) => 13,
-        Err(VerifyError::KeysUnavailable) => 14,
-    }
-}
-
-impl VerifyError {
-    /// A short snake_case name (`bad_signature`, `expired`, …): the `outcome` label of
-    /// `token_verifications_total`, and safe to log.
-    pub fn name(&self) -> &'static str {
-        OUTCOMES[outcome_index(&Err(self.clone()))]
-    }
-}
 
 /// What the verifier knows about its keys, for readiness and metrics.
 #[derive(Clone, Debug)]
@@ -234,9 +98,10 @@ struct Inner {
 
 /// What the verifier counts, created once so that counting allocates nothing and takes no lock.
 struct Counters {
-    /// `token_verifications_total{outcome}`; `by_outcome[i]` is its child for `OUTCOMES[i]`.
+    /// `token_verifications_total{outcome}`; `by_outcome[i]` is its child for the outcome at
+    /// index `i` (see [`Outcome::index`]).
     verifications: IntCounterVec,
-    by_outcome: [IntCounter; OUTCOMES.len()],
+    by_outcome: [IntCounter; Outcome::COUNT],
     fetches: IntCounter,
     fetch_failures: IntCounter,
     cache_hits: IntCounter,
@@ -252,7 +117,11 @@ impl Counters {
             &["outcome"],
         )?;
         // Every outcome is exported from the start, at 0, so that rates need no absent() guard.
-        let by_outcome = OUTCOMES.map(|outcome| verifications.with_label_values(&[outcome]));
+        let mut outcomes = Outcome::all();
+        let by_outcome = std::array::from_fn(|_| {
+            let label = outcomes.next().map_or("", |outcome| outcome.label());
+            verifications.with_label_values(&[label])
+        });
         Ok(Self {
             verifications,
             by_outcome,
@@ -394,7 +263,14 @@ impl Verifier {
     /// is counted in `token_verifications_total` by outcome.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let result = self.check(token).await;
-        self.inner.counters.by_outcome[outcome_index(&result)].inc();
+        if let Some(counter) = self
+            .inner
+            .counters
+            .by_outcome
+            .get(Outcome::of(&result).index())
+        {
+            counter.inc();
+        }
         result
     }
 
@@ -682,22 +558,6 @@ mod metrics_tests {
 
     fn scrape(registry: &Registry) -> String {
         crate::telemetry::render(registry)
-    }
-
-    #[test]
-    fn outcome_names_are_distinct_snake_case() {
-        let mut names = OUTCOMES.to_vec();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), OUTCOMES.len());
-        for name in OUTCOMES {
-            assert!(
-                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-                "{name}"
-            );
-        }
-        assert_eq!(VerifyError::BadSignature.name(), "bad_signature");
-        assert_eq!(VerifyError::KeysUnavailable.name(), "keys_unavailable");
     }
 
     #[tokio::test]
