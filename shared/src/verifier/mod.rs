@@ -23,15 +23,14 @@ mod discovery;
 mod error;
 mod jws;
 mod keys;
+mod metrics;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::Registry;
 use url::Url;
 
 pub use config::{
@@ -42,8 +41,8 @@ pub use error::VerifyError;
 pub use keys::KeySet;
 
 use cache::{Lookup, TokenCache};
-use error::Outcome;
 use jws::{Header, Parts, Rules};
+use metrics::{Counters, VerifierCollector};
 
 use crate::claims::AccessClaims;
 
@@ -94,51 +93,6 @@ struct Inner {
     /// fetched set is installed. One log line per outage, not one per refused request.
     stale_reported: AtomicBool,
     counters: Counters,
-}
-
-/// What the verifier counts, created once so that counting allocates nothing and takes no lock.
-struct Counters {
-    /// `token_verifications_total{outcome}`; `by_outcome[i]` is its child for the outcome at
-    /// index `i` (see [`Outcome::index`]).
-    verifications: IntCounterVec,
-    by_outcome: [IntCounter; Outcome::COUNT],
-    fetches: IntCounter,
-    fetch_failures: IntCounter,
-    cache_hits: IntCounter,
-}
-
-impl Counters {
-    fn new() -> prometheus::Result<Self> {
-        let verifications = IntCounterVec::new(
-            Opts::new(
-                "token_verifications_total",
-                "Access token verifications by outcome (ok or why the token was refused)",
-            ),
-            &["outcome"],
-        )?;
-        // Every outcome is exported from the start, at 0, so that rates need no absent() guard.
-        let mut outcomes = Outcome::all();
-        let by_outcome = std::array::from_fn(|_| {
-            let label = outcomes.next().map_or("", |outcome| outcome.label());
-            verifications.with_label_values(&[label])
-        });
-        Ok(Self {
-            verifications,
-            by_outcome,
-            fetches: IntCounter::new(
-                "jwks_fetches_total",
-                "Attempts to fetch the issuer's metadata and key set",
-            )?,
-            fetch_failures: IntCounter::new(
-                "jwks_fetch_failures_total",
-                "Key set fetch attempts that failed",
-            )?,
-            cache_hits: IntCounter::new(
-                "token_cache_hits_total",
-                "Verifications answered from the cache of verified tokens",
-            )?,
-        })
-    }
 }
 
 #[derive(Default)]
@@ -251,7 +205,10 @@ impl Verifier {
     /// `jwks_fresh_for_seconds`, read at scrape time (age above fresh-for: the keys are stale).
     /// The registry holds no strong reference: it does not keep the verifier alive.
     pub fn register_metrics(&self, registry: &Registry) -> prometheus::Result<()> {
-        registry.register(Box::new(VerifierCollector::new(self)?))
+        let inner = Arc::downgrade(&self.inner);
+        let state = Box::new(move || inner.upgrade().map(|inner| Verifier { inner }.state()));
+        let collector = VerifierCollector::new(&self.inner.counters, state)?;
+        registry.register(Box::new(collector))
     }
 
     /// Fetches the key set now, whatever its freshness.
@@ -263,14 +220,7 @@ impl Verifier {
     /// is counted in `token_verifications_total` by outcome.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let result = self.check(token).await;
-        if let Some(counter) = self
-            .inner
-            .counters
-            .by_outcome
-            .get(Outcome::of(&result).index())
-        {
-            counter.inc();
-        }
+        self.inner.counters.count(&result);
         result
     }
 
@@ -466,177 +416,6 @@ async fn refresh_loop(inner: Weak<Inner>) {
             }
         };
         tokio::time::sleep(wait.max(Duration::from_millis(200))).await;
-    }
-}
-
-/// Exports the verifier's counters, and its key set's size and age as read at scrape time.
-struct VerifierCollector {
-    inner: Weak<Inner>,
-    verifications: IntCounterVec,
-    fetches: IntCounter,
-    fetch_failures: IntCounter,
-    cache_hits: IntCounter,
-    /// Set from the verifier's state in `collect`, then exported.
-    n_keys: IntGauge,
-    age: Gauge,
-    fresh_for: Gauge,
-    descs: Vec<Desc>,
-}
-
-impl VerifierCollector {
-    fn new(verifier: &Verifier) -> prometheus::Result<Self> {
-        let counters = &verifier.inner.counters;
-        let n_keys = IntGauge::new("jwks_keys", "Verification keys in the key set in use")?;
-        let age = Gauge::new(
-            "jwks_age_seconds",
-            "Time since the key set in use was fetched; -1 before the first successful fetch",
-        )?;
-        let fresh_for = Gauge::new(
-            "jwks_fresh_for_seconds",
-            "How long the key set in use counts as fresh (its max-age, clamped); older is stale",
-        )?;
-        let descs = [
-            counters.verifications.desc(),
-            counters.fetches.desc(),
-            counters.fetch_failures.desc(),
-            counters.cache_hits.desc(),
-            n_keys.desc(),
-            age.desc(),
-            fresh_for.desc(),
-        ]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
-        Ok(Self {
-            inner: Arc::downgrade(&verifier.inner),
-            verifications: counters.verifications.clone(),
-            fetches: counters.fetches.clone(),
-            fetch_failures: counters.fetch_failures.clone(),
-            cache_hits: counters.cache_hits.clone(),
-            n_keys,
-            age,
-            fresh_for,
-            descs,
-        })
-    }
-}
-
-impl Collector for VerifierCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let mut families = self.verifications.collect();
-        families.extend(self.fetches.collect());
-        families.extend(self.fetch_failures.collect());
-        families.extend(self.cache_hits.collect());
-        if let Some(inner) = self.inner.upgrade() {
-            let state = Verifier { inner }.state();
-            self.n_keys
-                .set(i64::try_from(state.n_keys).unwrap_or(i64::MAX));
-            self.age
-                .set(state.age.map_or(-1.0, |age| age.as_secs_f64()));
-            self.fresh_for.set(state.fresh_for.as_secs_f64());
-            families.extend(self.n_keys.collect());
-            families.extend(self.age.collect());
-            families.extend(self.fresh_for.collect());
-        }
-        families
-    }
-}
-
-#[cfg(test)]
-mod metrics_tests {
-    use super::*;
-
-    fn verifier() -> Verifier {
-        let config = VerifierConfig::new(Url::parse("http://127.0.0.1:9").unwrap(), "api");
-        Verifier::new(config).unwrap()
-    }
-
-    fn scrape(registry: &Registry) -> String {
-        crate::telemetry::render(registry)
-    }
-
-    #[tokio::test]
-    async fn verifications_are_counted_by_outcome_and_keys_read_at_scrape_time() {
-        let verifier = verifier();
-        let registry = Registry::new();
-        verifier.register_metrics(&registry).unwrap();
-        let before = scrape(&registry);
-        assert!(
-            before.contains("token_verifications_total{outcome=\"ok\"} 0"),
-            "{before}"
-        );
-        assert!(before.contains("jwks_keys 0"), "{before}");
-        assert!(before.contains("jwks_age_seconds -1"), "{before}");
-        assert!(before.contains("jwks_fetches_total 0"), "{before}");
-        assert!(before.contains("jwks_fetch_failures_total 0"), "{before}");
-
-        assert_eq!(
-            verifier.verify("not a token").await,
-            Err(VerifyError::Malformed)
-        );
-        assert_eq!(
-            verifier.verify("not a token either").await,
-            Err(VerifyError::Malformed)
-        );
-        let too_large = "a".repeat(9000);
-        assert_eq!(
-            verifier.verify(&too_large).await,
-            Err(VerifyError::TooLarge)
-        );
-
-        let after = scrape(&registry);
-        assert!(
-            after.contains("token_verifications_total{outcome=\"malformed\"} 2"),
-            "{after}"
-        );
-        assert!(
-            after.contains("token_verifications_total{outcome=\"too_large\"} 1"),
-            "{after}"
-        );
-        assert!(
-            after.contains("token_verifications_total{outcome=\"ok\"} 0"),
-            "{after}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_failed_fetch_counts_as_a_fetch_and_a_failure() {
-        let verifier = verifier();
-        let registry = Registry::new();
-        verifier.register_metrics(&registry).unwrap();
-        assert!(
-            verifier.refresh_now().await.is_err(),
-            "nothing listens on port 9"
-        );
-        let text = scrape(&registry);
-        assert!(text.contains("jwks_fetches_total 1"), "{text}");
-        assert!(text.contains("jwks_fetch_failures_total 1"), "{text}");
-        let state = verifier.state();
-        assert_eq!((state.fetches, state.fetch_failures), (1, 1));
-    }
-
-    #[test]
-    fn registering_twice_in_one_registry_is_refused_not_duplicated() {
-        let verifier = verifier();
-        let registry = Registry::new();
-        verifier.register_metrics(&registry).unwrap();
-        assert!(verifier.register_metrics(&registry).is_err());
-    }
-
-    #[test]
-    fn the_registry_does_not_keep_the_verifier_alive() {
-        let registry = Registry::new();
-        let verifier = verifier();
-        verifier.register_metrics(&registry).unwrap();
-        let weak = Arc::downgrade(&verifier.inner);
-        drop(verifier);
-        assert!(weak.upgrade().is_none());
-        assert!(scrape(&registry).contains("token_verifications_total"));
     }
 }
 
