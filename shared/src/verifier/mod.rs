@@ -16,6 +16,11 @@
 //! The verifier counts what it does (outcomes of verifications, key fetches) in Prometheus
 //! counters created once, so counting is one atomic add; [`Verifier::register_metrics`] exposes
 //! them, with the key set's size and age read at scrape time.
+//!
+//! This file keeps what needs the verifier's shared state: keys, their refresh, the cache and
+//! readiness. What a token must say is judged in `jws.rs` alone, so that a rule is read and
+//! reviewed in one place; the configuration, the refusals with their metric labels, and the
+//! metrics each have their own file for the same reason.
 
 mod cache;
 mod config;
@@ -117,11 +122,7 @@ impl Verifier {
     ///
     /// Never: the metric names and labels are constants known to be valid.
     pub fn new(config: VerifierConfig) -> Result<Self, reqwest::Error> {
-        let rules = Rules {
-            issuer: config.issuer.as_str().trim_end_matches('/').to_owned(),
-            audience: config.audience.clone(),
-            leeway: config.leeway.min(Duration::from_secs(60)).as_secs(),
-        };
+        let rules = Rules::new(&config);
         let http = reqwest::Client::builder()
             .timeout(config.fetch_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -262,25 +263,11 @@ impl Verifier {
         let parts = Parts::split(token)?;
         let header_json = parts.header_json()?;
         let header = Header::parse(&header_json)?;
-        // The algorithm comes from our allowlist; jku, x5u and jwk are never looked at.
-        if header.alg != "RS256" {
-            return Err(VerifyError::UnsupportedAlgorithm);
-        }
-        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
-            typ.eq_ignore_ascii_case(crate::claims::ACCESS_TOKEN_TYP)
-                || typ.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if !typ_ok {
-            return Err(VerifyError::WrongType);
-        }
-        if header.crit.is_some() {
-            return Err(VerifyError::UnknownCritical);
-        }
-        let kid = header.kid.as_deref().ok_or(VerifyError::MissingKid)?;
+        let kid = header.check()?;
 
         let keys = inner.keys.load();
         if let Some(key) = keys.get(kid) {
-            return finish(&parts, key, &inner.rules);
+            return parts.verify(key, &inner.rules, unix_now());
         }
         drop(keys);
         let seen = inner.generation.load(Ordering::Acquire);
@@ -290,7 +277,7 @@ impl Verifier {
             .await;
         let keys = inner.keys.load();
         if let Some(key) = keys.get(kid) {
-            finish(&parts, key, &inner.rules)
+            parts.verify(key, &inner.rules, unix_now())
         } else if !self.is_ready() {
             Err(VerifyError::KeysUnavailable)
         } else {
@@ -303,18 +290,6 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
-}
-
-/// The signature first, then the claims: nothing of an unsigned payload is parsed.
-fn finish(
-    parts: &Parts<'_>,
-    key: &aws_lc_rs::signature::ParsedPublicKey,
-    rules: &Rules,
-) -> Result<AccessClaims, VerifyError> {
-    parts.verify_signature(key)?;
-    let claims = parts.claims()?;
-    rules.check(&claims, unix_now())?;
-    Ok(claims)
 }
 
 impl Inner {
