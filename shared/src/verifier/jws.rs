@@ -1,4 +1,9 @@
-//! The checks of one RS256 access token, done in one pass over its three parts.
+//! Every rule a token's header and claims must meet, checked in one pass over its three parts.
+//!
+//! The header rules are an allowlist: `alg` must be RS256 whatever the key says (RFC 8725
+//! §3.1), `typ` must name an access token (RFC 9068 §4), a `crit` header is refused because
+//! this verifier implements no extension (RFC 7515 §4.1.11), and the key is found by `kid`
+//! only. The claim rules follow.
 //!
 //! `jsonwebtoken::decode` rebuilds the RSA key from its modulus and exponent on every call and
 //! parses the header twice and the claims twice; on `/users/me` with a new token per request
@@ -8,17 +13,21 @@
 //! (RFC 7519 §4.1, RFC 9068 §4), each of which has a test below and in the hostile-token suite.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use aws_lc_rs::signature::ParsedPublicKey;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::VerifyError;
-use crate::claims::AccessClaims;
+use super::{VerifierConfig, VerifyError};
+use crate::claims::{AccessClaims, ACCESS_TOKEN_TYP};
 
 /// The largest RSA signature RS256 keys here produce: 8192 bits.
 const MAX_SIGNATURE_BYTES: usize = 1024;
+
+/// The most clock skew a configuration may allow on `exp` and `nbf`.
+const MAX_LEEWAY: Duration = Duration::from_secs(60);
 
 /// A compact JWS cut at its dots, not yet decoded.
 pub(super) struct Parts<'a> {
@@ -65,8 +74,21 @@ impl<'a> Parts<'a> {
             .map_err(|_| VerifyError::BadSignature)
     }
 
+    /// The signature first, then the claims: nothing of an unsigned payload is parsed.
+    pub(super) fn verify(
+        &self,
+        key: &ParsedPublicKey,
+        rules: &Rules,
+        now: u64,
+    ) -> Result<AccessClaims, VerifyError> {
+        self.verify_signature(key)?;
+        let claims = self.claims()?;
+        rules.check(&claims, now)?;
+        Ok(claims)
+    }
+
     /// The claims, decoded once; call only after the signature verified.
-    pub(super) fn claims(&self) -> Result<AccessClaims, VerifyError> {
+    fn claims(&self) -> Result<AccessClaims, VerifyError> {
         let json = URL_SAFE_NO_PAD
             .decode(self.payload)
             .map_err(|_| VerifyError::Malformed)?;
@@ -93,6 +115,27 @@ impl<'a> Header<'a> {
     pub(super) fn parse(json: &'a [u8]) -> Result<Self, VerifyError> {
         serde_json::from_slice(json).map_err(|_| VerifyError::Malformed)
     }
+
+    /// The header rules, in this order: `alg` from our allowlist (RS256 only), `typ` an access
+    /// token's (`at+jwt`, or its full media type, any case: RFC 9068 §2.1 and RFC 7515
+    /// §4.1.9), no `crit`, and a `kid`, which is returned. `jku`, `x5u` and `jwk` are never
+    /// looked at.
+    pub(super) fn check(&self) -> Result<&str, VerifyError> {
+        if self.alg != "RS256" {
+            return Err(VerifyError::UnsupportedAlgorithm);
+        }
+        let typ_ok = self.typ.as_deref().is_some_and(|typ| {
+            typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+                || typ.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(VerifyError::WrongType);
+        }
+        if self.crit.is_some() {
+            return Err(VerifyError::UnknownCritical);
+        }
+        self.kid.as_deref().ok_or(VerifyError::MissingKid)
+    }
 }
 
 /// What a token's claims must say, fixed when the verifier is built.
@@ -105,6 +148,16 @@ pub(super) struct Rules {
 }
 
 impl Rules {
+    /// The rules `config` asks for: its issuer without a trailing slash, its audience, and its
+    /// leeway capped at [`MAX_LEEWAY`].
+    pub(super) fn new(config: &VerifierConfig) -> Self {
+        Self {
+            issuer: config.issuer.as_str().trim_end_matches('/').to_owned(),
+            audience: config.audience.clone(),
+            leeway: config.leeway.min(MAX_LEEWAY).as_secs(),
+        }
+    }
+
     /// `exp` (RFC 7519 §4.1.4) and `nbf` (§4.1.5) with the leeway, then `iss` (RFC 9068 §4 and
     /// RFC 8725 §3.8) and `aud` (§4.1.3, RFC 8725 §3.9), in jsonwebtoken's order. `exp`,
     /// `iss`, `aud` and `sub` are required by [`AccessClaims`] itself.
@@ -203,6 +256,70 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    fn header_check(json: &str) -> Result<String, VerifyError> {
+        Header::parse(json.as_bytes())?.check().map(str::to_owned)
+    }
+
+    #[test]
+    fn only_rs256_is_accepted_rfc8725_3_1() {
+        for alg in ["none", "HS256", "RS384", "PS256", "ES256", "rs256"] {
+            let json = format!(r#"{{"alg":"{alg}","typ":"at+jwt","kid":"k"}}"#);
+            assert_eq!(
+                header_check(&json),
+                Err(VerifyError::UnsupportedAlgorithm),
+                "{alg}"
+            );
+        }
+        assert_eq!(
+            header_check(r#"{"alg":"RS256","typ":"at+jwt","kid":"k"}"#),
+            Ok("k".into())
+        );
+    }
+
+    #[test]
+    fn typ_must_name_an_access_token_rfc9068_4() {
+        for typ in ["AT+JWT", "application/at+jwt", "Application/AT+JWT"] {
+            let json = format!(r#"{{"alg":"RS256","typ":"{typ}","kid":"k"}}"#);
+            assert_eq!(header_check(&json), Ok("k".into()), "{typ}");
+        }
+        for json in [
+            r#"{"alg":"RS256","kid":"k"}"#,
+            r#"{"alg":"RS256","typ":"JWT","kid":"k"}"#,
+            r#"{"alg":"RS256","typ":"application/jwt","kid":"k"}"#,
+        ] {
+            assert_eq!(header_check(json), Err(VerifyError::WrongType), "{json}");
+        }
+    }
+
+    #[test]
+    fn any_crit_header_is_refused_rfc7515_4_1_11() {
+        for crit in [r#"["exp"]"#, "[]", "{}"] {
+            let json = format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"k","crit":{crit}}}"#);
+            assert_eq!(
+                header_check(&json),
+                Err(VerifyError::UnknownCritical),
+                "{crit}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_without_kid_names_no_key() {
+        assert_eq!(
+            header_check(r#"{"alg":"RS256","typ":"at+jwt"}"#),
+            Err(VerifyError::MissingKid)
+        );
+    }
+
+    #[test]
+    fn the_leeway_is_capped_at_a_minute() {
+        let mut config = VerifierConfig::new("https://issuer.example/".parse().unwrap(), "api");
+        config.leeway = Duration::from_secs(3600);
+        let rules = Rules::new(&config);
+        assert_eq!(rules.leeway, 60);
+        assert_eq!(rules.issuer, "https://issuer.example");
     }
 
     #[test]

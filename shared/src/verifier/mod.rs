@@ -16,172 +16,40 @@
 //! The verifier counts what it does (outcomes of verifications, key fetches) in Prometheus
 //! counters created once, so counting is one atomic add; [`Verifier::register_metrics`] exposes
 //! them, with the key set's size and age read at scrape time.
+//!
+//! This file keeps what needs the verifier's shared state: keys, their refresh, the cache and
+//! readiness. What a token must say is judged in `jws.rs` alone, so that a rule is read and
+//! reviewed in one place; the configuration, the refusals with their metric labels, and the
+//! metrics each have their own file for the same reason.
 
 mod cache;
+mod config;
 mod discovery;
+mod error;
 mod jws;
 mod keys;
+mod metrics;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::Registry;
 use url::Url;
 
+pub use config::{
+    VerifierConfig, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_CAPACITY,
+};
 pub use discovery::{freshness, metadata_url, parse_max_age, FetchError};
+pub use error::VerifyError;
 pub use keys::KeySet;
 
 use cache::{Lookup, TokenCache};
 use jws::{Header, Parts, Rules};
+use metrics::{Counters, VerifierCollector};
 
 use crate::claims::AccessClaims;
-
-/// Longest bearer token the verifier parses unless configured otherwise: RFC 9068 tokens are a
-/// few hundred bytes to a couple of kilobytes.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-/// Verified tokens remembered unless configured otherwise: about 1 KiB each.
-pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 4096;
-
-/// How long a key set may stay in use past its freshness unless configured otherwise: a day
-/// of issuer outage is served, a key revoked before it is not trusted for longer.
-pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
-
-/// Where the keys come from and what a token must say.
-#[derive(Clone, Debug)]
-pub struct VerifierConfig {
-    /// Expected `iss`; also where the metadata is found unless `jwks_url` is set.
-    pub issuer: Url,
-    /// Expected member of `aud`.
-    pub audience: String,
-    /// Skips discovery when set.
-    pub jwks_url: Option<Url>,
-    /// Clock skew allowed on `exp` and `nbf`; capped at 60 seconds.
-    pub leeway: Duration,
-    /// Bounds on how long a fetched key set counts as fresh, whatever `Cache-Control` says.
-    pub min_refresh: Duration,
-    pub max_refresh: Duration,
-    /// At most one fetch per this interval is caused by tokens naming an unknown `kid`.
-    pub unknown_kid_cooldown: Duration,
-    /// Wait between attempts while the issuer cannot be reached.
-    pub retry_interval: Duration,
-    /// Longer tokens are refused before any parsing.
-    pub max_token_bytes: usize,
-    /// Timeout of one metadata or JWKS request.
-    pub fetch_timeout: Duration,
-    /// Verified tokens remembered (by SHA-256) until they expire or the keys change; 0: none.
-    pub token_cache_capacity: usize,
-    /// How long a fetched key set may be used past its freshness while no fetch succeeds;
-    /// then every token is refused with [`VerifyError::KeysUnavailable`]. `None`: no bound.
-    /// Keys given to [`Verifier::with_keys`] have no freshness and are never refused.
-    pub max_stale: Option<Duration>,
-}
-
-impl VerifierConfig {
-    pub fn new(issuer: Url, audience: impl Into<String>) -> Self {
-        Self {
-            issuer,
-            audience: audience.into(),
-            jwks_url: None,
-            leeway: Duration::from_secs(30),
-            min_refresh: Duration::from_secs(30),
-            max_refresh: Duration::from_secs(3600),
-            unknown_kid_cooldown: Duration::from_secs(10),
-            retry_interval: Duration::from_secs(2),
-            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
-            fetch_timeout: Duration::from_secs(5),
-            token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
-            max_stale: Some(DEFAULT_MAX_STALE),
-        }
-    }
-}
-
-/// Why a token was refused. The `Display` text is safe to send as `error_description`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum VerifyError {
-    #[error("the token is not a well-formed JWT")]
-    Malformed,
-    #[error("the token is too large")]
-    TooLarge,
-    #[error("only RS256 is accepted")]
-    UnsupportedAlgorithm,
-    #[error("the token is not an access token (typ must be at+jwt)")]
-    WrongType,
-    #[error("the token names no key")]
-    MissingKid,
-    #[error("the token names an unknown key")]
-    UnknownKid,
-    #[error("the signature does not verify")]
-    BadSignature,
-    #[error("the token has expired")]
-    Expired,
-    #[error("the token is not valid yet")]
-    NotYetValid,
-    #[error("the token was issued by another issuer")]
-    WrongIssuer,
-    #[error("the token is meant for another audience")]
-    WrongAudience,
-    #[error("the token lacks a required claim")]
-    MissingClaim,
-    #[error("the token uses a critical header extension that is not understood")]
-    UnknownCritical,
-    /// Not the client's fault: no key set could be fetched yet, or the one held has been stale
-    /// for longer than [`VerifierConfig::max_stale`].
-    #[error("the issuer's signing keys are not available")]
-    KeysUnavailable,
-}
-
-/// The `outcome` label values of `token_verifications_total`, indexed by [`outcome_index`].
-const OUTCOMES: [&str; 15] = [
-    "ok",
-    "malformed",
-    "too_large",
-    "unsupported_algorithm",
-    "wrong_type",
-    "missing_kid",
-    "unknown_kid",
-    "bad_signature",
-    "expired",
-    "not_yet_valid",
-    "wrong_issuer",
-    "wrong_audience",
-    "missing_claim",
-    "unknown_critical",
-    "keys_unavailable",
-];
-
-fn outcome_index(result: &Result<AccessClaims, VerifyError>) -> usize {
-    match result {
-        Ok(_) => 0,
-        Err(VerifyError::Malformed) => 1,
-        Err(VerifyError::TooLarge) => 2,
-        Err(VerifyError::UnsupportedAlgorithm) => 3,
-        Err(VerifyError::WrongType) => 4,
-        Err(VerifyError::MissingKid) => 5,
-        Err(VerifyError::UnknownKid) => 6,
-        Err(VerifyError::BadSignature) => 7,
-        Err(VerifyError::Expired) => 8,
-        Err(VerifyError::NotYetValid) => 9,
-        Err(VerifyError::WrongIssuer) => 10,
-        Err(VerifyError::WrongAudience) => 11,
-        Err(VerifyError::MissingClaim) => 12,
-        Err(VerifyError::UnknownCritical) => 13,
-        Err(VerifyError::KeysUnavailable) => 14,
-    }
-}
-
-impl VerifyError {
-    /// A short snake_case name (`bad_signature`, `expired`, …): the `outcome` label of
-    /// `token_verifications_total`, and safe to log.
-    pub fn name(&self) -> &'static str {
-        OUTCOMES[outcome_index(&Err(self.clone()))]
-    }
-}
 
 /// What the verifier knows about its keys, for readiness and metrics.
 #[derive(Clone, Debug)]
@@ -232,46 +100,6 @@ struct Inner {
     counters: Counters,
 }
 
-/// What the verifier counts, created once so that counting allocates nothing and takes no lock.
-struct Counters {
-    /// `token_verifications_total{outcome}`; `by_outcome[i]` is its child for `OUTCOMES[i]`.
-    verifications: IntCounterVec,
-    by_outcome: [IntCounter; OUTCOMES.len()],
-    fetches: IntCounter,
-    fetch_failures: IntCounter,
-    cache_hits: IntCounter,
-}
-
-impl Counters {
-    fn new() -> prometheus::Result<Self> {
-        let verifications = IntCounterVec::new(
-            Opts::new(
-                "token_verifications_total",
-                "Access token verifications by outcome (ok or why the token was refused)",
-            ),
-            &["outcome"],
-        )?;
-        // Every outcome is exported from the start, at 0, so that rates need no absent() guard.
-        let by_outcome = OUTCOMES.map(|outcome| verifications.with_label_values(&[outcome]));
-        Ok(Self {
-            verifications,
-            by_outcome,
-            fetches: IntCounter::new(
-                "jwks_fetches_total",
-                "Attempts to fetch the issuer's metadata and key set",
-            )?,
-            fetch_failures: IntCounter::new(
-                "jwks_fetch_failures_total",
-                "Key set fetch attempts that failed",
-            )?,
-            cache_hits: IntCounter::new(
-                "token_cache_hits_total",
-                "Verifications answered from the cache of verified tokens",
-            )?,
-        })
-    }
-}
-
 #[derive(Default)]
 struct RefreshState {
     jwks_url: Option<Url>,
@@ -294,11 +122,7 @@ impl Verifier {
     ///
     /// Never: the metric names and labels are constants known to be valid.
     pub fn new(config: VerifierConfig) -> Result<Self, reqwest::Error> {
-        let rules = Rules {
-            issuer: config.issuer.as_str().trim_end_matches('/').to_owned(),
-            audience: config.audience.clone(),
-            leeway: config.leeway.min(Duration::from_secs(60)).as_secs(),
-        };
+        let rules = Rules::new(&config);
         let http = reqwest::Client::builder()
             .timeout(config.fetch_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -382,7 +206,10 @@ impl Verifier {
     /// `jwks_fresh_for_seconds`, read at scrape time (age above fresh-for: the keys are stale).
     /// The registry holds no strong reference: it does not keep the verifier alive.
     pub fn register_metrics(&self, registry: &Registry) -> prometheus::Result<()> {
-        registry.register(Box::new(VerifierCollector::new(self)?))
+        let inner = Arc::downgrade(&self.inner);
+        let state = Box::new(move || inner.upgrade().map(|inner| Verifier { inner }.state()));
+        let collector = VerifierCollector::new(&self.inner.counters, state)?;
+        registry.register(Box::new(collector))
     }
 
     /// Fetches the key set now, whatever its freshness.
@@ -394,7 +221,7 @@ impl Verifier {
     /// is counted in `token_verifications_total` by outcome.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let result = self.check(token).await;
-        self.inner.counters.by_outcome[outcome_index(&result)].inc();
+        self.inner.counters.count(&result);
         result
     }
 
@@ -436,25 +263,11 @@ impl Verifier {
         let parts = Parts::split(token)?;
         let header_json = parts.header_json()?;
         let header = Header::parse(&header_json)?;
-        // The algorithm comes from our allowlist; jku, x5u and jwk are never looked at.
-        if header.alg != "RS256" {
-            return Err(VerifyError::UnsupportedAlgorithm);
-        }
-        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
-            typ.eq_ignore_ascii_case(crate::claims::ACCESS_TOKEN_TYP)
-                || typ.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if !typ_ok {
-            return Err(VerifyError::WrongType);
-        }
-        if header.crit.is_some() {
-            return Err(VerifyError::UnknownCritical);
-        }
-        let kid = header.kid.as_deref().ok_or(VerifyError::MissingKid)?;
+        let kid = header.check()?;
 
         let keys = inner.keys.load();
         if let Some(key) = keys.get(kid) {
-            return finish(&parts, key, &inner.rules);
+            return parts.verify(key, &inner.rules, unix_now());
         }
         drop(keys);
         let seen = inner.generation.load(Ordering::Acquire);
@@ -464,7 +277,7 @@ impl Verifier {
             .await;
         let keys = inner.keys.load();
         if let Some(key) = keys.get(kid) {
-            finish(&parts, key, &inner.rules)
+            parts.verify(key, &inner.rules, unix_now())
         } else if !self.is_ready() {
             Err(VerifyError::KeysUnavailable)
         } else {
@@ -477,18 +290,6 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
-}
-
-/// The signature first, then the claims: nothing of an unsigned payload is parsed.
-fn finish(
-    parts: &Parts<'_>,
-    key: &aws_lc_rs::signature::ParsedPublicKey,
-    rules: &Rules,
-) -> Result<AccessClaims, VerifyError> {
-    parts.verify_signature(key)?;
-    let claims = parts.claims()?;
-    rules.check(&claims, unix_now())?;
-    Ok(claims)
 }
 
 impl Inner {
@@ -590,193 +391,6 @@ async fn refresh_loop(inner: Weak<Inner>) {
             }
         };
         tokio::time::sleep(wait.max(Duration::from_millis(200))).await;
-    }
-}
-
-/// Exports the verifier's counters, and its key set's size and age as read at scrape time.
-struct VerifierCollector {
-    inner: Weak<Inner>,
-    verifications: IntCounterVec,
-    fetches: IntCounter,
-    fetch_failures: IntCounter,
-    cache_hits: IntCounter,
-    /// Set from the verifier's state in `collect`, then exported.
-    n_keys: IntGauge,
-    age: Gauge,
-    fresh_for: Gauge,
-    descs: Vec<Desc>,
-}
-
-impl VerifierCollector {
-    fn new(verifier: &Verifier) -> prometheus::Result<Self> {
-        let counters = &verifier.inner.counters;
-        let n_keys = IntGauge::new("jwks_keys", "Verification keys in the key set in use")?;
-        let age = Gauge::new(
-            "jwks_age_seconds",
-            "Time since the key set in use was fetched; -1 before the first successful fetch",
-        )?;
-        let fresh_for = Gauge::new(
-            "jwks_fresh_for_seconds",
-            "How long the key set in use counts as fresh (its max-age, clamped); older is stale",
-        )?;
-        let descs = [
-            counters.verifications.desc(),
-            counters.fetches.desc(),
-            counters.fetch_failures.desc(),
-            counters.cache_hits.desc(),
-            n_keys.desc(),
-            age.desc(),
-            fresh_for.desc(),
-        ]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
-        Ok(Self {
-            inner: Arc::downgrade(&verifier.inner),
-            verifications: counters.verifications.clone(),
-            fetches: counters.fetches.clone(),
-            fetch_failures: counters.fetch_failures.clone(),
-            cache_hits: counters.cache_hits.clone(),
-            n_keys,
-            age,
-            fresh_for,
-            descs,
-        })
-    }
-}
-
-impl Collector for VerifierCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let mut families = self.verifications.collect();
-        families.extend(self.fetches.collect());
-        families.extend(self.fetch_failures.collect());
-        families.extend(self.cache_hits.collect());
-        if let Some(inner) = self.inner.upgrade() {
-            let state = Verifier { inner }.state();
-            self.n_keys
-                .set(i64::try_from(state.n_keys).unwrap_or(i64::MAX));
-            self.age
-                .set(state.age.map_or(-1.0, |age| age.as_secs_f64()));
-            self.fresh_for.set(state.fresh_for.as_secs_f64());
-            families.extend(self.n_keys.collect());
-            families.extend(self.age.collect());
-            families.extend(self.fresh_for.collect());
-        }
-        families
-    }
-}
-
-#[cfg(test)]
-mod metrics_tests {
-    use super::*;
-
-    fn verifier() -> Verifier {
-        let config = VerifierConfig::new(Url::parse("http://127.0.0.1:9").unwrap(), "api");
-        Verifier::new(config).unwrap()
-    }
-
-    fn scrape(registry: &Registry) -> String {
-        crate::telemetry::render(registry)
-    }
-
-    #[test]
-    fn outcome_names_are_distinct_snake_case() {
-        let mut names = OUTCOMES.to_vec();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), OUTCOMES.len());
-        for name in OUTCOMES {
-            assert!(
-                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-                "{name}"
-            );
-        }
-        assert_eq!(VerifyError::BadSignature.name(), "bad_signature");
-        assert_eq!(VerifyError::KeysUnavailable.name(), "keys_unavailable");
-    }
-
-    #[tokio::test]
-    async fn verifications_are_counted_by_outcome_and_keys_read_at_scrape_time() {
-        let verifier = verifier();
-        let registry = Registry::new();
-        verifier.register_metrics(&registry).unwrap();
-        let before = scrape(&registry);
-        assert!(
-            before.contains("token_verifications_total{outcome=\"ok\"} 0"),
-            "{before}"
-        );
-        assert!(before.contains("jwks_keys 0"), "{before}");
-        assert!(before.contains("jwks_age_seconds -1"), "{before}");
-        assert!(before.contains("jwks_fetches_total 0"), "{before}");
-        assert!(before.contains("jwks_fetch_failures_total 0"), "{before}");
-
-        assert_eq!(
-            verifier.verify("not a token").await,
-            Err(VerifyError::Malformed)
-        );
-        assert_eq!(
-            verifier.verify("not a token either").await,
-            Err(VerifyError::Malformed)
-        );
-        let too_large = "a".repeat(9000);
-        assert_eq!(
-            verifier.verify(&too_large).await,
-            Err(VerifyError::TooLarge)
-        );
-
-        let after = scrape(&registry);
-        assert!(
-            after.contains("token_verifications_total{outcome=\"malformed\"} 2"),
-            "{after}"
-        );
-        assert!(
-            after.contains("token_verifications_total{outcome=\"too_large\"} 1"),
-            "{after}"
-        );
-        assert!(
-            after.contains("token_verifications_total{outcome=\"ok\"} 0"),
-            "{after}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_failed_fetch_counts_as_a_fetch_and_a_failure() {
-        let verifier = verifier();
-        let registry = Registry::new();
-        verifier.register_metrics(&registry).unwrap();
-        assert!(
-            verifier.refresh_now().await.is_err(),
-            "nothing listens on port 9"
-        );
-        let text = scrape(&registry);
-        assert!(text.contains("jwks_fetches_total 1"), "{text}");
-        assert!(text.contains("jwks_fetch_failures_total 1"), "{text}");
-        let state = verifier.state();
-        assert_eq!((state.fetches, state.fetch_failures), (1, 1));
-    }
-
-    #[test]
-    fn registering_twice_in_one_registry_is_refused_not_duplicated() {
-        let verifier = verifier();
-        let registry = Registry::new();
-        verifier.register_metrics(&registry).unwrap();
-        assert!(verifier.register_metrics(&registry).is_err());
-    }
-
-    #[test]
-    fn the_registry_does_not_keep_the_verifier_alive() {
-        let registry = Registry::new();
-        let verifier = verifier();
-        verifier.register_metrics(&registry).unwrap();
-        let weak = Arc::downgrade(&verifier.inner);
-        drop(verifier);
-        assert!(weak.upgrade().is_none());
-        assert!(scrape(&registry).contains("token_verifications_total"));
     }
 }
 

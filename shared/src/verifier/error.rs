@@ -1,0 +1,136 @@
+//! Why a token is refused, and the `outcome` label each refusal is counted under.
+//!
+//! The refusals, their messages and their labels are written once, in the `refusals!` list
+//! below, which declares the enum, the one `match` that names each variant and the list of all
+//! of them: a new refusal cannot be added without a label, nor left out of the counters that
+//! are exported at 0 from the start.
+
+use crate::claims::AccessClaims;
+
+/// Declares [`VerifyError`] from one list of `variant => "label"` with their attributes.
+macro_rules! refusals {
+    ($($(#[$attr:meta])* $variant:ident => $label:literal,)+) => {
+        /// Why a token was refused. The `Display` text is safe to send as `error_description`.
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[non_exhaustive]
+        pub enum VerifyError {
+            $($(#[$attr])* $variant,)+
+        }
+
+        impl VerifyError {
+            /// Every refusal, in declaration order (which is also each one's discriminant).
+            pub(super) const ALL: &'static [VerifyError] = &[$(VerifyError::$variant,)+];
+
+            /// A short snake_case name (`bad_signature`, `expired`, …): the `outcome` label of
+            /// `token_verifications_total`, and safe to log.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(VerifyError::$variant => $label,)+
+                }
+            }
+        }
+    };
+}
+
+refusals! {
+    #[error("the token is not a well-formed JWT")]
+    Malformed => "malformed",
+    #[error("the token is too large")]
+    TooLarge => "too_large",
+    #[error("only RS256 is accepted")]
+    UnsupportedAlgorithm => "unsupported_algorithm",
+    #[error("the token is not an access token (typ must be at+jwt)")]
+    WrongType => "wrong_type",
+    #[error("the token names no key")]
+    MissingKid => "missing_kid",
+    #[error("the token names an unknown key")]
+    UnknownKid => "unknown_kid",
+    #[error("the signature does not verify")]
+    BadSignature => "bad_signature",
+    #[error("the token has expired")]
+    Expired => "expired",
+    #[error("the token is not valid yet")]
+    NotYetValid => "not_yet_valid",
+    #[error("the token was issued by another issuer")]
+    WrongIssuer => "wrong_issuer",
+    #[error("the token is meant for another audience")]
+    WrongAudience => "wrong_audience",
+    #[error("the token lacks a required claim")]
+    MissingClaim => "missing_claim",
+    #[error("the token uses a critical header extension that is not understood")]
+    UnknownCritical => "unknown_critical",
+    /// Not the client's fault: no key set could be fetched yet, or the one held has been stale
+    /// for longer than [`super::VerifierConfig::max_stale`].
+    #[error("the issuer's signing keys are not available")]
+    KeysUnavailable => "keys_unavailable",
+}
+
+/// What one verification ended in: a value of the `outcome` label of
+/// `token_verifications_total`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Ok,
+    Refused(VerifyError),
+}
+
+impl Outcome {
+    /// How many outcomes there are: `ok` and one per refusal.
+    pub(super) const COUNT: usize = 1 + VerifyError::ALL.len();
+
+    pub(super) fn of(result: &Result<AccessClaims, VerifyError>) -> Self {
+        match result {
+            Ok(_) => Self::Ok,
+            Err(refusal) => Self::Refused(refusal.clone()),
+        }
+    }
+
+    /// Every outcome, each at its [`Outcome::index`].
+    pub(super) fn all() -> impl Iterator<Item = Self> {
+        std::iter::once(Self::Ok).chain(VerifyError::ALL.iter().cloned().map(Self::Refused))
+    }
+
+    pub(super) fn label(&self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Refused(refusal) => refusal.name(),
+        }
+    }
+
+    /// Where this outcome sits in [`Outcome::all`], below [`Outcome::COUNT`].
+    pub(super) fn index(&self) -> usize {
+        match self {
+            Self::Ok => 0,
+            Self::Refused(refusal) => 1 + refusal.clone() as usize,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_names_are_distinct_snake_case() {
+        let mut names: Vec<_> = Outcome::all().map(|outcome| outcome.label()).collect();
+        assert_eq!(names.len(), Outcome::COUNT);
+        for name in &names {
+            assert!(
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Outcome::COUNT);
+        assert_eq!(VerifyError::BadSignature.name(), "bad_signature");
+        assert_eq!(VerifyError::KeysUnavailable.name(), "keys_unavailable");
+    }
+
+    #[test]
+    fn each_outcome_sits_at_its_index() {
+        for (position, outcome) in Outcome::all().enumerate() {
+            assert_eq!(outcome.index(), position, "{}", outcome.label());
+        }
+        assert_eq!(Outcome::of(&Err(VerifyError::Expired)).label(), "expired");
+    }
+}
