@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::{check_default_public, grant_scope, issued_at, user_scope, Grants, TokenError};
 use crate::client_auth::Client;
 use crate::passwords::Verdict;
-use crate::store::RefreshRecord;
+use crate::store::{GrantType, RefreshRecord};
 use crate::tokens::{self, Subject};
 
 impl Grants {
@@ -25,7 +25,7 @@ impl Grants {
         now: u64,
     ) -> Result<TokenResponse, TokenError> {
         check_default_public(client, &self.policy)?;
-        if !client.may_use("password") {
+        if !client.may_use(GrantType::Password) {
             return Err(TokenError::UnauthorizedClient);
         }
         if username.is_empty() || password.is_empty() {

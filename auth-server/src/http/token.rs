@@ -11,7 +11,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::error::{ErrorReply, NO_STORE};
 use super::AppState;
-use crate::grants::{self, TokenError};
+use crate::grants::{self, GrantType, TokenError};
 use crate::throttle;
 
 /// The token request, form-encoded as RFC 6749 §4.3.2, §4.4.2 and §6 define it.
@@ -70,10 +70,8 @@ impl TokenApi {
     #[oai(path = "/token", method = "post")]
     async fn token(&self, req: &Request, form: Form<TokenForm>) -> Result<TokenReply, ErrorReply> {
         let grant_type = form.0.grant_type.clone();
-        let label = match grant_type.as_str() {
-            "password" | "client_credentials" | "refresh_token" => grant_type.as_str(),
-            _ => "other",
-        };
+        let grant = GrantType::parse(&grant_type);
+        let label = grant.map_or("other", GrantType::as_str);
         let metrics = &self.0.metrics;
         match self.issue(req, form.0).await {
             Ok(response) => {
@@ -90,7 +88,7 @@ impl TokenApi {
                     .with_label_values(&[label, &err.to_string()])
                     .inc();
                 match &err {
-                    TokenError::InvalidGrant(_) if label == "password" => {
+                    TokenError::InvalidGrant(_) if grant == Some(GrantType::Password) => {
                         metrics.login_failures.inc()
                     }
                     TokenError::TemporarilyUnavailable { .. } => metrics.store_errors.inc(),
@@ -107,14 +105,13 @@ impl TokenApi {
     async fn issue(&self, req: &Request, mut form: TokenForm) -> Result<TokenResponse, TokenError> {
         let state = &self.0;
         let grants = &state.grants;
-        let grant_type = form.grant_type.as_str();
-        if !grants::GRANT_TYPES.contains(&grant_type) {
-            return Err(if grant_type.is_empty() {
+        let Some(grant) = GrantType::parse(&form.grant_type) else {
+            return Err(if form.grant_type.is_empty() {
                 TokenError::InvalidRequest("grant_type is required")
             } else {
                 TokenError::UnsupportedGrantType
             });
-        }
+        };
         let client = state
             .client(
                 req,
@@ -124,8 +121,8 @@ impl TokenApi {
             .await?;
         let scope = grants::requested_scope(form.scope.as_deref())?;
         let now = grants::now();
-        match grant_type {
-            "password" => {
+        match grant {
+            GrantType::Password => {
                 let password =
                     Zeroizing::new(std::mem::take(&mut form.password).unwrap_or_default());
                 let username = std::mem::take(&mut form.username).unwrap_or_default();
@@ -154,12 +151,12 @@ impl TokenApi {
                     )
                     .await
             }
-            "client_credentials" => {
+            GrantType::ClientCredentials => {
                 grants
                     .client_credentials(&client, scope, form.resource.as_deref(), now)
                     .await
             }
-            _ => {
+            GrantType::RefreshToken => {
                 let refresh_token =
                     Zeroizing::new(std::mem::take(&mut form.refresh_token).unwrap_or_default());
                 grants.refresh(&client, &refresh_token, scope, now).await
