@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::error::TokenError;
-use crate::store::{ClientRecord, Store};
+use crate::store::{ClientRecord, GrantType, Store};
 
 /// Secrets shorter than this are refused at registration.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -62,9 +62,9 @@ impl Client {
 
     /// Whether it may use `grant_type`. The default public client has the grants a public
     /// client may have.
-    pub fn may_use(&self, grant_type: &str) -> bool {
+    pub fn may_use(&self, grant_type: GrantType) -> bool {
         match self.record() {
-            Some(record) => record.grants.iter().any(|g| g == grant_type),
+            Some(record) => record.grants.contains(&grant_type),
             None => PUBLIC_GRANT_TYPES.contains(&grant_type),
         }
     }
@@ -90,7 +90,7 @@ impl Client {
 pub const PUBLIC_CLIENT_ID: &str = "public";
 
 /// The grants a public client may be registered for: those that need no client secret.
-pub const PUBLIC_GRANT_TYPES: &[&str] = &["password", "refresh_token"];
+pub const PUBLIC_GRANT_TYPES: &[GrantType] = &[GrantType::Password, GrantType::RefreshToken];
 
 /// The longest client id accepted, in bytes; the same bound as usernames.
 pub const MAX_CLIENT_ID_BYTES: usize = 256;

@@ -12,7 +12,7 @@ use shared::{AccessClaims, Audience};
 
 use crate::client_auth::{Client, PUBLIC_CLIENT_ID};
 use crate::grants::{intersect, user_scope, Grants, TokenError};
-use crate::store::RefreshContext;
+use crate::store::{GrantType, RefreshContext};
 use crate::tokens;
 
 /// The fields of RFC 7662 §2.2 for an active token.
@@ -158,7 +158,7 @@ impl Grants {
             .current_client(&record.client_id)
             .await?
             .filter(|client| {
-                client.stamp() == record.client_stamp && client.may_use("refresh_token")
+                client.stamp() == record.client_stamp && client.may_use(GrantType::RefreshToken)
             })
         else {
             return inactive;

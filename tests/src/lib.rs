@@ -285,7 +285,10 @@ impl TestAuth {
             previous_secret: None,
             public: false,
             introspect: false,
-            grants: grants.iter().map(|g| (*g).to_owned()).collect(),
+            grants: grants
+                .iter()
+                .map(|g| g.parse().expect("the test names a known grant type"))
+                .collect(),
             scopes: shared::Scope::parse(scopes).unwrap(),
             audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
             stamp: auth_server::tokens::new_stamp(),

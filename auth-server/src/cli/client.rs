@@ -10,8 +10,7 @@ use clap::Subcommand;
 use zeroize::Zeroizing;
 
 use crate::client_auth::{self, MIN_SECRET_LEN, PUBLIC_CLIENT_ID, PUBLIC_GRANT_TYPES};
-use crate::grants::GRANT_TYPES;
-use crate::store::{ClientRecord, ClientUpdate, Store, StoreError};
+use crate::store::{ClientRecord, ClientUpdate, GrantType, Store, StoreError};
 use crate::{grants, keys::files, tokens, Settings};
 
 /// How long a rotated-out secret keeps working unless `--overlap` says otherwise: a day.
@@ -194,7 +193,7 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
             let updated = existing(store, &id).await?;
             println!(
                 "updated {id}: grants={} scope={} audience={} introspect={}",
-                updated.grants.join(","),
+                GrantType::join(&updated.grants, ","),
                 updated.scopes,
                 updated.audiences.join(","),
                 updated.introspect
@@ -273,7 +272,7 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
                 let mut line = format!(
                     "{}\tgrants={}\tscope={}\taudience={}",
                     client.client_id,
-                    client.grants.join(","),
+                    GrantType::join(&client.grants, ","),
                     client.scopes,
                     client.audiences.join(",")
                 );
@@ -329,27 +328,29 @@ fn check_client_id(id: &str) -> anyhow::Result<()> {
 }
 
 /// The grants given, or the default for the kind of client; a public client may have only the
-/// grants that need no secret.
-fn checked_grants(grants: Vec<String>, public: bool) -> anyhow::Result<Vec<String>> {
-    let grants = match (grants.is_empty(), public) {
-        (false, _) => grants,
-        (true, false) => vec!["client_credentials".to_owned()],
-        (true, true) => PUBLIC_GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect(),
-    };
-    if let Some(unknown) = grants.iter().find(|g| !GRANT_TYPES.contains(&g.as_str())) {
-        bail!(
-            "unknown grant {unknown:?}; use one of {}",
-            GRANT_TYPES.join(", ")
-        );
-    }
-    if public {
-        if let Some(refused) = grants
+/// grants that need no secret. The words are parsed here rather than by clap, so that an
+/// unknown one is the CLI's usual one-line error with exit status 1.
+fn checked_grants(words: Vec<String>, public: bool) -> anyhow::Result<Vec<GrantType>> {
+    let grants = match (words.is_empty(), public) {
+        (false, _) => words
             .iter()
-            .find(|g| !PUBLIC_GRANT_TYPES.contains(&g.as_str()))
-        {
+            .map(|word| match GrantType::parse(word) {
+                Some(grant) => Ok(grant),
+                None => Err(anyhow::anyhow!(
+                    "unknown grant {word:?}; use one of {}",
+                    GrantType::join(GrantType::ALL, ", ")
+                )),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        (true, false) => vec![GrantType::ClientCredentials],
+        (true, true) => PUBLIC_GRANT_TYPES.to_vec(),
+    };
+    if public {
+        if let Some(refused) = grants.iter().find(|g| !PUBLIC_GRANT_TYPES.contains(g)) {
             bail!(
-                "a public client may not use {refused:?}; only {}",
-                PUBLIC_GRANT_TYPES.join(", ")
+                "a public client may not use {:?}; only {}",
+                refused.as_str(),
+                GrantType::join(PUBLIC_GRANT_TYPES, ", ")
             );
         }
     }

@@ -5,6 +5,7 @@ use shared::Scope;
 
 use super::{grant_scope, issued_at, Grants, TokenError};
 use crate::client_auth::Client;
+use crate::store::GrantType;
 use crate::tokens::Subject;
 
 impl Grants {
@@ -18,7 +19,7 @@ impl Grants {
         let Client::Confidential(record) = client else {
             return Err(TokenError::InvalidClient);
         };
-        if !record.grants.iter().any(|g| g == "client_credentials") {
+        if !record.grants.contains(&GrantType::ClientCredentials) {
             return Err(TokenError::UnauthorizedClient);
         }
         let scope = grant_scope(scope, &record.scopes)?;

@@ -11,6 +11,7 @@ use shared::wire::TokenResponse;
 use shared::Scope;
 
 pub use crate::error::TokenError;
+pub use crate::store::GrantType;
 
 use crate::client_auth::Client;
 use crate::passwords::Passwords;
@@ -35,9 +36,6 @@ pub struct Grants {
     pub tokens: Arc<TokenIssuer>,
     pub policy: Policy,
 }
-
-/// The grant types a client registration may name.
-pub const GRANT_TYPES: &[&str] = &["password", "client_credentials", "refresh_token"];
 
 /// Parses an optional requested scope; an empty one counts as none (Swagger UI sends `scope=`).
 pub fn requested_scope(scope: Option<&str>) -> Result<Option<Scope>, TokenError> {

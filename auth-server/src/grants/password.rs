@@ -8,24 +8,37 @@ use zeroize::Zeroizing;
 use super::{check_default_public, grant_scope, issued_at, user_scope, Grants, TokenError};
 use crate::client_auth::Client;
 use crate::passwords::Verdict;
-use crate::store::RefreshRecord;
+use crate::store::{GrantType, RefreshRecord};
 use crate::tokens::{self, Subject};
 
+/// A password grant request, its fields already parsed from the form.
+pub struct PasswordRequest<'a> {
+    pub username: &'a str,
+    pub password: Zeroizing<String>,
+    pub scope: Option<Scope>,
+    /// The audience wanted (RFC 8707).
+    pub resource: Option<&'a str>,
+    /// The client's network address, for the brute-force throttle.
+    pub address: Option<std::net::IpAddr>,
+    pub now: u64,
+}
+
 impl Grants {
-    /// `address` is the client's network address, for the brute-force throttle.
-    #[allow(clippy::too_many_arguments)] // each is one field of the request, already parsed
     pub async fn password(
         &self,
         client: &Client,
-        username: &str,
-        password: Zeroizing<String>,
-        scope: Option<Scope>,
-        resource: Option<&str>,
-        address: Option<std::net::IpAddr>,
-        now: u64,
+        request: PasswordRequest<'_>,
     ) -> Result<TokenResponse, TokenError> {
+        let PasswordRequest {
+            username,
+            password,
+            scope,
+            resource,
+            address,
+            now,
+        } = request;
         check_default_public(client, &self.policy)?;
-        if !client.may_use("password") {
+        if !client.may_use(GrantType::Password) {
             return Err(TokenError::UnauthorizedClient);
         }
         if username.is_empty() || password.is_empty() {

@@ -19,7 +19,7 @@ use super::{
     check_default_public, grant_scope, intersect, issued_at, user_scope, Grants, TokenError,
 };
 use crate::client_auth::Client;
-use crate::store::{RefreshContext, RefreshRecord, Rotation};
+use crate::store::{GrantType, RefreshContext, RefreshRecord, Rotation};
 use crate::tokens::{self, Subject};
 
 impl Grants {
@@ -34,7 +34,7 @@ impl Grants {
             return Err(TokenError::InvalidRequest("refresh_token is required"));
         }
         check_default_public(client, &self.policy)?;
-        if !client.may_use("refresh_token") {
+        if !client.may_use(GrantType::RefreshToken) {
             return Err(TokenError::UnauthorizedClient);
         }
         let id = tokens::refresh_token_id(refresh_token);

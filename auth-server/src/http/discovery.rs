@@ -8,6 +8,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use shared::wire::ServerMetadata;
 
 use super::AppState;
+use crate::grants::GrantType;
 
 /// How long clients may cache the metadata. The key set's lifetime follows the key schedule
 /// (`keys::lifecycle::Schedule::jwks_max_age`).
@@ -52,9 +53,9 @@ impl DiscoveryApi {
             jwks_uri: settings.endpoint("/.well-known/jwks.json"),
             revocation_endpoint: Some(settings.endpoint("/revoke")),
             introspection_endpoint: Some(settings.endpoint("/introspect")),
-            grant_types_supported: crate::grants::GRANT_TYPES
+            grant_types_supported: GrantType::ALL
                 .iter()
-                .map(|g| (*g).to_owned())
+                .map(|g| g.as_str().to_owned())
                 .collect(),
             response_types_supported: Vec::new(),
             token_endpoint_auth_methods_supported: token_auth_methods.clone(),

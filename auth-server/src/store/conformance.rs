@@ -30,7 +30,7 @@ use shared::Scope;
 
 use super::redis::RedisStore;
 use super::{
-    ClientRecord, ClientUpdate, KeyRevocation, KeyState, LoginSubject, PreviousSecret,
+    ClientRecord, ClientUpdate, GrantType, KeyRevocation, KeyState, LoginSubject, PreviousSecret,
     RefreshRecord, Removal, Rotation, SessionCut, SigningKeyRecord, SlotRelease, Store, StoreError,
     UserRecord,
 };
@@ -509,7 +509,7 @@ pub async fn client_update_changes_only_what_it_names(store: &dyn Store) {
     let id = original.client_id.clone();
     store.insert_client(&original).await.unwrap();
     let grants_only = ClientUpdate {
-        grants: Some(vec!["client_credentials".to_owned()]),
+        grants: Some(vec![GrantType::ClientCredentials]),
         ..ClientUpdate::default()
     };
     let the_rest = ClientUpdate {
@@ -527,7 +527,7 @@ pub async fn client_update_changes_only_what_it_names(store: &dyn Store) {
     assert_eq!(
         store.client(&id).await.unwrap(),
         Some(ClientRecord {
-            grants: vec!["client_credentials".to_owned()],
+            grants: vec![GrantType::ClientCredentials],
             scopes: Scope::from_tokens(["api:write"]),
             audiences: Vec::new(),
             introspect: false,
@@ -541,6 +541,32 @@ pub async fn client_update_changes_only_what_it_names(store: &dyn Store) {
         .await
         .unwrap());
     assert_eq!(store.client(&nobody).await.unwrap(), None);
+}
+
+/// Grant types are stored as their words and read back as the same list, in the order given,
+/// whether a client is added with them or updated to them.
+pub async fn grant_types_round_trip_in_order(store: &dyn Store) {
+    let mut every = GrantType::ALL.to_vec();
+    every.reverse();
+    let original = ClientRecord {
+        grants: every.clone(),
+        ..client(&unique("grants"))
+    };
+    let id = original.client_id.clone();
+    store.insert_client(&original).await.unwrap();
+    assert_eq!(store.client(&id).await.unwrap().unwrap().grants, every);
+    for grants in [
+        vec![GrantType::RefreshToken, GrantType::Password],
+        vec![GrantType::ClientCredentials],
+        Vec::new(),
+    ] {
+        let update = ClientUpdate {
+            grants: Some(grants.clone()),
+            ..ClientUpdate::default()
+        };
+        assert!(store.update_client(&id, &update).await.unwrap());
+        assert_eq!(store.client(&id).await.unwrap().unwrap().grants, grants);
+    }
 }
 
 /// A secret rotation keeps at most one previous secret: with an overlap the replaced hash
@@ -1421,6 +1447,7 @@ macro_rules! conformance_tests {
             ending_a_users_sessions_is_one_step_with_the_change,
             usernames_and_client_ids_never_collide,
             client_update_changes_only_what_it_names,
+            grant_types_round_trip_in_order,
             secret_rotation_keeps_at_most_one_previous_secret,
             password_hash_replacement_is_compare_and_set,
             refresh_token_round_trip,
@@ -1755,7 +1782,7 @@ fn client(client_id: &str) -> ClientRecord {
         }),
         public: false,
         introspect: true,
-        grants: vec!["password".to_owned(), "refresh_token".to_owned()],
+        grants: vec![GrantType::Password, GrantType::RefreshToken],
         scopes: Scope::from_tokens(["profile", "api:read"]),
         audiences: vec!["https://api.example.com".to_owned(), "other-api".to_owned()],
         stamp: format!("stamp-of-{client_id}"),

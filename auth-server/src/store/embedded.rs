@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    ClientRecord, ClientUpdate, KeyRevocation, KeyState, LoginSubject, PreviousSecret,
+    ClientRecord, ClientUpdate, GrantType, KeyRevocation, KeyState, LoginSubject, PreviousSecret,
     RefreshContext, RefreshRecord, Removal, Rotation, SessionCut, SigningKeyRecord, SlotRelease,
     Store, StoreError, UserRecord,
 };
@@ -180,6 +180,18 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The stored grant words of a client; a word that names no grant type is corrupt data.
+fn grant_types(client_id: &str, text: &str) -> Result<Vec<GrantType>, StoreError> {
+    words(text)
+        .iter()
+        .map(|word| {
+            GrantType::parse(word).ok_or_else(|| {
+                StoreError::Corrupt(format!("client {client_id}: unknown grant {word:?}"))
+            })
+        })
+        .collect()
+}
+
 fn as_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
@@ -207,10 +219,12 @@ fn user_from(row: &SqliteRow) -> Result<UserRecord, StoreError> {
 }
 
 fn client_from(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
+    let client_id: String = row.get("client_id");
+    let grants = grant_types(&client_id, row.get("grants"))?;
     let previous_hash: Option<String> = row.get("previous_secret_hash");
     let previous_expires_at: Option<i64> = row.get("previous_secret_expires_at");
     Ok(ClientRecord {
-        client_id: row.get("client_id"),
+        client_id,
         secret_hash: row.get("secret_hash"),
         previous_secret: previous_hash
             .zip(previous_expires_at)
@@ -220,7 +234,7 @@ fn client_from(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
             }),
         public: row.get::<i64, _>("public") != 0,
         introspect: row.get::<i64, _>("introspect") != 0,
-        grants: words(row.get("grants")),
+        grants,
         scopes: scope(row.get("scopes"))?,
         audiences: words(row.get("audiences")),
         stamp: row.get("stamp"),
@@ -487,7 +501,7 @@ impl Store for SqliteStore {
         )
         .bind(i64::from(client.public))
         .bind(i64::from(client.introspect))
-        .bind(client.grants.join(" "))
+        .bind(GrantType::join(&client.grants, " "))
         .bind(client.scopes.to_string())
         .bind(client.audiences.join(" "))
         .bind(&client.stamp)
@@ -511,7 +525,12 @@ impl Store for SqliteStore {
                 audiences = coalesce(?, audiences), introspect = coalesce(?, introspect)
              WHERE client_id = ?",
         )
-        .bind(update.grants.as_ref().map(|grants| grants.join(" ")))
+        .bind(
+            update
+                .grants
+                .as_ref()
+                .map(|grants| GrantType::join(grants, " ")),
+        )
         .bind(update.scopes.as_ref().map(Scope::to_string))
         .bind(
             update
@@ -1118,6 +1137,7 @@ mod tests {
         assert_eq!((user.stamp.as_str(), user.not_before), ("", 0));
         let client = store.client("rs").await.unwrap().unwrap();
         assert!(client.introspect && !client.public);
+        assert_eq!(client.grants, vec![GrantType::ClientCredentials]);
         assert_eq!((client.stamp.as_str(), client.not_before), ("", 0));
         let context = store.refresh_context("t1").await.unwrap().unwrap();
         assert_eq!(
@@ -1128,6 +1148,32 @@ mod tests {
             ("", "")
         );
         assert_eq!(context.user.map(|user| user.stamp), Some(String::new()));
+    }
+
+    /// Grants are stored as the words of the token request: a row with a word that names no
+    /// grant type reads as corrupt rather than as a client with fewer grants.
+    #[tokio::test]
+    async fn a_stored_grant_word_is_read_back_or_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO clients (client_id, secret_hash, grants, scopes, audiences)
+                 VALUES ('web', '', 'password  refresh_token', '', ''),
+                        ('old', '', 'password implicit', '', '');",
+        )
+        .execute(&store.writer)
+        .await
+        .unwrap();
+        let web = store.client("web").await.unwrap().unwrap();
+        assert_eq!(
+            web.grants,
+            vec![GrantType::Password, GrantType::RefreshToken]
+        );
+        let old = store.client("old").await;
+        assert!(
+            matches!(&old, Err(StoreError::Corrupt(message)) if message.contains("implicit")),
+            "{old:?}"
+        );
     }
 
     /// The one-round-trip rotation leaves nothing half done when its insert fails: the mark is

@@ -7,12 +7,15 @@
 #[cfg(test)]
 pub mod conformance;
 pub mod embedded;
+mod grant_type;
 pub mod redis;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use shared::Scope;
+
+pub use grant_type::{GrantType, UnknownGrantType};
 
 /// A user as stored. `password_hash` is a PHC string (argon2id) or an imported bcrypt hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +68,7 @@ pub struct ClientRecord {
     pub public: bool,
     /// May introspect any token, not only its own (RFC 7662 §4).
     pub introspect: bool,
-    pub grants: Vec<String>,
+    pub grants: Vec<GrantType>,
     pub scopes: Scope,
     pub audiences: Vec<String>,
     /// Random, made when the client is added: refresh families carry it, so that a client
@@ -89,7 +92,7 @@ pub struct PreviousSecret {
 /// updates of different fields never undo each other.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientUpdate {
-    pub grants: Option<Vec<String>>,
+    pub grants: Option<Vec<GrantType>>,
     pub scopes: Option<Scope>,
     pub audiences: Option<Vec<String>>,
     pub introspect: Option<bool>,

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use shared::Scope;
 
 use crate::store::{
-    ClientRecord, KeyState, PreviousSecret, RefreshRecord, SigningKeyRecord, StoreError, UserRecord,
+    ClientRecord, GrantType, KeyState, PreviousSecret, RefreshRecord, SigningKeyRecord, StoreError,
+    UserRecord,
 };
 
 /// The fields of one stored hash, read into a record.
@@ -73,6 +74,18 @@ impl Fields {
             .map(str::to_owned)
             .collect())
     }
+
+    /// Stored grant words; one that names no grant type is corrupt.
+    pub(super) fn grants(&mut self, field: &str) -> Result<Vec<GrantType>, StoreError> {
+        let words = self.words(field)?;
+        words
+            .iter()
+            .map(|word| {
+                GrantType::parse(word)
+                    .ok_or_else(|| self.corrupt(field, &format!("names an unknown grant {word:?}")))
+            })
+            .collect()
+    }
 }
 
 pub(super) fn user_from(
@@ -134,7 +147,7 @@ pub(super) fn client_from(
         // Absent on a client registered before the field existed: such a client could
         // introspect any token, and keeps the right (as the embedded store's migration does).
         introspect: fields.optional_text("introspect")?.as_deref() != Some("0"),
-        grants: fields.words("grants")?,
+        grants: fields.grants("grants")?,
         scopes: fields.scope("scopes")?,
         audiences: fields.words("audiences")?,
         stamp: fields.optional_text("stamp")?.unwrap_or_default(),
@@ -147,7 +160,7 @@ pub(super) fn client_fields(client: &ClientRecord) -> Vec<(&'static str, String)
         ("secret_hash", client.secret_hash.clone()),
         ("public", flag(client.public).to_owned()),
         ("introspect", flag(client.introspect).to_owned()),
-        ("grants", client.grants.join(" ")),
+        ("grants", GrantType::join(&client.grants, " ")),
         ("scopes", client.scopes.to_string()),
         ("audiences", client.audiences.join(" ")),
         ("stamp", client.stamp.clone()),

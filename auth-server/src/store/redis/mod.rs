@@ -106,8 +106,8 @@ use redis::{FromRedisValue, RedisError};
 use shared::Scope;
 
 use super::{
-    ClientRecord, ClientUpdate, KeyRevocation, KeyState, LoginSubject, RefreshRecord, Removal,
-    Rotation, SessionCut, SigningKeyRecord, SlotRelease, Store, StoreError, UserRecord,
+    ClientRecord, ClientUpdate, GrantType, KeyRevocation, KeyState, LoginSubject, RefreshRecord,
+    Removal, Rotation, SessionCut, SigningKeyRecord, SlotRelease, Store, StoreError, UserRecord,
 };
 
 /// The prefix of every key unless the URL or the caller names another.
@@ -526,7 +526,7 @@ impl Store for RedisStore {
     ) -> Result<bool, StoreError> {
         let mut pairs = Vec::new();
         if let Some(grants) = &update.grants {
-            pairs.push(("grants", grants.join(" ")));
+            pairs.push(("grants", GrantType::join(grants, " ")));
         }
         if let Some(scopes) = &update.scopes {
             pairs.push(("scopes", scopes.to_string()));
@@ -968,6 +968,7 @@ mod tests {
         assert_eq!((user.stamp.as_str(), user.not_before), ("", 0));
         let client = store.client("rs").await.unwrap().unwrap();
         assert!(client.introspect && !client.public);
+        assert_eq!(client.grants, vec![GrantType::ClientCredentials]);
         assert_eq!((client.stamp.as_str(), client.not_before), ("", 0));
         assert_eq!(client.previous_secret, None);
         let context = store.refresh_context("t1").await.unwrap().unwrap();
@@ -985,6 +986,69 @@ mod tests {
             cleanup.arg(key);
         }
         let _: u64 = cleanup.query_async(&mut raw).await.unwrap();
+    }
+
+    /// Grants are stored as the words of the token request: a hash with a word that names no
+    /// grant type reads as corrupt rather than as a client with fewer grants.
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn a_stored_grant_word_is_read_back_or_is_corrupt() {
+        use crate::store::conformance::{fresh_test_prefix, redis_test_url};
+        let url = redis_test_url();
+        let prefix = fresh_test_prefix();
+        let store = RedisStore::open_with_prefix(&url, &prefix).await.unwrap();
+        let mut raw = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let keys = &store.keys;
+        let _: () = redis::pipe()
+            .cmd("HSET")
+            .arg(keys.client("web"))
+            .arg(&[
+                "secret_hash",
+                "",
+                "grants",
+                "password  refresh_token",
+                "scopes",
+                "",
+                "audiences",
+                "",
+            ])
+            .cmd("HSET")
+            .arg(keys.client("old"))
+            .arg(&[
+                "secret_hash",
+                "",
+                "grants",
+                "password implicit",
+                "scopes",
+                "",
+                "audiences",
+                "",
+            ])
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+
+        let web = store.client("web").await.unwrap().unwrap();
+        assert_eq!(
+            web.grants,
+            vec![GrantType::Password, GrantType::RefreshToken]
+        );
+        let old = store.client("old").await;
+        assert!(
+            matches!(&old, Err(StoreError::Corrupt(message)) if message.contains("implicit")),
+            "{old:?}"
+        );
+
+        let _: u64 = redis::cmd("DEL")
+            .arg(keys.client("web"))
+            .arg(keys.client("old"))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
     }
 
     #[test]
