@@ -216,7 +216,7 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
                 .filter(|previous| now < previous.expires_at && !force)
             {
                 bail!(
-                    "client {id:?} still accepts its previous secret until {}; rotating again ends it now (a client at most has two): wait, or add --force",
+                    "client {id:?} still accepts its previous secret until {}; rotating again ends it now (a client has at most two secrets): wait, or add --force",
                     super::keys::rfc3339(previous.expires_at)
                 );
             }
