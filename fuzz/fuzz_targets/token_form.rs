@@ -62,7 +62,10 @@ fuzz_target!(|data: &[u8]| {
     ) {
         Ok(Credentials::Secret { client_id, .. }) => assert!(!client_id.is_empty()),
         Ok(Credentials::None { client_id }) => {
-            assert!(basic.is_none() && form_secret.is_none());
+            // No secret anywhere: no Basic header, or one with an empty secret, which is a
+            // public client naming itself (and so names an id).
+            assert!(form_secret.is_none());
+            assert!(basic.is_none() || client_id.is_some());
             assert!(client_id.as_deref().is_none_or(|id| !id.is_empty()));
         }
         Err(TokenError::InvalidRequest(_) | TokenError::InvalidClient) => {}
