@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use adversarial_fuzz::{genuine_claims, genuine_header, test_key};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use shared::verifier::KeySet;
 
@@ -32,14 +34,13 @@ fuzz_target!(|data: &[u8]| {
     let (token, real_n) = genuine();
     let kids: Vec<&str> = keys.kids().collect();
     assert_eq!(kids.len(), keys.len());
-    // Only the signature matters here: no claim is validated.
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
+    // Only the signature matters here, checked as the verifier checks it: with the key as the
+    // key set holds it, over `header.payload`.
+    let (signed, signature) = token.rsplit_once('.').expect("a compact JWS");
+    let signature = URL_SAFE_NO_PAD.decode(signature).expect("base64url signature");
     for kid in kids.iter().take(8) {
         let key = keys.get(kid).expect("a listed kid resolves");
-        let accepted = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).is_ok();
+        let accepted = key.verify_sig(signed.as_bytes(), &signature).is_ok();
         if accepted {
             // The document must have carried the real modulus somewhere.
             assert!(
