@@ -1,6 +1,6 @@
 //! The Redis backend, so that several auth-server replicas share users, clients, refresh-token
 //! families, revocations and login throttles. It keeps the same rules as the embedded backend
-//! (`store/conformance.rs` checks both): every method is one atomic step on the server, either a
+//! (`store/conformance/` checks both): every method is one atomic step on the server, either a
 //! single command, a `MULTI` block or a Lua script, so no replica ever holds a lock across calls.
 //!
 //! # Key layout
