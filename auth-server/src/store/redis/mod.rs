@@ -272,15 +272,29 @@ impl RedisStore {
         Ok(done == 1)
     }
 
-    /// Inserts a user or client hash (with its `not_before` apart from `pairs`) and its index
-    /// member, raising the cut-off to a removed namesake's. False when the key is taken.
+    /// Inserts a user or a client (`kind`) under `member`: its hash (with its `not_before` apart
+    /// from `pairs`) and its index member, the cut-off raised to a removed namesake's.
+    /// `Conflict` when the name is taken: by this kind, or by the other kind (`other`: its
+    /// record and its removal, both in its one slot, so one `EXISTS` asks for both).
     async fn insert_account(
         &self,
+        kind: &str,
         keys: [String; 3],
+        other: (&str, [String; 2]),
         member: &str,
         not_before: u64,
         pairs: Vec<(&'static str, String)>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
+        let (other_kind, [other_record, other_removal]) = other;
+        let taken: u64 = self
+            .send(
+                Resend::Always,
+                Request::Command(redis::cmd("EXISTS").arg(other_record).arg(other_removal)),
+            )
+            .await?;
+        if taken > 0 {
+            return Err(StoreError::Conflict(format!("{other_kind} {member}")));
+        }
         let mut invocation = self.scripts.insert_account.prepare_invoke();
         let [record, index, removal] = keys;
         invocation
@@ -295,7 +309,11 @@ impl RedisStore {
         let inserted: u64 = self
             .send(Resend::IfNotSent, Request::Script(&invocation))
             .await?;
-        Ok(inserted == 1)
+        if inserted == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(format!("{kind} {member}")))
+        }
     }
 
     async fn remove_account(
@@ -387,26 +405,25 @@ impl Store for RedisStore {
     }
 
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        if self.exists(self.keys.client(&user.username)).await?
-            || self
-                .exists(self.keys.removed_client(&user.username))
-                .await?
-        {
-            return Err(StoreError::Conflict(format!("client {}", user.username)));
-        }
+        let name = &user.username;
         let keys = [
-            self.keys.user(&user.username),
+            self.keys.user(name),
             self.keys.user_index(),
-            self.keys.removed_user(&user.username),
+            self.keys.removed_user(name),
         ];
-        if self
-            .insert_account(keys, &user.username, user.not_before, user_fields(user))
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict(format!("user {}", user.username)))
-        }
+        let other = (
+            "client",
+            [self.keys.client(name), self.keys.removed_client(name)],
+        );
+        self.insert_account(
+            "user",
+            keys,
+            other,
+            name,
+            user.not_before,
+            user_fields(user),
+        )
+        .await
     }
 
     async fn replace_password_hash(
@@ -492,31 +509,22 @@ impl Store for RedisStore {
     }
 
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
-        if self.exists(self.keys.user(&client.client_id)).await?
-            || self
-                .exists(self.keys.removed_user(&client.client_id))
-                .await?
-        {
-            return Err(StoreError::Conflict(format!("user {}", client.client_id)));
-        }
+        let id = &client.client_id;
         let keys = [
-            self.keys.client(&client.client_id),
+            self.keys.client(id),
             self.keys.client_index(),
-            self.keys.removed_client(&client.client_id),
+            self.keys.removed_client(id),
         ];
-        if self
-            .insert_account(
-                keys,
-                &client.client_id,
-                client.not_before,
-                client_fields(client),
-            )
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict(format!("client {}", client.client_id)))
-        }
+        let other = ("user", [self.keys.user(id), self.keys.removed_user(id)]);
+        self.insert_account(
+            "client",
+            keys,
+            other,
+            id,
+            client.not_before,
+            client_fields(client),
+        )
+        .await
     }
 
     async fn update_client(
