@@ -2,18 +2,13 @@
 //! server on an ephemeral port. See ARCHITECTURE.md for the map.
 
 pub mod cli;
-pub mod client_auth;
-pub mod error;
-pub mod grants;
 pub mod http;
-pub mod introspection;
 pub mod keys;
+pub mod oauth;
 pub mod passwords;
-pub mod revocation;
 pub mod settings;
 pub mod startup;
 pub mod store;
-pub mod throttle;
 pub mod tokens;
 
 pub use settings::Settings;

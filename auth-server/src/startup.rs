@@ -10,13 +10,13 @@ use anyhow::Context;
 use poem::EndpointExt;
 use shared::serve::{self, ConnectionMetrics};
 
-use crate::grants::{Grants, Policy};
 use crate::http::{self, metrics::Metrics, AppState};
 use crate::keys::files;
+use crate::oauth::{Authority, Clock, Policy};
 use crate::passwords::Passwords;
 use crate::settings::Settings;
+use crate::store;
 use crate::tokens::TokenIssuer;
-use crate::{grants, store};
 
 pub struct Application {
     listener: tokio::net::TcpListener,
@@ -41,16 +41,26 @@ impl Application {
         settings: Settings,
         listener: std::net::TcpListener,
     ) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, listener, Clock::system()).await
+    }
+
+    /// As [`Application::build_on`], deciding by `clock` (tests move it forward rather than
+    /// wait for tokens to expire).
+    pub async fn build_with_clock(
+        settings: Settings,
+        listener: std::net::TcpListener,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
         // `Settings::load` checked them already; settings built in code are checked here.
         settings.validate()?;
         let store = store::open(&settings.store.0).await?;
         let key_lifecycle = settings.key_lifecycle(store.clone())?;
         key_lifecycle
-            .ensure(&settings.keys_dir, grants::now())
+            .ensure(&settings.keys_dir, clock.now())
             .await
             .context("preparing the signing keys")?;
         let keys = key_lifecycle
-            .load(grants::now())
+            .load(clock.now())
             .await
             .context("loading the signing keys from the store")?;
         tracing::info!(kid = keys.active().kid(), "signing key loaded");
@@ -76,21 +86,27 @@ impl Application {
             refresh_reuse_grace: settings.refresh_reuse_grace,
             default_audience: settings.audience.clone(),
             password_grant_without_client: settings.password_grant_without_client,
-            throttle: crate::throttle::ThrottlePolicy {
+            throttle: crate::oauth::throttle::ThrottlePolicy {
                 window: settings.login_throttle_window,
                 per_address: settings.login_max_failures_per_address,
                 per_user: settings.login_max_failures_per_user,
             },
         };
         metrics.observe_keys(&tokens.keys());
-        let state = Arc::new(AppState {
-            grants: Grants {
-                store,
-                passwords: Arc::new(passwords),
-                tokens: Arc::new(tokens),
-                policy,
-            },
+        let tokens = Arc::new(tokens);
+        let authority = Authority::new(
+            store.clone(),
+            Arc::new(passwords),
+            tokens.clone(),
+            policy,
             client_secret_key,
+            Arc::new(metrics.clone()),
+        );
+        let state = Arc::new(AppState {
+            authority,
+            store,
+            tokens,
+            clock,
             metrics,
             settings,
             keys: key_lifecycle,
@@ -137,7 +153,7 @@ impl Application {
         )
         .await;
         maintenance.abort();
-        self.state.grants.store.close().await;
+        self.state.store.close().await;
         tracing::info!("auth-server stopped");
         result
     }
@@ -155,7 +171,7 @@ async fn maintenance(state: Arc<AppState>) {
         interval.tick().await;
         if last_purge.is_none_or(|at| at.elapsed() >= Duration::from_secs(600)) {
             last_purge = Some(std::time::Instant::now());
-            if let Err(err) = state.grants.store.purge_expired(grants::now()).await {
+            if let Err(err) = state.store.purge_expired(state.clock.now()).await {
                 tracing::warn!(error = %err, "purging expired data failed");
             }
         }
@@ -187,7 +203,7 @@ fn report_key_staleness(state: &AppState) {
 
 async fn sync_keys(state: &AppState) {
     let metrics = &state.metrics;
-    match state.keys.advance(grants::now()).await {
+    match state.keys.advance(state.clock.now()).await {
         Ok(done) => {
             if let Some(kid) = &done.staged {
                 tracing::info!(kid, "staged the next signing key on schedule");
@@ -207,8 +223,8 @@ async fn sync_keys(state: &AppState) {
             );
         }
     }
-    let current = state.grants.tokens.keys();
-    match state.keys.load(grants::now()).await {
+    let current = state.tokens.keys();
+    match state.keys.load(state.clock.now()).await {
         Ok(ring) => {
             let changed = ring.jwks_json() != current.jwks_json()
                 || ring.active().kid() != current.active().kid();
@@ -224,7 +240,7 @@ async fn sync_keys(state: &AppState) {
                 );
             }
             metrics.observe_keys(&ring);
-            state.grants.tokens.replace_keys(ring);
+            state.tokens.replace_keys(ring);
         }
         Err(err) => {
             metrics.signing_key_sync_failures.inc();

@@ -1,4 +1,4 @@
-//! `Authorization: Basic` as `client_auth::parse_basic` reads it (RFC 6749 §2.3.1: the id and
+//! `Authorization: Basic` as `http::credentials::parse_basic` reads it (RFC 6749 §2.3.1: the id and
 //! the secret are form-urlencoded before base64).
 //!
 //! The first byte chooses the mode:
@@ -8,7 +8,7 @@
 //! back unchanged whatever the scheme's case and the surrounding blanks.
 #![no_main]
 
-use auth_server::client_auth::parse_basic;
+use auth_server::http::credentials::parse_basic;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;

@@ -1,7 +1,7 @@
 //! `POST /token` as the handler reads it: the form body through serde_urlencoded into
 //! `TokenForm` (poem-openapi's `Form` does exactly this), the `Authorization` header through
-//! `client_auth::credentials`, the scope through `grants::requested_scope`, and
-//! `X-Forwarded-For` through `throttle::client_address` behind a trusted proxy.
+//! `http::credentials::read`, the scope through `oauth::scope::requested`, and
+//! `X-Forwarded-For` through `http::address::client_address` behind a trusted proxy.
 //!
 //! Input: `authorization "\n" x-forwarded-for "\n" body`; a missing part is a missing header.
 //! Properties: no panic; Basic and form secret together are `invalid_request`; an accepted
@@ -12,10 +12,11 @@
 
 use std::net::IpAddr;
 
-use auth_server::client_auth::{credentials, Credentials};
-use auth_server::grants::{requested_scope, TokenError};
+use auth_server::http::address::client_address;
+use auth_server::http::credentials::read as credentials;
 use auth_server::http::token::TokenForm;
-use auth_server::throttle::client_address;
+use auth_server::oauth::scope::requested as requested_scope;
+use auth_server::oauth::{Credentials, TokenError};
 use libfuzzer_sys::fuzz_target;
 use poem::http::HeaderValue;
 
@@ -35,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     else {
         return;
     };
-    // As `TokenApi::issue` reads them.
+    // As `TokenApi::token` reads them.
     let authorization = authorization
         .as_ref()
         .map(|v| v.to_str().unwrap_or("\u{0}"));

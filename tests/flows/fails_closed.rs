@@ -46,7 +46,7 @@ async fn replica_that_cannot_read_the_keys_is_drained_then_recovers(auth: TestAu
         auth.settings.key_schedule(),
     );
     stranger
-        .revoke(&revoked, auth_server::grants::now())
+        .revoke(&revoked, auth_server::oauth::clock::unix_now())
         .await
         .unwrap();
     let unreadable = auth.active_kid().await;
@@ -79,7 +79,7 @@ async fn replica_that_cannot_read_the_keys_is_drained_then_recovers(auth: TestAu
     assert_eq!(live.status(), 200, "drained, not restarted");
 
     auth.key_lifecycle()
-        .revoke(&unreadable, auth_server::grants::now())
+        .revoke(&unreadable, auth_server::oauth::clock::unix_now())
         .await
         .unwrap();
     assert_eq!(wait_for_readyz(&auth.http, &ready, 200).await, "ok");

@@ -281,7 +281,7 @@ impl TestAuth {
         let key = auth_server::keys::files::client_secret_key(&self.settings.keys_dir).unwrap();
         let mut record = ClientRecord {
             client_id: client_id.to_owned(),
-            secret_hash: auth_server::client_auth::hash_secret(&key, secret),
+            secret_hash: auth_server::oauth::client_auth::hash_secret(&key, secret),
             previous_secret: None,
             public: false,
             introspect: false,

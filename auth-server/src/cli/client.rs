@@ -9,9 +9,10 @@ use anyhow::bail;
 use clap::Subcommand;
 use zeroize::Zeroizing;
 
-use crate::client_auth::{self, MIN_SECRET_LEN, PUBLIC_CLIENT_ID, PUBLIC_GRANT_TYPES};
+use crate::oauth::client_auth::{self, MIN_SECRET_LEN, PUBLIC_CLIENT_ID, PUBLIC_GRANT_TYPES};
+use crate::oauth::clock::unix_now;
 use crate::store::{ClientRecord, ClientUpdate, GrantType, Store, StoreError};
-use crate::{grants, keys::files, tokens, Settings};
+use crate::{keys::files, tokens, Settings};
 
 /// How long a rotated-out secret keeps working unless `--overlap` says otherwise: a day.
 pub const DEFAULT_OVERLAP: u64 = 86_400;
@@ -209,7 +210,7 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
             if current.public {
                 bail!("client {id:?} is public and has no secret to rotate");
             }
-            let now = grants::now();
+            let now = unix_now();
             if let Some(previous) = current
                 .previous_secret
                 .as_ref()
@@ -260,14 +261,14 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
             }
         }
         ClientCommand::Remove { id } => {
-            let removal = tokens::removal(grants::now(), settings.access_token_ttl);
+            let removal = tokens::removal(unix_now(), settings.access_token_ttl);
             if !store.remove_client(&id, removal).await? {
                 bail!("unknown client {id:?}");
             }
             println!("removed {id}; every refresh token family minted for it ended");
         }
         ClientCommand::List => {
-            let now = grants::now();
+            let now = unix_now();
             for client in store.list_clients().await? {
                 let mut line = format!(
                     "{}\tgrants={}\tscope={}\taudience={}",

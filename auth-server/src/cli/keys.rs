@@ -4,6 +4,7 @@
 use clap::Subcommand;
 
 use crate::keys::lifecycle::Rotation;
+use crate::oauth::clock::unix_now;
 use crate::store::KeyRevocation;
 use crate::Settings;
 
@@ -25,7 +26,7 @@ pub enum KeysCommand {
 pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
     let store = crate::store::open(&settings.store.0).await?;
     let keys = settings.key_lifecycle(store)?;
-    let now = crate::grants::now();
+    let now = unix_now();
     keys.ensure(&settings.keys_dir, now).await?;
     match command {
         KeysCommand::List => {

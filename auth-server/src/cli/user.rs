@@ -11,8 +11,9 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde::Deserialize;
 
+use crate::oauth::clock::unix_now;
 use crate::store::{Store, StoreError, UserRecord};
-use crate::{grants, passwords, tokens, Settings};
+use crate::{passwords, tokens, Settings};
 
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
@@ -107,7 +108,7 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
             let password = super::read_secret_from_stdin("password")?;
             let password_hash =
                 tokio::task::spawn_blocking(move || passwords::hash_blocking(&password)).await??;
-            let cut = tokens::session_cut(grants::now());
+            let cut = tokens::session_cut(unix_now());
             found(
                 store.set_password_hash(&name, &password_hash, &cut).await?,
                 &name,
@@ -115,7 +116,7 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
             println!("password of {name} changed; every session of {name} ended");
         }
         UserCommand::Disable { name } => {
-            let cut = tokens::session_cut(grants::now());
+            let cut = tokens::session_cut(unix_now());
             found(
                 store.set_user_disabled(&name, true, Some(&cut)).await?,
                 &name,
@@ -136,7 +137,7 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
             println!("updated {name}: scope={scopes}");
         }
         UserCommand::Remove { name } => {
-            let removal = tokens::removal(grants::now(), settings.access_token_ttl);
+            let removal = tokens::removal(unix_now(), settings.access_token_ttl);
             found(store.remove_user(&name, removal).await?, &name)?;
             println!("removed {name}; every session of {name} ended");
         }
@@ -179,7 +180,7 @@ fn check_username(name: &str) -> anyhow::Result<()> {
     if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
         bail!("a username is 1 to 256 bytes without control characters");
     }
-    if name == crate::client_auth::PUBLIC_CLIENT_ID {
+    if name == crate::oauth::client_auth::PUBLIC_CLIENT_ID {
         bail!("{name:?} is the default public client's id; a username may not be one");
     }
     Ok(())

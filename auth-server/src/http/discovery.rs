@@ -8,7 +8,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use shared::wire::ServerMetadata;
 
 use super::AppState;
-use crate::grants::GrantType;
+use crate::store::GrantType;
 
 /// How long clients may cache the metadata. The key set's lifetime follows the key schedule
 /// (`keys::lifecycle::Schedule::jwks_max_age`).
@@ -84,7 +84,7 @@ impl DiscoveryApi {
     /// Signing keys (RFC 7517)
     #[oai(path = "/.well-known/jwks.json", method = "get")]
     async fn jwks(&self) -> JwksReply {
-        let keys = self.0.grants.tokens.keys();
+        let keys = self.0.tokens.keys();
         let jwks = serde_json::from_str(keys.jwks_json()).unwrap_or_default();
         let max_age = self.0.keys.schedule().jwks_max_age();
         JwksReply::Ok(Json(jwks), format!("public, max-age={max_age}"))

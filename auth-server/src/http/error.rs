@@ -9,7 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::ApiResponse;
 use shared::wire::ErrorResponse;
 
-use crate::grants::TokenError;
+use crate::oauth::TokenError;
 
 pub const NO_STORE: &str = "no-store";
 const BASIC_CHALLENGE: &str = r#"Basic realm="auth-server", charset="UTF-8""#;

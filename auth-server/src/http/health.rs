@@ -61,11 +61,11 @@ impl HealthApi {
                 ),
             }));
         }
-        let grants = &self.0.grants;
+        let state = &self.0;
         let store =
-            tokio::time::timeout(std::time::Duration::from_secs(2), grants.store.ping()).await;
+            tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
         match store {
-            Ok(Ok(())) if grants.tokens.keys().published().next().is_some() => {
+            Ok(Ok(())) if state.tokens.keys().published().next().is_some() => {
                 HealthReply::Ok(Json(Health {
                     status: "ok".into(),
                 }))

@@ -10,9 +10,7 @@ use shared::Audience;
 use super::error::{ClientErrorReply, NO_STORE};
 use super::revoke::TokenParams;
 use super::AppState;
-use crate::client_auth::Client;
-use crate::grants::{self, TokenError};
-use crate::introspection::Introspection;
+use crate::oauth::Introspection;
 
 /// RFC 7662 §2.2. Only `active` is present for an inactive token.
 #[derive(Object, Debug)]
@@ -87,25 +85,19 @@ impl IntrospectApi {
         form: Form<TokenParams>,
     ) -> Result<IntrospectReply, ClientErrorReply> {
         let state = &self.0;
-        let client = state
-            .client(
-                req,
-                form.client_id.as_deref(),
-                form.client_secret.as_deref(),
-            )
-            .await?;
-        if !matches!(client, Client::Confidential(_)) {
-            return Err(TokenError::InvalidClient.into());
-        }
+        let credentials = super::client_credentials(
+            req,
+            form.client_id.as_deref(),
+            form.client_secret.as_deref(),
+        )?;
         // Absent is a 400 from the form's schema; empty is a token that matches nothing.
-        let token = form.token.as_str();
         let found = state
-            .grants
+            .authority
             .introspect(
-                &client,
-                token,
+                credentials,
+                form.token.as_str(),
                 form.token_type_hint.as_deref(),
-                grants::now(),
+                state.clock.now(),
             )
             .await?;
         Ok(IntrospectReply::Ok(Json(found.into()), NO_STORE.to_owned()))

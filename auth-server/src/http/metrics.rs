@@ -6,6 +6,9 @@ use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
+use crate::oauth::TokenError;
+use crate::store::GrantType;
+
 #[derive(Clone)]
 pub struct Metrics {
     pub tokens_issued: IntCounterVec,
@@ -126,5 +129,29 @@ impl crate::passwords::PoolMetrics for Metrics {
 
     fn waited(&self, seconds: f64) {
         self.password_wait_seconds.observe(seconds);
+    }
+}
+
+/// The core's token answers land in the counters above.
+impl crate::oauth::Recorder for Metrics {
+    fn issued(&self, grant: GrantType) {
+        self.tokens_issued
+            .with_label_values(&[grant.as_str()])
+            .inc();
+    }
+
+    fn refused(&self, grant: Option<GrantType>, error: &TokenError) {
+        let label = grant.map_or("other", GrantType::as_str);
+        self.token_errors
+            .with_label_values(&[label, &error.to_string()])
+            .inc();
+        match error {
+            TokenError::InvalidGrant(_) if grant == Some(GrantType::Password) => {
+                self.login_failures.inc()
+            }
+            TokenError::TemporarilyUnavailable { .. } => self.store_errors.inc(),
+            TokenError::Throttled { .. } => self.throttled.inc(),
+            _ => {}
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! The HTTP surface: translates between requests and the modules below, nothing more.
 
+pub mod address;
+pub mod credentials;
 pub mod discovery;
 pub mod error;
 pub mod health;
@@ -15,45 +17,40 @@ use poem::http::Method;
 use poem::middleware::Cors;
 use poem::{get, Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
-use zeroize::Zeroizing;
 
-use crate::grants::Grants;
+use crate::oauth::{Authority, Clock, Credentials, TokenError};
 use crate::settings::Settings;
+use crate::store::Store;
+use crate::tokens::TokenIssuer;
 
 /// What the handlers share.
 pub struct AppState {
-    pub grants: Grants,
+    /// Every OAuth decision.
+    pub authority: Authority,
+    /// For readiness and maintenance; the handlers' decisions go through `authority`.
+    pub store: Arc<dyn Store>,
+    /// The keys in use, for the JWKS and readiness.
+    pub tokens: Arc<TokenIssuer>,
+    pub clock: Clock,
     pub settings: Settings,
-    /// Key of the keyed hash over client secrets.
-    pub client_secret_key: Zeroizing<Vec<u8>>,
     pub metrics: metrics::Metrics,
     /// The signing-key lifecycle on the store; the maintenance task follows it.
     pub keys: crate::keys::lifecycle::KeyLifecycle,
 }
 
-impl AppState {
-    /// The client as the request's Basic header or `client_id`/`client_secret` fields establish
-    /// it; shared by `/token`, `/revoke` and `/introspect`.
-    pub async fn client(
-        &self,
-        req: &poem::Request,
-        form_id: Option<&str>,
-        form_secret: Option<&str>,
-    ) -> Result<crate::client_auth::Client, crate::grants::TokenError> {
-        // A header that is not visible ASCII is no Basic credential: it fails as malformed.
-        let authorization = req
-            .headers()
-            .get(poem::http::header::AUTHORIZATION)
-            .map(|value| value.to_str().unwrap_or_default());
-        let credentials = crate::client_auth::credentials(authorization, form_id, form_secret)?;
-        crate::client_auth::authenticate(
-            self.grants.store.as_ref(),
-            &self.client_secret_key,
-            credentials,
-            crate::grants::now(),
-        )
-        .await
-    }
+/// The client credentials `req` carries, in its Basic header or in the form fields given;
+/// shared by `/token`, `/revoke` and `/introspect`.
+pub fn client_credentials(
+    req: &poem::Request,
+    form_id: Option<&str>,
+    form_secret: Option<&str>,
+) -> Result<Credentials, TokenError> {
+    // A header that is not visible ASCII is no Basic credential: it fails as malformed.
+    let authorization = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .map(|value| value.to_str().unwrap_or_default());
+    credentials::read(authorization, form_id, form_secret)
 }
 
 /// Paths reported by name in request metrics.

@@ -11,7 +11,6 @@ use zeroize::Zeroize;
 
 use super::error::{ClientErrorReply, NO_STORE};
 use super::AppState;
-use crate::grants;
 
 /// A token and the client asking about it: the form of RFC 7009 §2.1 and RFC 7662 §2.1.
 #[derive(Object, Deserialize)]
@@ -57,22 +56,19 @@ impl RevokeApi {
         form: Form<TokenParams>,
     ) -> Result<RevokeReply, ClientErrorReply> {
         let state = &self.0;
-        let client = state
-            .client(
-                req,
-                form.client_id.as_deref(),
-                form.client_secret.as_deref(),
-            )
-            .await?;
+        let credentials = super::client_credentials(
+            req,
+            form.client_id.as_deref(),
+            form.client_secret.as_deref(),
+        )?;
         // Absent is a 400 from the form's schema; empty is a token that matches nothing.
-        let token = form.token.as_str();
         state
-            .grants
+            .authority
             .revoke(
-                &client,
-                token,
+                credentials,
+                form.token.as_str(),
                 form.token_type_hint.as_deref(),
-                grants::now(),
+                state.clock.now(),
             )
             .await?;
         Ok(RevokeReply::Ok(

@@ -128,7 +128,7 @@ fn basic_header_parsing_wipes_the_secret() {
         encode(&format!("svc:{}+%21", canary()))
     ));
     let found = unwiped_copies(|| {
-        let (id, secret) = auth_server::client_auth::parse_basic(&header).unwrap();
+        let (id, secret) = auth_server::http::credentials::parse_basic(&header).unwrap();
         assert_eq!(id, "svc");
         assert!(secret.ends_with(" !"));
         drop(secret);
@@ -141,7 +141,7 @@ fn the_keyed_secret_hash_leaves_no_copy() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let secret = Zeroizing::new(canary());
     let found = unwiped_copies(|| {
-        let hash = auth_server::client_auth::hash_secret(&[7u8; 32], &secret);
+        let hash = auth_server::oauth::client_auth::hash_secret(&[7u8; 32], &secret);
         assert!(!hash.contains(secret.as_str()));
     });
     assert_eq!(

@@ -12,31 +12,27 @@
 //! password, disabling or removing the user, or removing the client, writes or drops them). Its
 //! scope narrows at every refresh to what the user and the client may have now.
 
-use shared::wire::TokenResponse;
 use shared::Scope;
 
-use super::{
-    check_default_public, grant_scope, intersect, issued_at, user_scope, Grants, TokenError,
-};
-use crate::client_auth::Client;
+use super::issued_at;
+use crate::oauth::client_auth::Client;
+use crate::oauth::{require_grant, scope, Authority, IssuedTokens, TokenError};
 use crate::store::{GrantType, RefreshContext, RefreshRecord, Rotation};
 use crate::tokens::{self, Subject};
 
-impl Grants {
-    pub async fn refresh(
+impl Authority {
+    pub(crate) async fn refresh(
         &self,
         client: &Client,
         refresh_token: &str,
         scope: Option<Scope>,
         now: u64,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<IssuedTokens, TokenError> {
         if refresh_token.is_empty() {
             return Err(TokenError::InvalidRequest("refresh_token is required"));
         }
-        check_default_public(client, &self.policy)?;
-        if !client.may_use(GrantType::RefreshToken) {
-            return Err(TokenError::UnauthorizedClient);
-        }
+        self.check_default_public(client)?;
+        require_grant(client, GrantType::RefreshToken)?;
         let id = tokens::refresh_token_id(refresh_token);
         // One read for the token, its family and its user (one query on the embedded store).
         let RefreshContext {
@@ -85,8 +81,8 @@ impl Grants {
         // The new access token may narrow the scope, never widen it, and gets no more than the
         // user and the client may have now; the refresh token keeps the original scope
         // (RFC 6749 §6).
-        let allowed = intersect(&record.scope, &user_scope(&user, client));
-        let scope = grant_scope(scope, &allowed)?;
+        let allowed = scope::intersect(&record.scope, &scope::of_user(&user, client));
+        let scope = scope::grant(scope, &allowed)?;
         let subject = Subject::user(&user);
         let iat = issued_at(now, Some(&user), client).await;
         let (access_token, claims) =
@@ -101,7 +97,7 @@ impl Grants {
             successor_id: None,
             ..record.clone()
         };
-        let response = self.response(access_token, Some(next_token), &scope);
+        let response = self.issued(access_token, Some(next_token), &scope);
         let plaintext =
             zeroize::Zeroizing::new(serde_json::to_vec(&response).map_err(anyhow::Error::new)?);
         let sealed = tokens::seal(refresh_token, &id, &plaintext).map_err(anyhow::Error::new)?;
@@ -126,7 +122,7 @@ impl Grants {
         refresh_token: &str,
         record: RefreshRecord,
         now: u64,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<IssuedTokens, TokenError> {
         let grace = self.policy.refresh_reuse_grace;
         let within_grace =
             grace > 0 && record.used_at.is_some_and(|used_at| now <= used_at + grace);
@@ -149,7 +145,7 @@ impl Grants {
         &self,
         refresh_token: &str,
         record: &RefreshRecord,
-    ) -> Result<Option<TokenResponse>, TokenError> {
+    ) -> Result<Option<IssuedTokens>, TokenError> {
         let (Some(sealed), Some(successor_id)) = (&record.sealed_successor, &record.successor_id)
         else {
             return Ok(None);

@@ -10,8 +10,8 @@
 
 use shared::{AccessClaims, Audience};
 
-use crate::client_auth::{Client, PUBLIC_CLIENT_ID};
-use crate::grants::{intersect, user_scope, Grants, TokenError};
+use super::client_auth::Client;
+use super::{scope, Authority, TokenError};
 use crate::store::{GrantType, RefreshContext};
 use crate::tokens;
 
@@ -36,10 +36,10 @@ fn may_see(caller: &Client, client_id: &str) -> bool {
     caller.id() == client_id || caller.record().is_some_and(|record| record.introspect)
 }
 
-impl Grants {
+impl Authority {
     /// Inactive, with no other field, for expired, revoked, foreign or malformed tokens, and
     /// for tokens the caller may not learn about.
-    pub async fn introspect(
+    pub(super) async fn introspect_for(
         &self,
         caller: &Client,
         token: &str,
@@ -60,24 +60,6 @@ impl Grants {
             }
         }
         Ok(Introspection::default())
-    }
-
-    /// The client that `client_id` names as it stands now: `None` when it is not registered
-    /// (or is the default public client while that is turned off).
-    async fn current_client(&self, client_id: &str) -> Result<Option<Client>, TokenError> {
-        if client_id == PUBLIC_CLIENT_ID {
-            return Ok(self
-                .policy
-                .password_grant_without_client
-                .then_some(Client::DefaultPublic));
-        }
-        Ok(self.store.client(client_id).await?.map(|record| {
-            if record.public {
-                Client::Public(record)
-            } else {
-                Client::Confidential(record)
-            }
-        }))
     }
 
     async fn introspect_access(
@@ -163,7 +145,7 @@ impl Grants {
         else {
             return inactive;
         };
-        let scope = intersect(&record.scope, &user_scope(&user, &client));
+        let scope = scope::intersect(&record.scope, &scope::of_user(&user, &client));
         Ok(Some(Introspection {
             active: true,
             scope: Some(scope.to_string()),

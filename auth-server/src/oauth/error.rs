@@ -1,7 +1,7 @@
-//! The one error of the token, revocation and introspection endpoints' decisions (RFC 6749
-//! §5.2), at the bottom of the OAuth logic so that client authentication, the throttle and the
-//! grants all speak it without importing each other. `http::error` alone turns it into a
-//! response; the conversions below say how each lower layer's failures reach a client.
+//! The one error of the core's decisions (RFC 6749 §5.2), at its lowest floor so that client
+//! authentication, the throttle and the grants all speak it without importing each other.
+//! `http::error` alone turns it into a response; the conversions below say how each lower
+//! layer's failures reach a client.
 
 use crate::passwords::PasswordError;
 use crate::store::StoreError;

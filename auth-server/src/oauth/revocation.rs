@@ -3,13 +3,13 @@
 //! verify locally keep accepting a revoked access token until its `exp`: that is the price of
 //! not calling the auth-server per request, and why access tokens live minutes, not hours.
 
-use crate::client_auth::Client;
-use crate::grants::{Grants, TokenError};
+use super::client_auth::Client;
+use super::{Authority, TokenError};
 use crate::tokens;
 
-impl Grants {
+impl Authority {
     /// Unknown and malformed tokens are fine (§2.2): the answer is the same 200.
-    pub async fn revoke(
+    pub(super) async fn revoke_for(
         &self,
         client: &Client,
         token: &str,

@@ -1,12 +1,12 @@
 //! RFC 6749 §4.3: a user's name and password for a token. Legacy in RFC 9700 §2.4, kept because
 //! the tutorial's clients and Swagger UI speak it; services should use client_credentials.
 
-use shared::wire::TokenResponse;
 use shared::Scope;
 use zeroize::Zeroizing;
 
-use super::{check_default_public, grant_scope, issued_at, user_scope, Grants, TokenError};
-use crate::client_auth::Client;
+use super::issued_at;
+use crate::oauth::client_auth::Client;
+use crate::oauth::{require_grant, scope, Authority, IssuedTokens, TokenError};
 use crate::passwords::Verdict;
 use crate::store::{GrantType, RefreshRecord};
 use crate::tokens::{self, Subject};
@@ -23,12 +23,12 @@ pub struct PasswordRequest<'a> {
     pub now: u64,
 }
 
-impl Grants {
-    pub async fn password(
+impl Authority {
+    pub(crate) async fn password(
         &self,
         client: &Client,
         request: PasswordRequest<'_>,
-    ) -> Result<TokenResponse, TokenError> {
+    ) -> Result<IssuedTokens, TokenError> {
         let PasswordRequest {
             username,
             password,
@@ -37,10 +37,8 @@ impl Grants {
             address,
             now,
         } = request;
-        check_default_public(client, &self.policy)?;
-        if !client.may_use(GrantType::Password) {
-            return Err(TokenError::UnauthorizedClient);
-        }
+        self.check_default_public(client)?;
+        require_grant(client, GrantType::Password)?;
         if username.is_empty() || password.is_empty() {
             return Err(TokenError::InvalidRequest(
                 "username and password are required",
@@ -92,7 +90,7 @@ impl Grants {
             }
         }
 
-        let scope = grant_scope(scope, &user_scope(&user, client))?;
+        let scope = scope::grant(scope, &scope::of_user(&user, client))?;
         let audience = self.audience(client, resource)?;
         let subject = Subject::user(&user);
         let iat = issued_at(now, Some(&user), client).await;
@@ -119,7 +117,7 @@ impl Grants {
             })
             .await?;
         tracing::info!(jti = %claims.jti, client_id = %client.id(), "access token issued to a user");
-        Ok(self.response(access_token, Some(refresh_token), &scope))
+        Ok(self.issued(access_token, Some(refresh_token), &scope))
     }
 }
 
