@@ -261,3 +261,6 @@ fn require_grant(client: &Client, grant: GrantType) -> Result<(), TokenError> {
         Err(TokenError::UnauthorizedClient)
     }
 }
+
+#[cfg(test)]
+mod tests;
