@@ -120,6 +120,17 @@ fn body(code: &str, description: &str) -> Json<ErrorResponse> {
     })
 }
 
+/// An `invalid_request` refusal with the status of `reply`, for middleware that answers before
+/// an endpoint runs (the body limits).
+pub fn refusal(
+    reply: fn(Json<ErrorResponse>, String) -> ErrorReply,
+    description: &str,
+) -> poem::Error {
+    poem::Error::from_response(
+        reply(body("invalid_request", description), NO_STORE.to_owned()).into_response(),
+    )
+}
+
 impl From<TokenError> for ErrorReply {
     fn from(err: TokenError) -> Self {
         let json = body(&err.to_string(), err.description());
@@ -188,12 +199,7 @@ impl<E: Endpoint> Endpoint for OAuthErrorShapeEndpoint<E> {
             s if s.is_server_error() => ("server_error", "internal error"),
             _ => ("invalid_request", "the request could not be parsed"),
         };
-        let mut reply = poem::web::Json(ErrorResponse {
-            error: code.to_owned(),
-            error_description: Some(description.to_owned()),
-        })
-        .with_status(status)
-        .into_response();
+        let mut reply = body(code, description).with_status(status).into_response();
         reply
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));

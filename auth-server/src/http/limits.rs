@@ -10,11 +10,9 @@
 use std::time::Duration;
 
 use poem::http::header;
-use poem::{Endpoint, Error, IntoResponse, Middleware, Request};
-use poem_openapi::payload::Json;
-use shared::wire::ErrorResponse;
+use poem::{Endpoint, Error, Middleware, Request};
 
-use super::error::{ErrorReply, NO_STORE};
+use super::error::{refusal as refuse, ErrorReply};
 
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit {
@@ -40,14 +38,6 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
 pub struct BodyLimitEndpoint<E> {
     inner: E,
     limit: BodyLimit,
-}
-
-fn refuse(reply: fn(Json<ErrorResponse>, String) -> ErrorReply, description: &str) -> Error {
-    let body = Json(ErrorResponse {
-        error: "invalid_request".to_owned(),
-        error_description: Some(description.to_owned()),
-    });
-    Error::from_response(reply(body, NO_STORE.to_owned()).into_response())
 }
 
 fn too_large() -> Error {

@@ -213,6 +213,7 @@ pub enum KeyRevocation {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     #[error("{0} already exists")]
     Conflict(String),
