@@ -85,11 +85,7 @@ impl IntrospectApi {
         form: Form<TokenParams>,
     ) -> Result<IntrospectReply, ClientErrorReply> {
         let state = &self.0;
-        let credentials = super::client_credentials(
-            req,
-            form.client_id.as_deref(),
-            form.client_secret.as_deref(),
-        )?;
+        let credentials = form.credentials(req)?;
         // Absent is a 400 from the form's schema; empty is a token that matches nothing.
         let found = state
             .authority

@@ -11,6 +11,7 @@ use zeroize::Zeroize;
 
 use super::error::{ClientErrorReply, NO_STORE};
 use super::AppState;
+use crate::oauth::{Credentials, TokenError};
 
 /// A token and the client asking about it: the form of RFC 7009 §2.1 and RFC 7662 §2.1.
 #[derive(Object, Deserialize)]
@@ -30,6 +31,17 @@ impl Drop for TokenParams {
     fn drop(&mut self) {
         self.token.zeroize();
         self.client_secret.zeroize();
+    }
+}
+
+impl TokenParams {
+    /// The client credentials of the request, in its Basic header or in these fields.
+    pub fn credentials(&self, req: &Request) -> Result<Credentials, TokenError> {
+        super::client_credentials(
+            req,
+            self.client_id.as_deref(),
+            self.client_secret.as_deref(),
+        )
     }
 }
 
@@ -56,11 +68,7 @@ impl RevokeApi {
         form: Form<TokenParams>,
     ) -> Result<RevokeReply, ClientErrorReply> {
         let state = &self.0;
-        let credentials = super::client_credentials(
-            req,
-            form.client_id.as_deref(),
-            form.client_secret.as_deref(),
-        )?;
+        let credentials = form.credentials(req)?;
         // Absent is a 400 from the form's schema; empty is a token that matches nothing.
         state
             .authority

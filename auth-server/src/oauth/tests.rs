@@ -96,6 +96,36 @@ async fn core() -> Core {
     }
 }
 
+impl Core {
+    /// A client_credentials request of `client_id` with `secret`, at `now`.
+    async fn client_token(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: Option<&str>,
+        now: u64,
+    ) -> Result<IssuedTokens, TokenError> {
+        self.authority
+            .token(
+                secret_of(client_id, secret),
+                client_credentials(scope),
+                None,
+                now,
+            )
+            .await
+    }
+
+    /// Whether the introspecting client `rs` is told `token` is active at `now`.
+    async fn active(&self, token: &str, now: u64) -> bool {
+        let found = self
+            .authority
+            .introspect(secret_of("rs", SECRET), token, None, now)
+            .await
+            .unwrap();
+        found.active
+    }
+}
+
 fn secret_of(client_id: &str, secret: &str) -> Credentials {
     Credentials::Secret {
         client_id: client_id.to_owned(),
@@ -115,13 +145,7 @@ async fn client_credentials_issue_a_signed_token_and_are_counted_rfc6749_4_4() {
     let core = core().await;
     let now = clock::unix_now();
     let issued = core
-        .authority
-        .token(
-            secret_of("svc", SECRET),
-            client_credentials(Some("read")),
-            None,
-            now,
-        )
+        .client_token("svc", SECRET, Some("read"), now)
         .await
         .unwrap();
     assert_eq!(issued.scope, "read");
@@ -140,34 +164,17 @@ async fn the_client_is_judged_before_the_scope_rfc6749_5_2() {
     let core = core().await;
     let now = clock::unix_now();
     let wrong_secret = core
-        .authority
-        .token(
-            secret_of("svc", "not-the-secret-not-the-secret-not-the"),
-            client_credentials(Some("a\"b")),
-            None,
+        .client_token(
+            "svc",
+            "not-the-secret-not-the-secret-not-the",
+            Some("a\"b"),
             now,
         )
         .await;
     assert!(matches!(wrong_secret, Err(TokenError::InvalidClient)));
-    let bad_scope = core
-        .authority
-        .token(
-            secret_of("svc", SECRET),
-            client_credentials(Some("a\"b")),
-            None,
-            now,
-        )
-        .await;
+    let bad_scope = core.client_token("svc", SECRET, Some("a\"b"), now).await;
     assert!(matches!(bad_scope, Err(TokenError::InvalidScope)));
-    let too_wide = core
-        .authority
-        .token(
-            secret_of("svc", SECRET),
-            client_credentials(Some("admin")),
-            None,
-            now,
-        )
-        .await;
+    let too_wide = core.client_token("svc", SECRET, Some("admin"), now).await;
     assert!(matches!(too_wide, Err(TokenError::InvalidScope)));
     assert_eq!(
         *core.counted.0.lock().unwrap(),
@@ -184,13 +191,7 @@ async fn a_token_is_active_until_the_time_given_passes_its_exp_rfc7662_2_2() {
     let core = core().await;
     let now = clock::unix_now();
     let token = core
-        .authority
-        .token(
-            secret_of("svc", SECRET),
-            client_credentials(None),
-            None,
-            now,
-        )
+        .client_token("svc", SECRET, None, now)
         .await
         .unwrap()
         .access_token;
@@ -215,13 +216,7 @@ async fn only_the_token_s_own_client_may_revoke_it_rfc7009_2_1() {
     let core = core().await;
     let now = clock::unix_now();
     let token = core
-        .authority
-        .token(
-            secret_of("svc", SECRET),
-            client_credentials(None),
-            None,
-            now,
-        )
+        .client_token("svc", SECRET, None, now)
         .await
         .unwrap()
         .access_token;
@@ -230,23 +225,10 @@ async fn only_the_token_s_own_client_may_revoke_it_rfc7009_2_1() {
         .revoke(secret_of("rs", SECRET), &token, None, now)
         .await;
     assert!(matches!(by_another, Err(TokenError::UnauthorizedClient)));
-    assert!(
-        core.authority
-            .introspect(secret_of("rs", SECRET), &token, None, now)
-            .await
-            .unwrap()
-            .active
-    );
+    assert!(core.active(&token, now).await);
     core.authority
         .revoke(secret_of("svc", SECRET), &token, None, now)
         .await
         .unwrap();
-    assert!(
-        !core
-            .authority
-            .introspect(secret_of("rs", SECRET), &token, None, now)
-            .await
-            .unwrap()
-            .active
-    );
+    assert!(!core.active(&token, now).await);
 }
