@@ -185,13 +185,13 @@ pub struct TokenRules {
 
 impl TokenRules {
     /// Tokens of `issuer` (compared without a trailing slash, as tokens carry it) for
-    /// `audience`, with the defaults of [`VerifierConfig::new`]: a leeway of 30 seconds, `exp`
-    /// checked, tokens up to [`super::DEFAULT_MAX_TOKEN_BYTES`].
+    /// `audience`, with the defaults of [`VerifierConfig::new`]: a leeway of
+    /// [`super::DEFAULT_LEEWAY`], `exp` checked, tokens up to [`super::DEFAULT_MAX_TOKEN_BYTES`].
     pub fn new(issuer: &str, audience: AudiencePolicy) -> Self {
         Self {
             issuer: issuer.trim_end_matches('/').to_owned(),
             audience,
-            leeway: 30,
+            leeway: super::DEFAULT_LEEWAY.min(MAX_LEEWAY).as_secs(),
             expiry: Expiry::Checked,
             max_token_bytes: super::DEFAULT_MAX_TOKEN_BYTES,
         }
@@ -207,7 +207,7 @@ impl TokenRules {
         .with_max_token_bytes(config.max_token_bytes)
     }
 
-    /// Clock skew allowed on `exp` and `nbf`, capped at [`MAX_LEEWAY`] (a minute).
+    /// Clock skew allowed on `exp` and `nbf`, capped at a minute.
     #[must_use]
     pub fn with_leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway.min(MAX_LEEWAY).as_secs();

@@ -41,7 +41,8 @@ use arc_swap::ArcSwap;
 use prometheus::Registry;
 
 pub use config::{
-    VerifierConfig, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_CAPACITY,
+    VerifierConfig, DEFAULT_LEEWAY, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKEN_BYTES,
+    DEFAULT_TOKEN_CACHE_CAPACITY,
 };
 pub use discovery::{freshness, metadata_url, parse_max_age, FetchError};
 pub use error::VerifyError;
