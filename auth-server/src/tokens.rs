@@ -9,6 +9,7 @@ use aws_lc_rs::hkdf;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use shared::verifier::{verify_with, AudiencePolicy, Expiry, TokenRules};
 use shared::{AccessClaims, Audience, Scope};
 
 use crate::keys::{KeyError, KeyRing};
@@ -44,14 +45,26 @@ pub struct TokenIssuer {
     issuer: String,
     access_ttl: u64,
     keys: ArcSwap<KeyRing>,
+    /// What [`TokenIssuer::decode_own`] asks of a token: our issuer, any audience (we mint for
+    /// many), `exp` left to the caller (revocation still answers for an expired token, and
+    /// introspection calls it inactive by its own clock).
+    own_tokens: TokenRules,
 }
+
+/// Longest token [`TokenIssuer::decode_own`] parses; those this server mints are a few hundred
+/// bytes to a couple of kilobytes.
+const MAX_OWN_TOKEN_BYTES: usize = 16 * 1024;
 
 impl TokenIssuer {
     pub fn new(issuer: String, access_ttl: u64, keys: KeyRing) -> Self {
+        let own_tokens = TokenRules::new(&issuer, AudiencePolicy::Any)
+            .with_expiry(Expiry::LeftToCaller)
+            .with_max_token_bytes(MAX_OWN_TOKEN_BYTES);
         Self {
             issuer,
             access_ttl,
             keys: ArcSwap::from_pointee(keys),
+            own_tokens,
         }
     }
 
@@ -109,28 +122,25 @@ impl TokenIssuer {
 
 impl TokenIssuer {
     /// The claims of an access token this server signed with a key it still publishes, whatever
-    /// its audience and expiry (the caller judges those). `None` for anything else.
+    /// its audience and expiry (the caller judges those). `None` for anything else: checked by
+    /// the resource servers' own rules ([`shared::verifier::verify_with`]) over the keys of the
+    /// JWKS, so that introspection and revocation accept no token a resource server refuses
+    /// for its header, signature or issuer.
     pub fn decode_own(&self, token: &str) -> Option<AccessClaims> {
-        if token.len() > 16 * 1024 {
-            return None;
-        }
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.alg != jsonwebtoken::Algorithm::RS256
-            || header.typ.as_deref() != Some(shared::ACCESS_TOKEN_TYP)
-        {
-            return None;
-        }
-        let keys = self.keys.load();
-        let key = keys.get(header.kid.as_deref()?)?;
-        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss"]);
-        jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &validation)
-            .ok()
-            .map(|data| data.claims)
+        verify_with(
+            token,
+            self.keys.load().key_set(),
+            &self.own_tokens,
+            unix_now(),
+        )
+        .ok()
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// `bytes` random bytes, base64url without padding.
@@ -238,6 +248,129 @@ pub fn open(token: &str, id: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::{PublishedKey, SigningKey};
+    use crate::store::KeyState;
+    use aws_lc_rs::encoding::AsDer as _;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use serde_json::{json, Value};
+
+    const ISSUER: &str = "https://auth.example";
+
+    /// An issuer signing with a new key, and that key's pair, to forge tokens with as an
+    /// attacker holding the server's key (or a bug in minting) would.
+    fn issuer_and_its_key() -> (TokenIssuer, KeyPair, String) {
+        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let key = SigningKey::from_pkcs8(pair.as_der().unwrap().as_ref()).unwrap();
+        let kid = key.kid().to_owned();
+        (
+            TokenIssuer::new(ISSUER.into(), 900, KeyRing::single(key)),
+            pair,
+            kid,
+        )
+    }
+
+    fn forge(pair: &KeyPair, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut signature = vec![0u8; pair.public_modulus_len()];
+        pair.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            input.as_bytes(),
+            &mut signature,
+        )
+        .unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    fn claims_now() -> Value {
+        let now = unix_now();
+        json!({
+            "iss": ISSUER, "sub": "alice", "aud": "api", "exp": now + 300, "iat": now,
+            "jti": "j", "client_id": "public", "scope": "read", "preferred_username": "alice"
+        })
+    }
+
+    #[test]
+    fn decode_own_reads_its_tokens_for_any_audience_and_leaves_expiry_to_the_caller() {
+        let (issuer, _, _) = issuer_and_its_key();
+        let subject = Subject {
+            sub: "svc",
+            user: None,
+        };
+        let long_ago = unix_now() - 86_400;
+        let (token, minted) = issuer
+            .mint_access(&subject, "svc", &Scope::default(), "reports", long_ago)
+            .unwrap();
+        let decoded = issuer.decode_own(&token).unwrap();
+        assert_eq!(decoded, minted);
+        assert!(decoded.exp < unix_now(), "expired, and still decoded");
+        assert!(decoded.aud.contains("reports"));
+    }
+
+    /// What a resource server refuses, the issuer refuses for itself, even signed with its own
+    /// key: the forgery without a defect is the control.
+    #[test]
+    fn decode_own_refuses_headers_and_issuers_a_resource_server_refuses() {
+        let (issuer, pair, kid) = issuer_and_its_key();
+        let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid});
+        assert!(issuer
+            .decode_own(&forge(&pair, &header, &claims_now()))
+            .is_some());
+
+        let mut attacks = Vec::new();
+        for (member, value) in [
+            ("alg", json!("RS384")),
+            ("alg", json!("none")),
+            ("typ", json!("JWT")),
+            ("typ", Value::Null),
+            ("crit", json!(["exp"])),
+            ("kid", json!("not-ours")),
+            ("kid", Value::Null),
+        ] {
+            let mut bad = header.clone();
+            bad[member] = value.clone();
+            attacks.push((
+                format!("{member}: {value}"),
+                forge(&pair, &bad, &claims_now()),
+            ));
+        }
+        let mut foreign = claims_now();
+        foreign["iss"] = json!("https://other.example");
+        attacks.push(("iss".into(), forge(&pair, &header, &foreign)));
+        let stranger = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        attacks.push((
+            "another key".into(),
+            forge(&stranger, &header, &claims_now()),
+        ));
+        attacks.push(("oversized".into(), "a".repeat(MAX_OWN_TOKEN_BYTES + 1)));
+        for (what, token) in attacks {
+            assert_eq!(issuer.decode_own(&token), None, "{what}");
+        }
+    }
+
+    #[test]
+    fn decode_own_honours_a_key_while_it_is_published_and_no_longer() {
+        let (issuer, pair, old_kid) = issuer_and_its_key();
+        let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": old_kid});
+        let token = forge(&pair, &header, &claims_now());
+        let old = SigningKey::from_pkcs8(pair.as_der().unwrap().as_ref()).unwrap();
+        let retired =
+            PublishedKey::from_jwk(&old_kid, KeyState::Retired, &old.jwk().to_string()).unwrap();
+        let (new, _) = SigningKey::generate().unwrap();
+        let new = Arc::new(new);
+
+        issuer.replace_keys(KeyRing::new(Arc::clone(&new), vec![retired]));
+        assert!(
+            issuer.decode_own(&token).is_some(),
+            "retired, still published"
+        );
+        issuer.replace_keys(KeyRing::new(new, Vec::new()));
+        assert_eq!(issuer.decode_own(&token), None, "removed");
+    }
 
     #[test]
     fn sealed_response_opens_only_with_the_presented_token() {

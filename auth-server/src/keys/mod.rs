@@ -1,12 +1,14 @@
 //! Signing keys: parsed once into aws-lc-rs key pairs, so that signing a token costs one RSA
-//! operation and no parsing. The JWKS and each key's encoded JWT header are computed once per
-//! change of keys too. Where keys live and how they rotate: `lifecycle`.
+//! operation and no parsing. The JWKS, the same keys parsed for checking this server's own
+//! tokens, and each key's encoded JWT header are computed once per change of keys too. Where
+//! keys live and how they rotate: `lifecycle`.
 
 pub mod encryption;
 pub mod files;
 pub mod lifecycle;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -16,6 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use shared::verifier::KeySet;
 use zeroize::Zeroizing;
 
 use crate::store::KeyState;
@@ -28,7 +31,6 @@ pub struct SigningKey {
     /// `base64url(header)` followed by `.`, the constant prefix of every token it signs.
     header_prefix: String,
     rng: SystemRandom,
-    decoding_key: jsonwebtoken::DecodingKey,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -65,8 +67,6 @@ impl SigningKey {
         let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
         let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
         let kid = thumbprint(&n, &e);
-        let decoding_key = jsonwebtoken::DecodingKey::from_rsa_components(&n, &e)
-            .map_err(|err| KeyError::Rejected(err.to_string()))?;
         let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e});
         let header = json!({"alg": "RS256", "typ": shared::ACCESS_TOKEN_TYP, "kid": kid});
         let header_prefix = format!("{}.", URL_SAFE_NO_PAD.encode(header.to_string()));
@@ -76,7 +76,6 @@ impl SigningKey {
             jwk,
             header_prefix,
             rng: SystemRandom::new(),
-            decoding_key,
         })
     }
 
@@ -99,11 +98,6 @@ impl SigningKey {
 
     pub fn jwk(&self) -> &serde_json::Value {
         &self.jwk
-    }
-
-    /// The public half, for checking tokens this server issued (introspection, revocation).
-    pub fn decoding_key(&self) -> &jsonwebtoken::DecodingKey {
-        &self.decoding_key
     }
 
     /// A compact JWS over `claims` (already JSON): header, payload and RS256 signature.
@@ -139,7 +133,6 @@ pub struct PublishedKey {
     kid: String,
     state: KeyState,
     jwk: serde_json::Value,
-    decoding_key: jsonwebtoken::DecodingKey,
 }
 
 impl PublishedKey {
@@ -155,14 +148,14 @@ impl PublishedKey {
         if jwk["kty"] != "RSA" || thumbprint(n, e) != kid || jwk["kid"] != kid {
             return Err(bad());
         }
-        let decoding_key =
-            jsonwebtoken::DecodingKey::from_rsa_components(n, e).map_err(|_| bad())?;
+        if URL_SAFE_NO_PAD.decode(n).is_err() || URL_SAFE_NO_PAD.decode(e).is_err() {
+            return Err(bad());
+        }
         let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e});
         Ok(Self {
             kid: kid.to_owned(),
             state,
             jwk,
-            decoding_key,
         })
     }
 
@@ -171,7 +164,6 @@ impl PublishedKey {
             kid: key.kid.clone(),
             state,
             jwk: key.jwk.clone(),
-            decoding_key: key.decoding_key.clone(),
         }
     }
 
@@ -182,11 +174,6 @@ impl PublishedKey {
     pub fn state(&self) -> KeyState {
         self.state
     }
-
-    /// The public half, for checking tokens this server issued (introspection, revocation).
-    pub fn decoding_key(&self) -> &jsonwebtoken::DecodingKey {
-        &self.decoding_key
-    }
 }
 
 /// The keys in use: the active one signs; it and the next and retired keys are published.
@@ -194,6 +181,9 @@ pub struct KeyRing {
     active: Arc<SigningKey>,
     published: Vec<PublishedKey>,
     jwks_json: String,
+    /// The published keys as a resource server holds them, parsed from `jwks_json`: what this
+    /// server checks its own tokens against.
+    key_set: KeySet,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -231,10 +221,14 @@ impl KeyRing {
         let jwks_json =
             json!({"keys": published.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
                 .to_string();
+        // Our own JSON always parses; were it not to, no token of ours would pass (fail closed).
+        let key_set = KeySet::from_jwks(jwks_json.as_bytes(), Duration::ZERO)
+            .unwrap_or_else(|_| KeySet::empty());
         Self {
             active,
             published,
             jwks_json,
+            key_set,
         }
     }
 
@@ -267,6 +261,11 @@ impl KeyRing {
     /// The RFC 7517 key set, public members only.
     pub fn jwks_json(&self) -> &str {
         &self.jwks_json
+    }
+
+    /// The published keys, parsed once per ring, for [`shared::verifier::verify_with`].
+    pub fn key_set(&self) -> &KeySet {
+        &self.key_set
     }
 }
 
@@ -317,6 +316,38 @@ mod tests {
         assert!(ring.get(revoked.kid()).is_none());
         assert_eq!(ring.count(KeyState::Active), 1);
         assert_eq!(ring.count(KeyState::Next), 1);
+    }
+
+    #[test]
+    fn the_ring_checks_tokens_against_exactly_the_keys_it_publishes() {
+        let (active, _) = SigningKey::generate().unwrap();
+        let (next, _) = SigningKey::generate().unwrap();
+        let (retired, _) = SigningKey::generate().unwrap();
+        let (revoked, _) = SigningKey::generate().unwrap();
+        let ring = KeyRing::new(
+            Arc::new(active),
+            vec![
+                PublishedKey::from_jwk(next.kid(), KeyState::Next, &next.jwk().to_string())
+                    .unwrap(),
+                PublishedKey::of(&retired, KeyState::Retired),
+                PublishedKey::of(&revoked, KeyState::Revoked),
+            ],
+        );
+        let mut published: Vec<&str> = ring.published().map(|k| k.kid()).collect();
+        let mut checked: Vec<&str> = ring.key_set().kids().collect();
+        published.sort_unstable();
+        checked.sort_unstable();
+        assert_eq!(checked, published);
+        assert_eq!(checked.len(), 3);
+        assert!(ring.key_set().get(revoked.kid()).is_none());
+    }
+
+    #[test]
+    fn a_published_jwk_with_a_modulus_that_is_not_base64url_is_refused() {
+        let n = "not base64url!";
+        let kid = thumbprint(n, "AQAB");
+        let jwk = json!({"kty": "RSA", "kid": kid, "n": n, "e": "AQAB"}).to_string();
+        assert!(PublishedKey::from_jwk(&kid, KeyState::Next, &jwk).is_err());
     }
 
     #[test]

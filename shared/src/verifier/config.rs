@@ -12,6 +12,9 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Verified tokens remembered unless configured otherwise: about 1 KiB each.
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 4096;
 
+/// Clock skew allowed on `exp` and `nbf` unless configured otherwise.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+
 /// How long a key set may stay in use past its freshness unless configured otherwise: a day
 /// of issuer outage is served, a key revoked before it is not trusted for longer.
 pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
@@ -53,7 +56,7 @@ impl VerifierConfig {
             issuer,
             audience: audience.into(),
             jwks_url: None,
-            leeway: Duration::from_secs(30),
+            leeway: DEFAULT_LEEWAY,
             min_refresh: Duration::from_secs(30),
             max_refresh: Duration::from_secs(3600),
             unknown_kid_cooldown: Duration::from_secs(10),

@@ -24,7 +24,8 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    pub(crate) fn empty() -> Self {
+    /// No key: every token names an unknown `kid`.
+    pub fn empty() -> Self {
         Self {
             keys: HashMap::new(),
             fetched_at: Instant::now(),

@@ -17,10 +17,12 @@
 //! counters created once, so counting is one atomic add; [`Verifier::register_metrics`] exposes
 //! them, with the key set's size and age read at scrape time.
 //!
-//! This file keeps what needs the verifier's shared state: keys, their refresh, the cache and
-//! readiness. What a token must say is judged in `jws.rs` alone, so that a rule is read and
-//! reviewed in one place; the configuration, the refusals with their metric labels, and the
-//! metrics each have their own file for the same reason.
+//! This file keeps the per-request path over the verifier's shared state (size, staleness,
+//! cache, keys) and readiness; `refresh.rs` fetches and installs keys. What a token must say is
+//! judged in `jws.rs` alone ([`verify_with`], which this verifier calls for every token it has
+//! not seen and which a service holding its own keys calls directly), so that a rule is read
+//! and reviewed in one place; the configuration, the refusals with their metric labels, and
+//! the metrics each have their own file for the same reason.
 
 mod cache;
 mod config;
@@ -29,25 +31,27 @@ mod error;
 mod jws;
 mod keys;
 mod metrics;
+mod refresh;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use prometheus::Registry;
-use url::Url;
 
 pub use config::{
-    VerifierConfig, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_CAPACITY,
+    VerifierConfig, DEFAULT_LEEWAY, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKEN_BYTES,
+    DEFAULT_TOKEN_CACHE_CAPACITY,
 };
 pub use discovery::{freshness, metadata_url, parse_max_age, FetchError};
 pub use error::VerifyError;
+pub use jws::{verify_with, AudiencePolicy, Expiry, TokenRules};
 pub use keys::KeySet;
 
 use cache::{Lookup, TokenCache};
-use jws::{Header, Parts, Rules};
 use metrics::{Counters, VerifierCollector};
+use refresh::{refresh_loop, RefreshState};
 
 use crate::claims::AccessClaims;
 
@@ -85,7 +89,7 @@ pub struct Verifier {
 
 struct Inner {
     config: VerifierConfig,
-    rules: Rules,
+    rules: TokenRules,
     keys: ArcSwap<KeySet>,
     /// Replaced by an empty one after every key set is installed (see `cache.rs`).
     cache: ArcSwap<TokenCache>,
@@ -98,12 +102,6 @@ struct Inner {
     /// fetched set is installed. One log line per outage, not one per refused request.
     stale_reported: AtomicBool,
     counters: Counters,
-}
-
-#[derive(Default)]
-struct RefreshState {
-    jwks_url: Option<Url>,
-    last_attempt: Option<Instant>,
 }
 
 impl Verifier {
@@ -122,7 +120,7 @@ impl Verifier {
     ///
     /// Never: the metric names and labels are constants known to be valid.
     pub fn new(config: VerifierConfig) -> Result<Self, reqwest::Error> {
-        let rules = Rules::new(&config);
+        let rules = TokenRules::from_config(&config);
         let http = reqwest::Client::builder()
             .timeout(config.fetch_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -227,7 +225,7 @@ impl Verifier {
 
     async fn check(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let inner = &*self.inner;
-        if token.len() > inner.config.max_token_bytes {
+        if inner.rules.too_large(token) {
             return Err(VerifyError::TooLarge);
         }
         // Fail closed: keys that may have been revoked since are not trusted, cached verdicts
@@ -258,30 +256,22 @@ impl Verifier {
         Ok(claims)
     }
 
+    /// [`verify_with`] over the keys held; a `kid` they lack causes one fetch (single-flight,
+    /// at most once per cooldown) and a second try over whatever keys are held then.
     async fn check_uncached(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let inner = &*self.inner;
-        let parts = Parts::split(token)?;
-        let header_json = parts.header_json()?;
-        let header = Header::parse(&header_json)?;
-        let kid = header.check()?;
-
-        let keys = inner.keys.load();
-        if let Some(key) = keys.get(kid) {
-            return parts.verify(key, &inner.rules, unix_now());
+        let first = verify_with(token, &inner.keys.load(), &inner.rules, unix_now());
+        if !matches!(first, Err(VerifyError::UnknownKid)) {
+            return first;
         }
-        drop(keys);
         let seen = inner.generation.load(Ordering::Acquire);
         // Failures are counted and logged inside; the token is judged on whatever keys we hold.
         let _ = inner
             .fetch_single_flight(Some(seen), inner.config.unknown_kid_cooldown)
             .await;
-        let keys = inner.keys.load();
-        if let Some(key) = keys.get(kid) {
-            parts.verify(key, &inner.rules, unix_now())
-        } else if !self.is_ready() {
-            Err(VerifyError::KeysUnavailable)
-        } else {
-            Err(VerifyError::UnknownKid)
+        match verify_with(token, &inner.keys.load(), &inner.rules, unix_now()) {
+            Err(VerifyError::UnknownKid) if !self.is_ready() => Err(VerifyError::KeysUnavailable),
+            second => second,
         }
     }
 }
@@ -292,108 +282,6 @@ fn unix_now() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-impl Inner {
-    /// Installs a key set, then an empty cache: a token in the new cache was verified with
-    /// these keys or newer ones, and tokens of keys no longer published are forgotten.
-    /// `max_stale` bounds how long the set is used past its freshness (`None`: no bound).
-    fn install(&self, mut keys: KeySet, max_stale: Option<Duration>) {
-        // An instant beyond what `Instant` can hold is no bound at all.
-        keys.usable_until = max_stale.and_then(|max_stale| {
-            keys.fetched_at
-                .checked_add(keys.fresh_for)?
-                .checked_add(max_stale)
-        });
-        self.keys.store(Arc::new(keys));
-        self.cache
-            .store(Arc::new(TokenCache::new(self.config.token_cache_capacity)));
-        self.loaded.store(true, Ordering::Release);
-        if self.stale_reported.swap(false, Ordering::AcqRel) {
-            tracing::info!("fresh signing keys fetched; accepting tokens again");
-        }
-    }
-
-    /// Logs, once per outage, that the keys held are too stale and tokens are refused.
-    fn report_stale(&self, keys: &KeySet) {
-        if self.stale_reported.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        tracing::error!(
-            age_s = keys.fetched_at.elapsed().as_secs(),
-            fresh_for_s = keys.fresh_for.as_secs(),
-            max_stale_s = self.config.max_stale.map_or(0, |bound| bound.as_secs()),
-            "the signing keys held have been stale for longer than allowed (max_stale) and the \
-             issuer cannot be reached: refusing every token with 503 until a key fetch succeeds"
-        );
-    }
-
-    /// One fetch at a time. `seen` is the generation the caller saw before waiting: if another
-    /// caller fetched meanwhile, this one returns without fetching again. A fetch that started
-    /// less than `cooldown` ago is not repeated either.
-    async fn fetch_single_flight(
-        &self,
-        seen: Option<u64>,
-        cooldown: Duration,
-    ) -> Result<(), FetchError> {
-        let mut state = self.refresh.lock().await;
-        if seen.is_some_and(|seen| seen != self.generation.load(Ordering::Acquire)) {
-            return Ok(());
-        }
-        if state.last_attempt.is_some_and(|at| at.elapsed() < cooldown) {
-            return Ok(());
-        }
-        state.last_attempt = Some(Instant::now());
-        self.counters.fetches.inc();
-        let result = self.fetch(&mut state).await;
-        self.generation.fetch_add(1, Ordering::Release);
-        if let Err(err) = &result {
-            self.counters.fetch_failures.inc();
-            tracing::warn!(error = %err, "fetching signing keys failed; keeping the keys held");
-        }
-        result
-    }
-
-    async fn fetch(&self, state: &mut RefreshState) -> Result<(), FetchError> {
-        let jwks_url = match &state.jwks_url {
-            Some(url) => url.clone(),
-            None => {
-                let url = discovery::discover_jwks_uri(&self.http, &self.config.issuer).await?;
-                state.jwks_url = Some(url.clone());
-                url
-            }
-        };
-        let keys = discovery::fetch_keys(
-            &self.http,
-            &jwks_url,
-            self.config.min_refresh,
-            self.config.max_refresh.max(self.config.min_refresh),
-        )
-        .await?;
-        tracing::debug!(n_keys = keys.len(), fresh_for = ?keys.fresh_for, "signing keys fetched");
-        self.install(keys, self.config.max_stale);
-        Ok(())
-    }
-}
-
-async fn refresh_loop(inner: Weak<Inner>) {
-    loop {
-        let wait = {
-            let Some(inner) = inner.upgrade() else { return };
-            match inner.fetch_single_flight(None, Duration::ZERO).await {
-                Ok(()) => inner.keys.load().fresh_for,
-                Err(_) => {
-                    // Said as soon as it happens, whether or not tokens arrive to be refused.
-                    let keys = inner.keys.load();
-                    if keys.too_stale(Instant::now()) {
-                        inner.report_stale(&keys);
-                    }
-                    inner.config.retry_interval
-                }
-            }
-        };
-        tokio::time::sleep(wait.max(Duration::from_millis(200))).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,6 +289,7 @@ mod tests {
     use base64::Engine;
     use std::sync::atomic::AtomicUsize;
     use std::sync::Mutex;
+    use url::Url;
 
     /// An RSA public key (RFC 7517 appendix A.1) published under the kid `good`.
     const JWKS: &str = r#"{"keys":[{"kty":"RSA","kid":"good","use":"sig","alg":"RS256","e":"AQAB","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"}]}"#;
