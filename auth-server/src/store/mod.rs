@@ -493,9 +493,9 @@ macro_rules! store_by_area {
         const _: () = {
             use shared::Scope;
             use $crate::store::{
-                ClientRecord, ClientUpdate, KeyRevocation, LoginSubject, RefreshContext,
-                RefreshRecord, Removal, Rotation, SessionCut, SigningKeyRecord, SlotRelease, Store,
-                StoreError, UserRecord,
+                ClientRecord, ClientUpdate, KeyRevocation, LoginSubject, RefreshRecord, Removal,
+                Rotation, SessionCut, SigningKeyRecord, SlotRelease, Store, StoreError,
+                UserRecord,
             };
 
             #[async_trait::async_trait]

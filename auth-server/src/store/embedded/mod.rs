@@ -21,7 +21,7 @@ use shared::Scope;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use super::{Removal, StoreError};
+use super::{RefreshContext, Removal, StoreError};
 
 pub struct SqliteStore {
     /// Readers: WAL lets them run beside the writer and each other.
