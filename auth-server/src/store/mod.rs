@@ -8,6 +8,8 @@
 pub mod conformance;
 pub mod embedded;
 mod grant_type;
+#[cfg(test)]
+mod hand_written;
 pub mod redis;
 
 use std::sync::Arc;

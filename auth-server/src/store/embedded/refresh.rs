@@ -193,21 +193,40 @@ pub(super) async fn rotate_refresh(
     Ok(Rotation::Lost(refresh(store, id).await?.map(Box::new)))
 }
 
-pub(super) async fn revoke_family(
+/// Records `id` in `table` (keyed by `column`) as revoked until `expires_at`, never shortening
+/// an earlier revocation.
+async fn revoke(
     store: &SqliteStore,
-    family_id: &str,
+    table: &str,
+    column: &str,
+    id: &str,
     expires_at: u64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO revoked_families (family_id, expires_at) VALUES (?, ?)
-         ON CONFLICT (family_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
-    )
-    .bind(family_id)
+    sqlx::query(&format!(
+        "INSERT INTO {table} ({column}, expires_at) VALUES (?, ?)
+         ON CONFLICT ({column}) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)"
+    ))
+    .bind(id)
     .bind(as_i64(expires_at))
     .execute(&store.writer)
     .await
     .map_err(unavailable)?;
     Ok(())
+}
+
+pub(super) async fn revoke_family(
+    store: &SqliteStore,
+    family_id: &str,
+    expires_at: u64,
+) -> Result<(), StoreError> {
+    revoke(
+        store,
+        "revoked_families",
+        "family_id",
+        family_id,
+        expires_at,
+    )
+    .await
 }
 
 pub(super) async fn family_revoked(
@@ -227,16 +246,7 @@ pub(super) async fn revoke_access_token(
     jti: &str,
     expires_at: u64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (?, ?)
-         ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
-    )
-    .bind(jti)
-    .bind(as_i64(expires_at))
-    .execute(&store.writer)
-    .await
-    .map_err(unavailable)?;
-    Ok(())
+    revoke(store, "revoked_access_tokens", "jti", jti, expires_at).await
 }
 
 pub(super) async fn access_token_revoked(

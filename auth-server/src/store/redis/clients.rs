@@ -2,7 +2,6 @@
 //! removed clients; a secret rotation is one script over the client's hash.
 
 use super::codec::{client_fields, client_from, flag};
-use super::connection::{Request, Resend};
 use super::RedisStore;
 use crate::store::{ClientRecord, ClientUpdate, GrantType, Removal, StoreError};
 
@@ -72,21 +71,17 @@ pub(super) async fn rotate_client_secret(
     not_before: Option<u64>,
 ) -> Result<bool, StoreError> {
     let optional = |value: Option<u64>| value.map(|v| v.to_string()).unwrap_or_default();
-    let done: u64 = store
-        .send(
-            Resend::IfNotSent,
-            Request::Script(
-                store
-                    .scripts
-                    .rotate_client_secret
-                    .key(store.keys.client(client_id))
-                    .arg(new_hash)
-                    .arg(optional(previous_until))
-                    .arg(optional(not_before)),
-            ),
+    store
+        .wrote(
+            store
+                .scripts
+                .rotate_client_secret
+                .key(store.keys.client(client_id))
+                .arg(new_hash)
+                .arg(optional(previous_until))
+                .arg(optional(not_before)),
         )
-        .await?;
-    Ok(done == 1)
+        .await
 }
 
 pub(super) async fn remove_client(
@@ -115,23 +110,12 @@ pub(super) async fn list_clients(store: &RedisStore) -> Result<Vec<ClientRecord>
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::store::Store;
-
     /// Grants are stored as the words of the token request: a hash with a word that names no
     /// grant type reads as corrupt rather than as a client with fewer grants.
     #[tokio::test]
     #[allow(clippy::unwrap_used)]
     async fn a_stored_grant_word_is_read_back_or_is_corrupt() {
-        use crate::store::conformance::{fresh_test_prefix, redis_test_url};
-        let url = redis_test_url();
-        let prefix = fresh_test_prefix();
-        let store = RedisStore::open_with_prefix(&url, &prefix).await.unwrap();
-        let mut raw = redis::Client::open(url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let (store, mut raw) = super::super::tests::store_and_raw_connection().await;
         let keys = &store.keys;
         let _: () = redis::pipe()
             .cmd("HSET")
@@ -162,16 +146,7 @@ mod tests {
             .await
             .unwrap();
 
-        let web = store.client("web").await.unwrap().unwrap();
-        assert_eq!(
-            web.grants,
-            vec![GrantType::Password, GrantType::RefreshToken]
-        );
-        let old = store.client("old").await;
-        assert!(
-            matches!(&old, Err(StoreError::Corrupt(message)) if message.contains("implicit")),
-            "{old:?}"
-        );
+        crate::store::hand_written::grant_words_read_back_or_are_corrupt(&store).await;
 
         let _: u64 = redis::cmd("DEL")
             .arg(keys.client("web"))

@@ -114,7 +114,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{FromRedisValue, RedisError};
+use redis::{FromRedisValue, RedisError, ScriptInvocation};
 
 use super::{Removal, StoreError};
 
@@ -228,6 +228,15 @@ impl RedisStore {
         }
     }
 
+    /// Runs a script that writes and answers 1 when it did: whether it wrote. Sent again only
+    /// when the first attempt cannot have reached Redis.
+    async fn wrote(&self, invocation: &ScriptInvocation<'_>) -> Result<bool, StoreError> {
+        let done: u64 = self
+            .send(Resend::IfNotSent, Request::Script(invocation))
+            .await?;
+        Ok(done == 1)
+    }
+
     async fn hash(&self, key: &str) -> Result<HashMap<String, Vec<u8>>, StoreError> {
         self.send(
             Resend::Always,
@@ -274,10 +283,7 @@ impl RedisStore {
         for (field, value) in pairs {
             invocation.arg(*field).arg(value);
         }
-        let done: u64 = self
-            .send(Resend::IfNotSent, Request::Script(&invocation))
-            .await?;
-        Ok(done == 1)
+        self.wrote(&invocation).await
     }
 
     /// Inserts a user or a client (`kind`) under `member`: its hash (with its `not_before` apart
@@ -314,10 +320,7 @@ impl RedisStore {
         for (field, value) in pairs.into_iter().filter(|(f, _)| *f != "not_before") {
             invocation.arg(field).arg(value);
         }
-        let inserted: u64 = self
-            .send(Resend::IfNotSent, Request::Script(&invocation))
-            .await?;
-        if inserted == 1 {
+        if self.wrote(&invocation).await? {
             Ok(())
         } else {
             Err(StoreError::Conflict(format!("{kind} {member}")))
@@ -331,22 +334,17 @@ impl RedisStore {
         removal: Removal,
     ) -> Result<bool, StoreError> {
         let [record, index, tombstone] = keys;
-        let removed: u64 = self
-            .send(
-                Resend::IfNotSent,
-                Request::Script(
-                    self.scripts
-                        .remove_account
-                        .key(record)
-                        .key(index)
-                        .key(tombstone)
-                        .arg(member)
-                        .arg(removal.not_before)
-                        .arg(removal.keep_until.min(MAX_EXPIRE_AT)),
-                ),
-            )
-            .await?;
-        Ok(removed == 1)
+        self.wrote(
+            self.scripts
+                .remove_account
+                .key(record)
+                .key(index)
+                .key(tombstone)
+                .arg(member)
+                .arg(removal.not_before)
+                .arg(removal.keep_until.min(MAX_EXPIRE_AT)),
+        )
+        .await
     }
 
     async fn exists(&self, key: String) -> Result<bool, StoreError> {
@@ -377,7 +375,23 @@ super::store_by_area!(RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{GrantType, LoginSubject, Store};
+    use crate::store::LoginSubject;
+    use redis::aio::MultiplexedConnection;
+
+    /// A store under a fresh prefix, and a connection of its own to write records as an older
+    /// version or a hand would have.
+    pub(super) async fn store_and_raw_connection() -> (RedisStore, MultiplexedConnection) {
+        use crate::store::conformance::{fresh_test_prefix, redis_test_url};
+        let url = redis_test_url();
+        let prefix = fresh_test_prefix();
+        let store = RedisStore::open_with_prefix(&url, &prefix).await.unwrap();
+        let raw = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        (store, raw)
+    }
 
     #[test]
     fn prefix_comes_from_the_query_and_leaves_the_rest() {
@@ -425,15 +439,7 @@ mod tests {
     #[tokio::test]
     #[allow(clippy::unwrap_used)]
     async fn records_from_before_the_credential_lifecycle_read_as_upgraded() {
-        use crate::store::conformance::{fresh_test_prefix, redis_test_url};
-        let url = redis_test_url();
-        let prefix = fresh_test_prefix();
-        let store = RedisStore::open_with_prefix(&url, &prefix).await.unwrap();
-        let mut raw = redis::Client::open(url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let (store, mut raw) = store_and_raw_connection().await;
         let keys = &store.keys;
         let _: () = redis::pipe()
             .cmd("HSET")
@@ -480,22 +486,7 @@ mod tests {
             .await
             .unwrap();
 
-        let user = store.user("old").await.unwrap().unwrap();
-        assert_eq!((user.stamp.as_str(), user.not_before), ("", 0));
-        let client = store.client("rs").await.unwrap().unwrap();
-        assert!(client.introspect && !client.public);
-        assert_eq!(client.grants, vec![GrantType::ClientCredentials]);
-        assert_eq!((client.stamp.as_str(), client.not_before), ("", 0));
-        assert_eq!(client.previous_secret, None);
-        let context = store.refresh_context("t1").await.unwrap().unwrap();
-        assert_eq!(
-            (
-                context.record.user_stamp.as_str(),
-                context.record.client_stamp.as_str()
-            ),
-            ("", "")
-        );
-        assert_eq!(context.user.map(|user| user.stamp), Some(String::new()));
+        crate::store::hand_written::read_as_upgraded(&store).await;
 
         let mut cleanup = redis::cmd("DEL");
         for key in [keys.user("old"), keys.client("rs"), keys.refresh("t1")] {

@@ -37,10 +37,7 @@ pub(super) async fn insert_refresh(
     for (field, value) in refresh_fields(token) {
         invocation.arg(field).arg(value);
     }
-    let inserted: u64 = store
-        .send(Resend::IfNotSent, Request::Script(&invocation))
-        .await?;
-    if inserted == 1 {
+    if store.wrote(&invocation).await? {
         Ok(())
     } else {
         Err(StoreError::Conflict("refresh token".to_owned()))

@@ -24,21 +24,17 @@ pub(super) async fn insert_signing_key(
     store: &RedisStore,
     key: &SigningKeyRecord,
 ) -> Result<bool, StoreError> {
-    let inserted: u64 = store
-        .send(
-            Resend::IfNotSent,
-            Request::Script(
-                store
-                    .scripts
-                    .insert_signing_key
-                    .key(store.keys.signing_keys())
-                    .arg(&key.kid)
-                    .arg(key.state.as_str())
-                    .arg(signing_key_json(key)?),
-            ),
+    store
+        .wrote(
+            store
+                .scripts
+                .insert_signing_key
+                .key(store.keys.signing_keys())
+                .arg(&key.kid)
+                .arg(key.state.as_str())
+                .arg(signing_key_json(key)?),
         )
-        .await?;
-    Ok(inserted == 1)
+        .await
 }
 
 pub(super) async fn stage_signing_key(
@@ -49,21 +45,17 @@ pub(super) async fn stage_signing_key(
     if key.state != KeyState::Next {
         return Ok(false);
     }
-    let inserted: u64 = store
-        .send(
-            Resend::IfNotSent,
-            Request::Script(
-                store
-                    .scripts
-                    .stage_signing_key
-                    .key(store.keys.signing_keys())
-                    .arg(&key.kid)
-                    .arg(signing_key_json(key)?)
-                    .arg(expected_active),
-            ),
+    store
+        .wrote(
+            store
+                .scripts
+                .stage_signing_key
+                .key(store.keys.signing_keys())
+                .arg(&key.kid)
+                .arg(signing_key_json(key)?)
+                .arg(expected_active),
         )
-        .await?;
-    Ok(inserted == 1)
+        .await
 }
 
 pub(super) async fn promote_signing_key(
@@ -72,21 +64,17 @@ pub(super) async fn promote_signing_key(
     now: u64,
     retired_expires_at: u64,
 ) -> Result<bool, StoreError> {
-    let promoted: u64 = store
-        .send(
-            Resend::IfNotSent,
-            Request::Script(
-                store
-                    .scripts
-                    .promote_signing_key
-                    .key(store.keys.signing_keys())
-                    .arg(kid)
-                    .arg(now)
-                    .arg(retired_expires_at),
-            ),
+    store
+        .wrote(
+            store
+                .scripts
+                .promote_signing_key
+                .key(store.keys.signing_keys())
+                .arg(kid)
+                .arg(now)
+                .arg(retired_expires_at),
         )
-        .await?;
-    Ok(promoted == 1)
+        .await
 }
 
 pub(super) async fn revoke_signing_key(

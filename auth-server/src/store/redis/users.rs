@@ -4,7 +4,6 @@
 use shared::Scope;
 
 use super::codec::{flag, user_fields, user_from};
-use super::connection::{Request, Resend};
 use super::RedisStore;
 use crate::store::{Removal, SessionCut, StoreError, UserRecord};
 
@@ -20,10 +19,7 @@ async fn cut_sessions(
     for (field, value) in pairs {
         invocation.arg(*field).arg(value);
     }
-    let done: u64 = store
-        .send(Resend::IfNotSent, Request::Script(&invocation))
-        .await?;
-    Ok(done == 1)
+    store.wrote(&invocation).await
 }
 
 pub(super) async fn user(
@@ -66,21 +62,17 @@ pub(super) async fn replace_password_hash(
     expected: &str,
     new_hash: &str,
 ) -> Result<bool, StoreError> {
-    let replaced: u64 = store
-        .send(
-            Resend::IfNotSent,
-            Request::Script(
-                store
-                    .scripts
-                    .compare_and_set_field
-                    .key(store.keys.user(username))
-                    .arg("password_hash")
-                    .arg(expected)
-                    .arg(new_hash),
-            ),
+    store
+        .wrote(
+            store
+                .scripts
+                .compare_and_set_field
+                .key(store.keys.user(username))
+                .arg("password_hash")
+                .arg(expected)
+                .arg(new_hash),
         )
-        .await?;
-    Ok(replaced == 1)
+        .await
 }
 
 pub(super) async fn set_password_hash(
