@@ -140,7 +140,7 @@ impl Workspace {
 }
 
 /// Hashes with Argon2id at the current parameters, in memory of its own. Blocking: for the CLI
-/// and tests; the server hashes through [`Passwords`].
+/// and tests; the server hashes through [`Passwords`](super::Passwords).
 pub fn hash_blocking(password: &str) -> Result<String, PasswordError> {
     Workspace::new().hash(password)
 }
