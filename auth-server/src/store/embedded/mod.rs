@@ -3,9 +3,9 @@
 //! a busy timeout covers the rare write from another process. Within the server all writes go
 //! through one connection (see [`SqliteStore`]).
 //!
-//! The `Store` methods live by area, one file each (`users`, `clients`, `refresh`, `logins`,
-//! `signing_keys`), as in the Redis backend; this file opens the database and holds the
-//! conversions every area uses.
+//! The `Store` methods are split by area into the same files as the Redis backend's (`users`,
+//! `clients`, `refresh`, `logins`, `signing_keys`), so that the two ways of keeping one rule can
+//! be read side by side; what every area needs (opening, the writer, conversions) stays here.
 
 mod clients;
 mod logins;

@@ -84,12 +84,13 @@
 //! Redis are asynchronous: a failover can lose the last writes, so prefer `appendfsync always` and
 //! `min-replicas-to-write` where that matters. Scripts need Redis 5 or later.
 //!
-//! # Where the code is
+//! # Files
 //!
-//! The `Store` methods live by area, one file each (`users`, `clients`, `refresh`, `logins`,
-//! `signing_keys`), as in the embedded backend. This file holds the connection's use (sending
-//! with its deadline) and the steps more than one area takes; `connection`, `keys`, `codec` and
-//! `scripts` are the plumbing below them.
+//! The `Store` methods are split by area into the same files as the embedded backend's
+//! (`users`, `clients`, `refresh`, `logins`, `signing_keys`), so that the two ways of keeping one
+//! rule can be read side by side. What more than one area needs (sending within the deadline,
+//! the account steps users and clients share) stays here, over `connection`, `keys`, `codec`
+//! and `scripts`.
 //!
 //! [`Store::insert_user`]: super::Store::insert_user
 //! [`Store::purge_expired`]: super::Store::purge_expired
