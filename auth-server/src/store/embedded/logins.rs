@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{as_i64, as_u64, unavailable, SqliteStore};
+use super::{as_i64, as_u64, end_failed_transaction, unavailable, SqliteStore};
 use crate::store::{LoginSubject, SlotRelease, StoreError};
 
 /// A login counter's row key: the subject's hex digest (fixed length, no `:`), then the name.
@@ -64,9 +64,7 @@ pub(super) async fn reserve_login_slots(
                     .and_then(|row| row.get::<Option<i64>, _>("refused_until"))
                     .map(as_u64)),
                 Err(err) => {
-                    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-                        let _ = conn.close().await;
-                    }
+                    end_failed_transaction(conn).await;
                     Err(unavailable(err))
                 }
             }

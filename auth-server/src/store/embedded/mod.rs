@@ -18,8 +18,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use shared::Scope;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Sqlite, SqlitePool};
 
 use super::{RefreshContext, Removal, StoreError};
 
@@ -169,6 +170,15 @@ fn write_error(err: sqlx::Error, what: &str) -> StoreError {
             StoreError::Conflict(what.to_owned())
         }
         _ => unavailable(err),
+    }
+}
+
+/// Ends the transaction that a statement text opened on `conn` and a failed statement left
+/// open: rolls it back or, should the ROLLBACK fail too, closes the connection rather than lend
+/// it out again inside the transaction.
+async fn end_failed_transaction(mut conn: PoolConnection<Sqlite>) {
+    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+        let _ = conn.close().await;
     }
 }
 

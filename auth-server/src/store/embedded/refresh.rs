@@ -5,7 +5,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{as_i64, as_u64, scope, unavailable, write_error, SqliteStore};
+use super::{as_i64, as_u64, end_failed_transaction, scope, unavailable, write_error, SqliteStore};
 use crate::store::{RefreshContext, RefreshRecord, Rotation, StoreError, UserRecord};
 
 fn refresh_from(row: &SqliteRow) -> Result<RefreshRecord, StoreError> {
@@ -173,12 +173,7 @@ pub(super) async fn rotate_refresh(
             match done {
                 Ok(inserted) => Ok(inserted.len() == 1),
                 Err(err) => {
-                    // The statement that failed left the transaction open on this connection.
-                    // Should the ROLLBACK fail too, the connection is closed rather than lent
-                    // out again inside the transaction.
-                    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-                        let _ = conn.close().await;
-                    }
+                    end_failed_transaction(conn).await;
                     Err(write_error(err, "refresh token"))
                 }
             }
