@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
 use serde::{Deserialize, Serialize};
+pub use shared::settings::Range;
+use shared::settings::{check_ranges, layered, widen, DAY, HOUR, YEAR};
 use url::Url;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -99,43 +99,26 @@ pub const KNOWN: &[&str] = &[
     "jwks_max_stale",
 ];
 
-const HOUR: u64 = 3600;
-const DAY: u64 = 24 * HOUR;
-const YEAR: u64 = 365 * DAY;
-
-/// The range of a numeric setting, inclusive, as the README's settings table states it.
-#[derive(Clone, Copy, Debug)]
-pub struct Range {
-    /// The field name (`jwks_max_stale` is `RS_JWKS_MAX_STALE`).
-    pub name: &'static str,
-    pub min: u64,
-    pub max: u64,
-}
-
 /// Every numeric setting's range: a floor the protocol or the HTTP stack needs, a ceiling no
 /// deployment needs, and far from overflow wherever settings are added to times.
 pub const RANGES: &[Range] = &[
-    range("shutdown_timeout", 0, HOUR),
+    Range::new("shutdown_timeout", 0, HOUR),
     // At most RS_MAX_HEADER_BYTES as well (checked below).
-    range("max_token_bytes", 256, 1024 * 1024),
-    range("header_read_timeout", 1, HOUR),
-    range(
+    Range::new("max_token_bytes", 256, 1024 * 1024),
+    Range::new("header_read_timeout", 1, HOUR),
+    Range::new(
         "max_header_bytes",
         shared::serve::MIN_HEADER_BYTES as u64,
         1024 * 1024,
     ),
-    range("max_connections", 1, 1_048_576),
-    range("jwks_min_refresh", 1, DAY),
+    Range::new("max_connections", 1, 1_048_576),
+    Range::new("jwks_min_refresh", 1, DAY),
     // At least RS_JWKS_MIN_REFRESH as well (checked below).
-    range("jwks_max_refresh", 1, DAY),
-    range("unknown_kid_cooldown", 1, HOUR),
-    range("token_cache_capacity", 0, 1_048_576),
-    range("jwks_max_stale", 0, YEAR),
+    Range::new("jwks_max_refresh", 1, DAY),
+    Range::new("unknown_kid_cooldown", 1, HOUR),
+    Range::new("token_cache_capacity", 0, 1_048_576),
+    Range::new("jwks_max_stale", 0, YEAR),
 ];
-
-const fn range(name: &'static str, min: u64, max: u64) -> Range {
-    Range { name, min, max }
-}
 
 /// Settings given as command-line flags; they win over the file and the environment.
 #[derive(Clone, Debug, Default, Serialize, clap::Args)]
@@ -165,16 +148,7 @@ impl Settings {
 
     /// Defaults, then `config`, then `RS_*` variables, then the flags in `overrides`.
     pub fn load_with(config: Option<&Path>, overrides: &Overrides) -> Result<Self, String> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
-        if let Some(path) = config {
-            if !path.is_file() {
-                return Err(format!("config file {} does not exist", path.display()));
-            }
-            figment = figment.merge(Toml::file_exact(path));
-        }
-        figment = figment
-            .merge(Env::prefixed(ENV_PREFIX).only(KNOWN))
-            .merge(Serialized::defaults(overrides));
+        let figment = layered(&Settings::default(), config, ENV_PREFIX, KNOWN, overrides)?;
         let settings: Settings = figment.extract().map_err(|err| {
             let name = err.path.last().map_or_else(String::new, |key| {
                 format!("{ENV_PREFIX}{}: ", key.to_uppercase())
@@ -188,18 +162,7 @@ impl Settings {
     /// Checks every number against [`RANGES`] and the settings that must agree with each other.
     /// `load` calls it, and so does the server before it starts, whoever built the settings.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, value) in self.numbers() {
-            if let Some(range) = RANGES.iter().find(|range| range.name == name) {
-                if !(range.min..=range.max).contains(&value) {
-                    return Err(format!(
-                        "{ENV_PREFIX}{}: {value} is out of range; must be from {} to {}",
-                        name.to_uppercase(),
-                        range.min,
-                        range.max
-                    ));
-                }
-            }
-        }
+        check_ranges(ENV_PREFIX, RANGES, &self.numbers())?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err("RS_LOG_FORMAT: must be text or json".into());
         }
@@ -215,20 +178,18 @@ impl Settings {
         Ok(())
     }
 
-    /// Every numeric setting by name, widened to `u64` (a `usize` beyond it saturates, and is
-    /// out of range anyway).
+    /// Every numeric setting by name, widened to `u64`.
     fn numbers(&self) -> [(&'static str, u64); 10] {
-        let wide = |value: usize| u64::try_from(value).unwrap_or(u64::MAX);
         [
             ("shutdown_timeout", self.shutdown_timeout),
-            ("max_token_bytes", wide(self.max_token_bytes)),
+            ("max_token_bytes", widen(self.max_token_bytes)),
             ("header_read_timeout", self.header_read_timeout),
-            ("max_header_bytes", wide(self.max_header_bytes)),
-            ("max_connections", wide(self.max_connections)),
+            ("max_header_bytes", widen(self.max_header_bytes)),
+            ("max_connections", widen(self.max_connections)),
             ("jwks_min_refresh", self.jwks_min_refresh),
             ("jwks_max_refresh", self.jwks_max_refresh),
             ("unknown_kid_cooldown", self.unknown_kid_cooldown),
-            ("token_cache_capacity", wide(self.token_cache_capacity)),
+            ("token_cache_capacity", widen(self.token_cache_capacity)),
             ("jwks_max_stale", self.jwks_max_stale),
         ]
     }
@@ -273,50 +234,18 @@ mod tests {
     fn every_numeric_setting_has_one_range_and_the_readme_table_states_it() {
         let readme = include_str!("../../README.md");
         let numbers = Settings::default().numbers();
-        assert_eq!(numbers.len(), RANGES.len());
-        for (name, _) in numbers {
-            let ranges = RANGES.iter().filter(|r| r.name == name).count();
-            assert_eq!(ranges, 1, "{name} needs exactly one range");
-        }
-        for range in RANGES {
-            let variable = format!("`{ENV_PREFIX}{}`", range.name.to_uppercase());
-            let row = readme
-                .lines()
-                .find(|line| line.starts_with(&format!("| {variable} |")))
-                .unwrap_or_else(|| panic!("no README row for {variable}"));
-            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-            let stated = format!("{}–{}", range.min, range.max);
-            assert!(
-                cells[3].starts_with(&stated),
-                "README states {:?} for {variable}, the code {stated}",
-                cells[3]
-            );
-        }
+        let disagreements =
+            shared::settings::readme_disagreements(readme, ENV_PREFIX, RANGES, &numbers);
+        assert!(disagreements.is_empty(), "{disagreements:#?}");
     }
 
     #[test]
     fn out_of_range_numbers_are_refused_with_one_line_naming_the_setting() {
         let defaults = Settings::default();
         assert!(defaults.validate().is_ok());
-        for range in RANGES {
-            let variable = format!("{ENV_PREFIX}{}", range.name.to_uppercase());
-            let mut outside = vec![range.max + 1, u64::MAX];
-            if range.min > 0 {
-                outside.push(range.min - 1);
-            }
-            for value in outside {
-                let settings: Settings = Figment::from(Serialized::defaults(&defaults))
-                    .merge(Serialized::default(range.name, value))
-                    .extract()
-                    .unwrap();
-                let err = settings.validate().expect_err(&variable);
-                assert!(
-                    err.starts_with(&format!("{variable}: {value} is out of range")),
-                    "{variable}={value}: {err}"
-                );
-                assert_eq!(err.lines().count(), 1, "{err}");
-            }
-        }
+        let unrefused =
+            shared::settings::unrefused(&defaults, ENV_PREFIX, RANGES, Settings::validate);
+        assert!(unrefused.is_empty(), "{unrefused:#?}");
     }
 
     #[test]

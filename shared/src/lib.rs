@@ -41,6 +41,7 @@
 pub mod claims;
 pub mod http;
 pub mod serve;
+pub mod settings;
 pub mod telemetry;
 pub mod verifier;
 pub mod wire;

@@ -8,6 +8,8 @@
 pub mod conformance;
 pub mod embedded;
 mod grant_type;
+#[cfg(test)]
+mod hand_written;
 pub mod redis;
 
 use std::sync::Arc;
@@ -441,6 +443,77 @@ pub enum SlotRelease {
     /// Forgives the counter: the count goes to zero, the window keeps its end.
     Forget,
 }
+
+/// Implements [`Store`] for a backend laid out by area: each method is the function of the same
+/// name, taking the store first, in the backend's module for its area (`users`, `clients`,
+/// `refresh`, `logins`, `signing_keys`). So both backends read alike, area by area, and the
+/// methods are listed once here rather than once per backend. What the backend answers itself
+/// (`ping`, `purge_expired`, and any method that replaces a default) follows in braces.
+macro_rules! store_by_area {
+    ($backend:ty { $($own:tt)* }) => {
+        $crate::store::store_by_area!(@impl $backend { $($own)* }
+            users::user(username: &str) -> Option<UserRecord>;
+            users::insert_user(user: &UserRecord) -> ();
+            users::replace_password_hash(username: &str, expected: &str, new_hash: &str) -> bool;
+            users::set_password_hash(username: &str, new_hash: &str, cut: &SessionCut) -> bool;
+            users::set_user_disabled(username: &str, disabled: bool, cut: Option<&SessionCut>)
+                -> bool;
+            users::set_user_scopes(username: &str, scopes: &Scope) -> bool;
+            users::remove_user(username: &str, removal: Removal) -> bool;
+            users::list_users() -> Vec<UserRecord>;
+            clients::client(client_id: &str) -> Option<ClientRecord>;
+            clients::insert_client(client: &ClientRecord) -> ();
+            clients::update_client(client_id: &str, update: &ClientUpdate) -> bool;
+            clients::rotate_client_secret(client_id: &str, new_hash: &str,
+                previous_until: Option<u64>, not_before: Option<u64>) -> bool;
+            clients::remove_client(client_id: &str, removal: Removal) -> bool;
+            clients::list_clients() -> Vec<ClientRecord>;
+            refresh::insert_refresh(token: &RefreshRecord) -> ();
+            refresh::refresh(id: &str) -> Option<RefreshRecord>;
+            refresh::rotate_refresh(id: &str, now: u64, sealed_successor: &[u8],
+                successor: &RefreshRecord) -> Rotation;
+            refresh::revoke_family(family_id: &str, expires_at: u64) -> ();
+            refresh::family_revoked(family_id: &str) -> bool;
+            refresh::revoke_access_token(jti: &str, expires_at: u64) -> ();
+            refresh::access_token_revoked(jti: &str, now: u64) -> bool;
+            logins::reserve_login_slots(subject: &LoginSubject, counters: &[(&str, u64)],
+                now: u64, window: u64) -> Option<u64>;
+            logins::release_login_slots(subject: &LoginSubject,
+                counters: &[(&str, SlotRelease)], taken_at: u64, window: u64) -> ();
+            signing_keys::signing_keys() -> Vec<SigningKeyRecord>;
+            signing_keys::insert_signing_key(key: &SigningKeyRecord) -> bool;
+            signing_keys::stage_signing_key(key: &SigningKeyRecord, expected_active: &str)
+                -> bool;
+            signing_keys::promote_signing_key(kid: &str, now: u64, retired_expires_at: u64)
+                -> bool;
+            signing_keys::revoke_signing_key(kid: &str, now: u64, replacement: &SigningKeyRecord)
+                -> KeyRevocation;
+            signing_keys::remove_expired_signing_keys(now: u64) -> u64;
+        );
+    };
+    (@impl $backend:ty { $($own:tt)* }
+        $($area:ident :: $name:ident ($($arg:ident : $ty:ty),*) -> $answer:ty;)*) => {
+        const _: () = {
+            use shared::Scope;
+            use $crate::store::{
+                ClientRecord, ClientUpdate, KeyRevocation, LoginSubject, RefreshRecord, Removal,
+                Rotation, SessionCut, SigningKeyRecord, SlotRelease, Store, StoreError,
+                UserRecord,
+            };
+
+            #[async_trait::async_trait]
+            impl Store for $backend {
+                $(
+                    async fn $name(&self, $($arg: $ty),*) -> Result<$answer, StoreError> {
+                        $area::$name(self, $($arg),*).await
+                    }
+                )*
+                $($own)*
+            }
+        };
+    };
+}
+pub(crate) use store_by_area;
 
 /// Opens the backend that `url` names: `sqlite://PATH` (the default) or `redis://HOST:PORT/DB`.
 /// The only place that looks at the scheme.

@@ -7,9 +7,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
 use serde::{Deserialize, Deserializer, Serialize};
+use shared::settings::layered;
+pub use shared::settings::Range;
+
+mod checks;
+pub use checks::RANGES;
 use url::Url;
 
 /// Every setting of the auth-server. Field `foo_bar` is `AUTH_FOO_BAR` and `foo_bar` in TOML.
@@ -171,70 +174,6 @@ impl Default for Settings {
 
 const ENV_PREFIX: &str = "AUTH_";
 
-const MINUTE: u64 = 60;
-const HOUR: u64 = 60 * MINUTE;
-const DAY: u64 = 24 * HOUR;
-const YEAR: u64 = 365 * DAY;
-
-/// The range of a numeric setting, inclusive, as the README's settings table states it.
-#[derive(Clone, Copy, Debug)]
-pub struct Range {
-    /// The field name (`access_token_ttl` is `AUTH_ACCESS_TOKEN_TTL`).
-    pub name: &'static str,
-    pub min: u64,
-    pub max: u64,
-}
-
-impl Range {
-    const fn new(name: &'static str, min: u64, max: u64) -> Self {
-        Self { name, min, max }
-    }
-
-    fn check(&self, value: u64) -> Result<(), SettingsError> {
-        if (self.min..=self.max).contains(&value) {
-            return Ok(());
-        }
-        Err(SettingsError(format!(
-            "{ENV_PREFIX}{}: {value} is out of range; must be from {} to {}",
-            self.name.to_uppercase(),
-            self.min,
-            self.max
-        )))
-    }
-}
-
-/// Every numeric setting's range. The bounds keep each value meaningful (a floor that the
-/// protocol or the HTTP stack needs, a ceiling no deployment needs) and keep every sum and
-/// product of settings (`now + ttl`, `access_ttl + sync + leeway`, `3 × sync`) far from `u64`
-/// overflow; the arithmetic saturates all the same.
-pub const RANGES: &[Range] = &[
-    Range::new("access_token_ttl", 1, YEAR),
-    Range::new("refresh_token_ttl", 1, YEAR),
-    Range::new("refresh_reuse_grace", 0, 5 * MINUTE),
-    Range::new("password_workers", 0, 1024),
-    Range::new("password_queue", 0, 65_536),
-    Range::new("login_throttle_window", 1, 30 * DAY),
-    Range::new("login_max_failures_per_address", 0, 100_000_000),
-    Range::new("login_max_failures_per_user", 0, 100_000_000),
-    Range::new("max_body_bytes", 1024, 16 * 1024 * 1024),
-    // A token request may carry that many fields.
-    Range::new("max_form_fields", 8, 1024),
-    Range::new("body_read_timeout", 1, HOUR),
-    Range::new("header_read_timeout", 1, HOUR),
-    Range::new(
-        "max_header_bytes",
-        shared::serve::MIN_HEADER_BYTES as u64,
-        1024 * 1024,
-    ),
-    Range::new("max_connections", 1, 1_048_576),
-    Range::new("shutdown_timeout", 0, HOUR),
-    // 0 turns the schedule off; otherwise at least `key_publish_ahead` (checked below).
-    Range::new("key_rotation_interval", 0, YEAR),
-    // At least 3 × `key_sync_interval` (checked below).
-    Range::new("key_publish_ahead", 3, 30 * DAY),
-    Range::new("key_sync_interval", 1, HOUR),
-    Range::new("key_removal_leeway", 0, DAY),
-];
 const KNOWN: &[&str] = &[
     "listen",
     "issuer",
@@ -303,120 +242,13 @@ impl Settings {
 
     /// As [`Settings::load`], then the command-line flags in `overrides`.
     pub fn load_with(config: Option<&Path>, overrides: &Overrides) -> Result<Self, SettingsError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
-        if let Some(path) = config {
-            if !path.is_file() {
-                return Err(SettingsError(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )));
-            }
-            figment = figment.merge(Toml::file_exact(path));
-        }
-        figment = figment
-            .merge(Env::prefixed(ENV_PREFIX).only(KNOWN))
-            .merge(Serialized::defaults(overrides));
+        let figment = layered(&Settings::default(), config, ENV_PREFIX, KNOWN, overrides)
+            .map_err(SettingsError)?;
         let settings: Settings = figment
             .extract()
             .map_err(|err| SettingsError::from_figment(&err))?;
         settings.validate()?;
         Ok(settings)
-    }
-
-    /// Checks every numeric setting against its range ([`RANGES`]) and the settings that must
-    /// agree with each other. `load` calls it, and so does the server before it starts, whoever
-    /// built the settings.
-    pub(crate) fn validate(&self) -> Result<(), SettingsError> {
-        let fail = |name: &str, why: &str| {
-            Err(SettingsError(format!(
-                "{ENV_PREFIX}{}: {why}",
-                name.to_uppercase()
-            )))
-        };
-        for (name, value) in self.numbers() {
-            if let Some(range) = RANGES.iter().find(|range| range.name == name) {
-                range.check(value)?;
-            }
-        }
-        if self.audience.trim().is_empty() {
-            return fail("audience", "must not be empty");
-        }
-        if !matches!(self.issuer.scheme(), "http" | "https")
-            || self.issuer.query().is_some()
-            || self.issuer.fragment().is_some()
-        {
-            return fail(
-                "issuer",
-                "must be an http(s) URL without query or fragment (RFC 8414 §2)",
-            );
-        }
-        self.validate_keys()
-    }
-
-    /// Every numeric setting by name, widened to `u64` (a `usize` beyond it saturates, and is
-    /// out of range anyway).
-    fn numbers(&self) -> [(&'static str, u64); 19] {
-        let wide = |value: usize| u64::try_from(value).unwrap_or(u64::MAX);
-        [
-            ("access_token_ttl", self.access_token_ttl),
-            ("refresh_token_ttl", self.refresh_token_ttl),
-            ("refresh_reuse_grace", self.refresh_reuse_grace),
-            ("password_workers", wide(self.password_workers)),
-            ("password_queue", wide(self.password_queue)),
-            ("login_throttle_window", self.login_throttle_window),
-            (
-                "login_max_failures_per_address",
-                self.login_max_failures_per_address,
-            ),
-            (
-                "login_max_failures_per_user",
-                self.login_max_failures_per_user,
-            ),
-            ("max_body_bytes", wide(self.max_body_bytes)),
-            ("max_form_fields", wide(self.max_form_fields)),
-            ("body_read_timeout", self.body_read_timeout),
-            ("header_read_timeout", self.header_read_timeout),
-            ("max_header_bytes", wide(self.max_header_bytes)),
-            ("max_connections", wide(self.max_connections)),
-            ("shutdown_timeout", self.shutdown_timeout),
-            ("key_rotation_interval", self.key_rotation_interval),
-            ("key_publish_ahead", self.key_publish_ahead),
-            ("key_sync_interval", self.key_sync_interval),
-            ("key_removal_leeway", self.key_removal_leeway),
-        ]
-    }
-
-    /// The key lifecycle's timings must keep a new key published for a whole JWKS cache
-    /// lifetime before it signs (see `keys::lifecycle`).
-    fn validate_keys(&self) -> Result<(), SettingsError> {
-        let fail = |name: &str, why: String| {
-            Err(SettingsError(format!(
-                "{ENV_PREFIX}{}: {why}",
-                name.to_uppercase()
-            )))
-        };
-        if let Some(Secret(text)) = &self.key_encryption_key {
-            if crate::keys::encryption::KeyEncryptionKey::from_base64(text).is_err() {
-                return fail("key_encryption_key", "must be base64 of 32 bytes".into());
-            }
-        }
-        let three_syncs = self.key_sync_interval.saturating_mul(3);
-        if self.key_publish_ahead < three_syncs {
-            return fail(
-                "key_publish_ahead",
-                format!(
-                    "must be at least 3 × AUTH_KEY_SYNC_INTERVAL ({three_syncs} s), so that a new \
-                     key is published for a JWKS cache lifetime before it signs"
-                ),
-            );
-        }
-        if self.key_rotation_interval != 0 && self.key_rotation_interval < self.key_publish_ahead {
-            return fail(
-                "key_rotation_interval",
-                "must be 0 (no schedule) or at least AUTH_KEY_PUBLISH_AHEAD".into(),
-            );
-        }
-        Ok(())
     }
 
     /// The issuer as it appears in tokens and metadata: no trailing slash.
@@ -536,42 +368,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_refuse_timings_that_break_the_derivation() {
-        let valid = Settings::default();
-        assert!(valid.validate().is_ok());
-        assert_eq!(valid.key_schedule().jwks_max_age(), 300);
-        let too_short = Settings {
-            key_publish_ahead: 29,
-            ..Settings::default()
-        };
-        let err = too_short.validate().unwrap_err().to_string();
-        assert!(err.starts_with("AUTH_KEY_PUBLISH_AHEAD: "), "{err}");
-        let no_sync = Settings {
-            key_sync_interval: 0,
-            ..Settings::default()
-        };
-        assert!(no_sync.validate().is_err());
-        let rotating_faster_than_publishing = Settings {
-            key_rotation_interval: 60,
-            ..Settings::default()
-        };
-        let err = rotating_faster_than_publishing
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("AUTH_KEY_ROTATION_INTERVAL: "), "{err}");
-        let bad_kek = Settings {
-            key_encryption_key: Some(crate::settings::Secret("c2hvcnQ=".into())),
-            ..Settings::default()
-        };
-        let err = bad_kek.validate().unwrap_err().to_string();
-        assert!(err.starts_with("AUTH_KEY_ENCRYPTION_KEY: "), "{err}");
-        assert!(!err.contains("c2hvcnQ"), "the value is never echoed: {err}");
-        assert!(!format!("{bad_kek:?}").contains("c2hvcnQ"));
-        assert!(!bad_kek.to_masked_toml().contains("c2hvcnQ"));
-    }
-
-    #[test]
     fn debug_and_config_output_mask_the_store_password() {
         let settings = Settings {
             store: StoreUrl("redis://:hunter2-store-pw@redis.internal:6379/0".into()),
@@ -596,100 +392,5 @@ mod tests {
         assert_eq!(limits.max_connections, 7);
         assert_eq!(limits.header_read_timeout, Duration::from_secs(3));
         assert_eq!(limits.max_header_bytes, 9000);
-    }
-
-    #[test]
-    fn limits_below_their_floor_are_refused_with_the_setting_named() {
-        for (adjust, name) in [
-            (
-                (|s: &mut Settings| s.max_header_bytes = 4096) as fn(&mut Settings),
-                "AUTH_MAX_HEADER_BYTES",
-            ),
-            (|s| s.max_form_fields = 3, "AUTH_MAX_FORM_FIELDS"),
-            (|s| s.header_read_timeout = 0, "AUTH_HEADER_READ_TIMEOUT"),
-            (|s| s.body_read_timeout = 0, "AUTH_BODY_READ_TIMEOUT"),
-            (|s| s.max_connections = 0, "AUTH_MAX_CONNECTIONS"),
-        ] {
-            let mut settings = Settings::default();
-            adjust(&mut settings);
-            let err = settings.validate().expect_err(name);
-            assert!(err.0.starts_with(name), "{err}");
-        }
-    }
-
-    #[test]
-    fn every_numeric_setting_has_one_range_and_the_readme_table_states_it() {
-        let readme = include_str!("../../README.md");
-        let numbers = Settings::default().numbers();
-        assert_eq!(numbers.len(), RANGES.len());
-        for (name, _) in numbers {
-            let range = RANGES.iter().filter(|r| r.name == name).count();
-            assert_eq!(range, 1, "{name} needs exactly one range");
-        }
-        for range in RANGES {
-            let variable = format!("`{ENV_PREFIX}{}`", range.name.to_uppercase());
-            let row = readme
-                .lines()
-                .find(|line| line.starts_with(&format!("| {variable} |")))
-                .unwrap_or_else(|| panic!("no README row for {variable}"));
-            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-            let stated = format!("{}–{}", range.min, range.max);
-            assert!(
-                cells[3].starts_with(&stated),
-                "README states {:?} for {variable}, the code {stated}",
-                cells[3]
-            );
-        }
-    }
-
-    #[test]
-    fn out_of_range_numbers_are_refused_with_one_line_naming_the_setting() {
-        let defaults = Settings::default();
-        assert!(defaults.validate().is_ok());
-        for range in RANGES {
-            let variable = format!("{ENV_PREFIX}{}", range.name.to_uppercase());
-            let mut outside = vec![range.max + 1, u64::MAX];
-            if range.min > 0 {
-                outside.push(range.min - 1);
-            }
-            for value in outside {
-                // Set through serde, as a file or the environment would.
-                let settings: Settings = Figment::from(Serialized::defaults(&defaults))
-                    .merge(Serialized::default(range.name, value))
-                    .extract()
-                    .unwrap();
-                let err = settings.validate().expect_err(&variable).to_string();
-                assert!(
-                    err.starts_with(&format!("{variable}: {value} is out of range")),
-                    "{variable}={value}: {err}"
-                );
-                assert_eq!(err.lines().count(), 1, "{err}");
-            }
-        }
-    }
-
-    #[test]
-    fn timings_at_their_ceilings_do_not_overflow() {
-        let settings = Settings {
-            access_token_ttl: YEAR,
-            key_rotation_interval: YEAR,
-            key_publish_ahead: 30 * DAY,
-            key_sync_interval: HOUR,
-            key_removal_leeway: DAY,
-            ..Settings::default()
-        };
-        assert!(settings.validate().is_ok());
-        let schedule = settings.key_schedule();
-        assert_eq!(schedule.removal_delay(), YEAR + HOUR + DAY);
-        assert_eq!(schedule.jwks_max_age(), 300);
-        // Debug builds panic on overflow: these sums must saturate instead.
-        let _ = schedule.staging_due(u64::MAX - 1, u64::MAX - 1);
-        let huge = crate::keys::lifecycle::Schedule {
-            access_ttl: u64::MAX,
-            sync_interval: u64::MAX,
-            ..schedule
-        };
-        assert_eq!(huge.removal_delay(), u64::MAX);
-        assert_eq!(huge.jwks_max_age(), 1);
     }
 }

@@ -1,0 +1,159 @@
+//! Users: their records, password hashes and session cut-offs. A name is checked against the
+//! clients in the inserting statement itself, under the one write lock.
+
+use shared::Scope;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{as_i64, as_u64, scope, unavailable, write_error, SqliteStore};
+use crate::store::{Removal, SessionCut, StoreError, UserRecord};
+
+fn user_from(row: &SqliteRow) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        username: row.get("username"),
+        full_name: row.get("full_name"),
+        email: row.get("email"),
+        password_hash: row.get("password_hash"),
+        disabled: row.get::<i64, _>("disabled") != 0,
+        scopes: scope(row.get("scopes"))?,
+        stamp: row.get("stamp"),
+        not_before: as_u64(row.get("not_before")),
+    })
+}
+
+pub(super) async fn user(
+    store: &SqliteStore,
+    username: &str,
+) -> Result<Option<UserRecord>, StoreError> {
+    sqlx::query("SELECT * FROM users WHERE username = ?")
+        .bind(username)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(unavailable)?
+        .as_ref()
+        .map(user_from)
+        .transpose()
+}
+
+pub(super) async fn insert_user(store: &SqliteStore, user: &UserRecord) -> Result<(), StoreError> {
+    // One statement: the name is checked against the clients, and the clients removed while
+    // their tokens can live, under the same write lock.
+    let done = sqlx::query(
+        "INSERT INTO users
+            (username, full_name, email, password_hash, disabled, scopes, stamp, not_before)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, max(?8, coalesce(
+             (SELECT not_before FROM removed_names WHERE kind = 'user' AND name = ?1), 0))
+         WHERE NOT EXISTS (SELECT 1 FROM clients WHERE client_id = ?1)
+           AND NOT EXISTS (SELECT 1 FROM removed_names
+                           WHERE kind = 'client' AND name = ?1 AND expires_at > unixepoch())",
+    )
+    .bind(&user.username)
+    .bind(&user.full_name)
+    .bind(&user.email)
+    .bind(&user.password_hash)
+    .bind(i64::from(user.disabled))
+    .bind(user.scopes.to_string())
+    .bind(&user.stamp)
+    .bind(as_i64(user.not_before))
+    .execute(&store.writer)
+    .await
+    .map_err(|err| write_error(err, &format!("user {}", user.username)))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!("client {}", user.username)));
+    }
+    Ok(())
+}
+
+pub(super) async fn replace_password_hash(
+    store: &SqliteStore,
+    username: &str,
+    expected: &str,
+    new_hash: &str,
+) -> Result<bool, StoreError> {
+    let done =
+        sqlx::query("UPDATE users SET password_hash = ? WHERE username = ? AND password_hash = ?")
+            .bind(new_hash)
+            .bind(username)
+            .bind(expected)
+            .execute(&store.writer)
+            .await
+            .map_err(unavailable)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn set_password_hash(
+    store: &SqliteStore,
+    username: &str,
+    new_hash: &str,
+    cut: &SessionCut,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE users SET password_hash = ?, stamp = ?, not_before = max(not_before + 1, ?)
+         WHERE username = ?",
+    )
+    .bind(new_hash)
+    .bind(&cut.stamp)
+    .bind(as_i64(cut.not_before))
+    .bind(username)
+    .execute(&store.writer)
+    .await
+    .map_err(unavailable)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn set_user_disabled(
+    store: &SqliteStore,
+    username: &str,
+    disabled: bool,
+    cut: Option<&SessionCut>,
+) -> Result<bool, StoreError> {
+    let done = match cut {
+        Some(cut) => sqlx::query(
+            "UPDATE users SET disabled = ?, stamp = ?, not_before = max(not_before + 1, ?)
+             WHERE username = ?",
+        )
+        .bind(i64::from(disabled))
+        .bind(&cut.stamp)
+        .bind(as_i64(cut.not_before))
+        .bind(username),
+        None => sqlx::query("UPDATE users SET disabled = ? WHERE username = ?")
+            .bind(i64::from(disabled))
+            .bind(username),
+    }
+    .execute(&store.writer)
+    .await
+    .map_err(unavailable)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn set_user_scopes(
+    store: &SqliteStore,
+    username: &str,
+    scopes: &Scope,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE users SET scopes = ? WHERE username = ?")
+        .bind(scopes.to_string())
+        .bind(username)
+        .execute(&store.writer)
+        .await
+        .map_err(unavailable)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn remove_user(
+    store: &SqliteStore,
+    username: &str,
+    removal: Removal,
+) -> Result<bool, StoreError> {
+    store.remove_named("user", username, removal).await
+}
+
+pub(super) async fn list_users(store: &SqliteStore) -> Result<Vec<UserRecord>, StoreError> {
+    sqlx::query("SELECT * FROM users ORDER BY username")
+        .fetch_all(&store.pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(user_from)
+        .collect()
+}
