@@ -126,21 +126,9 @@ impl TokenIssuer {
     /// the resource servers' own rules ([`shared::verifier::verify_with`]) over the keys of the
     /// JWKS, so that introspection and revocation accept no token a resource server refuses
     /// for its header, signature or issuer.
-    pub fn decode_own(&self, token: &str) -> Option<AccessClaims> {
-        verify_with(
-            token,
-            self.keys.load().key_set(),
-            &self.own_tokens,
-            unix_now(),
-        )
-        .ok()
+    pub fn decode_own(&self, token: &str, now: u64) -> Option<AccessClaims> {
+        verify_with(token, self.keys.load().key_set(), &self.own_tokens, now).ok()
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// `bytes` random bytes, base64url without padding.
@@ -286,6 +274,12 @@ mod tests {
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 
+    fn unix_now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs())
+    }
+
     fn claims_now() -> Value {
         let now = unix_now();
         json!({
@@ -305,7 +299,7 @@ mod tests {
         let (token, minted) = issuer
             .mint_access(&subject, "svc", &Scope::default(), "reports", long_ago)
             .unwrap();
-        let decoded = issuer.decode_own(&token).unwrap();
+        let decoded = issuer.decode_own(&token, unix_now()).unwrap();
         assert_eq!(decoded, minted);
         assert!(decoded.exp < unix_now(), "expired, and still decoded");
         assert!(decoded.aud.contains("reports"));
@@ -318,7 +312,7 @@ mod tests {
         let (issuer, pair, kid) = issuer_and_its_key();
         let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid});
         assert!(issuer
-            .decode_own(&forge(&pair, &header, &claims_now()))
+            .decode_own(&forge(&pair, &header, &claims_now()), unix_now())
             .is_some());
 
         let mut attacks = Vec::new();
@@ -348,7 +342,7 @@ mod tests {
         ));
         attacks.push(("oversized".into(), "a".repeat(MAX_OWN_TOKEN_BYTES + 1)));
         for (what, token) in attacks {
-            assert_eq!(issuer.decode_own(&token), None, "{what}");
+            assert_eq!(issuer.decode_own(&token, unix_now()), None, "{what}");
         }
     }
 
@@ -365,11 +359,11 @@ mod tests {
 
         issuer.replace_keys(KeyRing::new(Arc::clone(&new), vec![retired]));
         assert!(
-            issuer.decode_own(&token).is_some(),
+            issuer.decode_own(&token, unix_now()).is_some(),
             "retired, still published"
         );
         issuer.replace_keys(KeyRing::new(new, Vec::new()));
-        assert_eq!(issuer.decode_own(&token), None, "removed");
+        assert_eq!(issuer.decode_own(&token, unix_now()), None, "removed");
     }
 
     #[test]

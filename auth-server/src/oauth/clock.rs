@@ -37,14 +37,12 @@ pub fn unix_now() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-/// How long until the system clock's next whole second; a clock moved ahead moves by whole
-/// seconds, so its seconds turn at the same instants.
-pub fn until_next_second() -> Duration {
+/// How long until the system clock reaches the Unix second `second`; zero once it has begun.
+pub fn until(second: u64) -> Duration {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    Duration::from_secs(1)
-        .saturating_sub(Duration::from_nanos(u64::from(since_epoch.subsec_nanos())))
+    Duration::from_secs(second).saturating_sub(since_epoch)
 }
 
 #[cfg(test)]
@@ -62,7 +60,10 @@ mod tests {
     }
 
     #[test]
-    fn the_next_second_is_at_most_a_second_away() {
-        assert!(until_next_second() <= Duration::from_secs(1));
+    fn a_second_begun_is_no_wait_and_the_next_at_most_a_second_away() {
+        let now = unix_now();
+        assert_eq!(until(now), Duration::ZERO);
+        assert!(until(now + 1) <= Duration::from_secs(1));
+        assert!(until(now + 2) > Duration::from_secs(1));
     }
 }

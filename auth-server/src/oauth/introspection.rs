@@ -51,7 +51,7 @@ impl Authority {
                 return Ok(found);
             }
         }
-        if let Some(claims) = self.tokens.decode_own(token) {
+        if let Some(claims) = self.tokens.decode_own(token, now) {
             return self.introspect_access(caller, claims, now).await;
         }
         if hint != Some("refresh_token") {

@@ -3,11 +3,16 @@
 //!
 //! [`Authority`] is the one door. `http/` parses a request into [`Credentials`], a
 //! [`TokenRequest`] or a token to look at, reads the client's address and the time, calls one
-//! operation and renders what comes back; nothing here names poem, hyper or a store backend,
-//! so every rule can be read (and tested) apart from the wire and the storage. The floors, top
-//! to bottom: the operations in this file; `grants/`, `introspection` and `revocation`;
-//! `scope`; `client_auth` and `throttle`; `request`, `clock` and `metrics`; `error`, which
-//! names nothing above it.
+//! operation and renders what comes back; outside its tests nothing here names poem, hyper or
+//! a store backend, so every rule can be read (and tested) apart from the wire and the storage.
+//! The operations take the time as an argument: `http/` reads it from a [`Clock`] that a test
+//! can move forward.
+//!
+//! This file holds the `Authority` and the helpers its operations share; the operations live in
+//! `grants/`, `introspection` and `revocation`, which use those helpers and the floors below,
+//! top to bottom: `scope`; `client_auth` and `throttle`; `request`, `clock` and `metrics`;
+//! `error`, which names nothing above it. (`.ci/layers` counts `oauth/` as one room; these
+//! inner floors are kept by review.)
 
 pub mod client_auth;
 pub mod clock;
@@ -244,12 +249,12 @@ impl Authority {
         refresh_token: Option<String>,
         scope: &shared::Scope,
     ) -> IssuedTokens {
-        IssuedTokens {
+        IssuedTokens::new(
             access_token,
-            expires_in: self.tokens.access_ttl(),
+            self.tokens.access_ttl(),
             refresh_token,
-            scope: scope.to_string(),
-        }
+            scope.to_string(),
+        )
     }
 }
 

@@ -43,13 +43,60 @@ impl TokenRequest {
 }
 
 /// What a grant issues (RFC 6749 §5.1, the token type being always `Bearer`). It is also what a
-/// refresh keeps sealed for a retry within the grace window, so its field names are those of
-/// the token response.
+/// refresh keeps sealed for a retry within the grace window, in the token response's own JSON
+/// (`token_type` included), so that replicas of this version and of earlier ones, sharing one
+/// store during an upgrade, open each other's.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct IssuedTokens {
     pub access_token: String,
+    /// Always `Bearer`; kept in the sealed JSON for the replicas that require it.
+    #[serde(skip_deserializing, default = "bearer")]
+    token_type: &'static str,
     /// Seconds the access token lives.
     pub expires_in: u64,
     pub refresh_token: Option<String>,
     pub scope: String,
+}
+
+fn bearer() -> &'static str {
+    "Bearer"
+}
+
+impl IssuedTokens {
+    pub fn new(
+        access_token: String,
+        expires_in: u64,
+        refresh_token: Option<String>,
+        scope: String,
+    ) -> Self {
+        Self {
+            access_token,
+            token_type: bearer(),
+            expires_in,
+            refresh_token,
+            scope,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sealed pair of a refresh retry is the token response's JSON, read by replicas of
+    /// every version during an upgrade.
+    #[test]
+    fn issued_tokens_keep_the_token_response_json() {
+        let issued = IssuedTokens::new("at".into(), 60, Some("rt".into()), "read".into());
+        let json: serde_json::Value = serde_json::to_value(&issued).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "access_token": "at", "token_type": "Bearer", "expires_in": 60,
+                "refresh_token": "rt", "scope": "read"
+            })
+        );
+        let back: IssuedTokens = serde_json::from_value(json).unwrap();
+        assert_eq!((back.access_token.as_str(), back.expires_in), ("at", 60));
+    }
 }

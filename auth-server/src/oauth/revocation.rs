@@ -20,7 +20,7 @@ impl Authority {
         if try_refresh_first && self.revoke_refresh(client, token).await? {
             return Ok(());
         }
-        if let Some(claims) = self.tokens.decode_own(token) {
+        if let Some(claims) = self.tokens.decode_own(token, now) {
             if claims.client_id != client.id() {
                 return Err(TokenError::UnauthorizedClient);
             }

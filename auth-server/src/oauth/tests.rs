@@ -151,7 +151,7 @@ async fn client_credentials_issue_a_signed_token_and_are_counted_rfc6749_4_4() {
     assert_eq!(issued.scope, "read");
     assert_eq!(issued.expires_in, 60);
     assert!(issued.refresh_token.is_none(), "RFC 6749 §4.4.3");
-    let claims = core.tokens.decode_own(&issued.access_token).unwrap();
+    let claims = core.tokens.decode_own(&issued.access_token, now).unwrap();
     assert_eq!((claims.sub.as_str(), claims.iat), ("svc", now));
     assert_eq!(
         *core.counted.0.lock().unwrap(),

@@ -5,6 +5,8 @@ pub mod client_credentials;
 pub mod password;
 pub mod refresh;
 
+use std::time::Duration;
+
 use super::client_auth::Client;
 use crate::store::UserRecord;
 
@@ -23,7 +25,7 @@ async fn issued_at(now: u64, user: Option<&UserRecord>, client: &Client) -> u64 
         .map_or(0, |user| user.not_before)
         .max(client.not_before());
     if cut_off == now.saturating_add(1) {
-        tokio::time::sleep(super::clock::until_next_second()).await;
+        tokio::time::sleep(super::clock::until(cut_off).min(Duration::from_secs(1))).await;
     }
     now.max(cut_off)
 }
