@@ -69,7 +69,7 @@ impl Deployment {
     /// A command that must succeed; its standard output.
     async fn ok(&self, args: &[&str], stdin: &str) -> String {
         let run = self.cli(args, stdin).await;
-        assert!(run.success, "{args:?} failed: {}", run.stderr);
+        assert!(run.success(), "{args:?} failed: {}", run.stderr);
         run.stdout
     }
 
@@ -85,7 +85,7 @@ impl Deployment {
     /// A command that must fail with exit status 1 and one line of error; that line.
     async fn fails(&self, args: &[&str], stdin: &str) -> String {
         let run = self.cli(args, stdin).await;
-        assert!(!run.success, "{args:?} succeeded: {}", run.stdout);
+        assert!(!run.success(), "{args:?} succeeded: {}", run.stdout);
         assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
         run.stderr
     }
@@ -456,7 +456,7 @@ async fn narrowed_scopes_take_effect_at_the_next_refresh(backend: Backend) {
     // Nothing to replace the scopes with is a usage error, not "no scope at all".
     let no_scope = deployment.cli(&["user", "update", "alice"], "").await;
     assert!(
-        !no_scope.success && no_scope.stderr.contains("--scope"),
+        !no_scope.success() && no_scope.stderr.contains("--scope"),
         "{}",
         no_scope.stderr
     );
@@ -577,7 +577,7 @@ async fn a_rotated_secret_overlaps_then_stops(backend: Backend) {
             new,
         )
         .await;
-    assert!(rotated.success, "{}", rotated.stderr);
+    assert!(rotated.success(), "{}", rotated.stderr);
     assert!(
         !rotated.stdout.contains(new),
         "a secret read from stdin is not printed"

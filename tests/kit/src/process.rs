@@ -64,6 +64,20 @@ impl Run {
     pub fn code(&self) -> Option<i32> {
         self.status.code()
     }
+
+    /// The one line on standard error of a run that failed with exit status 1, the way the
+    /// binaries refuse a command or a setting; panics, naming `what`, for anything else.
+    pub fn one_error_line(&self, what: &str) -> &str {
+        let stderr = &self.stderr;
+        assert_eq!(self.code(), Some(1), "{what} should fail: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{what}: one clear line: {stderr}"
+        );
+        assert!(stderr.starts_with("error: "), "{what}: {stderr}");
+        stderr
+    }
 }
 
 /// Runs `command` to its end with `stdin` as its standard input (closed at once when `None`).

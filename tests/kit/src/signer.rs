@@ -55,14 +55,18 @@ impl TestSigner {
             .to_vec()
     }
 
+    /// The public modulus, big-endian.
+    pub fn modulus(&self) -> Vec<u8> {
+        self.key_pair
+            .public_key()
+            .modulus()
+            .big_endian_without_leading_zero()
+            .to_vec()
+    }
+
     /// The modulus in base64url, the `n` of the key's JWK.
     pub fn modulus_b64(&self) -> String {
-        b64url(
-            self.key_pair
-                .public_key()
-                .modulus()
-                .big_endian_without_leading_zero(),
-        )
+        b64url(self.modulus())
     }
 
     fn exponent_b64(&self) -> String {
@@ -107,7 +111,7 @@ impl TestSigner {
     /// `base64url(header) "." base64url(claims) "." base64url(RS256 signature)` over the bytes
     /// as they are, JSON or not.
     pub fn sign_bytes(&self, header: &[u8], claims: &[u8]) -> String {
-        let input = signing_input(header, claims);
+        let input = format!("{}.{}", b64url(header), b64url(claims));
         let mut signature = vec![0; self.key_pair.public_modulus_len()];
         self.key_pair
             .sign(
@@ -129,15 +133,20 @@ impl TestSigner {
 /// A compact JWS over `header` and `claims`, MACed with HMAC-SHA256 under `secret`: the token
 /// of an attacker who hopes a verifier lets the token choose its algorithm.
 pub fn sign_hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
-    let input = signing_input(header.to_string().as_bytes(), claims.to_string().as_bytes());
+    let input = signing_input(header, claims);
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
     let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
     format!("{input}.{}", b64url(tag.as_ref()))
 }
 
-/// `base64url(header) "." base64url(claims)`, the JWS signing input (RFC 7515 §5.1).
-fn signing_input(header: &[u8], claims: &[u8]) -> String {
-    format!("{}.{}", b64url(header), b64url(claims))
+/// `base64url(header) "." base64url(claims)`, the JWS signing input (RFC 7515 §5.1), which is
+/// also an unsigned token but for the final dot.
+pub fn signing_input(header: &Value, claims: &Value) -> String {
+    format!(
+        "{}.{}",
+        b64url(header.to_string()),
+        b64url(claims.to_string())
+    )
 }
 
 #[cfg(test)]
