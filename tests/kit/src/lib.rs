@@ -11,7 +11,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a harness fails loudly
 
 pub mod ports;
+#[cfg(feature = "servers")]
 pub mod process;
+#[cfg(feature = "servers")]
 pub mod redis;
 pub mod signer;
 
