@@ -1,7 +1,9 @@
 //! Settings: an unreachable store, a bad or out-of-range value, and `config` printing what is
 //! in effect.
 
-use crate::{auth_server, run, Env};
+use test_kit::process::assert_setting_refused;
+
+use crate::{auth_server, Env};
 
 #[test]
 fn an_unreachable_store_is_one_clear_line() {
@@ -60,16 +62,11 @@ fn an_out_of_range_setting_stops_the_start_with_one_line_naming_it() {
         ("AUTH_SHUTDOWN_TIMEOUT", "-1", ""),
     ] {
         for args in [&["config"][..], &["serve"][..]] {
-            let run = run(
-                env.command(args)
-                    .env("AUTH_LISTEN", "127.0.0.1:0")
-                    .env(variable, value),
-                None,
-            );
-            let stderr = run.one_error_line(&format!("{variable}={value}"));
-            assert!(
-                stderr.starts_with(&format!("error: {variable}")) && stderr.contains(says),
-                "{variable}={value}: {stderr}"
+            assert_setting_refused(
+                env.command(args).env("AUTH_LISTEN", "127.0.0.1:0"),
+                variable,
+                value,
+                says,
             );
         }
     }

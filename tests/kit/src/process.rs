@@ -103,6 +103,19 @@ pub fn run(command: &mut Command, stdin: Option<&str>) -> Run {
     }
 }
 
+/// Runs `command` with `variable=value` and checks that the binary refuses the setting the way
+/// the servers refuse one before they start: exit status 1 and one line on standard error that
+/// starts `error: VARIABLE` and contains `says`.
+pub fn assert_setting_refused(command: &mut Command, variable: &str, value: &str, says: &str) {
+    let what = format!("{variable}={value}");
+    let run = run(command.env(variable, value), None);
+    let stderr = run.one_error_line(&what);
+    assert!(
+        stderr.starts_with(&format!("error: {variable}")) && stderr.contains(says),
+        "{what}: {stderr}"
+    );
+}
+
 /// A server process whose stdout and stderr go to a log file; killed if still running when
 /// dropped.
 pub struct Server {
