@@ -3,15 +3,15 @@
 //! criterion benches share with them. Everything signs and verifies through the servers' own
 //! code: auth-server's `SigningKey` and `TokenIssuer`, and the `Validation` of `shared::Verifier`.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use auth_server::keys::SigningKey;
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rsa::{KeyPair, KeySize};
 use jsonwebtoken::{Algorithm, Validation};
 use shared::verifier::KeySet;
 use shared::{AccessClaims, Audience, Scope};
+pub use test_kit::unix_now as now;
+use test_kit::TestSigner;
 
 /// Issuer and audience of the tokens the fixtures sign.
 pub const ISSUER: &str = "http://127.0.0.1:8000";
@@ -19,12 +19,7 @@ pub const AUDIENCE: &str = "api";
 
 /// A fresh RSA-2048 key, as `auth-server keys rotate` makes one.
 pub fn generate_key() -> anyhow::Result<SigningKey> {
-    let key_pair =
-        KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow!("generating an RSA key failed"))?;
-    let der = key_pair
-        .as_der()
-        .map_err(|_| anyhow!("encoding the RSA key failed"))?;
-    SigningKey::from_pkcs8(der.as_ref()).context("parsing the generated key")
+    SigningKey::from_pkcs8(&TestSigner::generate().pkcs8_der()).context("parsing the generated key")
 }
 
 /// A key brought as a PEM file (the newest in `keys_dir`), or a new one: the same kind of key
@@ -38,13 +33,6 @@ pub fn signing_key(keys_dir: Option<&std::path::Path>) -> anyhow::Result<Signing
             .ok_or_else(|| anyhow!("no PEM signing key in {}", dir.display())),
         None => generate_key(),
     }
-}
-
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Claims shaped like a password-grant token's: user profile, one audience, a 900 s lifetime.

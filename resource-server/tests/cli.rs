@@ -1,7 +1,9 @@
 //! The binary's start: a bad setting stops it before it binds, with one line naming the setting.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-use std::process::Command;
+use std::path::Path;
+
+use test_kit::process::{assert_setting_refused, command};
 
 #[test]
 fn an_out_of_range_setting_stops_the_start_with_one_line_naming_it() {
@@ -27,21 +29,16 @@ fn an_out_of_range_setting_stops_the_start_with_one_line_naming_it() {
         ("RS_JWKS_MAX_STALE", "18446744073709551616", ""),
         ("RS_SHUTDOWN_TIMEOUT", "-1", ""),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_resource-server"))
-            .env("RS_LISTEN", "127.0.0.1:0")
-            .env(variable, value)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "{variable}={value}: {stderr}"
-        );
-        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-        assert!(
-            stderr.starts_with(&format!("error: {variable}")) && stderr.contains(says),
-            "{variable}={value}: {stderr}"
+        assert_setting_refused(
+            command(
+                Path::new(env!("CARGO_BIN_EXE_resource-server")),
+                &["RS_", "RUST_LOG"],
+                &[],
+            )
+            .env("RS_LISTEN", "127.0.0.1:0"),
+            variable,
+            value,
+            says,
         );
     }
 }

@@ -116,9 +116,8 @@ async fn pem_key_files_in_the_keys_dir_are_imported_newest_active() {
     std::fs::set_permissions(&keys_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let mut kids = Vec::new();
     for name in ["signing-key-1.pem", "signing-key-2.pem"] {
-        let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-        let der = aws_lc_rs::encoding::AsDer::as_der(&key).unwrap();
-        let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let key = test_kit::TestSigner::generate();
+        let body = base64::engine::general_purpose::STANDARD.encode(key.pkcs8_der());
         let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
         for line in body.as_bytes().chunks(64) {
             pem.push_str(std::str::from_utf8(line).unwrap());
@@ -132,7 +131,7 @@ async fn pem_key_files_in_the_keys_dir_are_imported_newest_active() {
             .open(keys_dir.join(name))
             .unwrap();
         std::io::Write::write_all(&mut file, pem.as_bytes()).unwrap();
-        kids.push(public_kid(&key));
+        kids.push(key.thumbprint());
     }
     let auth = TestAuth::spawn_with(|s| s.keys_dir = keys_dir.clone()).await;
     assert_eq!(auth.active_kid().await, kids[1], "the newest file signs");
@@ -166,19 +165,6 @@ async fn pem_key_files_in_the_keys_dir_are_imported_newest_active() {
     .err()
     .expect("a readable key file stops the start");
     assert!(format!("{refused:#}").contains("chmod 600"), "{refused:#}");
-}
-
-/// RFC 7638 thumbprint of `key`'s public half.
-fn public_kid(key: &aws_lc_rs::rsa::KeyPair) -> String {
-    use aws_lc_rs::signature::KeyPair as _;
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let public = key.public_key();
-    let canonical = format!(
-        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-        b64(public.exponent().big_endian_without_leading_zero()),
-        b64(public.modulus().big_endian_without_leading_zero())
-    );
-    b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref())
 }
 
 #[tokio::test]

@@ -5,15 +5,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 use system_tests::{challenge, TestAuth, TestResource};
+use test_kit::signer::{b64url, sign_hs256, signing_input, unix_now, TestSigner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The clock skew the resource server allows on `exp` and `nbf` (`VerifierConfig::leeway`).
@@ -24,7 +21,7 @@ struct Fixture {
     auth: TestAuth,
     api: TestResource,
     /// The auth-server's active signing key, opened from its store.
-    server_key: KeyPair,
+    server_key: TestSigner,
     /// The `kid` the JWKS publishes for `server_key`.
     kid: String,
 }
@@ -35,7 +32,7 @@ impl Fixture {
         let api = TestResource::spawn(&auth).await;
         let server_key = load_server_key(&auth).await;
         let jwks = auth.jwks().await;
-        let n = modulus_b64(&server_key);
+        let n = server_key.modulus_b64();
         let kid = jwks["keys"]
             .as_array()
             .expect("jwks has keys")
@@ -75,7 +72,7 @@ impl Fixture {
 
     /// Signs `header` and `claims` with the auth-server's own key.
     fn forge(&self, header: &Value, claims: &Value) -> String {
-        sign_rs256(header, claims, &self.server_key)
+        self.server_key.sign(header, claims)
     }
 
     /// `GET /users/me` with `token` must be 401 with `error="invalid_token"` (RFC 6750 §3.1).
@@ -96,78 +93,11 @@ impl Fixture {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn b64url(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// `base64url(header) "." base64url(claims)`, the JWS signing input (RFC 7515 §5.1).
-fn signing_input(header: &Value, claims: &Value) -> String {
-    format!(
-        "{}.{}",
-        b64url(header.to_string()),
-        b64url(claims.to_string())
-    )
-}
-
-/// A compact JWS over `header` and `claims`, signed RS256 with `key` whatever `header` says.
-fn sign_rs256(header: &Value, claims: &Value, key: &KeyPair) -> String {
-    let input = signing_input(header, claims);
-    let mut signature = vec![0u8; key.public_modulus_len()];
-    key.sign(
-        &RSA_PKCS1_SHA256,
-        &SystemRandom::new(),
-        input.as_bytes(),
-        &mut signature,
-    )
-    .unwrap();
-    format!("{input}.{}", b64url(signature))
-}
-
-/// A compact JWS over `header` and `claims`, MACed with HMAC-SHA256 under `secret`.
-fn sign_hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
-    let input = signing_input(header, claims);
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
-    let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
-    format!("{input}.{}", b64url(tag.as_ref()))
-}
-
 /// The auth-server's active signing key, opened from its store with its key-encryption key as
 /// the server does.
-async fn load_server_key(auth: &TestAuth) -> KeyPair {
+async fn load_server_key(auth: &TestAuth) -> TestSigner {
     let kid = auth.active_kid().await;
-    let der = auth.private_signing_key(&kid).await;
-    KeyPair::from_pkcs8(&der).unwrap()
-}
-
-fn modulus_b64(key: &KeyPair) -> String {
-    b64url(key.public_key().modulus().big_endian_without_leading_zero())
-}
-
-/// The public half of `key` as a JWK with its RFC 7638 thumbprint as `kid`.
-fn public_jwk(key: &KeyPair) -> Value {
-    let n = modulus_b64(key);
-    let e = b64url(
-        key.public_key()
-            .exponent()
-            .big_endian_without_leading_zero(),
-    );
-    let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-    let kid = b64url(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        canonical.as_bytes(),
-    ));
-    json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e})
-}
-
-fn foreign_key() -> KeyPair {
-    KeyPair::generate(KeySize::Rsa2048).unwrap()
+    TestSigner::from_pkcs8(&auth.private_signing_key(&kid).await)
 }
 
 /// A tiny HTTP server on 127.0.0.1:0 that serves `body` to anyone and counts connections.
@@ -252,17 +182,12 @@ async fn hs256_token_keyed_with_the_servers_public_key_is_invalid_token_rfc8725_
         .find(|jwk| jwk["kid"] == fixture.kid.as_str())
         .unwrap()
         .clone();
-    let modulus = fixture
-        .server_key
-        .public_key()
-        .modulus()
-        .big_endian_without_leading_zero()
-        .to_vec();
+    let modulus = fixture.server_key.modulus();
     let secrets: [(&str, Vec<u8>); 4] = [
         ("modulus bytes", modulus),
         ("JWK JSON", jwk.to_string().into_bytes()),
         ("JWKS JSON", jwks.to_string().into_bytes()),
-        ("base64url n", modulus_b64(&fixture.server_key).into_bytes()),
+        ("base64url n", fixture.server_key.modulus_b64().into_bytes()),
     ];
 
     for (name, secret) in &secrets {
@@ -280,9 +205,9 @@ async fn hs256_token_keyed_with_the_servers_public_key_is_invalid_token_rfc8725_
 #[tokio::test]
 async fn rs256_token_signed_by_a_foreign_key_under_the_servers_kid_is_invalid_token_rfc6750_3_1() {
     let fixture = Fixture::start().await;
-    let stranger = foreign_key();
+    let stranger = TestSigner::generate();
 
-    let token = sign_rs256(&fixture.header(), &fixture.claims(), &stranger);
+    let token = stranger.sign(&fixture.header(), &fixture.claims());
 
     fixture
         .assert_invalid_token(&token, "foreign key, server's kid")
@@ -300,7 +225,7 @@ async fn token_naming_an_unknown_kid_or_none_is_invalid_token_rfc6750_3_1() {
     fixture
         .assert_invalid_token(&fixture.forge(&unknown, &claims), "unknown kid")
         .await;
-    let foreign_kid = public_jwk(&foreign_key())["kid"].clone();
+    let foreign_kid = json!(TestSigner::generate().thumbprint());
     let foreign = json!({"alg": "RS256", "typ": "at+jwt", "kid": foreign_kid});
     fixture
         .assert_invalid_token(
@@ -321,9 +246,9 @@ async fn token_naming_an_unknown_kid_or_none_is_invalid_token_rfc6750_3_1() {
 async fn jku_x5u_and_jwk_headers_are_ignored_and_never_fetched_rfc8725_3_10() {
     let fixture = Fixture::start().await;
     let claims = fixture.claims();
-    let stranger = foreign_key();
-    let stranger_jwk = public_jwk(&stranger);
-    let stranger_kid = stranger_jwk["kid"].as_str().unwrap().to_owned();
+    let stranger = TestSigner::generate();
+    let stranger_kid = stranger.thumbprint();
+    let stranger_jwk = stranger.jwk(&stranger_kid);
     let (key_server, fetches) =
         counting_key_server(json!({"keys": [stranger_jwk]}).to_string()).await;
     let jku = format!("{key_server}/jwks.json");
@@ -349,7 +274,7 @@ async fn jku_x5u_and_jwk_headers_are_ignored_and_never_fetched_rfc8725_3_10() {
             ),
         ];
         for (name, header) in &headers {
-            let token = sign_rs256(header, &claims, &stranger);
+            let token = stranger.sign(header, &claims);
             fixture
                 .assert_invalid_token(&token, &format!("{name} header with kid {kid}"))
                 .await;

@@ -2,11 +2,11 @@
 //! command line as an operator would: for tests about signals, exit status and logs, and for
 //! scenarios written as the commands of the README followed by HTTP answers.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::OnceLock;
 
-use tokio::io::AsyncWriteExt;
+pub use test_kit::process::Server;
 
 /// The servers as built by cargo.
 pub struct Binaries {
@@ -102,17 +102,29 @@ fn build_binaries() -> Binaries {
     binaries
 }
 
-/// A command with none of the caller's `AUTH_*`/`RS_*` settings.
-pub fn command(binary: &Path, env: &[(String, String)]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(binary);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("AUTH_") || key.starts_with("RS_") || key == "RUST_LOG" {
-            command.env_remove(key.as_ref());
-        }
-    }
-    command.envs(env.iter().map(|(k, v)| (k, v)));
-    command
+/// The variables a server reads its settings from, which a child must not take from the
+/// caller's environment.
+pub const SETTINGS: &[&str] = &["AUTH_", "RS_", "RUST_LOG"];
+
+/// A command for `binary` with `env` and none of the caller's [`SETTINGS`].
+pub fn command(binary: &Path, env: &[(String, String)]) -> std::process::Command {
+    test_kit::process::command(binary, SETTINGS, env)
+}
+
+/// Starts `binary` as a server on a free port (`listen_env`, such as `AUTH_LISTEN`) with the
+/// settings `env(addr)`, logging to `log`, and waits until `/readyz` answers 200.
+pub async fn start_server(
+    binary: &Path,
+    log: PathBuf,
+    listen_env: &str,
+    env: impl Fn(SocketAddr) -> Vec<(String, String)>,
+) -> Server {
+    Server::start(log, "/readyz", |addr| {
+        let mut settings = env(addr);
+        settings.push((listen_env.to_owned(), addr.to_string()));
+        command(binary, &settings)
+    })
+    .await
 }
 
 /// The settings of an auth-server in `dir` (listen address and issuer aside).
@@ -139,18 +151,12 @@ pub fn auth_env(dir: &Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
 pub async fn cli(binary: &Path, env: &[(String, String)], args: &[&str], stdin: &str) -> String {
     let run = run_cli(binary, env, args, stdin).await;
     let text = format!("{}{}", run.stdout, run.stderr);
-    assert!(run.success, "{args:?}: {text}");
+    assert!(run.success(), "{args:?}: {text}");
     text
 }
 
-/// What a command-line run printed, and whether it succeeded.
-pub struct CliRun {
-    pub success: bool,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
+/// What a command-line run printed, and how it ended.
+pub use test_kit::process::Run as CliRun;
 
 /// Runs an auth-server CLI command with `stdin`, succeed or fail.
 pub async fn run_cli(
@@ -159,22 +165,12 @@ pub async fn run_cli(
     args: &[&str],
     stdin: &str,
 ) -> CliRun {
-    let mut child = command(binary, env)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    let output = child.wait_with_output().await.unwrap();
-    CliRun {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    let mut command = command(binary, env);
+    command.args(args);
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || test_kit::process::run(&mut command, Some(&stdin)))
+        .await
+        .unwrap()
 }
 
 /// The settings a CLI needs to work on the store and keys of `settings`' server.

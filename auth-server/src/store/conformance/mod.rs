@@ -17,16 +17,12 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use shared::Scope;
+use test_kit::unix_now;
 
 use super::redis::RedisStore;
 use super::{
@@ -125,13 +121,6 @@ fn login_subject() -> LoginSubject {
 /// `base` with a random suffix, so that rules never collide on a shared backend.
 fn unique(base: &str) -> String {
     format!("{base}-{:016x}", rand::random::<u64>())
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
 }
 
 fn user(username: &str) -> UserRecord {

@@ -1,0 +1,303 @@
+//! [`TestAuth`]: the auth-server's application on an ephemeral port with its own keys and
+//! store, and the shortcuts tests take to set up users and clients and ask for tokens.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use auth_server::store::{ClientRecord, Store, UserRecord};
+use shared::wire::TokenResponse;
+
+use crate::{http_client, init_logs, reqwest, scrape_metrics, spawn_server, wait_ready, Running};
+
+/// An auth-server on 127.0.0.1:0 with temporary keys and SQLite store.
+pub struct TestAuth {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub settings: auth_server::Settings,
+    pub store: Arc<dyn Store>,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    running: Option<Running>,
+}
+
+impl TestAuth {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts with settings adjusted by `adjust` (the listen address, issuer, keys and store
+    /// are set already; `adjust` may replace them).
+    pub async fn spawn_with(adjust: impl FnOnce(&mut auth_server::Settings)) -> Self {
+        init_logs();
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}");
+        let mut settings = auth_server::Settings {
+            listen: addr,
+            issuer: url.parse().unwrap(),
+            store: auth_server::settings::StoreUrl(format!(
+                "sqlite://{}",
+                dir.path().join("auth.db").display()
+            )),
+            keys_dir: dir.path().join("keys"),
+            password_workers: 2,
+            ..auth_server::Settings::default()
+        };
+        adjust(&mut settings);
+        Self::start(settings, listener, dir).await
+    }
+
+    async fn start(
+        settings: auth_server::Settings,
+        listener: std::net::TcpListener,
+        dir: tempfile::TempDir,
+    ) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}");
+        let app = auth_server::Application::build_on(settings.clone(), listener)
+            .await
+            .unwrap();
+        let running = spawn_server(|stopped| {
+            app.run_until(async move {
+                let _ = stopped.await;
+            })
+        });
+        let store = auth_server::store::open(&settings.store.0).await.unwrap();
+        let http = http_client();
+        wait_ready(&http, &format!("{url}/readyz")).await;
+        Self {
+            url,
+            addr,
+            settings,
+            store,
+            http,
+            dir,
+            running: Some(running),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// This server's `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        scrape_metrics(&self.http, &self.url("/metrics")).await
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.unwrap();
+        }
+    }
+
+    /// Adds a user straight into the store, with an Argon2id hash of `password`.
+    pub async fn add_user(&self, username: &str, password: &str, scopes: &str) {
+        let password = password.to_owned();
+        let password_hash =
+            tokio::task::spawn_blocking(move || auth_server::passwords::hash_blocking(&password))
+                .await
+                .unwrap()
+                .unwrap();
+        self.store
+            .insert_user(&UserRecord {
+                username: username.to_owned(),
+                full_name: Some(format!("{username} full name")),
+                email: Some(format!("{username}@example.com")),
+                password_hash,
+                disabled: false,
+                scopes: shared::Scope::parse(scopes).unwrap(),
+                stamp: auth_server::tokens::new_stamp(),
+                not_before: 0,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Registers a client with `secret`, as `auth-server client add` does.
+    pub async fn add_client(
+        &self,
+        client_id: &str,
+        secret: &str,
+        grants: &[&str],
+        scopes: &str,
+        audiences: &[&str],
+    ) {
+        self.add_client_with(client_id, secret, grants, scopes, audiences, |_| {})
+            .await;
+    }
+
+    /// Registers a confidential client that may introspect any token (`client add --introspect`),
+    /// as a resource server that introspects would be.
+    pub async fn add_introspecting_client(&self, client_id: &str, secret: &str) {
+        self.add_client_with(client_id, secret, &["client_credentials"], "", &[], |c| {
+            c.introspect = true
+        })
+        .await;
+    }
+
+    /// Registers a public client (`client add ID --public`): no secret, the password and
+    /// refresh_token grants.
+    pub async fn add_public_client(&self, client_id: &str, scopes: &str) {
+        self.add_client_with(
+            client_id,
+            "",
+            &["password", "refresh_token"],
+            scopes,
+            &[],
+            |c| {
+                c.public = true;
+                c.secret_hash = String::new();
+            },
+        )
+        .await;
+    }
+
+    /// Registers a client as [`add_client`](Self::add_client) does, with the record adjusted
+    /// by `adjust` before it is stored.
+    pub async fn add_client_with(
+        &self,
+        client_id: &str,
+        secret: &str,
+        grants: &[&str],
+        scopes: &str,
+        audiences: &[&str],
+        adjust: impl FnOnce(&mut ClientRecord),
+    ) {
+        let key = auth_server::keys::files::client_secret_key(&self.settings.keys_dir).unwrap();
+        let mut record = ClientRecord {
+            client_id: client_id.to_owned(),
+            secret_hash: auth_server::oauth::client_auth::hash_secret(&key, secret),
+            previous_secret: None,
+            public: false,
+            introspect: false,
+            grants: grants
+                .iter()
+                .map(|g| g.parse().expect("the test names a known grant type"))
+                .collect(),
+            scopes: shared::Scope::parse(scopes).unwrap(),
+            audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            stamp: auth_server::tokens::new_stamp(),
+            not_before: 0,
+        };
+        adjust(&mut record);
+        self.store.insert_client(&record).await.unwrap();
+    }
+
+    /// `POST /token` with a form.
+    pub async fn token(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url("/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /token` with a form and HTTP Basic client authentication.
+    pub async fn token_basic(
+        &self,
+        client_id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url("/token"))
+            .basic_auth(client_id, Some(secret))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A password grant that must succeed.
+    pub async fn password_grant(&self, username: &str, password: &str) -> TokenResponse {
+        let response = self
+            .token(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+                ("scope", ""),
+            ])
+            .await;
+        assert_eq!(response.status(), 200, "password grant for {username}");
+        response.json().await.unwrap()
+    }
+
+    /// A client_credentials grant that must succeed.
+    pub async fn client_credentials(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: &str,
+    ) -> TokenResponse {
+        let response = self
+            .token_basic(
+                client_id,
+                secret,
+                &[("grant_type", "client_credentials"), ("scope", scope)],
+            )
+            .await;
+        assert_eq!(response.status(), 200, "client_credentials for {client_id}");
+        response.json().await.unwrap()
+    }
+
+    /// The signing-key lifecycle on this server's store, with its key-encryption key, as the
+    /// CLI works on it.
+    pub fn key_lifecycle(&self) -> auth_server::keys::lifecycle::KeyLifecycle {
+        self.settings.key_lifecycle(self.store.clone()).unwrap()
+    }
+
+    /// The kid of the key the store has active.
+    pub async fn active_kid(&self) -> String {
+        self.key_lifecycle()
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|key| key.state == auth_server::store::KeyState::Active)
+            .expect("the store has an active key")
+            .kid
+    }
+
+    /// The PKCS#8 private key of `kid`, opened from the store.
+    pub async fn private_signing_key(&self, kid: &str) -> Vec<u8> {
+        self.key_lifecycle()
+            .private_key(kid)
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    /// The server's JWKS.
+    pub async fn jwks(&self) -> serde_json::Value {
+        self.http
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl TestAuth {
+    /// An auth-server on the Redis store at `store_url` (a URL with its `?prefix=`, as from
+    /// [`RedisNamespace::store_url`](crate::RedisNamespace::store_url)), with settings adjusted by `adjust` as in
+    /// [`TestAuth::spawn_with`]. Replicas share a store URL, and also the keys directory and the
+    /// issuer, which `adjust` sets.
+    pub async fn spawn_on_redis(
+        store_url: &str,
+        adjust: impl FnOnce(&mut auth_server::Settings),
+    ) -> Self {
+        let store_url = store_url.to_owned();
+        Self::spawn_with(move |settings| {
+            settings.store = auth_server::settings::StoreUrl(store_url);
+            adjust(settings);
+        })
+        .await
+    }
+}
