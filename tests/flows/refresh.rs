@@ -233,7 +233,7 @@ async fn a_refresh_token_is_bound_to_its_client_and_expires() {
         "a confidential client must authenticate"
     );
 
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    auth.clock.advance(std::time::Duration::from_secs(3));
     let expired = auth
         .token_basic(
             "web",

@@ -17,6 +17,8 @@ pub struct TestAuth {
     pub store: Arc<dyn Store>,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The server's clock: a test moves it forward instead of waiting for tokens to expire.
+    pub clock: auth_server::oauth::Clock,
     running: Option<Running>,
 }
 
@@ -55,9 +57,11 @@ impl TestAuth {
     ) -> Self {
         let addr = listener.local_addr().unwrap();
         let url = format!("http://{addr}");
-        let app = auth_server::Application::build_on(settings.clone(), listener)
-            .await
-            .unwrap();
+        let clock = auth_server::oauth::Clock::system();
+        let app =
+            auth_server::Application::build_with_clock(settings.clone(), listener, clock.clone())
+                .await
+                .unwrap();
         let running = spawn_server(|stopped| {
             app.run_until(async move {
                 let _ = stopped.await;
@@ -73,6 +77,7 @@ impl TestAuth {
             store,
             http,
             dir,
+            clock,
             running: Some(running),
         }
     }
