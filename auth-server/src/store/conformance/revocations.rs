@@ -93,7 +93,7 @@ pub async fn revocation_feed_answers_any_other_cursor_with_the_whole_set(store: 
         format!("{epoch}."),
         format!("{epoch}.-1"),
         format!("{epoch}.x1"),
-        format!("other-epoch.1"),
+        "other-epoch.1".to_owned(),
         format!("{epoch}.99"),
         format!("{epoch}.18446744073709551616"),
     ] {
