@@ -172,6 +172,47 @@ pub fn removal(now: u64, access_ttl: u64) -> crate::store::Removal {
     }
 }
 
+/// How long past its `exp` a revoked access token stays in the revocation feed: the most
+/// leeway a `shared` verifier gives `exp`, so that no verifier still accepts it once dropped.
+pub const VERIFIER_MAX_LEEWAY: u64 = 60;
+
+/// The feed entry that refuses the access token `jti`, until it has expired for every verifier.
+pub fn token_revocation(jti: &str, exp: u64) -> crate::store::RevocationEntry {
+    crate::store::RevocationEntry::token(jti, exp.saturating_add(VERIFIER_MAX_LEEWAY))
+}
+
+/// How long a subject's or client's cut-off at `not_before` stays in the feed: as long as a
+/// token issued before it can live, with the same room as a removal's.
+fn cut_until(not_before: u64, access_ttl: u64) -> u64 {
+    not_before
+        .saturating_add(access_ttl)
+        .saturating_add(REMOVAL_LEEWAY)
+}
+
+/// The feed entry that refuses tokens of the subject `sub` issued before `not_before`.
+pub fn subject_revocation(
+    sub: &str,
+    not_before: u64,
+    access_ttl: u64,
+) -> crate::store::RevocationEntry {
+    crate::store::RevocationEntry::subject(sub, not_before, cut_until(not_before, access_ttl))
+}
+
+/// The feed entry that refuses tokens of the client `client_id` issued before `not_before`.
+pub fn client_revocation(
+    client_id: &str,
+    not_before: u64,
+    access_ttl: u64,
+) -> crate::store::RevocationEntry {
+    crate::store::RevocationEntry::client(client_id, not_before, cut_until(not_before, access_ttl))
+}
+
+/// The cut-off a store writes for a change proposing `proposed` to an account whose cut-off is
+/// `current`: a cut-off only grows, and each change moves it past the last one.
+pub fn next_cut_off(proposed: u64, current: u64) -> u64 {
+    proposed.max(current.saturating_add(1))
+}
+
 /// A new refresh token: 256 random bits.
 pub fn new_refresh_token() -> String {
     random_token(32)

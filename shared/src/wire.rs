@@ -39,6 +39,11 @@ pub struct ServerMetadata {
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint: Option<String>,
+    /// Extension member: the auth-server's revocation feed ([`RevocationFeed`]), which
+    /// verifiers poll to refuse revoked tokens; absent, there is none to poll.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_feed_endpoint: Option<String>,
     #[serde(default)]
     pub grant_types_supported: Vec<String>,
     #[serde(default)]
@@ -54,4 +59,50 @@ pub struct ServerMetadata {
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_documentation: Option<String>,
+}
+
+/// The revocation feed (`GET /revocations` at the auth-server): what verifiers that check tokens
+/// locally must refuse besides expiry. It names no user, client or token: a token by its `jti`,
+/// subjects and clients by the SHA-256 of their name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Object)]
+pub struct RevocationFeed {
+    /// Ask again with `since=` this (or `If-None-Match`) for what comes after it.
+    pub cursor: String,
+    /// True: the whole current set, which replaces what the holder has. False: only entries
+    /// recorded after the cursor asked about, which the holder adds.
+    pub complete: bool,
+    #[serde(default)]
+    pub tokens: Vec<RevokedToken>,
+    #[serde(default)]
+    pub subjects: Vec<RevokedSubject>,
+    #[serde(default)]
+    pub clients: Vec<RevokedClient>,
+}
+
+/// Refuse the token with this `jti`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Object)]
+pub struct RevokedToken {
+    pub jti: String,
+    /// Unix time after which the holder drops the entry.
+    pub until: u64,
+}
+
+/// Refuse tokens whose `sub` has this digest and whose `iat` is before `not_before`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Object)]
+pub struct RevokedSubject {
+    /// base64url (unpadded) SHA-256 of the UTF-8 `sub`.
+    pub sub_sha256: String,
+    pub not_before: u64,
+    /// Unix time after which the holder drops the entry.
+    pub until: u64,
+}
+
+/// Refuse tokens whose `client_id` has this digest and whose `iat` is before `not_before`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Object)]
+pub struct RevokedClient {
+    /// base64url (unpadded) SHA-256 of the UTF-8 `client_id`.
+    pub client_id_sha256: String,
+    pub not_before: u64,
+    /// Unix time after which the holder drops the entry.
+    pub until: u64,
 }

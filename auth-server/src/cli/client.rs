@@ -228,7 +228,17 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
             };
             let key = files::client_secret_key(&settings.keys_dir)?;
             let (previous_until, not_before) = if overlap == 0 {
-                (None, Some(tokens::session_cut(now).not_before))
+                let not_before =
+                    tokens::next_cut_off(tokens::session_cut(now).not_before, current.not_before);
+                // Into the revocation feed before the store writes it (see `oauth::revocation`).
+                store
+                    .record_revocation(&tokens::client_revocation(
+                        &id,
+                        not_before,
+                        settings.access_token_ttl,
+                    ))
+                    .await?;
+                (None, Some(not_before))
             } else {
                 (Some(now.saturating_add(overlap)), None)
             };
@@ -261,7 +271,17 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
             }
         }
         ClientCommand::Remove { id } => {
-            let removal = tokens::removal(unix_now(), settings.access_token_ttl);
+            let mut removal = tokens::removal(unix_now(), settings.access_token_ttl);
+            let current = existing(store, &id).await?;
+            removal.not_before = tokens::next_cut_off(removal.not_before, current.not_before);
+            // Into the revocation feed before the store removes it (see `oauth::revocation`).
+            store
+                .record_revocation(&tokens::client_revocation(
+                    &id,
+                    removal.not_before,
+                    settings.access_token_ttl,
+                ))
+                .await?;
             if !store.remove_client(&id, removal).await? {
                 bail!("unknown client {id:?}");
             }

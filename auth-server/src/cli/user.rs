@@ -108,7 +108,7 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
             let password = super::read_secret_from_stdin("password")?;
             let password_hash =
                 tokio::task::spawn_blocking(move || passwords::hash_blocking(&password)).await??;
-            let cut = tokens::session_cut(unix_now());
+            let cut = announce_cut(store, settings, &name, tokens::session_cut(unix_now())).await?;
             found(
                 store.set_password_hash(&name, &password_hash, &cut).await?,
                 &name,
@@ -116,7 +116,7 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
             println!("password of {name} changed; every session of {name} ended");
         }
         UserCommand::Disable { name } => {
-            let cut = tokens::session_cut(unix_now());
+            let cut = announce_cut(store, settings, &name, tokens::session_cut(unix_now())).await?;
             found(
                 store.set_user_disabled(&name, true, Some(&cut)).await?,
                 &name,
@@ -137,7 +137,12 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
             println!("updated {name}: scope={scopes}");
         }
         UserCommand::Remove { name } => {
-            let removal = tokens::removal(unix_now(), settings.access_token_ttl);
+            let mut removal = tokens::removal(unix_now(), settings.access_token_ttl);
+            let cut = crate::store::SessionCut {
+                stamp: String::new(),
+                not_before: removal.not_before,
+            };
+            removal.not_before = announce_cut(store, settings, &name, cut).await?.not_before;
             found(store.remove_user(&name, removal).await?, &name)?;
             println!("removed {name}; every session of {name} ended");
         }
@@ -158,6 +163,29 @@ pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// Puts the cut-off that `cut` will give the user `name` into the revocation feed, before the
+/// change writes it (see `oauth::revocation`), and returns `cut` with that cut-off: the store
+/// raises a cut-off to one past the current one, and the feed must name the same time.
+async fn announce_cut(
+    store: &dyn Store,
+    settings: &Settings,
+    name: &str,
+    mut cut: crate::store::SessionCut,
+) -> anyhow::Result<crate::store::SessionCut> {
+    let Some(user) = store.user(name).await? else {
+        bail!("unknown user {name:?}");
+    };
+    cut.not_before = tokens::next_cut_off(cut.not_before, user.not_before);
+    store
+        .record_revocation(&tokens::subject_revocation(
+            name,
+            cut.not_before,
+            settings.access_token_ttl,
+        ))
+        .await?;
+    Ok(cut)
 }
 
 fn found(found: bool, name: &str) -> anyhow::Result<()> {

@@ -53,6 +53,7 @@ impl DiscoveryApi {
             jwks_uri: settings.endpoint("/.well-known/jwks.json"),
             revocation_endpoint: Some(settings.endpoint("/revoke")),
             introspection_endpoint: Some(settings.endpoint("/introspect")),
+            revocation_feed_endpoint: Some(settings.endpoint("/revocations")),
             grant_types_supported: GrantType::ALL
                 .iter()
                 .map(|g| g.as_str().to_owned())

@@ -55,6 +55,40 @@ pub enum ErrorReply {
     ),
 }
 
+/// The error statuses of `/revocations`, which takes no credentials and refuses no input.
+#[derive(ApiResponse, Debug)]
+pub enum FeedErrorReply {
+    /// An unexpected failure; details are in the server's log.
+    #[oai(status = 500)]
+    Internal(Json<ErrorResponse>, #[oai(header = "Cache-Control")] String),
+    /// The store is unreachable; retry after the given seconds.
+    #[oai(status = 503)]
+    Unavailable(
+        Json<ErrorResponse>,
+        #[oai(header = "Retry-After")] u64,
+        #[oai(header = "Cache-Control")] String,
+    ),
+}
+
+impl From<TokenError> for FeedErrorReply {
+    fn from(err: TokenError) -> Self {
+        match ErrorReply::from(err) {
+            ErrorReply::TooManyRequests(json, retry_after, cache)
+            | ErrorReply::Unavailable(json, retry_after, cache) => {
+                Self::Unavailable(json, retry_after, cache)
+            }
+            // The feed's one operation fails only when the store does; anything else would be
+            // a bug, answered as one.
+            ErrorReply::BadRequest(json, cache)
+            | ErrorReply::Unauthorized(json, _, cache)
+            | ErrorReply::RequestTimeout(json, cache)
+            | ErrorReply::PayloadTooLarge(json, cache)
+            | ErrorReply::UnsupportedMediaType(json, cache)
+            | ErrorReply::Internal(json, cache) => Self::Internal(json, cache),
+        }
+    }
+}
+
 /// The error statuses of `/revoke` and `/introspect`: those of `/token` but `429`, as only
 /// logins are throttled. A separate type so that each OpenAPI operation lists only statuses it
 /// can answer with.

@@ -8,6 +8,7 @@ pub mod health;
 pub mod introspect;
 pub mod limits;
 pub mod metrics;
+pub mod revocations;
 pub mod revoke;
 pub mod token;
 
@@ -58,6 +59,7 @@ pub const ROUTES: &[&str] = &[
     "/token",
     "/revoke",
     "/introspect",
+    "/revocations",
     "/.well-known/jwks.json",
     "/.well-known/oauth-authorization-server",
     "/.well-known/openid-configuration",
@@ -83,6 +85,7 @@ pub fn api(
         token::TokenApi,
         revoke::RevokeApi,
         introspect::IntrospectApi,
+        revocations::RevocationsApi,
         discovery::DiscoveryApi,
         health::HealthApi,
     ),
@@ -93,6 +96,7 @@ pub fn api(
             token::TokenApi(state.clone()),
             revoke::RevokeApi(state.clone()),
             introspect::IntrospectApi(state.clone()),
+            revocations::RevocationsApi(state.clone()),
             discovery::DiscoveryApi(state.clone()),
             health::HealthApi(state.clone()),
         ),

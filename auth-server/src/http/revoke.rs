@@ -59,8 +59,9 @@ impl RevokeApi {
     /// Revoke a token
     ///
     /// A refresh token ends its whole family; an access token is recorded as revoked until it
-    /// expires (introspection reports it inactive; resource servers that verify locally accept
-    /// it until `exp`). Confidential clients authenticate as at `/token`.
+    /// expires (introspection reports it inactive) and listed in the revocation feed
+    /// (`/revocations`), which resource servers that verify locally poll. Confidential clients
+    /// authenticate as at `/token`.
     #[oai(path = "/revoke", method = "post")]
     async fn revoke(
         &self,

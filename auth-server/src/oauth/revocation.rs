@@ -1,7 +1,8 @@
 //! RFC 7009 token revocation. Revoking a refresh token ends its family; revoking an access
-//! token records its `jti` until it expires, which introspection honours. Resource servers that
-//! verify locally keep accepting a revoked access token until its `exp`: that is the price of
-//! not calling the auth-server per request, and why access tokens live minutes, not hours.
+//! token records its `jti` until it expires, which introspection honours. Resource servers
+//! verify locally, so they learn of it from the revocation feed (`GET /revocations`), within
+//! one poll: the `jti` goes into the feed first, so that should the store fail between the
+//! two writes, verifiers refuse a token introspection still accepts, never the reverse.
 
 use super::client_auth::Client;
 use super::{Authority, TokenError};
@@ -26,6 +27,9 @@ impl Authority {
             }
             if claims.exp > now {
                 self.store
+                    .record_revocation(&tokens::token_revocation(&claims.jti, claims.exp))
+                    .await?;
+                self.store
                     .revoke_access_token(&claims.jti, claims.exp)
                     .await?;
                 tracing::info!(jti = %claims.jti, "access token revoked");
@@ -36,6 +40,16 @@ impl Authority {
             self.revoke_refresh(client, token).await?;
         }
         Ok(())
+    }
+
+    /// The revocation feed after the cursor `since` (see `Store::revocations_since`): public,
+    /// it holds `jti`s and digests of names only.
+    pub async fn revocation_feed(
+        &self,
+        since: Option<&str>,
+        now: u64,
+    ) -> Result<crate::store::RevocationFeed, TokenError> {
+        Ok(self.store.revocations_since(since, now).await?)
     }
 
     async fn revoke_refresh(&self, client: &Client, token: &str) -> Result<bool, TokenError> {

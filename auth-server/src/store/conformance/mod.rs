@@ -38,6 +38,7 @@ mod backend;
 mod clients;
 mod logins;
 mod refresh;
+mod revocations;
 mod signing_keys;
 mod users;
 
@@ -45,6 +46,7 @@ pub use backend::{fresh_test_prefix, redis_test_url, TestBackend};
 pub use clients::*;
 pub use logins::*;
 pub use refresh::*;
+pub use revocations::*;
 pub use signing_keys::*;
 pub use users::*;
 
@@ -89,6 +91,9 @@ macro_rules! conformance_tests {
             promotion_is_single_under_race_and_retires_the_active_key,
             revocation_withdraws_a_key_and_never_leaves_none_active,
             expired_signing_keys_are_removed_and_tombstones_kept,
+            revocation_feed_round_trips_in_order_and_counts,
+            revocation_feed_answers_any_other_cursor_with_the_whole_set,
+            revocation_feed_purge_drops_ended_entries_and_raises_the_floor,
         );
     };
     (@rules $backend:ident, $open:expr; $($rule:ident),* $(,)?) => {

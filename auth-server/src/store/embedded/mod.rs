@@ -4,12 +4,13 @@
 //! through one connection (see [`SqliteStore`]).
 //!
 //! The `Store` methods are split by area into the same files as the Redis backend's (`users`,
-//! `clients`, `refresh`, `logins`, `signing_keys`), so that the two ways of keeping one rule can
+//! `clients`, `refresh`, `logins`, `signing_keys`, `revocations`), so that the two ways of keeping one rule can
 //! be read side by side; what every area needs (opening, the writer, conversions) stays here.
 
 mod clients;
 mod logins;
 mod refresh;
+mod revocations;
 mod signing_keys;
 mod users;
 
@@ -228,7 +229,7 @@ super::store_by_area!(SqliteStore {
                 .await
                 .map_err(unavailable)?;
         }
-        Ok(())
+        revocations::purge(self, as_u64(now)).await
     }
 });
 

@@ -40,6 +40,11 @@ impl Keys {
     pub(super) fn login(&self, subject: &LoginSubject, counter: &str) -> String {
         format!("{}{{login:{}}}:{counter}", self.prefix, subject.hex())
     }
+    /// The revocation feed's keys (`meta`, `log`, `entries`, `ends`), all under one tag, so
+    /// that one script records an entry or reads the feed.
+    pub(super) fn revocations(&self, part: &str) -> String {
+        format!("{}{{revocations}}:{part}", self.prefix)
+    }
     pub(super) fn signing_keys(&self) -> String {
         format!("{}{{keys}}:signing", self.prefix)
     }

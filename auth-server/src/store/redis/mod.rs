@@ -21,6 +21,10 @@
 //! | `Prevoked-family:<family>`  | string | the family's `expires_at`                           | that time        |
 //! | `Prevoked-jti:<jti>`        | string | the access token's `expires_at`                     | that time        |
 //! | `P{login:<digest>}:<counter>` | hash | one login counter: `count`, `end` of its current fixed window (`<digest>`: the hex SHA-256 of the username; `<counter>`: `user`, or `address:` and the client address) | window end + grace |
+//! | `P{revocations}:meta`       | hash   | the revocation feed's `epoch` (random, set once), `seq` (of the last entry), `floor` (highest seq purged) | never |
+//! | `P{revocations}:log`        | zset   | every feed entry (`kind:key`) scored by its seq     | purged after `until` |
+//! | `P{revocations}:entries`    | hash   | `kind:key` → `"not_before until"`                   | purged after `until` |
+//! | `P{revocations}:ends`       | zset   | every feed entry scored by its `until`, for the purge | purged after `until` |
 //! | `P{keys}:signing`           | hash   | one field per signing key: its `kid` → JSON with `state`, `created_at`, `activates_at`, `retired_at`, `expires_at`, `jwk`, `sealed` (base64) | never (deleted by `remove_expired_signing_keys`) |
 //!
 //! Signing keys live in one hash, so that each lifecycle step (stage, promote, revoke) is one
@@ -55,7 +59,8 @@
 //! replica still accepts the token. Methods that receive `now` compare with it, so their answers
 //! do not depend on when Redis drops a key; [`Store::refresh`] may return a token up to the grace
 //! past its `expires_at`, as the embedded store does until [`Store::purge_expired`], so callers
-//! check `expires_at` themselves. `purge_expired` has nothing to do here.
+//! check `expires_at` themselves. `purge_expired` has only the revocation feed to purge, whose
+//! entries must leave with the purge floor raised in the same step.
 //!
 //! # When Redis is away
 //!
@@ -103,6 +108,7 @@ mod connection;
 mod keys;
 mod logins;
 mod refresh;
+mod revocations;
 mod scripts;
 mod signing_keys;
 mod users;
@@ -367,9 +373,10 @@ super::store_by_area!(RedisStore {
         Ok(())
     }
 
-    /// Nothing to do: every expiring key carries a Redis TTL.
-    async fn purge_expired(&self, _now: u64) -> Result<(), StoreError> {
-        Ok(())
+    /// Every expiring key carries a Redis TTL but the revocation feed's entries, which are
+    /// purged here with the floor raised past them (see `revocations`).
+    async fn purge_expired(&self, now: u64) -> Result<(), StoreError> {
+        revocations::purge(self, now).await
     }
 });
 

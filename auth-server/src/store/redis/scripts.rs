@@ -21,6 +21,9 @@ pub(super) struct Scripts {
     pub(super) promote_signing_key: Script,
     pub(super) revoke_signing_key: Script,
     pub(super) remove_expired_signing_keys: Script,
+    pub(super) record_revocation: Script,
+    pub(super) revocations_since: Script,
+    pub(super) purge_revocations: Script,
 }
 
 impl Scripts {
@@ -44,6 +47,9 @@ impl Scripts {
             remove_expired_signing_keys: Script::new(include_str!(
                 "scripts/remove_expired_signing_keys.lua"
             )),
+            record_revocation: Script::new(include_str!("scripts/record_revocation.lua")),
+            revocations_since: Script::new(include_str!("scripts/revocations_since.lua")),
+            purge_revocations: Script::new(include_str!("scripts/purge_revocations.lua")),
         }
     }
 }
