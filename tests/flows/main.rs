@@ -15,6 +15,7 @@ mod redis_outage;
 mod refresh;
 mod replicas;
 mod revocation;
+mod revocation_reach;
 mod rotation;
 mod swagger_ui;
 mod throttle;
