@@ -124,7 +124,7 @@ pub enum BearerRefusal {
         Json<ErrorResponse>,
         #[oai(header = "WWW-Authenticate")] String,
     ),
-    /// No token, or a bad, expired or foreign one (RFC 6750 §3.1 `invalid_token`).
+    /// No token, or a bad, expired, revoked or foreign one (RFC 6750 §3.1 `invalid_token`).
     #[oai(status = 401)]
     Unauthorized(
         Json<ErrorResponse>,
@@ -136,7 +136,8 @@ pub enum BearerRefusal {
         Json<ErrorResponse>,
         #[oai(header = "WWW-Authenticate")] String,
     ),
-    /// The signing keys could not be fetched yet; not the client's fault.
+    /// The signing keys (or, failing closed, a current revocation list) could not be fetched;
+    /// not the client's fault.
     #[oai(status = 503)]
     Unavailable(Json<ErrorResponse>, #[oai(header = "Retry-After")] u64),
 }

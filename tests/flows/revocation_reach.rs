@@ -1,8 +1,9 @@
 //! The resource server's side of the revocation feed, over HTTP: an issuer on loopback (its
 //! metadata naming a feed, its JWKS, and a feed answering what the test says) and the real
 //! resource server. Readiness waits for the first list, a token listed later is refused with
-//! `401 invalid_token` within a poll interval, and other tokens still pass. (The auth-server's
-//! own feed is tested with it, in the flows that revoke.)
+//! `401 invalid_token` within a poll interval, other tokens still pass, and a feed gone away
+//! leaves the list held in use while `/readyz` calls it stale. The issuer is played by the
+//! test so that the feed's answers, outages included, are chosen exactly.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -100,6 +101,8 @@ async fn a_token_listed_by_the_feed_is_refused_within_a_poll_interval_and_others
     let issuer = Issuer::start().await;
     let api = TestResource::spawn_with(&issuer.url, false, |config| {
         config.revocation_poll = Duration::from_millis(200);
+        config.revocation_max_stale = Duration::from_secs(1);
+        config.revocation_max_stale = Duration::from_secs(1);
     })
     .await;
 
@@ -168,4 +171,20 @@ async fn a_token_listed_by_the_feed_is_refused_within_a_poll_interval_and_others
         !metrics.contains("revocation_feed_age_seconds -1"),
         "{metrics}"
     );
+
+    // The feed goes away: the list held keeps serving (fail-open), and /readyz says it is stale.
+    issuer.answer(503, &json!({}));
+    let took = until("/readyz names the stale list", async || {
+        let ready = api.http.get(api.url("/readyz")).send().await.unwrap();
+        ready.status() == 503
+            && ready
+                .text()
+                .await
+                .unwrap()
+                .contains("revocation list stale")
+    })
+    .await;
+    assert!(took >= Duration::from_millis(800), "stale after {took:?}");
+    assert_eq!(api.get_me(&other).await.status(), 200);
+    assert_eq!(api.get_me(&stolen).await.status(), 401);
 }
