@@ -319,13 +319,13 @@ impl Inner {
             Ok(_) => {}
             Err(err) => {
                 tracing::warn!(error = %err, "polling the revocation feed failed; keeping the list held");
-                if list.unusable(self.config.revocation_max_stale) && !state.stale_reported {
+                if list.is_stale(self.config.revocation_max_stale) && !state.stale_reported {
                     state.stale_reported = true;
                     tracing::error!(
                         age_s = list.age().map_or(0, |age| age.as_secs()),
                         fail_closed = self.config.revocation_fail_closed,
-                        "the revocation list is stale (RS_REVOCATION_MAX_STALE): revocations since \
-                         its last poll are not known here"
+                        "the revocation list has gone unrefreshed for longer than allowed \
+                         (revocation_max_stale): revocations since are not known here"
                     );
                 }
             }
