@@ -15,6 +15,7 @@ mod redis_outage;
 mod refresh;
 mod replicas;
 mod revocation;
+mod revocation_end_to_end;
 mod revocation_feed;
 mod revocation_reach;
 mod rotation;

@@ -102,7 +102,6 @@ async fn a_token_listed_by_the_feed_is_refused_within_a_poll_interval_and_others
     let api = TestResource::spawn_with(&issuer.url, false, |config| {
         config.revocation_poll = Duration::from_millis(200);
         config.revocation_max_stale = Duration::from_secs(1);
-        config.revocation_max_stale = Duration::from_secs(1);
     })
     .await;
 
@@ -187,4 +186,53 @@ async fn a_token_listed_by_the_feed_is_refused_within_a_poll_interval_and_others
     assert!(took >= Duration::from_millis(800), "stale after {took:?}");
     assert_eq!(api.get_me(&other).await.status(), 200);
     assert_eq!(api.get_me(&stolen).await.status(), 401);
+}
+
+#[tokio::test]
+async fn with_fail_closed_a_stale_list_refuses_every_token_with_503_and_readyz_says_so() {
+    let issuer = Issuer::start().await;
+    issuer.answer(
+        200,
+        &json!({"cursor": "e.1", "complete": true, "tokens": [], "subjects": [], "clients": []}),
+    );
+    let api_fast = TestResource::spawn_with(&issuer.url, true, |config| {
+        config.revocation_poll = Duration::from_millis(200);
+        config.revocation_max_stale = Duration::from_secs(1);
+        config.revocation_fail_closed = true;
+    })
+    .await;
+    let token = issuer.token("alice", "fine");
+    assert_eq!(api_fast.get_me(&token).await.status(), 200);
+
+    issuer.answer(503, &json!({}));
+    until("the token is refused while the list is stale", async || {
+        api_fast.get_me(&token).await.status() == 503
+    })
+    .await;
+    let refused = api_fast.get_me(&token).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let ready = api_fast
+        .http
+        .get(api_fast.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready
+        .text()
+        .await
+        .unwrap()
+        .contains("revocation list stale"));
+
+    // The feed answers again: tokens are judged again.
+    issuer.answer(
+        200,
+        &json!({"cursor": "e.1", "complete": true, "tokens": [], "subjects": [], "clients": []}),
+    );
+    until("the token is accepted once the list is fresh", async || {
+        api_fast.get_me(&token).await.status() == 200
+    })
+    .await;
 }
