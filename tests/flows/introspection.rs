@@ -1,10 +1,8 @@
 //! RFC 7662 introspection for authenticated clients.
 
-use aws_lc_rs::rsa::KeyPair;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::{json, Value};
 use system_tests::TestAuth;
+use test_kit::{unix_now, TestSigner};
 
 const SECRET: &str = "rs-secret-0123456789-0123456789-xxx";
 
@@ -87,24 +85,6 @@ async fn introspection_needs_an_authenticated_client_rfc7662_2_1() {
     assert!(system_tests::challenge(&anonymous).starts_with("Basic"));
 }
 
-/// `header` and `claims` signed RS256 with `key`, whatever `header` says.
-fn sign(key: &KeyPair, header: &Value, claims: &Value) -> String {
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut signature = vec![0u8; key.public_modulus_len()];
-    key.sign(
-        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        input.as_bytes(),
-        &mut signature,
-    )
-    .unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
-}
-
 /// The auth-server judges its own tokens by the resource servers' rules: a header a resource
 /// server refuses (`alg`, `typ`, `crit`; see `hostile_tokens.rs`) reads inactive here too,
 /// even signed with the server's own key. The same forgery without the defect is active, so
@@ -114,18 +94,15 @@ async fn headers_a_resource_server_refuses_are_inactive_even_under_the_servers_k
     let auth = TestAuth::spawn().await;
     auth.add_introspecting_client("resource", SECRET).await;
     let kid = auth.active_kid().await;
-    let key = KeyPair::from_pkcs8(&auth.private_signing_key(&kid).await).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let key = TestSigner::from_pkcs8(&auth.private_signing_key(&kid).await);
+    let now = unix_now();
     // A token of the default public client, as the server mints one.
     let claims = json!({
         "iss": auth.url, "sub": "public", "aud": "api", "exp": now + 300, "iat": now,
         "jti": format!("forged-{now}"), "client_id": "public", "scope": "",
     });
     let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid});
-    let control = introspect(&auth, &sign(&key, &header, &claims)).await;
+    let control = introspect(&auth, &key.sign(&header, &claims)).await;
     assert_eq!(control["active"], true, "the control: {control}");
 
     for (member, value) in [
@@ -138,7 +115,7 @@ async fn headers_a_resource_server_refuses_are_inactive_even_under_the_servers_k
         let mut attack = header.clone();
         attack[member] = value.clone();
         assert_eq!(
-            introspect(&auth, &sign(&key, &attack, &claims)).await,
+            introspect(&auth, &key.sign(&attack, &claims)).await,
             json!({"active": false}),
             "{member}: {value}"
         );
