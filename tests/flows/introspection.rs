@@ -6,26 +6,15 @@ use test_kit::{unix_now, TestSigner};
 
 const SECRET: &str = "rs-secret-0123456789-0123456789-xxx";
 
-async fn introspect(auth: &TestAuth, token: &str) -> serde_json::Value {
-    let response = auth
-        .http
-        .post(auth.url("/introspect"))
-        .basic_auth("resource", Some(SECRET))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
 #[tokio::test]
 async fn an_active_access_token_shows_the_rfc7662_2_2_fields() {
     let auth = TestAuth::spawn().await;
     auth.add_introspecting_client("resource", SECRET).await;
     auth.add_user("alice", "alice-pw-1", "read").await;
     let tokens = auth.password_grant("alice", "alice-pw-1").await;
-    let found = introspect(&auth, &tokens.access_token).await;
+    let found = auth
+        .introspect("resource", SECRET, &tokens.access_token)
+        .await;
     assert_eq!(found["active"], true);
     assert_eq!(found["scope"], "read");
     assert_eq!(found["client_id"], "public");
@@ -37,7 +26,9 @@ async fn an_active_access_token_shows_the_rfc7662_2_2_fields() {
     assert!(found["exp"].as_u64().unwrap() > found["iat"].as_u64().unwrap());
     assert!(found["jti"].is_string());
 
-    let refresh = introspect(&auth, tokens.refresh_token.as_deref().unwrap()).await;
+    let refresh = auth
+        .introspect("resource", SECRET, tokens.refresh_token.as_deref().unwrap())
+        .await;
     assert_eq!(refresh["active"], true);
     assert_eq!(refresh["token_type"], "refresh_token");
 }
@@ -55,20 +46,30 @@ async fn expired_foreign_and_malformed_tokens_are_inactive_rfc7662_2_2() {
         .access_token;
     let inactive = serde_json::json!({"active": false});
     assert_eq!(
-        introspect(&auth, &foreign).await,
+        auth.introspect("resource", SECRET, &foreign).await,
         inactive,
         "signed by another server"
     );
-    assert_eq!(introspect(&auth, "garbage").await, inactive);
-    assert_eq!(introspect(&auth, "").await, inactive);
+    assert_eq!(
+        auth.introspect("resource", SECRET, "garbage").await,
+        inactive
+    );
+    assert_eq!(auth.introspect("resource", SECRET, "").await, inactive);
 
     let short_lived = auth
         .password_grant("alice", "alice-pw-1")
         .await
         .access_token;
-    assert_eq!(introspect(&auth, &short_lived).await["active"], true);
+    assert_eq!(
+        auth.introspect("resource", SECRET, &short_lived).await["active"],
+        true
+    );
     auth.clock.advance(std::time::Duration::from_secs(3));
-    assert_eq!(introspect(&auth, &short_lived).await, inactive, "expired");
+    assert_eq!(
+        auth.introspect("resource", SECRET, &short_lived).await,
+        inactive,
+        "expired"
+    );
 }
 
 #[tokio::test]
@@ -102,7 +103,9 @@ async fn headers_a_resource_server_refuses_are_inactive_even_under_the_servers_k
         "jti": format!("forged-{now}"), "client_id": "public", "scope": "",
     });
     let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid});
-    let control = introspect(&auth, &key.sign(&header, &claims)).await;
+    let control = auth
+        .introspect("resource", SECRET, &key.sign(&header, &claims))
+        .await;
     assert_eq!(control["active"], true, "the control: {control}");
 
     for (member, value) in [
@@ -115,7 +118,8 @@ async fn headers_a_resource_server_refuses_are_inactive_even_under_the_servers_k
         let mut attack = header.clone();
         attack[member] = value.clone();
         assert_eq!(
-            introspect(&auth, &key.sign(&attack, &claims)).await,
+            auth.introspect("resource", SECRET, &key.sign(&attack, &claims))
+                .await,
             json!({"active": false}),
             "{member}: {value}"
         );

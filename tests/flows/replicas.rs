@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use shared::wire::TokenResponse;
-use system_tests::{shared_redis, RedisNamespace, TestAuth, TestResource};
+use system_tests::{claims_of, error_of, shared_redis, RedisNamespace, TestAuth, TestResource};
 
 const SECRET: &str = "rs-secret-0123456789-0123456789-xxx";
 
@@ -22,62 +21,12 @@ struct Replicas {
 async fn replicas(name: &str, adjust: impl Fn(&mut auth_server::Settings)) -> Replicas {
     let namespace = shared_redis(name);
     let a = TestAuth::spawn_on_redis(namespace.store_url(), &adjust).await;
-    let (keys_dir, issuer) = (a.settings.keys_dir.clone(), a.settings.issuer.clone());
-    let b = TestAuth::spawn_on_redis(namespace.store_url(), |settings| {
-        settings.keys_dir = keys_dir;
-        settings.issuer = issuer;
-        adjust(settings);
-    })
-    .await;
+    let b = a.spawn_replica(&adjust).await;
     Replicas {
         a,
         b,
         _namespace: namespace,
     }
-}
-
-async fn refresh(auth: &TestAuth, refresh_token: &str) -> reqwest::Response {
-    auth.token(&[
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token),
-    ])
-    .await
-}
-
-async fn error_of(response: reqwest::Response) -> String {
-    let body: serde_json::Value = response.json().await.unwrap();
-    body["error"].as_str().unwrap().to_owned()
-}
-
-async fn introspect(auth: &TestAuth, token: &str) -> serde_json::Value {
-    let response = auth
-        .http
-        .post(auth.url("/introspect"))
-        .basic_auth("resource", Some(SECRET))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
-async fn revoke(auth: &TestAuth, token: &str, hint: &str) -> reqwest::Response {
-    auth.http
-        .post(auth.url("/revoke"))
-        .form(&[("token", token), ("token_type_hint", hint)])
-        .send()
-        .await
-        .unwrap()
-}
-
-/// The claims of a JWT, unverified: the resource server checks the signature.
-fn claims_of(jwt: &str) -> serde_json::Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 #[tokio::test]
@@ -88,21 +37,23 @@ async fn token_from_one_replica_refreshes_at_the_other_rfc6749_6() {
     let first = a.password_grant("alice", "alice-pw-1").await;
     let first_refresh = first.refresh_token.unwrap();
 
-    let at_b = refresh(b, &first_refresh).await;
+    let at_b = b.refresh_grant(&first_refresh).await;
     assert_eq!(at_b.status(), 200, "B knows the family A started");
     let second: TokenResponse = at_b.json().await.unwrap();
     assert_eq!(second.scope, "read write");
     let second_refresh = second.refresh_token.unwrap();
     assert_ne!(second_refresh, first_refresh, "rotated");
 
-    let back_at_a = refresh(a, &second_refresh).await;
+    let back_at_a = a.refresh_grant(&second_refresh).await;
     assert_eq!(back_at_a.status(), 200, "A knows the token B minted");
     let third: TokenResponse = back_at_a.json().await.unwrap();
 
-    let replay = refresh(a, &first_refresh).await;
+    let replay = a.refresh_grant(&first_refresh).await;
     assert_eq!(replay.status(), 400, "A sees that B used it");
     assert_eq!(error_of(replay).await, "invalid_grant");
-    let newest = refresh(b, third.refresh_token.as_deref().unwrap()).await;
+    let newest = b
+        .refresh_grant(third.refresh_token.as_deref().unwrap())
+        .await;
     assert_eq!(
         newest.status(),
         400,
@@ -118,8 +69,8 @@ async fn a_retry_at_the_other_replica_within_the_grace_window_gets_the_same_pair
     let first = a.password_grant("alice", "alice-pw-1").await;
     let old = first.refresh_token.unwrap();
 
-    let at_a: TokenResponse = refresh(a, &old).await.json().await.unwrap();
-    let retried_at_b = refresh(b, &old).await;
+    let at_a: TokenResponse = a.refresh_grant(&old).await.json().await.unwrap();
+    let retried_at_b = b.refresh_grant(&old).await;
     assert_eq!(retried_at_b.status(), 200);
     let retried_at_b: TokenResponse = retried_at_b.json().await.unwrap();
     assert_eq!(
@@ -136,36 +87,50 @@ async fn family_revoked_at_one_replica_is_inactive_at_the_other_rfc7009_2_1_rfc7
     a.add_user("bob", "bob-pw-1", "read").await;
     let tokens = a.password_grant("bob", "bob-pw-1").await;
     let refresh_token = tokens.refresh_token.unwrap();
-    assert_eq!(introspect(a, &refresh_token).await["active"], true);
     assert_eq!(
-        introspect(b, &refresh_token).await["active"],
+        a.introspect("resource", SECRET, &refresh_token).await["active"],
+        true
+    );
+    assert_eq!(
+        b.introspect("resource", SECRET, &refresh_token).await["active"],
         true,
         "B sees A's token"
     );
 
     assert_eq!(
-        revoke(b, &refresh_token, "refresh_token").await.status(),
+        b.revoke(&[
+            ("token", &refresh_token),
+            ("token_type_hint", "refresh_token")
+        ])
+        .await
+        .status(),
         200
     );
     let inactive = serde_json::json!({"active": false});
     assert_eq!(
-        introspect(a, &refresh_token).await,
+        a.introspect("resource", SECRET, &refresh_token).await,
         inactive,
         "revoked at B, inactive at A"
     );
-    let refused = refresh(a, &refresh_token).await;
+    let refused = a.refresh_grant(&refresh_token).await;
     assert_eq!(refused.status(), 400);
     assert_eq!(error_of(refused).await, "invalid_grant");
 
-    assert_eq!(introspect(a, &tokens.access_token).await["active"], true);
     assert_eq!(
-        revoke(b, &tokens.access_token, "access_token")
-            .await
-            .status(),
+        a.introspect("resource", SECRET, &tokens.access_token).await["active"],
+        true
+    );
+    assert_eq!(
+        b.revoke(&[
+            ("token", &tokens.access_token),
+            ("token_type_hint", "access_token")
+        ])
+        .await
+        .status(),
         200
     );
     assert_eq!(
-        introspect(a, &tokens.access_token).await,
+        a.introspect("resource", SECRET, &tokens.access_token).await,
         inactive,
         "an access token revoked at B is inactive at A"
     );
@@ -261,7 +226,7 @@ async fn concurrent_refreshes_spread_over_both_replicas_have_exactly_one_winner_
                 } else {
                     &replicas.b
                 };
-                let response = refresh(replica, &old).await;
+                let response = replica.refresh_grant(&old).await;
                 let status = response.status().as_u16();
                 (status, response.json::<serde_json::Value>().await.unwrap())
             })
@@ -286,7 +251,7 @@ async fn concurrent_refreshes_spread_over_both_replicas_have_exactly_one_winner_
     let winner_refresh = winners[0]["refresh_token"].as_str().unwrap();
     for replica in [&replicas.a, &replicas.b] {
         assert_eq!(
-            refresh(replica, winner_refresh).await.status(),
+            replica.refresh_grant(winner_refresh).await.status(),
             400,
             "the losers' reuse ended the family"
         );

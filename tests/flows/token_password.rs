@@ -1,27 +1,6 @@
 //! The password grant end to end: RFC 6749 §4.3 at `/token`, RFC 9068 tokens, `/users/me`.
 
-use base64::Engine;
-use system_tests::{TestAuth, TestResource};
-
-fn claims_of(token: &str) -> serde_json::Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-fn header_of(token: &str) -> serde_json::Value {
-    let header = token.split('.').next().unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(header)
-            .unwrap(),
-    )
-    .unwrap()
-}
+use system_tests::{claims_of, header_of, TestAuth, TestResource};
 
 #[tokio::test]
 async fn password_grant_token_opens_users_me_rfc6749_4_3() {

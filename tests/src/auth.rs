@@ -217,6 +217,50 @@ impl TestAuth {
             .unwrap()
     }
 
+    /// `POST /token` with the refresh_token grant and no client authentication.
+    pub async fn refresh_grant(&self, refresh_token: &str) -> reqwest::Response {
+        self.token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .await
+    }
+
+    /// `POST /revoke` with a form and no client authentication.
+    pub async fn revoke(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url("/revoke"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// RFC 7662 introspection of `token` by `client_id` (HTTP Basic with `secret`), which must
+    /// answer 200; the answer.
+    pub async fn introspect(
+        &self,
+        client_id: &str,
+        secret: &str,
+        token: &str,
+    ) -> serde_json::Value {
+        let response = self
+            .http
+            .post(self.url("/introspect"))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "introspection by {client_id}");
+        response.json().await.unwrap()
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
     /// A password grant that must succeed.
     pub async fn password_grant(&self, username: &str, password: &str) -> TokenResponse {
         let response = self
@@ -278,11 +322,8 @@ impl TestAuth {
 
     /// The server's JWKS.
     pub async fn jwks(&self) -> serde_json::Value {
-        self.http
-            .get(self.url("/.well-known/jwks.json"))
-            .send()
+        self.get("/.well-known/jwks.json")
             .await
-            .unwrap()
             .json()
             .await
             .unwrap()
@@ -301,6 +342,21 @@ impl TestAuth {
         let store_url = store_url.to_owned();
         Self::spawn_with(move |settings| {
             settings.store = auth_server::settings::StoreUrl(store_url);
+            adjust(settings);
+        })
+        .await
+    }
+
+    /// A replica of this server: another auth-server on the same store, keys directory and
+    /// issuer (as replicas share one store and mount one secret), with settings adjusted by
+    /// `adjust`.
+    pub async fn spawn_replica(&self, adjust: impl FnOnce(&mut auth_server::Settings)) -> Self {
+        let store = self.settings.store.clone();
+        let (keys_dir, issuer) = (self.settings.keys_dir.clone(), self.settings.issuer.clone());
+        Self::spawn_with(move |settings| {
+            settings.store = store;
+            settings.keys_dir = keys_dir;
+            settings.issuer = issuer;
             adjust(settings);
         })
         .await

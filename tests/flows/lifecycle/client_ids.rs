@@ -218,13 +218,15 @@ async fn a_client_learns_only_about_its_own_tokens_rfc7662_4(backend: Backend) {
         .unwrap();
 
     let own = deployment
-        .introspect_as("a", a_secret, &token.access_token)
+        .auth
+        .introspect("a", a_secret, &token.access_token)
         .await;
     assert_eq!(own["active"], true);
     assert_eq!(own["client_id"], "a");
     assert_eq!(
         deployment
-            .introspect_as("b", b_secret, &token.access_token)
+            .auth
+            .introspect("b", b_secret, &token.access_token)
             .await,
         inactive(),
         "another client's token: exactly {{\"active\": false}}"
@@ -240,7 +242,8 @@ async fn a_client_learns_only_about_its_own_tokens_rfc7662_4(backend: Backend) {
         .await;
     assert_eq!(
         deployment
-            .introspect_as("b", b_secret, &token.access_token)
+            .auth
+            .introspect("b", b_secret, &token.access_token)
             .await["active"],
         true
     );
@@ -252,11 +255,11 @@ async fn a_client_learns_only_about_its_own_tokens_rfc7662_4(backend: Backend) {
         refresh_token_of(&user_tokens),
     ] {
         assert_eq!(
-            deployment.introspect_as("web", WEB_SECRET, token).await["active"],
+            deployment.auth.introspect("web", WEB_SECRET, token).await["active"],
             true
         );
         assert_eq!(
-            deployment.introspect_as("a", a_secret, token).await,
+            deployment.auth.introspect("a", a_secret, token).await,
             inactive()
         );
     }
