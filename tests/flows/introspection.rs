@@ -10,8 +10,7 @@ const SECRET: &str = "rs-secret-0123456789-0123456789-xxx";
 async fn an_active_access_token_shows_the_rfc7662_2_2_fields() {
     let auth = TestAuth::spawn().await;
     auth.add_introspecting_client("resource", SECRET).await;
-    auth.add_user("alice", "alice-pw-1", "read").await;
-    let tokens = auth.password_grant("alice", "alice-pw-1").await;
+    let tokens = auth.add_logged_in_user("alice", "alice-pw-1", "read").await;
     let found = auth
         .introspect("resource", SECRET, &tokens.access_token)
         .await;
@@ -39,9 +38,8 @@ async fn expired_foreign_and_malformed_tokens_are_inactive_rfc7662_2_2() {
     let stranger = TestAuth::spawn().await;
     auth.add_introspecting_client("resource", SECRET).await;
     auth.add_user("alice", "alice-pw-1", "").await;
-    stranger.add_user("alice", "alice-pw-1", "").await;
     let foreign = stranger
-        .password_grant("alice", "alice-pw-1")
+        .add_logged_in_user("alice", "alice-pw-1", "")
         .await
         .access_token;
     let inactive = serde_json::json!({"active": false});

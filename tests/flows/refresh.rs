@@ -6,8 +6,8 @@ use shared::wire::TokenResponse;
 use system_tests::{error_of, TestAuth};
 
 async fn login(auth: &TestAuth) -> TokenResponse {
-    auth.add_user("alice", "alice-pw-1", "read write").await;
-    auth.password_grant("alice", "alice-pw-1").await
+    auth.add_logged_in_user("alice", "alice-pw-1", "read write")
+        .await
 }
 
 #[tokio::test]

@@ -33,8 +33,9 @@ async fn replicas(name: &str, adjust: impl Fn(&mut auth_server::Settings)) -> Re
 async fn token_from_one_replica_refreshes_at_the_other_rfc6749_6() {
     let replicas = replicas("refresh-across", |s| s.refresh_reuse_grace = 0).await;
     let (a, b) = (&replicas.a, &replicas.b);
-    a.add_user("alice", "alice-pw-1", "read write").await;
-    let first = a.password_grant("alice", "alice-pw-1").await;
+    let first = a
+        .add_logged_in_user("alice", "alice-pw-1", "read write")
+        .await;
     let first_refresh = first.refresh_token.unwrap();
 
     let at_b = b.refresh_grant(&first_refresh).await;
@@ -65,8 +66,7 @@ async fn token_from_one_replica_refreshes_at_the_other_rfc6749_6() {
 async fn a_retry_at_the_other_replica_within_the_grace_window_gets_the_same_pair() {
     let replicas = replicas("grace-across", |s| s.refresh_reuse_grace = 30).await;
     let (a, b) = (&replicas.a, &replicas.b);
-    a.add_user("alice", "alice-pw-1", "read").await;
-    let first = a.password_grant("alice", "alice-pw-1").await;
+    let first = a.add_logged_in_user("alice", "alice-pw-1", "read").await;
     let old = first.refresh_token.unwrap();
 
     let at_a: TokenResponse = a.refresh_grant(&old).await.json().await.unwrap();
@@ -84,8 +84,7 @@ async fn family_revoked_at_one_replica_is_inactive_at_the_other_rfc7009_2_1_rfc7
     let replicas = replicas("revoke-across", |_| {}).await;
     let (a, b) = (&replicas.a, &replicas.b);
     a.add_introspecting_client("resource", SECRET).await;
-    a.add_user("bob", "bob-pw-1", "read").await;
-    let tokens = a.password_grant("bob", "bob-pw-1").await;
+    let tokens = a.add_logged_in_user("bob", "bob-pw-1", "read").await;
     let refresh_token = tokens.refresh_token.unwrap();
     assert_eq!(
         a.introspect("resource", SECRET, &refresh_token).await["active"],
@@ -213,8 +212,10 @@ async fn replicas_publish_the_same_jwks_and_the_resource_server_accepts_both_rfc
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_spread_over_both_replicas_have_exactly_one_winner_rfc9700_4_14_2() {
     let replicas = Arc::new(replicas("race-across", |s| s.refresh_reuse_grace = 0).await);
-    replicas.a.add_user("alice", "alice-pw-1", "read").await;
-    let first = replicas.a.password_grant("alice", "alice-pw-1").await;
+    let first = replicas
+        .a
+        .add_logged_in_user("alice", "alice-pw-1", "read")
+        .await;
     let old = first.refresh_token.unwrap();
 
     let attempts: Vec<_> = (0..16)

@@ -8,8 +8,7 @@ const SECRET: &str = "rs-secret-0123456789-0123456789-xxx";
 #[tokio::test]
 async fn revoking_a_refresh_token_ends_its_family_rfc7009_2_1() {
     let auth = TestAuth::spawn().await;
-    auth.add_user("alice", "alice-pw-1", "").await;
-    let first = auth.password_grant("alice", "alice-pw-1").await;
+    let first = auth.add_logged_in_user("alice", "alice-pw-1", "").await;
     let second: TokenResponse = auth
         .token(&[
             ("grant_type", "refresh_token"),
@@ -43,8 +42,7 @@ async fn revoking_a_refresh_token_ends_its_family_rfc7009_2_1() {
 async fn a_revoked_access_token_is_inactive_at_introspection_rfc7009_2() {
     let auth = TestAuth::spawn().await;
     auth.add_introspecting_client("resource", SECRET).await;
-    auth.add_user("bob", "bob-pw-1", "").await;
-    let tokens = auth.password_grant("bob", "bob-pw-1").await;
+    let tokens = auth.add_logged_in_user("bob", "bob-pw-1", "").await;
     assert_eq!(
         auth.introspect("resource", SECRET, &tokens.access_token)
             .await["active"],

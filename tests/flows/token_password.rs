@@ -44,8 +44,7 @@ async fn password_grant_token_opens_users_me_rfc6749_4_3() {
 #[tokio::test]
 async fn access_token_is_an_rfc9068_jwt_with_every_claim() {
     let auth = TestAuth::spawn().await;
-    auth.add_user("bob", "pw-bob-123", "read").await;
-    let tokens = auth.password_grant("bob", "pw-bob-123").await;
+    let tokens = auth.add_logged_in_user("bob", "pw-bob-123", "read").await;
 
     let header = header_of(&tokens.access_token);
     assert_eq!(header["alg"], "RS256");
@@ -311,13 +310,7 @@ async fn a_login_flood_does_not_stall_other_endpoints() {
         })
         .collect();
     // While the pool is saturated, the JWKS still answers.
-    let jwks = auth
-        .http
-        .get(auth.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(jwks.status(), 200);
+    assert_eq!(auth.get("/.well-known/jwks.json").await.status(), 200);
     let mut statuses = Vec::new();
     for task in flood {
         statuses.push(task.await.unwrap());

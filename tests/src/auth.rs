@@ -275,6 +275,18 @@ impl TestAuth {
         response.json().await.unwrap()
     }
 
+    /// Adds a user as [`add_user`](Self::add_user) does and logs it in with a password grant
+    /// that must succeed; its tokens.
+    pub async fn add_logged_in_user(
+        &self,
+        username: &str,
+        password: &str,
+        scopes: &str,
+    ) -> TokenResponse {
+        self.add_user(username, password, scopes).await;
+        self.password_grant(username, password).await
+    }
+
     /// A client_credentials grant that must succeed.
     pub async fn client_credentials(
         &self,

@@ -17,6 +17,8 @@ pub(crate) use test_kit::unix_now;
 
 const RS_SECRET: &str = "rs-secret-0123456789-0123456789-xxxx";
 const WEB_SECRET: &str = "web-secret-0123456789-0123456789-xxx";
+/// The grants of the confidential client `web` in most scenarios.
+const WEB_GRANTS: &[&str] = &["--grant", "password", "--grant", "refresh_token"];
 
 #[derive(Clone, Copy)]
 enum Backend {
@@ -84,6 +86,13 @@ impl Deployment {
             args.extend(["--scope", scope]);
         }
         self.ok(&args, password).await;
+    }
+
+    /// `auth-server client add web --secret-stdin FLAGS` with `secret`, which must succeed.
+    async fn add_web(&self, secret: &str, flags: &[&str]) {
+        let mut args = vec!["client", "add", "web", "--secret-stdin"];
+        args.extend(flags);
+        self.ok(&args, secret).await;
     }
 
     /// A command that must fail with exit status 1 and one line of error; that line.
@@ -221,21 +230,7 @@ async fn alice_through_web(deployment: &Deployment) -> TokenResponse {
     deployment
         .ok(&["user", "add", "alice", "--password-stdin"], "alice-pw-1")
         .await;
-    deployment
-        .ok(
-            &[
-                "client",
-                "add",
-                "web",
-                "--secret-stdin",
-                "--grant",
-                "password",
-                "--grant",
-                "refresh_token",
-            ],
-            WEB_SECRET,
-        )
-        .await;
+    deployment.add_web(WEB_SECRET, WEB_GRANTS).await;
     deployment
         .login(As::Basic("web", WEB_SECRET), "alice", "alice-pw-1")
         .await
