@@ -1,7 +1,5 @@
 //! Refresh tokens: RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14).
 
-use std::sync::Arc;
-
 use shared::wire::TokenResponse;
 use system_tests::{error_of, TestAuth};
 
@@ -120,22 +118,13 @@ async fn a_retry_within_the_grace_window_gets_the_same_pair_back() {
 
 #[tokio::test]
 async fn concurrent_refreshes_of_one_token_mint_exactly_one_pair() {
-    let auth = Arc::new(TestAuth::spawn_with(|s| s.refresh_reuse_grace = 30).await);
+    let auth = TestAuth::spawn_with(|s| s.refresh_reuse_grace = 30).await;
     let first = login(&auth).await;
     let old = first.refresh_token.unwrap();
-    let attempts: Vec<_> = (0..24)
-        .map(|_| {
-            let (auth, old) = (auth.clone(), old.clone());
-            tokio::spawn(async move {
-                let response = auth.refresh_grant(&old).await;
-                assert_eq!(response.status(), 200);
-                response.json::<TokenResponse>().await.unwrap()
-            })
-        })
-        .collect();
     let mut pairs = Vec::new();
-    for attempt in attempts {
-        pairs.push(attempt.await.unwrap());
+    for (status, body) in TestAuth::refresh_at_once(&[&auth], &old, 24).await {
+        assert_eq!(status, 200, "{body}");
+        pairs.push(serde_json::from_value::<TokenResponse>(body).unwrap());
     }
     assert!(
         pairs.iter().all(|p| *p == pairs[0]),
@@ -145,22 +134,12 @@ async fn concurrent_refreshes_of_one_token_mint_exactly_one_pair() {
 
 #[tokio::test]
 async fn concurrent_refreshes_without_grace_have_one_winner_and_kill_the_family() {
-    let auth = Arc::new(TestAuth::spawn_with(|s| s.refresh_reuse_grace = 0).await);
+    let auth = TestAuth::spawn_with(|s| s.refresh_reuse_grace = 0).await;
     let first = login(&auth).await;
     let old = first.refresh_token.unwrap();
-    let attempts: Vec<_> = (0..16)
-        .map(|_| {
-            let (auth, old) = (auth.clone(), old.clone());
-            tokio::spawn(async move {
-                let response = auth.refresh_grant(&old).await;
-                let status = response.status().as_u16();
-                (status, response.json::<serde_json::Value>().await.unwrap())
-            })
-        })
-        .collect();
+    let answers = TestAuth::refresh_at_once(&[&auth], &old, 16).await;
     let mut winners = Vec::new();
-    for attempt in attempts {
-        let (status, body) = attempt.await.unwrap();
+    for (status, body) in answers {
         if status == 200 {
             winners.push(body);
         } else {

@@ -3,8 +3,6 @@
 //! continues what another began, and a resource server trusts tokens from either.
 //! `REDIS_URL` names the Redis when it is set; otherwise the tests start their own.
 
-use std::sync::Arc;
-
 use shared::wire::TokenResponse;
 use system_tests::{claims_of, error_of, shared_redis, RedisNamespace, TestAuth, TestResource};
 
@@ -211,31 +209,16 @@ async fn replicas_publish_the_same_jwks_and_the_resource_server_accepts_both_rfc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_spread_over_both_replicas_have_exactly_one_winner_rfc9700_4_14_2() {
-    let replicas = Arc::new(replicas("race-across", |s| s.refresh_reuse_grace = 0).await);
+    let replicas = replicas("race-across", |s| s.refresh_reuse_grace = 0).await;
     let first = replicas
         .a
         .add_logged_in_user("alice", "alice-pw-1", "read")
         .await;
     let old = first.refresh_token.unwrap();
 
-    let attempts: Vec<_> = (0..16)
-        .map(|attempt| {
-            let (replicas, old) = (replicas.clone(), old.clone());
-            tokio::spawn(async move {
-                let replica = if attempt % 2 == 0 {
-                    &replicas.a
-                } else {
-                    &replicas.b
-                };
-                let response = replica.refresh_grant(&old).await;
-                let status = response.status().as_u16();
-                (status, response.json::<serde_json::Value>().await.unwrap())
-            })
-        })
-        .collect();
+    let answers = TestAuth::refresh_at_once(&[&replicas.a, &replicas.b], &old, 16).await;
     let mut winners = Vec::new();
-    for attempt in attempts {
-        let (status, body) = attempt.await.unwrap();
+    for (status, body) in answers {
         if status == 200 {
             winners.push(body);
         } else {

@@ -252,19 +252,11 @@ async fn imported_bcrypt_hash_logs_in_and_is_replaced_by_argon2id() {
     let auth = TestAuth::spawn().await;
     // The FastAPI tutorial's hash of "secret" (passlib bcrypt, $2b$, cost 12).
     let tutorial_hash = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
-    auth.store
-        .insert_user(&auth_server::store::UserRecord {
-            username: "johndoe".into(),
-            full_name: Some("John Doe".into()),
-            email: Some("johndoe@example.com".into()),
-            password_hash: tutorial_hash.into(),
-            disabled: false,
-            scopes: shared::Scope::default(),
-            stamp: String::new(),
-            not_before: 0,
-        })
-        .await
-        .unwrap();
+    auth.add_user_with_hash("johndoe", tutorial_hash, |user| {
+        user.full_name = Some("John Doe".into());
+        user.email = Some("johndoe@example.com".into());
+    })
+    .await;
 
     let tokens = auth.password_grant("johndoe", "secret").await;
     assert_eq!(claims_of(&tokens.access_token)["name"], "John Doe");

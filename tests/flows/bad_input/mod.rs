@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use auth_server::store::UserRecord;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::Value;
