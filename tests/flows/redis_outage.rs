@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::wire::TokenResponse;
-use system_tests::{private_redis, TestAuth, TestResource};
+use system_tests::{private_redis, retry_after, TestAuth, TestResource};
 
 /// Longest a request may take to fail while Redis is away: the store's two-second deadline and
 /// some room for a loaded machine.
@@ -35,11 +35,7 @@ async fn timed<T>(request: impl std::future::Future<Output = T>) -> (T, Duration
 async fn assert_temporarily_unavailable(response: reqwest::Response, what: &str) {
     assert_eq!(response.status(), 503, "{what}");
     assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&response);
     assert!(
         (1..=60).contains(&retry_after),
         "{what}: Retry-After {retry_after}"

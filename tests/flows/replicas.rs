@@ -4,7 +4,9 @@
 //! `REDIS_URL` names the Redis when it is set; otherwise the tests start their own.
 
 use shared::wire::TokenResponse;
-use system_tests::{claims_of, error_of, shared_redis, RedisNamespace, TestAuth, TestResource};
+use system_tests::{
+    claims_of, error_of, retry_after, shared_redis, RedisNamespace, TestAuth, TestResource,
+};
 
 const SECRET: &str = "rs-secret-0123456789-0123456789-xxx";
 
@@ -165,11 +167,7 @@ async fn throttle_counted_at_one_replica_holds_at_the_other_rfc6585_4() {
         429,
         "the failures counted at A hold at B, even for the right password"
     );
-    let retry_after: u64 = at_b.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&at_b);
     assert!(
         (1..=900).contains(&retry_after),
         "Retry-After {retry_after}"

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use system_tests::{metric_value, shared_redis, TestAuth};
+use system_tests::{metric_value, retry_after, shared_redis, TestAuth};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn attempt(
@@ -54,11 +54,7 @@ async fn failures_from_one_address_lead_to_429_before_any_hashing_rfc6585_4() {
     }
     let throttled = attempt(&auth, "alice-pw-1", None).await;
     assert_eq!(throttled.status(), 429, "even the right password waits");
-    let retry_after: u64 = throttled.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&throttled);
     assert!((1..=900).contains(&retry_after));
     let body: serde_json::Value = throttled.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant", "an RFC 6749 §5.2 code");

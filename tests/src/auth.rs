@@ -1,5 +1,6 @@
 //! [`TestAuth`]: the auth-server's application on an ephemeral port with its own keys and
-//! store, and the shortcuts tests take to set up users and clients and ask for tokens.
+//! store, and the shortcuts tests take to set up users, clients and replicas and to ask for,
+//! refresh, revoke and introspect tokens: one copy of each request the flows send again and again.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -101,6 +101,15 @@ pub fn challenge(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
+/// The `Retry-After` of a response, in seconds; the response must carry one.
+pub fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// The RFC 6749 §5.2 error code of a refusal.
 pub async fn error_of(response: reqwest::Response) -> String {
     let body: serde_json::Value = response.json().await.unwrap();
