@@ -279,46 +279,22 @@ mod tests {
     use super::*;
     use crate::keys::{PublishedKey, SigningKey};
     use crate::store::KeyState;
-    use aws_lc_rs::encoding::AsDer as _;
-    use aws_lc_rs::rsa::{KeyPair, KeySize};
     use serde_json::{json, Value};
+    use test_kit::{unix_now, TestSigner};
 
     const ISSUER: &str = "https://auth.example";
 
-    /// An issuer signing with a new key, and that key's pair, to forge tokens with as an
-    /// attacker holding the server's key (or a bug in minting) would.
-    fn issuer_and_its_key() -> (TokenIssuer, KeyPair, String) {
-        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
-        let key = SigningKey::from_pkcs8(pair.as_der().unwrap().as_ref()).unwrap();
+    /// An issuer signing with a new key, and a signer holding that key, to forge tokens with
+    /// as an attacker holding the server's key (or a bug in minting) would.
+    fn issuer_and_its_key() -> (TokenIssuer, TestSigner, String) {
+        let signer = TestSigner::generate();
+        let key = SigningKey::from_pkcs8(&signer.pkcs8_der()).unwrap();
         let kid = key.kid().to_owned();
         (
             TokenIssuer::new(ISSUER.into(), 900, KeyRing::single(key)),
-            pair,
+            signer,
             kid,
         )
-    }
-
-    fn forge(pair: &KeyPair, header: &Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let mut signature = vec![0u8; pair.public_modulus_len()];
-        pair.sign(
-            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-            &aws_lc_rs::rand::SystemRandom::new(),
-            input.as_bytes(),
-            &mut signature,
-        )
-        .unwrap();
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
-    }
-
-    fn unix_now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs())
     }
 
     fn claims_now() -> Value {
@@ -350,10 +326,10 @@ mod tests {
     /// key: the forgery without a defect is the control.
     #[test]
     fn decode_own_refuses_headers_and_issuers_a_resource_server_refuses() {
-        let (issuer, pair, kid) = issuer_and_its_key();
+        let (issuer, signer, kid) = issuer_and_its_key();
         let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid});
         assert!(issuer
-            .decode_own(&forge(&pair, &header, &claims_now()), unix_now())
+            .decode_own(&signer.sign(&header, &claims_now()), unix_now())
             .is_some());
 
         let mut attacks = Vec::new();
@@ -370,17 +346,14 @@ mod tests {
             bad[member] = value.clone();
             attacks.push((
                 format!("{member}: {value}"),
-                forge(&pair, &bad, &claims_now()),
+                signer.sign(&bad, &claims_now()),
             ));
         }
         let mut foreign = claims_now();
         foreign["iss"] = json!("https://other.example");
-        attacks.push(("iss".into(), forge(&pair, &header, &foreign)));
-        let stranger = KeyPair::generate(KeySize::Rsa2048).unwrap();
-        attacks.push((
-            "another key".into(),
-            forge(&stranger, &header, &claims_now()),
-        ));
+        attacks.push(("iss".into(), signer.sign(&header, &foreign)));
+        let stranger = TestSigner::generate();
+        attacks.push(("another key".into(), stranger.sign(&header, &claims_now())));
         attacks.push(("oversized".into(), "a".repeat(MAX_OWN_TOKEN_BYTES + 1)));
         for (what, token) in attacks {
             assert_eq!(issuer.decode_own(&token, unix_now()), None, "{what}");
@@ -389,10 +362,10 @@ mod tests {
 
     #[test]
     fn decode_own_honours_a_key_while_it_is_published_and_no_longer() {
-        let (issuer, pair, old_kid) = issuer_and_its_key();
+        let (issuer, signer, old_kid) = issuer_and_its_key();
         let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": old_kid});
-        let token = forge(&pair, &header, &claims_now());
-        let old = SigningKey::from_pkcs8(pair.as_der().unwrap().as_ref()).unwrap();
+        let token = signer.sign(&header, &claims_now());
+        let old = SigningKey::from_pkcs8(&signer.pkcs8_der()).unwrap();
         let retired =
             PublishedKey::from_jwk(&old_kid, KeyState::Retired, &old.jwk().to_string()).unwrap();
         let (new, _) = SigningKey::generate().unwrap();

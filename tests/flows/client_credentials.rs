@@ -1,24 +1,9 @@
 //! Services get their own tokens: RFC 6749 §4.4 with §2.3.1 client authentication.
 
 use base64::Engine;
-use system_tests::{TestAuth, TestResource};
+use system_tests::{claims_of, error_of, TestAuth, TestResource};
 
 const SECRET: &str = "orders-secret-0123456789-0123456789";
-
-fn claims_of(token: &str) -> serde_json::Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-async fn error_of(response: reqwest::Response) -> String {
-    let body: serde_json::Value = response.json().await.unwrap();
-    body["error"].as_str().unwrap().to_owned()
-}
 
 #[tokio::test]
 async fn client_credentials_token_is_for_the_client_itself_rfc6749_4_4() {

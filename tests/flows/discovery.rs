@@ -10,7 +10,7 @@ async fn metadata_lists_what_is_supported_rfc8414_3_2() {
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
     ] {
-        let response = auth.http.get(auth.url(path)).send().await.unwrap();
+        let response = auth.get(path).await;
         assert_eq!(response.status(), 200);
         let cache = response.headers()["cache-control"]
             .to_str()
@@ -40,12 +40,7 @@ async fn metadata_lists_what_is_supported_rfc8414_3_2() {
 #[tokio::test]
 async fn jwks_publishes_public_members_only_rfc7517_4() {
     let auth = TestAuth::spawn().await;
-    let response = auth
-        .http
-        .get(auth.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
+    let response = auth.get("/.well-known/jwks.json").await;
     assert!(response.headers()["cache-control"]
         .to_str()
         .unwrap()
@@ -217,9 +212,8 @@ async fn resource_server_starts_before_the_auth_server_and_is_ready_once_keys_ar
 async fn resource_server_keeps_verifying_while_the_auth_server_is_down() {
     let mut auth = TestAuth::spawn().await;
     let api = TestResource::spawn(&auth).await;
-    auth.add_user("alice", "alice-pw-1", "").await;
     let token = auth
-        .password_grant("alice", "alice-pw-1")
+        .add_logged_in_user("alice", "alice-pw-1", "")
         .await
         .access_token;
     auth.stop().await;
@@ -230,24 +224,8 @@ async fn resource_server_keeps_verifying_while_the_auth_server_is_down() {
 #[tokio::test]
 async fn health_endpoints_answer() {
     let auth = TestAuth::spawn().await;
-    assert_eq!(
-        auth.http
-            .get(auth.url("/livez"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        auth.http
-            .get(auth.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(auth.get("/livez").await.status(), 200);
+    assert_eq!(auth.get("/readyz").await.status(), 200);
     let metrics = auth.metrics().await;
     assert!(metrics.contains("http_requests_total"), "{metrics}");
 }

@@ -75,7 +75,7 @@ async fn replica_that_cannot_read_the_keys_is_drained_then_recovers(auth: TestAu
             .any(|key| key["kid"] == revoked),
         "why it must be drained: it still publishes (and signs with) the revoked key"
     );
-    let live = auth.http.get(auth.url("/livez")).send().await.unwrap();
+    let live = auth.get("/livez").await;
     assert_eq!(live.status(), 200, "drained, not restarted");
 
     auth.key_lifecycle()
@@ -158,9 +158,8 @@ async fn a_resource_server_refuses_tokens_once_its_keys_are_stale_past_rs_jwks_m
         settings.jwks_max_stale = MAX_STALE;
     })
     .await;
-    auth.add_user("alice", "alice-pw-1", "").await;
     let cached = auth
-        .password_grant("alice", "alice-pw-1")
+        .add_logged_in_user("alice", "alice-pw-1", "")
         .await
         .access_token;
     let fresh = auth

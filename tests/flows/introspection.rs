@@ -1,33 +1,19 @@
 //! RFC 7662 introspection for authenticated clients.
 
-use aws_lc_rs::rsa::KeyPair;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::{json, Value};
 use system_tests::TestAuth;
+use test_kit::{unix_now, TestSigner};
 
 const SECRET: &str = "rs-secret-0123456789-0123456789-xxx";
-
-async fn introspect(auth: &TestAuth, token: &str) -> serde_json::Value {
-    let response = auth
-        .http
-        .post(auth.url("/introspect"))
-        .basic_auth("resource", Some(SECRET))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
 
 #[tokio::test]
 async fn an_active_access_token_shows_the_rfc7662_2_2_fields() {
     let auth = TestAuth::spawn().await;
     auth.add_introspecting_client("resource", SECRET).await;
-    auth.add_user("alice", "alice-pw-1", "read").await;
-    let tokens = auth.password_grant("alice", "alice-pw-1").await;
-    let found = introspect(&auth, &tokens.access_token).await;
+    let tokens = auth.add_logged_in_user("alice", "alice-pw-1", "read").await;
+    let found = auth
+        .introspect("resource", SECRET, &tokens.access_token)
+        .await;
     assert_eq!(found["active"], true);
     assert_eq!(found["scope"], "read");
     assert_eq!(found["client_id"], "public");
@@ -39,38 +25,51 @@ async fn an_active_access_token_shows_the_rfc7662_2_2_fields() {
     assert!(found["exp"].as_u64().unwrap() > found["iat"].as_u64().unwrap());
     assert!(found["jti"].is_string());
 
-    let refresh = introspect(&auth, tokens.refresh_token.as_deref().unwrap()).await;
+    let refresh = auth
+        .introspect("resource", SECRET, tokens.refresh_token.as_deref().unwrap())
+        .await;
     assert_eq!(refresh["active"], true);
     assert_eq!(refresh["token_type"], "refresh_token");
 }
 
 #[tokio::test]
 async fn expired_foreign_and_malformed_tokens_are_inactive_rfc7662_2_2() {
-    let auth = TestAuth::spawn_with(|s| s.access_token_ttl = 1).await;
+    // Long enough that the token cannot expire on its own between minting and the first
+    // introspection, however busy the machine; the test moves the clock past it.
+    let auth = TestAuth::spawn_with(|s| s.access_token_ttl = 60).await;
     let stranger = TestAuth::spawn().await;
     auth.add_introspecting_client("resource", SECRET).await;
     auth.add_user("alice", "alice-pw-1", "").await;
-    stranger.add_user("alice", "alice-pw-1", "").await;
     let foreign = stranger
-        .password_grant("alice", "alice-pw-1")
+        .add_logged_in_user("alice", "alice-pw-1", "")
         .await
         .access_token;
     let inactive = serde_json::json!({"active": false});
     assert_eq!(
-        introspect(&auth, &foreign).await,
+        auth.introspect("resource", SECRET, &foreign).await,
         inactive,
         "signed by another server"
     );
-    assert_eq!(introspect(&auth, "garbage").await, inactive);
-    assert_eq!(introspect(&auth, "").await, inactive);
+    assert_eq!(
+        auth.introspect("resource", SECRET, "garbage").await,
+        inactive
+    );
+    assert_eq!(auth.introspect("resource", SECRET, "").await, inactive);
 
     let short_lived = auth
         .password_grant("alice", "alice-pw-1")
         .await
         .access_token;
-    assert_eq!(introspect(&auth, &short_lived).await["active"], true);
-    auth.clock.advance(std::time::Duration::from_secs(3));
-    assert_eq!(introspect(&auth, &short_lived).await, inactive, "expired");
+    assert_eq!(
+        auth.introspect("resource", SECRET, &short_lived).await["active"],
+        true
+    );
+    auth.clock.advance(std::time::Duration::from_secs(62));
+    assert_eq!(
+        auth.introspect("resource", SECRET, &short_lived).await,
+        inactive,
+        "expired"
+    );
 }
 
 #[tokio::test]
@@ -87,24 +86,6 @@ async fn introspection_needs_an_authenticated_client_rfc7662_2_1() {
     assert!(system_tests::challenge(&anonymous).starts_with("Basic"));
 }
 
-/// `header` and `claims` signed RS256 with `key`, whatever `header` says.
-fn sign(key: &KeyPair, header: &Value, claims: &Value) -> String {
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut signature = vec![0u8; key.public_modulus_len()];
-    key.sign(
-        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        input.as_bytes(),
-        &mut signature,
-    )
-    .unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
-}
-
 /// The auth-server judges its own tokens by the resource servers' rules: a header a resource
 /// server refuses (`alg`, `typ`, `crit`; see `hostile_tokens.rs`) reads inactive here too,
 /// even signed with the server's own key. The same forgery without the defect is active, so
@@ -114,18 +95,17 @@ async fn headers_a_resource_server_refuses_are_inactive_even_under_the_servers_k
     let auth = TestAuth::spawn().await;
     auth.add_introspecting_client("resource", SECRET).await;
     let kid = auth.active_kid().await;
-    let key = KeyPair::from_pkcs8(&auth.private_signing_key(&kid).await).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let key = TestSigner::from_pkcs8(&auth.private_signing_key(&kid).await);
+    let now = unix_now();
     // A token of the default public client, as the server mints one.
     let claims = json!({
         "iss": auth.url, "sub": "public", "aud": "api", "exp": now + 300, "iat": now,
         "jti": format!("forged-{now}"), "client_id": "public", "scope": "",
     });
     let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid});
-    let control = introspect(&auth, &sign(&key, &header, &claims)).await;
+    let control = auth
+        .introspect("resource", SECRET, &key.sign(&header, &claims))
+        .await;
     assert_eq!(control["active"], true, "the control: {control}");
 
     for (member, value) in [
@@ -138,7 +118,8 @@ async fn headers_a_resource_server_refuses_are_inactive_even_under_the_servers_k
         let mut attack = header.clone();
         attack[member] = value.clone();
         assert_eq!(
-            introspect(&auth, &sign(&key, &attack, &claims)).await,
+            auth.introspect("resource", SECRET, &key.sign(&attack, &claims))
+                .await,
             json!({"active": false}),
             "{member}: {value}"
         );

@@ -53,6 +53,20 @@ async fn raw_request(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
         .expect("the server answered and closed")
 }
 
+const SVC_SECRET: &str = "svc-secret-0123456789-0123456789-abcd";
+
+/// Registers `svc`, a client with the client_credentials grant and the scope `items:read`.
+async fn add_svc(auth: &TestAuth) {
+    auth.add_client(
+        "svc",
+        SVC_SECRET,
+        &["client_credentials"],
+        "items:read",
+        &[],
+    )
+    .await;
+}
+
 const PARTIAL_HEAD: &[u8] = b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
 
 /// Many stalled connections on both servers; other clients are served meanwhile, and the
@@ -63,14 +77,7 @@ async fn stalled_and_trickling_clients_do_not_tie_up_the_servers() {
     let resource =
         TestResource::spawn_configured(&auth.url, true, |s| s.header_read_timeout = 2).await;
     let rs_addr: SocketAddr = resource.url.trim_start_matches("http://").parse().unwrap();
-    auth.add_client(
-        "svc",
-        "svc-secret-0123456789-0123456789-abcd",
-        &["client_credentials"],
-        "items:read",
-        &[],
-    )
-    .await;
+    add_svc(&auth).await;
 
     let mut held = Vec::new();
     for _ in 0..150 {
@@ -89,17 +96,10 @@ async fn stalled_and_trickling_clients_do_not_tie_up_the_servers() {
 
     // Everyone else is served while those connections are held.
     for _ in 0..5 {
-        let live = auth.http.get(auth.url("/livez")).send().await.unwrap();
-        assert_eq!(live.status(), 200);
-        let jwks = auth
-            .http
-            .get(auth.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(jwks.status(), 200);
+        assert_eq!(auth.get("/livez").await.status(), 200);
+        assert_eq!(auth.get("/.well-known/jwks.json").await.status(), 200);
         let token = auth
-            .client_credentials("svc", "svc-secret-0123456789-0123456789-abcd", "items:read")
+            .client_credentials("svc", SVC_SECRET, "items:read")
             .await;
         let items = resource.get("/items", &token.access_token).await;
         assert_eq!(items.status(), 200);
@@ -195,7 +195,7 @@ async fn oversized_request_heads_get_431() {
     assert_eq!(status_of(&raw_request(rs_addr, many.as_bytes()).await), 431);
 
     // Within the limits, the same servers answer.
-    let fine = auth.http.get(auth.url("/livez")).send().await.unwrap();
+    let fine = auth.get("/livez").await;
     assert_eq!(fine.status(), 200);
 }
 
@@ -220,7 +220,7 @@ async fn slow_body_is_refused_with_408_rfc6749_5_2() {
         "{text}"
     );
 
-    let fine = auth.http.get(auth.url("/livez")).send().await.unwrap();
+    let fine = auth.get("/livez").await;
     assert_eq!(fine.status(), 200);
 }
 
@@ -229,18 +229,11 @@ async fn slow_body_is_refused_with_408_rfc6749_5_2() {
 #[tokio::test]
 async fn forms_with_too_many_fields_are_invalid_request_rfc6749_5_2() {
     let auth = TestAuth::spawn_with(|s| s.max_form_fields = 8).await;
-    auth.add_client(
-        "svc",
-        "svc-secret-0123456789-0123456789-abcd",
-        &["client_credentials"],
-        "items:read",
-        &[],
-    )
-    .await;
+    add_svc(&auth).await;
     let mut fields = vec![
         ("grant_type", "client_credentials"),
         ("client_id", "svc"),
-        ("client_secret", "svc-secret-0123456789-0123456789-abcd"),
+        ("client_secret", SVC_SECRET),
     ];
     let at_limit: Vec<_> = fields
         .iter()
@@ -312,10 +305,8 @@ async fn bearer_tokens_over_the_limit_are_refused_rfc6750_3_1() {
             "{challenge}"
         );
     }
-    auth.add_user("alice", "correct horse battery staple", "")
-        .await;
     let token = auth
-        .password_grant("alice", "correct horse battery staple")
+        .add_logged_in_user("alice", "correct horse battery staple", "")
         .await;
     assert!(token.access_token.len() <= 1024);
     assert_eq!(resource.get_me(&token.access_token).await.status(), 200);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::wire::TokenResponse;
-use system_tests::{private_redis, TestAuth, TestResource};
+use system_tests::{private_redis, retry_after, TestAuth, TestResource};
 
 /// Longest a request may take to fail while Redis is away: the store's two-second deadline and
 /// some room for a loaded machine.
@@ -35,11 +35,7 @@ async fn timed<T>(request: impl std::future::Future<Output = T>) -> (T, Duration
 async fn assert_temporarily_unavailable(response: reqwest::Response, what: &str) {
     assert_eq!(response.status(), 503, "{what}");
     assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&response);
     assert!(
         (1..=60).contains(&retry_after),
         "{what}: Retry-After {retry_after}"
@@ -82,8 +78,7 @@ async fn redis_outage_gives_503_temporarily_unavailable_and_recovers_rfc6749_5_2
     let mut redis = private_redis();
     let namespace = redis.namespace("outage-503");
     let auth = Arc::new(TestAuth::spawn_on_redis(namespace.store_url(), |_| {}).await);
-    auth.add_user("alice", "alice-pw-1", "read").await;
-    let before = auth.password_grant("alice", "alice-pw-1").await;
+    let before = auth.add_logged_in_user("alice", "alice-pw-1", "read").await;
     let refresh_token = before.refresh_token.clone().unwrap();
     let refresh_grant = [
         ("grant_type", "refresh_token"),
@@ -142,8 +137,7 @@ async fn revoke_and_introspect_answer_503_while_redis_is_down_rfc7009_2_2_1() {
     let namespace = redis.namespace("outage-revoke");
     let auth = TestAuth::spawn_on_redis(namespace.store_url(), |_| {}).await;
     auth.add_introspecting_client("resource", SECRET).await;
-    auth.add_user("alice", "alice-pw-1", "").await;
-    let tokens = auth.password_grant("alice", "alice-pw-1").await;
+    let tokens = auth.add_logged_in_user("alice", "alice-pw-1", "").await;
     let refresh_token = tokens.refresh_token.unwrap();
 
     redis.stop();
@@ -153,15 +147,10 @@ async fn revoke_and_introspect_answer_503_while_redis_is_down_rfc7009_2_2_1() {
         (refresh_token.as_str(), "refresh_token"),
         (tokens.access_token.as_str(), "access_token"),
     ] {
-        let (response, elapsed) = timed(
-            auth.http
-                .post(auth.url("/revoke"))
-                .form(&[("token", token), ("token_type_hint", hint)])
-                .send(),
-        )
-        .await;
+        let (response, elapsed) =
+            timed(auth.revoke(&[("token", token), ("token_type_hint", hint)])).await;
         assert!(elapsed < FAIL_FAST, "revoking took {elapsed:?} to fail");
-        assert_temporarily_unavailable(response.unwrap(), &format!("revoke {hint}")).await;
+        assert_temporarily_unavailable(response, &format!("revoke {hint}")).await;
     }
     let (response, elapsed) = timed(
         auth.http
@@ -181,26 +170,17 @@ async fn revoke_and_introspect_answer_503_while_redis_is_down_rfc7009_2_2_1() {
 
     system_tests::wait_ready(&auth.http, &auth.url("/readyz")).await;
     let revoked = auth
-        .http
-        .post(auth.url("/revoke"))
-        .form(&[
+        .revoke(&[
             ("token", refresh_token.as_str()),
             ("token_type_hint", "refresh_token"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         revoked.status(),
         200,
         "the retry succeeds once Redis is back"
     );
-    let refused = auth
-        .token(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh_token),
-        ])
-        .await;
+    let refused = auth.refresh_grant(&refresh_token).await;
     assert_eq!(refused.status(), 400, "and the family is revoked");
 }
 
@@ -215,38 +195,27 @@ async fn readyz_false_livez_true_jwks_served_while_redis_is_down() {
 
     redis.stop();
 
-    let (ready, elapsed) = timed(auth.http.get(auth.url("/readyz")).send()).await;
-    let ready = ready.unwrap();
+    let (ready, elapsed) = timed(auth.get("/readyz")).await;
     assert!(elapsed < FAIL_FAST, "/readyz took {elapsed:?}");
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "store unavailable");
 
-    let live = auth.http.get(auth.url("/livez")).send().await.unwrap();
+    let live = auth.get("/livez").await;
     assert_eq!(
         live.status(),
         200,
         "the process is alive: restarting it would not bring Redis back"
     );
 
-    let jwks = auth
-        .http
-        .get(auth.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
+    let jwks = auth.get("/.well-known/jwks.json").await;
     assert_eq!(jwks.status(), 200);
     assert_eq!(
         jwks.json::<serde_json::Value>().await.unwrap(),
         jwks_before,
         "the same keys"
     );
-    let metadata = auth
-        .http
-        .get(auth.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap();
+    let metadata = auth.get("/.well-known/oauth-authorization-server").await;
     assert_eq!(metadata.status(), 200, "metadata needs no store");
 
     redis.start();
@@ -262,9 +231,8 @@ async fn resource_server_is_unaffected_by_a_redis_outage() {
     let namespace = redis.namespace("outage-resource");
     let auth = TestAuth::spawn_on_redis(namespace.store_url(), |_| {}).await;
     let api = TestResource::spawn(&auth).await;
-    auth.add_user("alice", "alice-pw-1", "").await;
     let token = auth
-        .password_grant("alice", "alice-pw-1")
+        .add_logged_in_user("alice", "alice-pw-1", "")
         .await
         .access_token;
     assert_eq!(api.get_me(&token).await.status(), 200);
@@ -297,8 +265,7 @@ async fn a_redis_restart_between_requests_costs_no_request() {
     let mut redis = private_redis();
     let namespace = redis.namespace("outage-restart");
     let auth = TestAuth::spawn_on_redis(namespace.store_url(), |_| {}).await;
-    auth.add_user("alice", "alice-pw-1", "").await;
-    let before = auth.password_grant("alice", "alice-pw-1").await;
+    let before = auth.add_logged_in_user("alice", "alice-pw-1", "").await;
 
     // Nobody asks while Redis is away, so the auth-server still holds the dead connection.
     redis.stop();
@@ -332,8 +299,7 @@ async fn a_hung_redis_gives_503_within_the_deadline_and_recovers_when_it_resumes
         "the password grant took {elapsed:?} to fail"
     );
     assert_temporarily_unavailable(response, "password grant against a hung Redis").await;
-    let (ready, elapsed) = timed(auth.http.get(auth.url("/readyz")).send()).await;
-    let ready = ready.unwrap();
+    let (ready, elapsed) = timed(auth.get("/readyz")).await;
     assert!(elapsed < FAIL_FAST, "/readyz took {elapsed:?}");
     assert_eq!(ready.status(), 503);
 

@@ -1,40 +1,29 @@
 //! Refresh tokens: RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14).
 
-use std::sync::Arc;
-
 use shared::wire::TokenResponse;
-use system_tests::TestAuth;
+use system_tests::{error_of, TestAuth};
 
 async fn login(auth: &TestAuth) -> TokenResponse {
-    auth.add_user("alice", "alice-pw-1", "read write").await;
-    auth.password_grant("alice", "alice-pw-1").await
-}
-
-async fn refresh(auth: &TestAuth, refresh_token: &str) -> reqwest::Response {
-    auth.token(&[
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token),
-    ])
-    .await
-}
-
-async fn error_of(response: reqwest::Response) -> String {
-    let body: serde_json::Value = response.json().await.unwrap();
-    body["error"].as_str().unwrap().to_owned()
+    auth.add_logged_in_user("alice", "alice-pw-1", "read write")
+        .await
 }
 
 #[tokio::test]
 async fn refresh_rotates_the_token_rfc6749_6() {
     let auth = TestAuth::spawn().await;
     let first = login(&auth).await;
-    let response = refresh(&auth, first.refresh_token.as_deref().unwrap()).await;
+    let response = auth
+        .refresh_grant(first.refresh_token.as_deref().unwrap())
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let second: TokenResponse = response.json().await.unwrap();
     assert_ne!(second.refresh_token, first.refresh_token, "rotated");
     assert_ne!(second.access_token, first.access_token);
     assert_eq!(second.scope, "read write");
-    let third = refresh(&auth, second.refresh_token.as_deref().unwrap()).await;
+    let third = auth
+        .refresh_grant(second.refresh_token.as_deref().unwrap())
+        .await;
     assert_eq!(third.status(), 200);
 }
 
@@ -78,7 +67,8 @@ async fn a_refresh_cannot_widen_the_scope_rfc6749_6() {
     let narrowed: TokenResponse = narrowed.json().await.unwrap();
     assert_eq!(narrowed.scope, "read");
     // The new refresh token keeps the original scope.
-    let again: TokenResponse = refresh(&auth, narrowed.refresh_token.as_deref().unwrap())
+    let again: TokenResponse = auth
+        .refresh_grant(narrowed.refresh_token.as_deref().unwrap())
         .await
         .json()
         .await
@@ -91,13 +81,13 @@ async fn reuse_after_the_grace_window_revokes_the_whole_family_rfc9700_4_14_2() 
     let auth = TestAuth::spawn_with(|s| s.refresh_reuse_grace = 0).await;
     let first = login(&auth).await;
     let old = first.refresh_token.unwrap();
-    let second: TokenResponse = refresh(&auth, &old).await.json().await.unwrap();
+    let second: TokenResponse = auth.refresh_grant(&old).await.json().await.unwrap();
     let newest = second.refresh_token.unwrap();
 
-    let reuse = refresh(&auth, &old).await;
+    let reuse = auth.refresh_grant(&old).await;
     assert_eq!(reuse.status(), 400);
     assert_eq!(error_of(reuse).await, "invalid_grant");
-    let newest_after = refresh(&auth, &newest).await;
+    let newest_after = auth.refresh_grant(&newest).await;
     assert_eq!(
         newest_after.status(),
         400,
@@ -110,38 +100,31 @@ async fn a_retry_within_the_grace_window_gets_the_same_pair_back() {
     let auth = TestAuth::spawn_with(|s| s.refresh_reuse_grace = 30).await;
     let first = login(&auth).await;
     let old = first.refresh_token.unwrap();
-    let second: TokenResponse = refresh(&auth, &old).await.json().await.unwrap();
-    let retried: TokenResponse = refresh(&auth, &old).await.json().await.unwrap();
+    let second: TokenResponse = auth.refresh_grant(&old).await.json().await.unwrap();
+    let retried: TokenResponse = auth.refresh_grant(&old).await.json().await.unwrap();
     assert_eq!(
         retried, second,
         "the lost response is replayed, nothing new is minted"
     );
     // The family is alive: the replayed refresh token works.
-    let third = refresh(&auth, second.refresh_token.as_deref().unwrap()).await;
+    let third = auth
+        .refresh_grant(second.refresh_token.as_deref().unwrap())
+        .await;
     assert_eq!(third.status(), 200);
     // Once the successor has been used, a retry of the old token is reuse.
-    let late = refresh(&auth, &old).await;
+    let late = auth.refresh_grant(&old).await;
     assert_eq!(late.status(), 400);
 }
 
 #[tokio::test]
 async fn concurrent_refreshes_of_one_token_mint_exactly_one_pair() {
-    let auth = Arc::new(TestAuth::spawn_with(|s| s.refresh_reuse_grace = 30).await);
+    let auth = TestAuth::spawn_with(|s| s.refresh_reuse_grace = 30).await;
     let first = login(&auth).await;
     let old = first.refresh_token.unwrap();
-    let attempts: Vec<_> = (0..24)
-        .map(|_| {
-            let (auth, old) = (auth.clone(), old.clone());
-            tokio::spawn(async move {
-                let response = refresh(&auth, &old).await;
-                assert_eq!(response.status(), 200);
-                response.json::<TokenResponse>().await.unwrap()
-            })
-        })
-        .collect();
     let mut pairs = Vec::new();
-    for attempt in attempts {
-        pairs.push(attempt.await.unwrap());
+    for (status, body) in TestAuth::refresh_at_once(&[&auth], &old, 24).await {
+        assert_eq!(status, 200, "{body}");
+        pairs.push(serde_json::from_value::<TokenResponse>(body).unwrap());
     }
     assert!(
         pairs.iter().all(|p| *p == pairs[0]),
@@ -151,22 +134,12 @@ async fn concurrent_refreshes_of_one_token_mint_exactly_one_pair() {
 
 #[tokio::test]
 async fn concurrent_refreshes_without_grace_have_one_winner_and_kill_the_family() {
-    let auth = Arc::new(TestAuth::spawn_with(|s| s.refresh_reuse_grace = 0).await);
+    let auth = TestAuth::spawn_with(|s| s.refresh_reuse_grace = 0).await;
     let first = login(&auth).await;
     let old = first.refresh_token.unwrap();
-    let attempts: Vec<_> = (0..16)
-        .map(|_| {
-            let (auth, old) = (auth.clone(), old.clone());
-            tokio::spawn(async move {
-                let response = refresh(&auth, &old).await;
-                let status = response.status().as_u16();
-                (status, response.json::<serde_json::Value>().await.unwrap())
-            })
-        })
-        .collect();
+    let answers = TestAuth::refresh_at_once(&[&auth], &old, 16).await;
     let mut winners = Vec::new();
-    for attempt in attempts {
-        let (status, body) = attempt.await.unwrap();
+    for (status, body) in answers {
         if status == 200 {
             winners.push(body);
         } else {
@@ -176,7 +149,7 @@ async fn concurrent_refreshes_without_grace_have_one_winner_and_kill_the_family(
     assert_eq!(winners.len(), 1, "exactly one new pair");
     let winner_refresh = winners[0]["refresh_token"].as_str().unwrap();
     assert_eq!(
-        refresh(&auth, winner_refresh).await.status(),
+        auth.refresh_grant(winner_refresh).await.status(),
         400,
         "reuse killed the family"
     );
@@ -213,7 +186,7 @@ async fn a_refresh_token_is_bound_to_its_client_and_expires() {
 
     // Presented without the client's authentication: the caller has not proved it is the
     // client the token was issued to (RFC 6749 §6, §5.2 `invalid_client`).
-    let as_public = refresh(&auth, &refresh_token).await;
+    let as_public = auth.refresh_grant(&refresh_token).await;
     assert_eq!(
         as_public.status(),
         401,
@@ -256,14 +229,16 @@ async fn a_disabled_user_cannot_refresh() {
         .set_user_disabled("alice", true, None)
         .await
         .unwrap();
-    let response = refresh(&auth, tokens.refresh_token.as_deref().unwrap()).await;
+    let response = auth
+        .refresh_grant(tokens.refresh_token.as_deref().unwrap())
+        .await;
     assert_eq!(response.status(), 400);
 }
 
 #[tokio::test]
 async fn unknown_and_missing_refresh_tokens_are_refused() {
     let auth = TestAuth::spawn().await;
-    let unknown = refresh(&auth, "bm90LWEtcmVhbC10b2tlbg").await;
+    let unknown = auth.refresh_grant("bm90LWEtcmVhbC10b2tlbg").await;
     assert_eq!(unknown.status(), 400);
     assert_eq!(error_of(unknown).await, "invalid_grant");
     let missing = auth.token(&[("grant_type", "refresh_token")]).await;

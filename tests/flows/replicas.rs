@@ -3,11 +3,10 @@
 //! continues what another began, and a resource server trusts tokens from either.
 //! `REDIS_URL` names the Redis when it is set; otherwise the tests start their own.
 
-use std::sync::Arc;
-
-use base64::Engine;
 use shared::wire::TokenResponse;
-use system_tests::{shared_redis, RedisNamespace, TestAuth, TestResource};
+use system_tests::{
+    claims_of, error_of, retry_after, shared_redis, RedisNamespace, TestAuth, TestResource,
+};
 
 const SECRET: &str = "rs-secret-0123456789-0123456789-xxx";
 
@@ -22,13 +21,7 @@ struct Replicas {
 async fn replicas(name: &str, adjust: impl Fn(&mut auth_server::Settings)) -> Replicas {
     let namespace = shared_redis(name);
     let a = TestAuth::spawn_on_redis(namespace.store_url(), &adjust).await;
-    let (keys_dir, issuer) = (a.settings.keys_dir.clone(), a.settings.issuer.clone());
-    let b = TestAuth::spawn_on_redis(namespace.store_url(), |settings| {
-        settings.keys_dir = keys_dir;
-        settings.issuer = issuer;
-        adjust(settings);
-    })
-    .await;
+    let b = a.spawn_replica(&adjust).await;
     Replicas {
         a,
         b,
@@ -36,73 +29,32 @@ async fn replicas(name: &str, adjust: impl Fn(&mut auth_server::Settings)) -> Re
     }
 }
 
-async fn refresh(auth: &TestAuth, refresh_token: &str) -> reqwest::Response {
-    auth.token(&[
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token),
-    ])
-    .await
-}
-
-async fn error_of(response: reqwest::Response) -> String {
-    let body: serde_json::Value = response.json().await.unwrap();
-    body["error"].as_str().unwrap().to_owned()
-}
-
-async fn introspect(auth: &TestAuth, token: &str) -> serde_json::Value {
-    let response = auth
-        .http
-        .post(auth.url("/introspect"))
-        .basic_auth("resource", Some(SECRET))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
-async fn revoke(auth: &TestAuth, token: &str, hint: &str) -> reqwest::Response {
-    auth.http
-        .post(auth.url("/revoke"))
-        .form(&[("token", token), ("token_type_hint", hint)])
-        .send()
-        .await
-        .unwrap()
-}
-
-/// The claims of a JWT, unverified: the resource server checks the signature.
-fn claims_of(jwt: &str) -> serde_json::Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 #[tokio::test]
 async fn token_from_one_replica_refreshes_at_the_other_rfc6749_6() {
     let replicas = replicas("refresh-across", |s| s.refresh_reuse_grace = 0).await;
     let (a, b) = (&replicas.a, &replicas.b);
-    a.add_user("alice", "alice-pw-1", "read write").await;
-    let first = a.password_grant("alice", "alice-pw-1").await;
+    let first = a
+        .add_logged_in_user("alice", "alice-pw-1", "read write")
+        .await;
     let first_refresh = first.refresh_token.unwrap();
 
-    let at_b = refresh(b, &first_refresh).await;
+    let at_b = b.refresh_grant(&first_refresh).await;
     assert_eq!(at_b.status(), 200, "B knows the family A started");
     let second: TokenResponse = at_b.json().await.unwrap();
     assert_eq!(second.scope, "read write");
     let second_refresh = second.refresh_token.unwrap();
     assert_ne!(second_refresh, first_refresh, "rotated");
 
-    let back_at_a = refresh(a, &second_refresh).await;
+    let back_at_a = a.refresh_grant(&second_refresh).await;
     assert_eq!(back_at_a.status(), 200, "A knows the token B minted");
     let third: TokenResponse = back_at_a.json().await.unwrap();
 
-    let replay = refresh(a, &first_refresh).await;
+    let replay = a.refresh_grant(&first_refresh).await;
     assert_eq!(replay.status(), 400, "A sees that B used it");
     assert_eq!(error_of(replay).await, "invalid_grant");
-    let newest = refresh(b, third.refresh_token.as_deref().unwrap()).await;
+    let newest = b
+        .refresh_grant(third.refresh_token.as_deref().unwrap())
+        .await;
     assert_eq!(
         newest.status(),
         400,
@@ -114,12 +66,11 @@ async fn token_from_one_replica_refreshes_at_the_other_rfc6749_6() {
 async fn a_retry_at_the_other_replica_within_the_grace_window_gets_the_same_pair() {
     let replicas = replicas("grace-across", |s| s.refresh_reuse_grace = 30).await;
     let (a, b) = (&replicas.a, &replicas.b);
-    a.add_user("alice", "alice-pw-1", "read").await;
-    let first = a.password_grant("alice", "alice-pw-1").await;
+    let first = a.add_logged_in_user("alice", "alice-pw-1", "read").await;
     let old = first.refresh_token.unwrap();
 
-    let at_a: TokenResponse = refresh(a, &old).await.json().await.unwrap();
-    let retried_at_b = refresh(b, &old).await;
+    let at_a: TokenResponse = a.refresh_grant(&old).await.json().await.unwrap();
+    let retried_at_b = b.refresh_grant(&old).await;
     assert_eq!(retried_at_b.status(), 200);
     let retried_at_b: TokenResponse = retried_at_b.json().await.unwrap();
     assert_eq!(
@@ -133,39 +84,52 @@ async fn family_revoked_at_one_replica_is_inactive_at_the_other_rfc7009_2_1_rfc7
     let replicas = replicas("revoke-across", |_| {}).await;
     let (a, b) = (&replicas.a, &replicas.b);
     a.add_introspecting_client("resource", SECRET).await;
-    a.add_user("bob", "bob-pw-1", "read").await;
-    let tokens = a.password_grant("bob", "bob-pw-1").await;
+    let tokens = a.add_logged_in_user("bob", "bob-pw-1", "read").await;
     let refresh_token = tokens.refresh_token.unwrap();
-    assert_eq!(introspect(a, &refresh_token).await["active"], true);
     assert_eq!(
-        introspect(b, &refresh_token).await["active"],
+        a.introspect("resource", SECRET, &refresh_token).await["active"],
+        true
+    );
+    assert_eq!(
+        b.introspect("resource", SECRET, &refresh_token).await["active"],
         true,
         "B sees A's token"
     );
 
     assert_eq!(
-        revoke(b, &refresh_token, "refresh_token").await.status(),
+        b.revoke(&[
+            ("token", &refresh_token),
+            ("token_type_hint", "refresh_token")
+        ])
+        .await
+        .status(),
         200
     );
     let inactive = serde_json::json!({"active": false});
     assert_eq!(
-        introspect(a, &refresh_token).await,
+        a.introspect("resource", SECRET, &refresh_token).await,
         inactive,
         "revoked at B, inactive at A"
     );
-    let refused = refresh(a, &refresh_token).await;
+    let refused = a.refresh_grant(&refresh_token).await;
     assert_eq!(refused.status(), 400);
     assert_eq!(error_of(refused).await, "invalid_grant");
 
-    assert_eq!(introspect(a, &tokens.access_token).await["active"], true);
     assert_eq!(
-        revoke(b, &tokens.access_token, "access_token")
-            .await
-            .status(),
+        a.introspect("resource", SECRET, &tokens.access_token).await["active"],
+        true
+    );
+    assert_eq!(
+        b.revoke(&[
+            ("token", &tokens.access_token),
+            ("token_type_hint", "access_token")
+        ])
+        .await
+        .status(),
         200
     );
     assert_eq!(
-        introspect(a, &tokens.access_token).await,
+        a.introspect("resource", SECRET, &tokens.access_token).await,
         inactive,
         "an access token revoked at B is inactive at A"
     );
@@ -203,11 +167,7 @@ async fn throttle_counted_at_one_replica_holds_at_the_other_rfc6585_4() {
         429,
         "the failures counted at A hold at B, even for the right password"
     );
-    let retry_after: u64 = at_b.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&at_b);
     assert!(
         (1..=900).contains(&retry_after),
         "Retry-After {retry_after}"
@@ -247,29 +207,16 @@ async fn replicas_publish_the_same_jwks_and_the_resource_server_accepts_both_rfc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_spread_over_both_replicas_have_exactly_one_winner_rfc9700_4_14_2() {
-    let replicas = Arc::new(replicas("race-across", |s| s.refresh_reuse_grace = 0).await);
-    replicas.a.add_user("alice", "alice-pw-1", "read").await;
-    let first = replicas.a.password_grant("alice", "alice-pw-1").await;
+    let replicas = replicas("race-across", |s| s.refresh_reuse_grace = 0).await;
+    let first = replicas
+        .a
+        .add_logged_in_user("alice", "alice-pw-1", "read")
+        .await;
     let old = first.refresh_token.unwrap();
 
-    let attempts: Vec<_> = (0..16)
-        .map(|attempt| {
-            let (replicas, old) = (replicas.clone(), old.clone());
-            tokio::spawn(async move {
-                let replica = if attempt % 2 == 0 {
-                    &replicas.a
-                } else {
-                    &replicas.b
-                };
-                let response = refresh(replica, &old).await;
-                let status = response.status().as_u16();
-                (status, response.json::<serde_json::Value>().await.unwrap())
-            })
-        })
-        .collect();
+    let answers = TestAuth::refresh_at_once(&[&replicas.a, &replicas.b], &old, 16).await;
     let mut winners = Vec::new();
-    for attempt in attempts {
-        let (status, body) = attempt.await.unwrap();
+    for (status, body) in answers {
         if status == 200 {
             winners.push(body);
         } else {
@@ -286,7 +233,7 @@ async fn concurrent_refreshes_spread_over_both_replicas_have_exactly_one_winner_
     let winner_refresh = winners[0]["refresh_token"].as_str().unwrap();
     for replica in [&replicas.a, &replicas.b] {
         assert_eq!(
-            refresh(replica, winner_refresh).await.status(),
+            replica.refresh_grant(winner_refresh).await.status(),
             400,
             "the losers' reuse ended the family"
         );

@@ -5,33 +5,10 @@ use system_tests::TestAuth;
 
 const SECRET: &str = "rs-secret-0123456789-0123456789-xxx";
 
-async fn introspect(auth: &TestAuth, token: &str) -> serde_json::Value {
-    auth.http
-        .post(auth.url("/introspect"))
-        .basic_auth("resource", Some(SECRET))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn revoke(auth: &TestAuth, form: &[(&str, &str)]) -> reqwest::Response {
-    auth.http
-        .post(auth.url("/revoke"))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn revoking_a_refresh_token_ends_its_family_rfc7009_2_1() {
     let auth = TestAuth::spawn().await;
-    auth.add_user("alice", "alice-pw-1", "").await;
-    let first = auth.password_grant("alice", "alice-pw-1").await;
+    let first = auth.add_logged_in_user("alice", "alice-pw-1", "").await;
     let second: TokenResponse = auth
         .token(&[
             ("grant_type", "refresh_token"),
@@ -41,14 +18,12 @@ async fn revoking_a_refresh_token_ends_its_family_rfc7009_2_1() {
         .json()
         .await
         .unwrap();
-    let response = revoke(
-        &auth,
-        &[
+    let response = auth
+        .revoke(&[
             ("token", first.refresh_token.as_deref().unwrap()),
             ("token_type_hint", "refresh_token"),
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(response.status(), 200);
     let after = auth
         .token(&[
@@ -67,24 +42,23 @@ async fn revoking_a_refresh_token_ends_its_family_rfc7009_2_1() {
 async fn a_revoked_access_token_is_inactive_at_introspection_rfc7009_2() {
     let auth = TestAuth::spawn().await;
     auth.add_introspecting_client("resource", SECRET).await;
-    auth.add_user("bob", "bob-pw-1", "").await;
-    let tokens = auth.password_grant("bob", "bob-pw-1").await;
+    let tokens = auth.add_logged_in_user("bob", "bob-pw-1", "").await;
     assert_eq!(
-        introspect(&auth, &tokens.access_token).await["active"],
+        auth.introspect("resource", SECRET, &tokens.access_token)
+            .await["active"],
         true
     );
 
-    let response = revoke(
-        &auth,
-        &[
+    let response = auth
+        .revoke(&[
             ("token", &tokens.access_token),
             ("token_type_hint", "access_token"),
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(
-        introspect(&auth, &tokens.access_token).await,
+        auth.introspect("resource", SECRET, &tokens.access_token)
+            .await,
         serde_json::json!({"active": false})
     );
 }
@@ -93,10 +67,10 @@ async fn a_revoked_access_token_is_inactive_at_introspection_rfc7009_2() {
 async fn unknown_tokens_are_revoked_with_200_rfc7009_2_2() {
     let auth = TestAuth::spawn().await;
     for token in ["not-a-token", "a.b.c", ""] {
-        let response = revoke(&auth, &[("token", token)]).await;
+        let response = auth.revoke(&[("token", token)]).await;
         assert_eq!(response.status(), 200, "{token:?}");
     }
-    let missing = revoke(&auth, &[]).await;
+    let missing = auth.revoke(&[]).await;
     assert_eq!(missing.status(), 400, "the token parameter is required");
 }
 
@@ -110,7 +84,7 @@ async fn a_confidential_clients_tokens_need_its_authentication_to_revoke() {
         .await
         .access_token;
 
-    let anonymous = revoke(&auth, &[("token", &token)]).await;
+    let anonymous = auth.revoke(&[("token", &token)]).await;
     assert_eq!(
         anonymous.status(),
         400,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use system_tests::{metric_value, shared_redis, TestAuth};
+use system_tests::{metric_value, retry_after, shared_redis, TestAuth};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn attempt(
@@ -23,24 +23,38 @@ async fn attempt(
     request.send().await.unwrap()
 }
 
+/// An auth-server with settings adjusted by `adjust` and the user alice (`alice-pw-1`).
+async fn alice_at(adjust: impl FnOnce(&mut auth_server::Settings)) -> TestAuth {
+    let auth = TestAuth::spawn_with(adjust).await;
+    auth.add_user("alice", "alice-pw-1", "").await;
+    auth
+}
+
+/// Login limits: `per_address` failures from one client address, `per_user` for one user.
+fn limits(per_address: u64, per_user: u64) -> impl Fn(&mut auth_server::Settings) + Copy {
+    move |settings| {
+        settings.login_max_failures_per_address = per_address;
+        settings.login_max_failures_per_user = per_user;
+    }
+}
+
+/// [`limits`] behind a trusted proxy on 127.0.0.1, so that `X-Forwarded-For` names the client.
+fn behind_a_proxy(per_address: u64, per_user: u64) -> impl Fn(&mut auth_server::Settings) + Copy {
+    move |settings| {
+        limits(per_address, per_user)(settings);
+        settings.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    }
+}
+
 #[tokio::test]
 async fn failures_from_one_address_lead_to_429_before_any_hashing_rfc6585_4() {
-    let auth = TestAuth::spawn_with(|s| {
-        s.login_max_failures_per_address = 3;
-        s.login_max_failures_per_user = 100;
-    })
-    .await;
-    auth.add_user("alice", "alice-pw-1", "").await;
+    let auth = alice_at(limits(3, 100)).await;
     for _ in 0..3 {
         assert_eq!(attempt(&auth, "wrong", None).await.status(), 400);
     }
     let throttled = attempt(&auth, "alice-pw-1", None).await;
     assert_eq!(throttled.status(), 429, "even the right password waits");
-    let retry_after: u64 = throttled.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&throttled);
     assert!((1..=900).contains(&retry_after));
     let body: serde_json::Value = throttled.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant", "an RFC 6749 §5.2 code");
@@ -50,13 +64,7 @@ async fn failures_from_one_address_lead_to_429_before_any_hashing_rfc6585_4() {
 
 #[tokio::test]
 async fn a_flood_from_one_address_does_not_lock_the_user_out_elsewhere() {
-    let auth = TestAuth::spawn_with(|s| {
-        s.login_max_failures_per_address = 3;
-        s.login_max_failures_per_user = 20;
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    })
-    .await;
-    auth.add_user("alice", "alice-pw-1", "").await;
+    let auth = alice_at(behind_a_proxy(3, 20)).await;
     for _ in 0..5 {
         attempt(&auth, "wrong", Some("198.51.100.7")).await;
     }
@@ -77,13 +85,7 @@ async fn a_flood_from_one_address_does_not_lock_the_user_out_elsewhere() {
 
 #[tokio::test]
 async fn guessing_spread_over_many_addresses_hits_the_per_user_limit() {
-    let auth = TestAuth::spawn_with(|s| {
-        s.login_max_failures_per_address = 3;
-        s.login_max_failures_per_user = 6;
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    })
-    .await;
-    auth.add_user("alice", "alice-pw-1", "").await;
+    let auth = alice_at(behind_a_proxy(3, 6)).await;
     for n in 0..6 {
         let address = format!("192.0.2.{n}");
         assert_eq!(attempt(&auth, "wrong", Some(&address)).await.status(), 400);
@@ -98,8 +100,7 @@ async fn guessing_spread_over_many_addresses_hits_the_per_user_limit() {
 
 #[tokio::test]
 async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
-    let auth = TestAuth::spawn_with(|s| s.login_max_failures_per_address = 2).await;
-    auth.add_user("alice", "alice-pw-1", "").await;
+    let auth = alice_at(|s| s.login_max_failures_per_address = 2).await;
     attempt(&auth, "wrong", Some("198.51.100.1")).await;
     attempt(&auth, "wrong", Some("198.51.100.2")).await;
     let third = attempt(&auth, "alice-pw-1", Some("198.51.100.3")).await;
@@ -112,8 +113,7 @@ async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
 
 #[tokio::test]
 async fn a_good_login_forgives_the_address() {
-    let auth = TestAuth::spawn_with(|s| s.login_max_failures_per_address = 3).await;
-    auth.add_user("alice", "alice-pw-1", "").await;
+    let auth = alice_at(|s| s.login_max_failures_per_address = 3).await;
     for _ in 0..2 {
         attempt(&auth, "wrong", None).await;
     }
@@ -130,8 +130,7 @@ const BURST: usize = 48;
 const BURST_LIMIT: u64 = 5;
 
 fn burst_limits(settings: &mut auth_server::Settings) {
-    settings.login_max_failures_per_address = BURST_LIMIT;
-    settings.login_max_failures_per_user = 1_000;
+    limits(BURST_LIMIT, 1_000)(settings);
 }
 
 /// Sends [`BURST`] wrong passwords for alice at once, from this test's one address, spread
@@ -220,8 +219,7 @@ async fn password_checks(servers: &[&TestAuth]) -> u64 {
 
 #[tokio::test]
 async fn a_burst_of_wrong_passwords_gets_at_most_the_limit_of_checks_embedded_rfc6585_4() {
-    let auth = TestAuth::spawn_with(burst_limits).await;
-    auth.add_user("alice", "alice-pw-1", "").await;
+    let auth = alice_at(burst_limits).await;
     assert_a_burst_gets_at_most_the_limit_of_checks(&[&auth]).await;
     assert_eq!(
         attempt(&auth, "alice-pw-1", None).await.status(),
@@ -242,13 +240,7 @@ async fn a_burst_of_wrong_passwords_gets_at_most_the_limit_of_checks_redis_rfc65
 async fn a_burst_spread_over_two_replicas_gets_at_most_the_limit_of_checks_rfc6585_4() {
     let namespace = shared_redis("throttle-burst-replicas");
     let a = TestAuth::spawn_on_redis(namespace.store_url(), burst_limits).await;
-    let (keys_dir, issuer) = (a.settings.keys_dir.clone(), a.settings.issuer.clone());
-    let b = TestAuth::spawn_on_redis(namespace.store_url(), |settings| {
-        settings.keys_dir = keys_dir;
-        settings.issuer = issuer;
-        burst_limits(settings);
-    })
-    .await;
+    let b = a.spawn_replica(burst_limits).await;
     a.add_user("alice", "alice-pw-1", "").await;
     assert_a_burst_gets_at_most_the_limit_of_checks(&[&a, &b]).await;
 }
@@ -286,18 +278,11 @@ async fn attempt_with_forwarded_lines(
         .unwrap_or_else(|| panic!("no status in {answer:?}"))
 }
 
-fn behind_a_proxy(settings: &mut auth_server::Settings) {
-    settings.login_max_failures_per_address = 2;
-    settings.login_max_failures_per_user = 100;
-    settings.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-}
-
 /// RFC 9110 §5.3: repeated field lines are one list, in order. The nearest proxy appends its
 /// own line, so the client is the rightmost untrusted entry of the last line, not the first.
 #[tokio::test]
 async fn every_forwarded_for_line_is_read_and_the_rightmost_untrusted_address_counts() {
-    let auth = TestAuth::spawn_with(behind_a_proxy).await;
-    auth.add_user("alice", "alice-pw-1", "").await;
+    let auth = alice_at(behind_a_proxy(2, 100)).await;
     for _ in 0..2 {
         let status =
             attempt_with_forwarded_lines(&auth, "wrong", &["198.51.100.7", "203.0.113.5"]).await;
@@ -317,8 +302,7 @@ async fn every_forwarded_for_line_is_read_and_the_rightmost_untrusted_address_co
 
 #[tokio::test]
 async fn ipv6_clients_are_counted_per_64() {
-    let auth = TestAuth::spawn_with(behind_a_proxy).await;
-    auth.add_user("alice", "alice-pw-1", "").await;
+    let auth = alice_at(behind_a_proxy(2, 100)).await;
     for address in ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"] {
         assert_eq!(attempt(&auth, "wrong", Some(address)).await.status(), 400);
     }
@@ -340,8 +324,7 @@ async fn ipv6_clients_are_counted_per_64() {
 
 #[tokio::test]
 async fn an_ipv4_mapped_address_counts_as_the_ipv4_address() {
-    let auth = TestAuth::spawn_with(behind_a_proxy).await;
-    auth.add_user("alice", "alice-pw-1", "").await;
+    let auth = alice_at(behind_a_proxy(2, 100)).await;
     for _ in 0..2 {
         assert_eq!(
             attempt(&auth, "wrong", Some("::ffff:198.51.100.7"))

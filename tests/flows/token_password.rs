@@ -1,27 +1,6 @@
 //! The password grant end to end: RFC 6749 §4.3 at `/token`, RFC 9068 tokens, `/users/me`.
 
-use base64::Engine;
-use system_tests::{TestAuth, TestResource};
-
-fn claims_of(token: &str) -> serde_json::Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-fn header_of(token: &str) -> serde_json::Value {
-    let header = token.split('.').next().unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(header)
-            .unwrap(),
-    )
-    .unwrap()
-}
+use system_tests::{claims_of, header_of, TestAuth, TestResource};
 
 #[tokio::test]
 async fn password_grant_token_opens_users_me_rfc6749_4_3() {
@@ -65,8 +44,7 @@ async fn password_grant_token_opens_users_me_rfc6749_4_3() {
 #[tokio::test]
 async fn access_token_is_an_rfc9068_jwt_with_every_claim() {
     let auth = TestAuth::spawn().await;
-    auth.add_user("bob", "pw-bob-123", "read").await;
-    let tokens = auth.password_grant("bob", "pw-bob-123").await;
+    let tokens = auth.add_logged_in_user("bob", "pw-bob-123", "read").await;
 
     let header = header_of(&tokens.access_token);
     assert_eq!(header["alg"], "RS256");
@@ -274,19 +252,11 @@ async fn imported_bcrypt_hash_logs_in_and_is_replaced_by_argon2id() {
     let auth = TestAuth::spawn().await;
     // The FastAPI tutorial's hash of "secret" (passlib bcrypt, $2b$, cost 12).
     let tutorial_hash = "$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW";
-    auth.store
-        .insert_user(&auth_server::store::UserRecord {
-            username: "johndoe".into(),
-            full_name: Some("John Doe".into()),
-            email: Some("johndoe@example.com".into()),
-            password_hash: tutorial_hash.into(),
-            disabled: false,
-            scopes: shared::Scope::default(),
-            stamp: String::new(),
-            not_before: 0,
-        })
-        .await
-        .unwrap();
+    auth.add_user_with_hash("johndoe", tutorial_hash, |user| {
+        user.full_name = Some("John Doe".into());
+        user.email = Some("johndoe@example.com".into());
+    })
+    .await;
 
     let tokens = auth.password_grant("johndoe", "secret").await;
     assert_eq!(claims_of(&tokens.access_token)["name"], "John Doe");
@@ -332,13 +302,7 @@ async fn a_login_flood_does_not_stall_other_endpoints() {
         })
         .collect();
     // While the pool is saturated, the JWKS still answers.
-    let jwks = auth
-        .http
-        .get(auth.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(jwks.status(), 200);
+    assert_eq!(auth.get("/.well-known/jwks.json").await.status(), 200);
     let mut statuses = Vec::new();
     for task in flood {
         statuses.push(task.await.unwrap());

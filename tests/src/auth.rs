@@ -1,5 +1,6 @@
 //! [`TestAuth`]: the auth-server's application on an ephemeral port with its own keys and
-//! store, and the shortcuts tests take to set up users and clients and ask for tokens.
+//! store, and the shortcuts tests take to set up users, clients and replicas and to ask for,
+//! refresh, revoke and introspect tokens: one copy of each request the flows send again and again.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -106,19 +107,36 @@ impl TestAuth {
                 .await
                 .unwrap()
                 .unwrap();
-        self.store
-            .insert_user(&UserRecord {
-                username: username.to_owned(),
-                full_name: Some(format!("{username} full name")),
-                email: Some(format!("{username}@example.com")),
-                password_hash,
-                disabled: false,
-                scopes: shared::Scope::parse(scopes).unwrap(),
-                stamp: auth_server::tokens::new_stamp(),
-                not_before: 0,
-            })
-            .await
-            .unwrap();
+        self.add_user_with_hash(username, &password_hash, |user| {
+            user.full_name = Some(format!("{username} full name"));
+            user.email = Some(format!("{username}@example.com"));
+            user.scopes = shared::Scope::parse(scopes).unwrap();
+            user.stamp = auth_server::tokens::new_stamp();
+        })
+        .await;
+    }
+
+    /// Adds a user straight into the store with `password_hash` as it is (of any scheme, as
+    /// an imported user's may be), no name, email or scopes and an empty stamp, adjusted by
+    /// `adjust` before it is stored.
+    pub async fn add_user_with_hash(
+        &self,
+        username: &str,
+        password_hash: &str,
+        adjust: impl FnOnce(&mut UserRecord),
+    ) {
+        let mut user = UserRecord {
+            username: username.to_owned(),
+            full_name: None,
+            email: None,
+            password_hash: password_hash.to_owned(),
+            disabled: false,
+            scopes: shared::Scope::default(),
+            stamp: String::new(),
+            not_before: 0,
+        };
+        adjust(&mut user);
+        self.store.insert_user(&user).await.unwrap();
     }
 
     /// Registers a client with `secret`, as `auth-server client add` does.
@@ -191,14 +209,24 @@ impl TestAuth {
         self.store.insert_client(&record).await.unwrap();
     }
 
+    /// `POST path` with a form, with HTTP Basic client authentication when `basic` names a
+    /// client and its secret.
+    async fn post_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.http.post(self.url(path));
+        if let Some((client_id, secret)) = basic {
+            request = request.basic_auth(client_id, Some(secret));
+        }
+        request.form(form).send().await.unwrap()
+    }
+
     /// `POST /token` with a form.
     pub async fn token(&self, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(self.url("/token"))
-            .form(form)
-            .send()
-            .await
-            .unwrap()
+        self.post_form("/token", None, form).await
     }
 
     /// `POST /token` with a form and HTTP Basic client authentication.
@@ -208,13 +236,74 @@ impl TestAuth {
         secret: &str,
         form: &[(&str, &str)],
     ) -> reqwest::Response {
-        self.http
-            .post(self.url("/token"))
-            .basic_auth(client_id, Some(secret))
-            .form(form)
-            .send()
+        self.post_form("/token", Some((client_id, secret)), form)
             .await
-            .unwrap()
+    }
+
+    /// `POST /token` with the refresh_token grant and no client authentication.
+    pub async fn refresh_grant(&self, refresh_token: &str) -> reqwest::Response {
+        self.token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .await
+    }
+
+    /// `attempts` refresh grants of one `refresh_token`, sent at once and spread over `servers`
+    /// in turn, without client authentication; the status and body of each answer.
+    pub async fn refresh_at_once(
+        servers: &[&TestAuth],
+        refresh_token: &str,
+        attempts: usize,
+    ) -> Vec<(u16, serde_json::Value)> {
+        let sent: Vec<_> = (0..attempts)
+            .map(|attempt| {
+                let server = servers[attempt % servers.len()];
+                let request = server.http.post(server.url("/token")).form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                ]);
+                tokio::spawn(async move {
+                    let response = request.send().await.unwrap();
+                    let status = response.status().as_u16();
+                    (status, response.json().await.unwrap())
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for answer in sent {
+            answers.push(answer.await.unwrap());
+        }
+        answers
+    }
+
+    /// `POST /revoke` with a form and no client authentication.
+    pub async fn revoke(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.post_form("/revoke", None, form).await
+    }
+
+    /// RFC 7662 introspection of `token` by `client_id` (HTTP Basic with `secret`), which must
+    /// answer 200; the answer.
+    pub async fn introspect(
+        &self,
+        client_id: &str,
+        secret: &str,
+        token: &str,
+    ) -> serde_json::Value {
+        let response = self
+            .post_form(
+                "/introspect",
+                Some((client_id, secret)),
+                &[("token", token)],
+            )
+            .await;
+        assert_eq!(response.status(), 200, "introspection by {client_id}");
+        response.json().await.unwrap()
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
     }
 
     /// A password grant that must succeed.
@@ -229,6 +318,18 @@ impl TestAuth {
             .await;
         assert_eq!(response.status(), 200, "password grant for {username}");
         response.json().await.unwrap()
+    }
+
+    /// Adds a user as [`add_user`](Self::add_user) does and logs it in with a password grant
+    /// that must succeed; its tokens.
+    pub async fn add_logged_in_user(
+        &self,
+        username: &str,
+        password: &str,
+        scopes: &str,
+    ) -> TokenResponse {
+        self.add_user(username, password, scopes).await;
+        self.password_grant(username, password).await
     }
 
     /// A client_credentials grant that must succeed.
@@ -278,11 +379,8 @@ impl TestAuth {
 
     /// The server's JWKS.
     pub async fn jwks(&self) -> serde_json::Value {
-        self.http
-            .get(self.url("/.well-known/jwks.json"))
-            .send()
+        self.get("/.well-known/jwks.json")
             .await
-            .unwrap()
             .json()
             .await
             .unwrap()
@@ -301,6 +399,21 @@ impl TestAuth {
         let store_url = store_url.to_owned();
         Self::spawn_with(move |settings| {
             settings.store = auth_server::settings::StoreUrl(store_url);
+            adjust(settings);
+        })
+        .await
+    }
+
+    /// A replica of this server: another auth-server on the same store, keys directory and
+    /// issuer (as replicas share one store and mount one secret), with settings adjusted by
+    /// `adjust`.
+    pub async fn spawn_replica(&self, adjust: impl FnOnce(&mut auth_server::Settings)) -> Self {
+        let store = self.settings.store.clone();
+        let (keys_dir, issuer) = (self.settings.keys_dir.clone(), self.settings.issuer.clone());
+        Self::spawn_with(move |settings| {
+            settings.store = store;
+            settings.keys_dir = keys_dir;
+            settings.issuer = issuer;
             adjust(settings);
         })
         .await

@@ -100,3 +100,37 @@ pub fn challenge(response: &reqwest::Response) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// The `Retry-After` of a response, in seconds; the response must carry one.
+pub fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The RFC 6749 §5.2 error code of a refusal.
+pub async fn error_of(response: reqwest::Response) -> String {
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["error"].as_str().unwrap().to_owned()
+}
+
+/// The claims of a JWT, unverified: what the server put in a token it issued.
+pub fn claims_of(jwt: &str) -> serde_json::Value {
+    jwt_part(jwt, 1)
+}
+
+/// The header of a JWT, unverified.
+pub fn header_of(jwt: &str) -> serde_json::Value {
+    jwt_part(jwt, 0)
+}
+
+fn jwt_part(jwt: &str, index: usize) -> serde_json::Value {
+    use base64::Engine;
+    let part = jwt.split('.').nth(index).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}

@@ -236,24 +236,21 @@ mod tests {
 mod verifier_tests {
     use std::time::Duration;
 
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::rsa::{KeyPair, KeySize};
-    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
+    use test_kit::TestSigner;
 
     use super::super::{unix_now, KeySet, Verifier, VerifierConfig, VerifyError};
 
+    /// A test key under its kid.
     struct Signer {
         kid: &'static str,
-        key_pair: KeyPair,
+        key: TestSigner,
     }
 
     impl Signer {
         fn new(kid: &'static str) -> Self {
             Self {
                 kid,
-                key_pair: KeyPair::generate(KeySize::Rsa2048).unwrap(),
+                key: TestSigner::generate(),
             }
         }
 
@@ -262,13 +259,7 @@ mod verifier_tests {
         }
 
         fn jwks_fresh_for(&self, fresh_for: Duration) -> KeySet {
-            let public = self.key_pair.public_key();
-            let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
-            let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
-            let json = serde_json::json!({"keys": [
-                {"kty": "RSA", "kid": self.kid, "use": "sig", "alg": "RS256", "n": n, "e": e}
-            ]});
-            KeySet::from_jwks(json.to_string().as_bytes(), fresh_for).unwrap()
+            KeySet::from_jwks(self.key.jwks(self.kid).as_bytes(), fresh_for).unwrap()
         }
 
         fn token(&self, exp: u64) -> String {
@@ -278,21 +269,7 @@ mod verifier_tests {
                 "iat": exp - 900, "jti": "j", "client_id": "public", "scope": "read",
                 "preferred_username": "alice"
             });
-            let input = format!(
-                "{}.{}",
-                URL_SAFE_NO_PAD.encode(header.to_string()),
-                URL_SAFE_NO_PAD.encode(claims.to_string())
-            );
-            let mut signature = vec![0; self.key_pair.public_modulus_len()];
-            self.key_pair
-                .sign(
-                    &RSA_PKCS1_SHA256,
-                    &SystemRandom::new(),
-                    input.as_bytes(),
-                    &mut signature,
-                )
-                .unwrap();
-            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+            self.key.sign(&header, &claims)
         }
     }
 

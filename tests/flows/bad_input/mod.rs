@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use auth_server::store::UserRecord;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::Value;
@@ -109,7 +108,7 @@ async fn auth_with_user() -> TestAuth {
 
 /// After the bad input the server is ready and still issues tokens.
 async fn assert_still_serving(auth: &TestAuth) {
-    let ready = auth.http.get(auth.url("/readyz")).send().await.unwrap();
+    let ready = auth.get("/readyz").await;
     assert_eq!(ready.status(), 200, "/readyz after bad input");
     let tokens = auth.password_grant("alice", PASSWORD).await;
     assert!(!tokens.access_token.is_empty());

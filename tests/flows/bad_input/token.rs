@@ -136,20 +136,12 @@ async fn repeated_parameters_are_invalid_request_rfc6749_3_2() {
 #[tokio::test]
 async fn a_stored_bcrypt_hash_of_cost_31_is_invalid_grant_at_once_rfc6749_5_2() {
     let auth = TestAuth::spawn().await;
-    auth.store
-        .insert_user(&UserRecord {
-            username: "imported".to_owned(),
-            full_name: None,
-            email: None,
-            password_hash: "$2b$31$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW"
-                .to_owned(),
-            disabled: false,
-            scopes: shared::Scope::default(),
-            stamp: String::new(),
-            not_before: 0,
-        })
-        .await
-        .unwrap();
+    auth.add_user_with_hash(
+        "imported",
+        "$2b$31$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW",
+        |_| {},
+    )
+    .await;
 
     let started = Instant::now();
     let reply = Reply::read(

@@ -7,17 +7,7 @@ async fn every_client_id_names_a_registered_client(backend: Backend) {
     let deployment = deploy(backend, |_| {}).await;
     deployment.add_user("alice", "alice-pw-1", "read").await;
     deployment
-        .ok(
-            &[
-                "client",
-                "add",
-                "web",
-                "--secret-stdin",
-                "--grant",
-                "password",
-            ],
-            WEB_SECRET,
-        )
+        .add_web(WEB_SECRET, &["--grant", "password"])
         .await;
 
     let unregistered = deployment
@@ -75,40 +65,17 @@ async fn every_client_id_names_a_registered_client(backend: Backend) {
 
     // A public client may also name itself in Basic with an empty secret (RFC 6749 §2.3.1).
     let basic = deployment
-        .auth
-        .http
-        .post(deployment.auth.url("/token"))
-        .basic_auth("spa", Some(""))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "alice-pw-1"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(basic.status(), 200);
-    let basic: TokenResponse = basic.json().await.unwrap();
+        .login(As::Basic("spa", ""), "alice", "alice-pw-1")
+        .await;
     assert_eq!(claims_of(&basic.access_token)["client_id"], "spa");
 
     let default = deployment.login(As::NoClient, "alice", "alice-pw-1").await;
     assert_eq!(claims_of(&default.access_token)["client_id"], "public");
-    // Swagger UI's empty Basic credentials name no client either.
+    // Swagger UI's empty Basic credentials (`Basic Og==`, an empty id and secret) name no
+    // client either.
     let swagger = deployment
-        .auth
-        .http
-        .post(deployment.auth.url("/token"))
-        .header("Authorization", "Basic Og==")
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "alice-pw-1"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(swagger.status(), 200);
-    let swagger: TokenResponse = swagger.json().await.unwrap();
+        .login(As::Basic("", ""), "alice", "alice-pw-1")
+        .await;
     assert_eq!(claims_of(&swagger.access_token)["client_id"], "public");
 }
 
@@ -218,13 +185,15 @@ async fn a_client_learns_only_about_its_own_tokens_rfc7662_4(backend: Backend) {
         .unwrap();
 
     let own = deployment
-        .introspect_as("a", a_secret, &token.access_token)
+        .auth
+        .introspect("a", a_secret, &token.access_token)
         .await;
     assert_eq!(own["active"], true);
     assert_eq!(own["client_id"], "a");
     assert_eq!(
         deployment
-            .introspect_as("b", b_secret, &token.access_token)
+            .auth
+            .introspect("b", b_secret, &token.access_token)
             .await,
         inactive(),
         "another client's token: exactly {{\"active\": false}}"
@@ -240,7 +209,8 @@ async fn a_client_learns_only_about_its_own_tokens_rfc7662_4(backend: Backend) {
         .await;
     assert_eq!(
         deployment
-            .introspect_as("b", b_secret, &token.access_token)
+            .auth
+            .introspect("b", b_secret, &token.access_token)
             .await["active"],
         true
     );
@@ -252,11 +222,11 @@ async fn a_client_learns_only_about_its_own_tokens_rfc7662_4(backend: Backend) {
         refresh_token_of(&user_tokens),
     ] {
         assert_eq!(
-            deployment.introspect_as("web", WEB_SECRET, token).await["active"],
+            deployment.auth.introspect("web", WEB_SECRET, token).await["active"],
             true
         );
         assert_eq!(
-            deployment.introspect_as("a", a_secret, token).await,
+            deployment.auth.introspect("a", a_secret, token).await,
             inactive()
         );
     }

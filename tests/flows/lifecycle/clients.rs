@@ -43,21 +43,7 @@ async fn removing_a_client_ends_its_families_even_when_added_again(backend: Back
     );
 
     let new_secret = "another-web-secret-0123456789-abcdefgh";
-    deployment
-        .ok(
-            &[
-                "client",
-                "add",
-                "web",
-                "--secret-stdin",
-                "--grant",
-                "password",
-                "--grant",
-                "refresh_token",
-            ],
-            new_secret,
-        )
-        .await;
+    deployment.add_web(new_secret, WEB_GRANTS).await;
     assert_eq!(
         status_and_error(
             deployment

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use shared::wire::TokenResponse;
 use system_tests::binaries::{binaries, cli_env, run_cli, CliRun};
-use system_tests::{reqwest, shared_redis, RedisNamespace, TestAuth};
+use system_tests::{claims_of, error_of, reqwest, shared_redis, RedisNamespace, TestAuth};
 pub(crate) use test_kit::unix_now;
 
 const RS_SECRET: &str = "rs-secret-0123456789-0123456789-xxxx";
 const WEB_SECRET: &str = "web-secret-0123456789-0123456789-xxx";
+/// The grants of the confidential client `web` in most scenarios.
+const WEB_GRANTS: &[&str] = &["--grant", "password", "--grant", "refresh_token"];
 
 #[derive(Clone, Copy)]
 enum Backend {
@@ -86,6 +88,13 @@ impl Deployment {
         self.ok(&args, password).await;
     }
 
+    /// `auth-server client add web --secret-stdin FLAGS` with `secret`, which must succeed.
+    async fn add_web(&self, secret: &str, flags: &[&str]) {
+        let mut args = vec!["client", "add", "web", "--secret-stdin"];
+        args.extend(flags);
+        self.ok(&args, secret).await;
+    }
+
     /// A command that must fail with exit status 1 and one line of error; that line.
     async fn fails(&self, args: &[&str], stdin: &str) -> String {
         let run = self.cli(args, stdin).await;
@@ -140,21 +149,7 @@ impl Deployment {
 
     /// RFC 7662 introspection by `rs`, which may introspect any token.
     async fn introspect(&self, token: &str) -> Value {
-        self.introspect_as("rs", RS_SECRET, token).await
-    }
-
-    async fn introspect_as(&self, id: &str, secret: &str, token: &str) -> Value {
-        let response = self
-            .auth
-            .http
-            .post(self.auth.url("/introspect"))
-            .basic_auth(id, Some(secret))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        self.auth.introspect("rs", RS_SECRET, token).await
     }
 
     /// The session of `tokens` (issued through the default public client) has ended: its
@@ -203,25 +198,8 @@ impl Deployment {
     }
 }
 
-/// The RFC 6749 §5.2 error code of a refusal.
-async fn error_of(response: reqwest::Response) -> String {
-    let body: Value = response.json().await.unwrap();
-    body["error"].as_str().unwrap().to_owned()
-}
-
 async fn status_and_error(response: reqwest::Response) -> (u16, String) {
     (response.status().as_u16(), error_of(response).await)
-}
-
-fn claims_of(jwt: &str) -> Value {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 fn refresh_token_of(tokens: &TokenResponse) -> &str {
@@ -252,21 +230,7 @@ async fn alice_through_web(deployment: &Deployment) -> TokenResponse {
     deployment
         .ok(&["user", "add", "alice", "--password-stdin"], "alice-pw-1")
         .await;
-    deployment
-        .ok(
-            &[
-                "client",
-                "add",
-                "web",
-                "--secret-stdin",
-                "--grant",
-                "password",
-                "--grant",
-                "refresh_token",
-            ],
-            WEB_SECRET,
-        )
-        .await;
+    deployment.add_web(WEB_SECRET, WEB_GRANTS).await;
     deployment
         .login(As::Basic("web", WEB_SECRET), "alice", "alice-pw-1")
         .await

@@ -7,17 +7,8 @@ use super::*;
 #[tokio::test]
 async fn changes_made_by_the_cli_reach_every_replica() {
     let a = deploy(Backend::Redis, |_| {}).await;
-    let store_url = a.auth.settings.store.0.clone();
-    let (keys_dir, issuer) = (
-        a.auth.settings.keys_dir.clone(),
-        a.auth.settings.issuer.clone(),
-    );
     let b = Deployment {
-        auth: TestAuth::spawn_on_redis(&store_url, |settings| {
-            settings.keys_dir = keys_dir;
-            settings.issuer = issuer;
-        })
-        .await,
+        auth: a.auth.spawn_replica(|_| {}).await,
         _namespace: None,
     };
 

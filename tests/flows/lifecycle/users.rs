@@ -93,20 +93,9 @@ async fn narrowed_scopes_take_effect_at_the_next_refresh(backend: Backend) {
         .add_user("alice", "alice-pw-1", "read write admin")
         .await;
     deployment
-        .ok(
-            &[
-                "client",
-                "add",
-                "web",
-                "--secret-stdin",
-                "--grant",
-                "password",
-                "--grant",
-                "refresh_token",
-                "--scope",
-                "read write admin",
-            ],
+        .add_web(
             WEB_SECRET,
+            &[WEB_GRANTS, &["--scope", "read write admin"]].concat(),
         )
         .await;
     let web = As::Basic("web", WEB_SECRET);

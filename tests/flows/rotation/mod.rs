@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use auth_server::keys::lifecycle::Rotation;
 use auth_server::store::{KeyRevocation, KeyState, SigningKeyRecord};
 use base64::Engine;
-use system_tests::{metric_value, shared_redis, TestAuth, TestResource};
+use system_tests::{claims_of, header_of, metric_value, shared_redis, TestAuth, TestResource};
 use test_kit::unix_now;
 
 const SECRET: &str = "rotation-client-secret-0123456789-abcdef";
@@ -44,18 +44,9 @@ fn unix_now_f64() -> f64 {
 
 /// The `kid` and `exp` of a JWT, unverified.
 fn kid_and_exp(jwt: &str) -> (String, u64) {
-    let mut parts = jwt.split('.');
-    let decode = |part: &str| -> serde_json::Value {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap();
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    let header = decode(parts.next().unwrap());
-    let claims = decode(parts.next().unwrap());
     (
-        header["kid"].as_str().unwrap().to_owned(),
-        claims["exp"].as_u64().unwrap(),
+        header_of(jwt)["kid"].as_str().unwrap().to_owned(),
+        claims_of(jwt)["exp"].as_u64().unwrap(),
     )
 }
 

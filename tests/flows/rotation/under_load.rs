@@ -15,19 +15,8 @@ async fn keys_rotate_by_command_and_schedule_across_replicas_with_no_valid_token
         settings.key_encryption_key = Some(auth_server::settings::Secret(kek.clone()));
     };
     let a = TestAuth::spawn_on_redis(namespace.store_url(), &timings).await;
-    let (keys_dir, issuer) = (a.settings.keys_dir.clone(), a.settings.issuer.clone());
-    let b = TestAuth::spawn_on_redis(namespace.store_url(), |settings| {
-        settings.keys_dir = keys_dir;
-        settings.issuer = issuer;
-        timings(settings);
-    })
-    .await;
-    let jwks = a
-        .http
-        .get(a.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
+    let b = a.spawn_replica(&timings).await;
+    let jwks = a.get("/.well-known/jwks.json").await;
     let max_age = jwks.headers()["cache-control"].to_str().unwrap().to_owned();
     assert_eq!(
         max_age,

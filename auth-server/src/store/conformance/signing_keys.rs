@@ -80,6 +80,16 @@ pub async fn signing_keys_round_trip_newest_first(store: &dyn Store) {
     );
 }
 
+/// Exactly one of the racers won, and no racer failed.
+fn assert_one_winner<E: std::fmt::Debug>(outcomes: &[Result<bool, E>]) {
+    let winners = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Ok(true)))
+        .count();
+    assert_eq!(winners, 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+}
+
 /// Replicas starting on an empty store at once: exactly one first key becomes active.
 pub async fn first_active_key_is_single_under_race(store: &dyn Store) {
     let candidates: Vec<SigningKeyRecord> = (0..RACERS)
@@ -92,12 +102,7 @@ pub async fn first_active_key_is_single_under_race(store: &dyn Store) {
             .collect(),
     )
     .await;
-    let winners = outcomes
-        .iter()
-        .filter(|outcome| matches!(outcome, Ok(true)))
-        .count();
-    assert_eq!(winners, 1, "{outcomes:?}");
-    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_one_winner(&outcomes);
     assert_eq!(store.signing_keys().await.unwrap().len(), 1);
 }
 
@@ -166,12 +171,7 @@ pub async fn promotion_is_single_under_race_and_retires_the_active_key(store: &d
             .collect(),
     )
     .await;
-    let winners = outcomes
-        .iter()
-        .filter(|outcome| matches!(outcome, Ok(true)))
-        .count();
-    assert_eq!(winners, 1, "{outcomes:?}");
-    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_one_winner(&outcomes);
 
     let keys = store.signing_keys().await.unwrap();
     assert_eq!(

@@ -137,6 +137,16 @@ pub async fn duplicate_user_is_conflict(store: &dyn Store) {
     );
 }
 
+/// The stored password hash of `username`, who must exist.
+async fn password_hash_of(store: &dyn Store, username: &str) -> String {
+    store
+        .user(username)
+        .await
+        .unwrap()
+        .expect("user")
+        .password_hash
+}
+
 pub async fn password_hash_replacement_is_compare_and_set(store: &dyn Store) {
     let original = user(&unique("erin"));
     let name = original.username.clone();
@@ -146,29 +156,13 @@ pub async fn password_hash_replacement_is_compare_and_set(store: &dyn Store) {
         .replace_password_hash(&name, "$argon2id$stale", "$argon2id$rehash")
         .await
         .unwrap());
-    assert_eq!(
-        store
-            .user(&name)
-            .await
-            .unwrap()
-            .expect("user")
-            .password_hash,
-        original.password_hash
-    );
+    assert_eq!(password_hash_of(store, &name).await, original.password_hash);
 
     assert!(store
         .replace_password_hash(&name, &original.password_hash, "$argon2id$rehash")
         .await
         .unwrap());
-    assert_eq!(
-        store
-            .user(&name)
-            .await
-            .unwrap()
-            .expect("user")
-            .password_hash,
-        "$argon2id$rehash"
-    );
+    assert_eq!(password_hash_of(store, &name).await, "$argon2id$rehash");
 
     assert!(
         !store
@@ -177,15 +171,7 @@ pub async fn password_hash_replacement_is_compare_and_set(store: &dyn Store) {
             .unwrap(),
         "a replacement based on the old hash must not undo the new one"
     );
-    assert_eq!(
-        store
-            .user(&name)
-            .await
-            .unwrap()
-            .expect("user")
-            .password_hash,
-        "$argon2id$rehash"
-    );
+    assert_eq!(password_hash_of(store, &name).await, "$argon2id$rehash");
 
     let missing = unique("nobody");
     assert!(!store

@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::claims::{Audience, Scope};
+use test_kit::signer::{b64url, signing_input};
+use test_kit::TestSigner;
 
 fn claims() -> AccessClaims {
     AccessClaims {
@@ -138,7 +140,7 @@ fn the_leeway_is_capped_at_a_minute() {
 
 #[test]
 fn a_header_member_given_twice_is_malformed() {
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","alg":"none"}"#);
+    let header = b64url(r#"{"alg":"RS256","alg":"none"}"#);
     let token = format!("{header}.e30.sig");
     let json = Parts::split(&token).unwrap().header_json().unwrap();
     assert!(matches!(Header::parse(&json), Err(VerifyError::Malformed)));
@@ -146,7 +148,7 @@ fn a_header_member_given_twice_is_malformed() {
 
 #[test]
 fn escaped_header_strings_are_decoded() {
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS\u0032\u0035\u0036","kid":"k\"1"}"#);
+    let header = b64url(r#"{"alg":"RS\u0032\u0035\u0036","kid":"k\"1"}"#);
     let token = format!("{header}.e30.sig");
     let json = Parts::split(&token).unwrap().header_json().unwrap();
     let header = Header::parse(&json).unwrap();
@@ -159,28 +161,11 @@ fn escaped_header_strings_are_decoded() {
 /// a signature longer than any RSA key here is refused without a panic.
 #[test]
 fn only_the_canonical_encoding_of_a_genuine_signature_verifies_rfc7515_2() {
-    use aws_lc_rs::encoding::AsDer as _;
-    use aws_lc_rs::signature::KeyPair as _;
-    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let spki = pair.public_key().as_der().unwrap();
-    let key = ParsedPublicKey::new(
-        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-        spki.as_ref(),
-    )
-    .unwrap();
-    let signing_input = "e30.e30";
-    let mut signature = vec![0u8; pair.public_modulus_len()];
-    pair.sign(
-        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        signing_input.as_bytes(),
-        &mut signature,
-    )
-    .unwrap();
-    let encoded = URL_SAFE_NO_PAD.encode(&signature);
-    let genuine = format!("{signing_input}.{encoded}");
+    let key = test_key().keys.get("k1").unwrap();
+    let genuine = test_key().signer.sign_bytes(b"{}", b"{}");
+    let (input, encoded) = genuine.rsplit_once('.').unwrap();
     assert_eq!(
-        Parts::split(&genuine).unwrap().verify_signature(&key),
+        Parts::split(&genuine).unwrap().verify_signature(key),
         Ok(())
     );
 
@@ -196,22 +181,22 @@ fn only_the_canonical_encoding_of_a_genuine_signature_verifies_rfc7515_2() {
     let tweaked_char = alphabet.chars().nth(value | 1).unwrap();
     let tweaked = format!("{}{tweaked_char}", &genuine[..genuine.len() - 1]);
     assert_eq!(
-        Parts::split(&tweaked).unwrap().verify_signature(&key),
+        Parts::split(&tweaked).unwrap().verify_signature(key),
         Err(VerifyError::BadSignature)
     );
 
-    let long = URL_SAFE_NO_PAD.encode([7u8; MAX_SIGNATURE_BYTES + 1]);
-    let token = format!("{signing_input}.{long}");
+    let long = b64url([7u8; MAX_SIGNATURE_BYTES + 1]);
+    let token = format!("{input}.{long}");
     assert_eq!(
-        Parts::split(&token).unwrap().verify_signature(&key),
+        Parts::split(&token).unwrap().verify_signature(key),
         Err(VerifyError::BadSignature)
     );
 }
 
-/// A key pair published in a key set under the kid `k1` beside a second key (`k2`), to sign any
+/// A key published in a key set under the kid `k1` beside a second key (`k2`), to sign any
 /// header and claims with: generated once for all the tests below.
 struct TestKey {
-    pair: aws_lc_rs::rsa::KeyPair,
+    signer: TestSigner,
     keys: KeySet,
 }
 
@@ -221,41 +206,17 @@ const NOW: u64 = 1_000_000;
 fn test_key() -> &'static TestKey {
     static KEY: std::sync::OnceLock<TestKey> = std::sync::OnceLock::new();
     KEY.get_or_init(|| {
-        use aws_lc_rs::rsa::{KeyPair, KeySize};
-        use aws_lc_rs::signature::KeyPair as _;
-        let jwk = |kid: &str, pair: &KeyPair| {
-            let public = pair.public_key();
-            serde_json::json!({
-                "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
-                "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
-                "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
-            })
-        };
-        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
-        let other = KeyPair::generate(KeySize::Rsa2048).unwrap();
-        let jwks = serde_json::json!({"keys": [jwk("k1", &pair), jwk("k2", &other)]});
+        let signer = TestSigner::generate();
+        let other = TestSigner::generate();
+        let jwks = serde_json::json!({"keys": [signer.jwk("k1"), other.jwk("k2")]});
         let keys = KeySet::from_jwks(jwks.to_string().as_bytes(), Duration::ZERO).unwrap();
-        TestKey { pair, keys }
+        TestKey { signer, keys }
     })
 }
 
 /// `header` and `claims` signed RS256 with the `k1` key, whatever `header` says.
 fn sign(header: &serde_json::Value, claims: &serde_json::Value) -> String {
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let pair = &test_key().pair;
-    let mut signature = vec![0u8; pair.public_modulus_len()];
-    pair.sign(
-        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        input.as_bytes(),
-        &mut signature,
-    )
-    .unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    test_key().signer.sign(header, claims)
 }
 
 fn good_header() -> serde_json::Value {
@@ -303,11 +264,8 @@ fn verify_with_takes_rs256_only_whatever_the_signature_rfc8725_3_1() {
             "{alg}"
         );
     }
-    let unsigned = format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#),
-        URL_SAFE_NO_PAD.encode(good_claims().to_string())
-    );
+    let none = serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": "k1"});
+    let unsigned = format!("{}.", signing_input(&none, &good_claims()));
     assert_eq!(verify(&unsigned), Err(VerifyError::UnsupportedAlgorithm));
 }
 
@@ -373,15 +331,12 @@ fn verify_with_checks_the_signature_before_the_claims() {
     let (_, signature) = rest.split_once('.').unwrap();
     let mut claims = good_claims();
     claims["sub"] = "mallory".into();
-    let tampered = format!(
-        "{header}.{}.{signature}",
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
+    let tampered = format!("{header}.{}.{signature}", b64url(claims.to_string()));
     assert_eq!(verify(&tampered), Err(VerifyError::BadSignature));
     // An expired payload under a bad signature is a bad signature, not an expired token.
     let expired = format!(
         "{header}.{}.{signature}",
-        URL_SAFE_NO_PAD.encode(with_exp(NOW - 3600).to_string())
+        b64url(with_exp(NOW - 3600).to_string())
     );
     assert_eq!(verify(&expired), Err(VerifyError::BadSignature));
 }
