@@ -167,12 +167,7 @@ async fn every_revocation_reaches_a_resource_server_that_verified_the_token_alre
 async fn a_revocation_at_one_replica_reaches_a_resource_server_polling_another() {
     let namespace = shared_redis("reach");
     let a = TestAuth::spawn_on_redis(namespace.store_url(), |_| {}).await;
-    let (keys_dir, issuer) = (a.settings.keys_dir.clone(), a.settings.issuer.clone());
-    let b = TestAuth::spawn_on_redis(namespace.store_url(), |settings| {
-        settings.keys_dir = keys_dir;
-        settings.issuer = issuer;
-    })
-    .await;
+    let b = a.spawn_replica(|_| {}).await;
     register(&a, &["eve", "fay", "gil"]).await;
     // The resource server polls `a`, the issuer; the revocations are made at `b` and by the
     // command line on the shared store.

@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::Value;
 use shared::wire::TokenResponse;
 use system_tests::binaries::{binaries, cli, cli_env};
-use system_tests::{shared_redis, TestAuth};
+use system_tests::{claims_of, shared_redis, TestAuth};
 
 const SECRET: &str = "feed-web-secret-0123456789-0123456789";
 const USERNAME: &str = "feed-user-alice";
@@ -17,16 +17,6 @@ const CLIENT_ID: &str = "feed-web-client";
 fn digest(name: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name.as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
-}
-
-fn claims_of(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 /// `GET /revocations`, with `since` in the query when given.
@@ -252,12 +242,7 @@ async fn the_feed_lists_revocations_incrementally_and_names_nobody_in_the_clear(
 async fn replicas_on_one_redis_serve_the_same_feed() {
     let namespace = shared_redis("feed");
     let a = TestAuth::spawn_on_redis(namespace.store_url(), |_| {}).await;
-    let (keys_dir, issuer) = (a.settings.keys_dir.clone(), a.settings.issuer.clone());
-    let b = TestAuth::spawn_on_redis(namespace.store_url(), |settings| {
-        settings.keys_dir = keys_dir;
-        settings.issuer = issuer;
-    })
-    .await;
+    let b = a.spawn_replica(|_| {}).await;
     a.add_user(USERNAME, "feed-pw-1", "").await;
     a.add_client(CLIENT_ID, SECRET, &["password"], "", &[])
         .await;
