@@ -49,6 +49,15 @@ pub struct Settings {
     /// then tokens are refused with 503 (a key revoked meanwhile would still verify). 0: no
     /// bound.
     pub jwks_max_stale: u64,
+    /// Seconds between polls of the issuer's revocation feed (found through its metadata); a
+    /// revocation is refused here within this time. 0: off.
+    pub revocation_poll: u64,
+    /// Seconds without an answer from the revocation feed after which the list held is stale:
+    /// `/readyz` answers 503 and, failing closed, tokens are refused.
+    pub revocation_max_stale: u64,
+    /// Refuse every token with 503 while the revocation list is missing or stale, instead of
+    /// judging tokens on the list held.
+    pub revocation_fail_closed: bool,
 }
 
 impl Default for Settings {
@@ -70,6 +79,9 @@ impl Default for Settings {
             unknown_kid_cooldown: 10,
             token_cache_capacity: shared::verifier::DEFAULT_TOKEN_CACHE_CAPACITY,
             jwks_max_stale: shared::verifier::DEFAULT_MAX_STALE.as_secs(),
+            revocation_poll: shared::verifier::DEFAULT_REVOCATION_POLL.as_secs(),
+            revocation_max_stale: shared::verifier::DEFAULT_REVOCATION_MAX_STALE.as_secs(),
+            revocation_fail_closed: false,
         }
     }
 }
@@ -97,6 +109,9 @@ pub const KNOWN: &[&str] = &[
     "unknown_kid_cooldown",
     "token_cache_capacity",
     "jwks_max_stale",
+    "revocation_poll",
+    "revocation_max_stale",
+    "revocation_fail_closed",
 ];
 
 /// Every numeric setting's range: a floor the protocol or the HTTP stack needs, a ceiling no
@@ -118,6 +133,9 @@ pub const RANGES: &[Range] = &[
     Range::new("unknown_kid_cooldown", 1, HOUR),
     Range::new("token_cache_capacity", 0, 1_048_576),
     Range::new("jwks_max_stale", 0, YEAR),
+    Range::new("revocation_poll", 0, HOUR),
+    // At least RS_REVOCATION_POLL as well (checked below).
+    Range::new("revocation_max_stale", 1, DAY),
 ];
 
 /// Settings given as command-line flags; they win over the file and the environment.
@@ -175,11 +193,14 @@ impl Settings {
         if self.jwks_max_refresh < self.jwks_min_refresh {
             return Err("RS_JWKS_MAX_REFRESH: must be at least RS_JWKS_MIN_REFRESH".into());
         }
+        if self.revocation_max_stale < self.revocation_poll {
+            return Err("RS_REVOCATION_MAX_STALE: must be at least RS_REVOCATION_POLL".into());
+        }
         Ok(())
     }
 
     /// Every numeric setting by name, widened to `u64`.
-    fn numbers(&self) -> [(&'static str, u64); 10] {
+    fn numbers(&self) -> [(&'static str, u64); 12] {
         [
             ("shutdown_timeout", self.shutdown_timeout),
             ("max_token_bytes", widen(self.max_token_bytes)),
@@ -191,6 +212,8 @@ impl Settings {
             ("unknown_kid_cooldown", self.unknown_kid_cooldown),
             ("token_cache_capacity", widen(self.token_cache_capacity)),
             ("jwks_max_stale", self.jwks_max_stale),
+            ("revocation_poll", self.revocation_poll),
+            ("revocation_max_stale", self.revocation_max_stale),
         ]
     }
 
@@ -204,7 +227,8 @@ impl Settings {
         }
     }
 
-    /// The verifier's settings: issuer, audience and the key-refresh bounds.
+    /// The verifier's settings: issuer, audience, the key-refresh bounds and the revocation
+    /// feed's.
     pub fn verifier_config(&self) -> shared::VerifierConfig {
         let mut config = shared::VerifierConfig::new(self.issuer.clone(), self.audience.clone());
         config.jwks_url = self.jwks_url.clone();
@@ -215,6 +239,9 @@ impl Settings {
         config.token_cache_capacity = self.token_cache_capacity;
         config.max_stale =
             (self.jwks_max_stale > 0).then(|| std::time::Duration::from_secs(self.jwks_max_stale));
+        config.revocation_poll = std::time::Duration::from_secs(self.revocation_poll);
+        config.revocation_max_stale = std::time::Duration::from_secs(self.revocation_max_stale);
+        config.revocation_fail_closed = self.revocation_fail_closed;
         config
     }
 
@@ -260,5 +287,42 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(unbounded.verifier_config().max_stale, None);
+    }
+
+    #[test]
+    fn the_revocation_feed_settings_reach_the_verifier() {
+        let config = Settings::default().verifier_config();
+        assert_eq!(
+            (
+                config.revocation_poll.as_secs(),
+                config.revocation_max_stale.as_secs(),
+                config.revocation_fail_closed
+            ),
+            (5, 300, false)
+        );
+        let set = Settings {
+            revocation_poll: 0,
+            revocation_max_stale: 60,
+            revocation_fail_closed: true,
+            ..Settings::default()
+        };
+        let config = set.verifier_config();
+        assert_eq!(
+            (
+                config.revocation_poll,
+                config.revocation_max_stale.as_secs(),
+                config.revocation_fail_closed
+            ),
+            (std::time::Duration::ZERO, 60, true)
+        );
+        let below = Settings {
+            revocation_poll: 30,
+            revocation_max_stale: 29,
+            ..Settings::default()
+        };
+        assert_eq!(
+            below.validate(),
+            Err("RS_REVOCATION_MAX_STALE: must be at least RS_REVOCATION_POLL".into())
+        );
     }
 }

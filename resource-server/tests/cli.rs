@@ -25,6 +25,17 @@ fn an_out_of_range_setting_stops_the_start_with_one_line_naming_it() {
             "20000",
             "must not exceed RS_MAX_HEADER_BYTES",
         ),
+        (
+            "RS_REVOCATION_POLL",
+            "3601",
+            "3601 is out of range; must be from 0 to 3600",
+        ),
+        (
+            "RS_REVOCATION_MAX_STALE",
+            "4",
+            "must be at least RS_REVOCATION_POLL",
+        ),
+        ("RS_REVOCATION_FAIL_CLOSED", "maybe", ""),
         // Beyond what the setting's type holds: refused as well, never wrapped.
         ("RS_JWKS_MAX_STALE", "18446744073709551616", ""),
         ("RS_SHUTDOWN_TIMEOUT", "-1", ""),

@@ -56,7 +56,9 @@ impl BearerError {
                 r#"Bearer realm="{REALM}", error="invalid_request", error_description="{}""#,
                 quoted(&self.to_string())
             ),
-            Self::Invalid(VerifyError::KeysUnavailable) => format!(r#"Bearer realm="{REALM}""#),
+            Self::Invalid(VerifyError::KeysUnavailable | VerifyError::RevocationsUnavailable) => {
+                format!(r#"Bearer realm="{REALM}""#)
+            }
             Self::Invalid(err) => format!(
                 r#"Bearer realm="{REALM}", error="invalid_token", error_description="{}""#,
                 quoted(&err.to_string())
@@ -77,7 +79,9 @@ impl BearerError {
         match self {
             Self::Missing => None,
             Self::InvalidRequest => Some("invalid_request"),
-            Self::Invalid(VerifyError::KeysUnavailable) => Some("temporarily_unavailable"),
+            Self::Invalid(VerifyError::KeysUnavailable | VerifyError::RevocationsUnavailable) => {
+                Some("temporarily_unavailable")
+            }
             Self::Invalid(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } | Self::NotAUser => Some("insufficient_scope"),
         }
@@ -92,7 +96,9 @@ impl BearerError {
 impl poem::error::ResponseError for BearerError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::Invalid(VerifyError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Invalid(VerifyError::KeysUnavailable | VerifyError::RevocationsUnavailable) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Missing | Self::Invalid(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } | Self::NotAUser => StatusCode::FORBIDDEN,
@@ -118,7 +124,7 @@ pub enum BearerRefusal {
         Json<ErrorResponse>,
         #[oai(header = "WWW-Authenticate")] String,
     ),
-    /// No token, or a bad, expired or foreign one (RFC 6750 §3.1 `invalid_token`).
+    /// No token, or a bad, expired, revoked or foreign one (RFC 6750 §3.1 `invalid_token`).
     #[oai(status = 401)]
     Unauthorized(
         Json<ErrorResponse>,
@@ -130,7 +136,8 @@ pub enum BearerRefusal {
         Json<ErrorResponse>,
         #[oai(header = "WWW-Authenticate")] String,
     ),
-    /// The signing keys could not be fetched yet; not the client's fault.
+    /// The signing keys (or, failing closed, a current revocation list) could not be fetched;
+    /// not the client's fault.
     #[oai(status = 503)]
     Unavailable(Json<ErrorResponse>, #[oai(header = "Retry-After")] u64),
 }
@@ -143,7 +150,9 @@ impl From<BearerError> for BearerRefusal {
         });
         let challenge = err.challenge();
         match err {
-            BearerError::Invalid(VerifyError::KeysUnavailable) => Self::Unavailable(body, 5),
+            BearerError::Invalid(
+                VerifyError::KeysUnavailable | VerifyError::RevocationsUnavailable,
+            ) => Self::Unavailable(body, 5),
             BearerError::InvalidRequest => Self::BadRequest(body, challenge),
             BearerError::Missing | BearerError::Invalid(_) => Self::Unauthorized(body, challenge),
             BearerError::InsufficientScope { .. } | BearerError::NotAUser => {
@@ -220,6 +229,23 @@ mod tests {
         assert_eq!(BearerError::Missing.challenge(), r#"Bearer realm="api""#);
         let invalid = BearerError::Invalid(VerifyError::Expired).challenge();
         assert!(invalid.contains(r#"error="invalid_token""#), "{invalid}");
+        let revoked = BearerError::Invalid(VerifyError::Revoked);
+        assert!(revoked.challenge().contains(r#"error="invalid_token""#));
+        assert_eq!(
+            poem::error::ResponseError::status(&revoked),
+            StatusCode::UNAUTHORIZED
+        );
+        let unknown = BearerError::Invalid(VerifyError::RevocationsUnavailable);
+        assert_eq!(unknown.challenge(), r#"Bearer realm="api""#);
+        assert_eq!(unknown.code(), Some("temporarily_unavailable"));
+        assert_eq!(
+            poem::error::ResponseError::status(&unknown),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert!(matches!(
+            BearerRefusal::from(unknown),
+            BearerRefusal::Unavailable(_, 5)
+        ));
         let scope = BearerError::InsufficientScope {
             needed: "items:read".into(),
         }

@@ -16,6 +16,7 @@ mod refresh;
 mod replicas;
 mod revocation;
 mod revocation_feed;
+mod revocation_reach;
 mod rotation;
 mod swagger_ui;
 mod throttle;

@@ -1,7 +1,9 @@
 //! Liveness and readiness: ready while the verifier holds signing keys it may use, that is,
 //! once they have been fetched and until they have been stale for longer than
 //! `RS_JWKS_MAX_STALE` (then tokens are refused, and the load balancer should send them
-//! elsewhere).
+//! elsewhere), and, where the issuer publishes a revocation feed, once the first revocation
+//! list has arrived and while it is no older than `RS_REVOCATION_MAX_STALE` (a stale list
+//! misses revocations, so traffic is better sent to a replica whose list is current).
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -39,7 +41,7 @@ impl HealthApi {
         }))
     }
 
-    /// Ready while the auth-server's keys are held and not too stale to use
+    /// Ready while the auth-server's keys and revocation list are held and not too stale
     #[oai(path = "/readyz", method = "get")]
     async fn readyz(&self) -> HealthReply {
         let unavailable = |status: String| HealthReply::Unavailable(Json(Health { status }));
@@ -51,6 +53,14 @@ impl HealthApi {
             Readiness::TooStale { age } => unavailable(format!(
                 "signing keys stale: last fetched {} s ago, longer than their lifetime plus \
                  RS_JWKS_MAX_STALE; tokens are refused until the issuer can be reached",
+                age.as_secs()
+            )),
+            Readiness::RevocationsNotFetched => {
+                unavailable("revocation list not fetched yet".into())
+            }
+            Readiness::RevocationsStale { age } => unavailable(format!(
+                "revocation list stale: the issuer's revocation feed last answered {} s ago, \
+                 longer than RS_REVOCATION_MAX_STALE; revocations since are not known here",
                 age.as_secs()
             )),
             _ => unavailable("signing keys not usable".into()),

@@ -19,6 +19,14 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 /// of issuer outage is served, a key revoked before it is not trusted for longer.
 pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 
+/// How often the revocation feed is polled unless configured otherwise: a revocation reaches
+/// the verifier within this time.
+pub const DEFAULT_REVOCATION_POLL: Duration = Duration::from_secs(5);
+
+/// How long the revocation list may go without a successful poll unless configured otherwise
+/// before the verifier says it is stale (and, failing closed, refuses tokens).
+pub const DEFAULT_REVOCATION_MAX_STALE: Duration = Duration::from_secs(300);
+
 /// Where the keys come from and what a token must say.
 #[derive(Clone, Debug)]
 pub struct VerifierConfig {
@@ -48,6 +56,16 @@ pub struct VerifierConfig {
     /// bound. Keys given to [`super::Verifier::with_keys`] have no freshness and are never
     /// refused.
     pub max_stale: Option<Duration>,
+    /// Interval between polls of the issuer's revocation feed (found through its metadata);
+    /// zero turns the feed off. Only [`super::Verifier::start`] polls on its own.
+    pub revocation_poll: Duration,
+    /// After this long without a successful poll the revocation list is stale: readiness
+    /// says so and, with `revocation_fail_closed`, tokens are refused.
+    pub revocation_max_stale: Duration,
+    /// Refuse every token with [`super::VerifyError::RevocationsUnavailable`] (a 503) while the
+    /// first revocation list has not arrived or the one held is stale; otherwise tokens are
+    /// judged on the list held.
+    pub revocation_fail_closed: bool,
 }
 
 impl VerifierConfig {
@@ -65,6 +83,9 @@ impl VerifierConfig {
             fetch_timeout: Duration::from_secs(5),
             token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
             max_stale: Some(DEFAULT_MAX_STALE),
+            revocation_poll: DEFAULT_REVOCATION_POLL,
+            revocation_max_stale: DEFAULT_REVOCATION_MAX_STALE,
+            revocation_fail_closed: false,
         }
     }
 }

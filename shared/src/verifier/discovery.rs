@@ -1,4 +1,5 @@
-//! Finding and fetching the issuer's keys: RFC 8414 metadata, then the JWKS it names.
+//! Finding and fetching what the verifier learns from the issuer: RFC 8414 metadata, then the
+//! JWKS it names and the revocation feed it may advertise.
 
 use std::time::Duration;
 
@@ -28,6 +29,10 @@ pub enum FetchError {
     IssuerMismatch { expected: String, found: String },
     #[error("metadata jwks_uri is not a URL: {0}")]
     BadJwksUri(String),
+    #[error("metadata revocation_feed_endpoint is not a URL: {0}")]
+    BadFeedUri(String),
+    #[error("{url} sent only changes, but no complete revocation list is held to apply them to")]
+    DeltaWithoutBase { url: Url },
 }
 
 /// RFC 8414 §3: the metadata lives under `/.well-known/oauth-authorization-server`, inserted
@@ -44,11 +49,7 @@ async fn get(
     client: &reqwest::Client,
     url: &Url,
 ) -> Result<(Vec<u8>, Option<Duration>), FetchError> {
-    let http = |source| FetchError::Http {
-        url: url.clone(),
-        source,
-    };
-    let mut response = client.get(url.clone()).send().await.map_err(http)?;
+    let response = send(client.get(url.clone()), url).await?;
     if !response.status().is_success() {
         return Err(FetchError::Status {
             url: url.clone(),
@@ -60,14 +61,57 @@ async fn get(
         .get(CACHE_CONTROL)
         .and_then(|value| value.to_str().ok())
         .and_then(parse_max_age);
+    let body = read_limited(response, url, MAX_DOCUMENT_BYTES).await?;
+    Ok((body, max_age))
+}
+
+async fn send(
+    request: reqwest::RequestBuilder,
+    url: &Url,
+) -> Result<reqwest::Response, FetchError> {
+    request.send().await.map_err(|source| FetchError::Http {
+        url: url.clone(),
+        source,
+    })
+}
+
+/// The body, refused past `limit` bytes.
+async fn read_limited(
+    mut response: reqwest::Response,
+    url: &Url,
+    limit: usize,
+) -> Result<Vec<u8>, FetchError> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(http)? {
-        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+    while let Some(chunk) = response.chunk().await.map_err(|source| FetchError::Http {
+        url: url.clone(),
+        source,
+    })? {
+        if body.len() + chunk.len() > limit {
             return Err(FetchError::TooLarge { url: url.clone() });
         }
         body.extend_from_slice(&chunk);
     }
-    Ok((body, max_age))
+    Ok(body)
+}
+
+/// A GET that may be answered `304 Not Modified` (`None`); any other answer but a success is
+/// an error. The body is refused past `limit` bytes.
+pub(super) async fn get_unless_not_modified(
+    client: &reqwest::Client,
+    url: &Url,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, FetchError> {
+    let response = send(client.get(url.clone()), url).await?;
+    if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(None);
+    }
+    if !response.status().is_success() {
+        return Err(FetchError::Status {
+            url: url.clone(),
+            status: response.status(),
+        });
+    }
+    read_limited(response, url, limit).await.map(Some)
 }
 
 /// Reads the issuer's metadata and returns its `jwks_uri`, checking that the metadata speaks
@@ -84,6 +128,37 @@ pub async fn discover_jwks_uri(client: &reqwest::Client, issuer: &Url) -> Result
         });
     }
     Url::parse(&metadata.jwks_uri).map_err(|_| FetchError::BadJwksUri(metadata.jwks_uri))
+}
+
+/// The members of the metadata that locate the revocation feed (an extension member, so read
+/// apart from [`ServerMetadata`]).
+#[derive(serde::Deserialize)]
+struct FeedMetadata {
+    issuer: String,
+    #[serde(default)]
+    revocation_feed_endpoint: Option<String>,
+}
+
+/// Reads the issuer's metadata and returns its `revocation_feed_endpoint`, `None` when the
+/// issuer advertises no feed; the metadata must speak for the issuer we trust.
+pub async fn discover_revocation_feed(
+    client: &reqwest::Client,
+    issuer: &Url,
+) -> Result<Option<Url>, FetchError> {
+    let url = metadata_url(issuer);
+    let (body, _) = get(client, &url).await?;
+    let metadata: FeedMetadata =
+        serde_json::from_slice(&body).map_err(|source| FetchError::Parse { url, source })?;
+    if metadata.issuer.trim_end_matches('/') != issuer.as_str().trim_end_matches('/') {
+        return Err(FetchError::IssuerMismatch {
+            expected: issuer.to_string(),
+            found: metadata.issuer,
+        });
+    }
+    metadata
+        .revocation_feed_endpoint
+        .map(|feed| Url::parse(&feed).map_err(|_| FetchError::BadFeedUri(feed)))
+        .transpose()
 }
 
 /// Fetches and parses the key set; `max-age` of the answer decides its freshness, clamped.

@@ -63,6 +63,14 @@ refusals! {
     /// for longer than [`super::VerifierConfig::max_stale`].
     #[error("the issuer's signing keys are not available")]
     KeysUnavailable => "keys_unavailable",
+    /// The issuer's revocation feed lists the token, its subject or its client since before
+    /// the token was issued.
+    #[error("the token has been revoked")]
+    Revoked => "revoked",
+    /// Not the client's fault: failing closed, the verifier holds no revocation list yet, or
+    /// the one held is older than [`super::VerifierConfig::revocation_max_stale`].
+    #[error("the issuer's revocation list is not available")]
+    RevocationsUnavailable => "revocations_unavailable",
 }
 
 /// What one verification ended in: a value of the `outcome` label of

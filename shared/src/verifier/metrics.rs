@@ -10,7 +10,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts};
 
 use super::error::Outcome;
-use super::{KeySetState, VerifyError};
+use super::{FeedPoll, KeySetState, VerifyError};
 use crate::claims::AccessClaims;
 
 /// What the verifier counts.
@@ -22,7 +22,13 @@ pub(super) struct Counters {
     pub(super) fetches: IntCounter,
     pub(super) fetch_failures: IntCounter,
     pub(super) cache_hits: IntCounter,
+    /// `revocation_polls_total{result}`; `by_poll[i]` is its child for [`POLL_RESULTS`]`[i]`.
+    polls: IntCounterVec,
+    by_poll: [IntCounter; POLL_RESULTS.len()],
 }
+
+/// Every `result` of a revocation poll: what it found, or `failed`.
+const POLL_RESULTS: [&str; 5] = ["complete", "delta", "not_modified", "off", "failed"];
 
 impl Counters {
     pub(super) fn new() -> prometheus::Result<Self> {
@@ -39,9 +45,19 @@ impl Counters {
             let label = outcomes.next().map_or("", |outcome| outcome.label());
             verifications.with_label_values(&[label])
         });
+        let polls = IntCounterVec::new(
+            Opts::new(
+                "revocation_polls_total",
+                "Polls of the issuer's revocation feed by result (what it found, or failed)",
+            ),
+            &["result"],
+        )?;
+        let by_poll = POLL_RESULTS.map(|result| polls.with_label_values(&[result]));
         Ok(Self {
             verifications,
             by_outcome,
+            polls,
+            by_poll,
             fetches: IntCounter::new(
                 "jwks_fetches_total",
                 "Attempts to fetch the issuer's metadata and key set",
@@ -55,6 +71,14 @@ impl Counters {
                 "Verifications answered from the cache of verified tokens",
             )?,
         })
+    }
+
+    /// Counts one poll of the revocation feed: what it found, or `None` when it failed.
+    pub(super) fn count_poll(&self, found: Option<FeedPoll>) {
+        let label = found.map_or("failed", FeedPoll::label);
+        if let Some(index) = POLL_RESULTS.iter().position(|result| *result == label) {
+            self.by_poll[index].inc();
+        }
     }
 
     /// Counts one verification under its outcome.
@@ -75,10 +99,13 @@ pub(super) struct VerifierCollector {
     fetches: IntCounter,
     fetch_failures: IntCounter,
     cache_hits: IntCounter,
+    polls: IntCounterVec,
     /// Set from the verifier's state in `collect`, then exported.
     n_keys: IntGauge,
     age: Gauge,
     fresh_for: Gauge,
+    revocation_entries: IntGauge,
+    revocation_age: Gauge,
     descs: Vec<Desc>,
 }
 
@@ -93,6 +120,15 @@ impl VerifierCollector {
             "jwks_fresh_for_seconds",
             "How long the key set in use counts as fresh (its max-age, clamped); older is stale",
         )?;
+        let revocation_entries = IntGauge::new(
+            "revocation_entries",
+            "Entries (tokens, users, clients) in the revocation list held",
+        )?;
+        let revocation_age = Gauge::new(
+            "revocation_feed_age_seconds",
+            "Time since the revocation feed last answered; -1 before the first complete list \
+             or when the feed is off",
+        )?;
         let descs = [
             counters.verifications.desc(),
             counters.fetches.desc(),
@@ -101,6 +137,9 @@ impl VerifierCollector {
             n_keys.desc(),
             age.desc(),
             fresh_for.desc(),
+            counters.polls.desc(),
+            revocation_entries.desc(),
+            revocation_age.desc(),
         ]
         .into_iter()
         .flatten()
@@ -112,7 +151,10 @@ impl VerifierCollector {
             fetches: counters.fetches.clone(),
             fetch_failures: counters.fetch_failures.clone(),
             cache_hits: counters.cache_hits.clone(),
+            polls: counters.polls.clone(),
             n_keys,
+            revocation_entries,
+            revocation_age,
             age,
             fresh_for,
             descs,
@@ -130,6 +172,7 @@ impl Collector for VerifierCollector {
         families.extend(self.fetches.collect());
         families.extend(self.fetch_failures.collect());
         families.extend(self.cache_hits.collect());
+        families.extend(self.polls.collect());
         if let Some(state) = (self.state)() {
             self.n_keys
                 .set(i64::try_from(state.n_keys).unwrap_or(i64::MAX));
@@ -139,6 +182,12 @@ impl Collector for VerifierCollector {
             families.extend(self.n_keys.collect());
             families.extend(self.age.collect());
             families.extend(self.fresh_for.collect());
+            self.revocation_entries
+                .set(i64::try_from(state.revocation_entries).unwrap_or(i64::MAX));
+            self.revocation_age
+                .set(state.revocation_age.map_or(-1.0, |age| age.as_secs_f64()));
+            families.extend(self.revocation_entries.collect());
+            families.extend(self.revocation_age.collect());
         }
         families
     }

@@ -17,6 +17,11 @@
 //! counters created once, so counting is one atomic add; [`Verifier::register_metrics`] exposes
 //! them, with the key set's size and age read at scrape time.
 //!
+//! The issuer's revocation feed (`revocations.rs`) is polled in the background too, and every
+//! token accepted, cache hits included, is checked against the list held after its signature
+//! and claims: a hash lookup, so that revoking a token, a user or a client at the issuer
+//! reaches this verifier within one poll interval without a call per request.
+//!
 //! This file keeps the per-request path over the verifier's shared state (size, staleness,
 //! cache, keys) and readiness; `refresh.rs` fetches and installs keys. What a token must say is
 //! judged in `jws.rs` alone ([`verify_with`], which this verifier calls for every token it has
@@ -32,6 +37,7 @@ mod jws;
 mod keys;
 mod metrics;
 mod refresh;
+mod revocations;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,20 +48,22 @@ use prometheus::Registry;
 
 pub use config::{
     VerifierConfig, DEFAULT_LEEWAY, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKEN_BYTES,
-    DEFAULT_TOKEN_CACHE_CAPACITY,
+    DEFAULT_REVOCATION_MAX_STALE, DEFAULT_REVOCATION_POLL, DEFAULT_TOKEN_CACHE_CAPACITY,
 };
 pub use discovery::{freshness, metadata_url, parse_max_age, FetchError};
 pub use error::VerifyError;
 pub use jws::{verify_with, AudiencePolicy, Expiry, TokenRules};
 pub use keys::KeySet;
+pub use revocations::FeedPoll;
 
 use cache::{Lookup, TokenCache};
 use metrics::{Counters, VerifierCollector};
 use refresh::{refresh_loop, RefreshState};
+use revocations::{poll_loop, FeedState, FeedStatus, RevocationList};
 
 use crate::claims::AccessClaims;
 
-/// What the verifier knows about its keys, for readiness and metrics.
+/// What the verifier knows about its keys and its revocation list, for readiness and metrics.
 #[derive(Clone, Debug)]
 pub struct KeySetState {
     pub n_keys: usize,
@@ -66,6 +74,11 @@ pub struct KeySetState {
     pub fresh_for: Duration,
     pub fetches: u64,
     pub fetch_failures: u64,
+    /// Entries in the revocation list held.
+    pub revocation_entries: usize,
+    /// Time since the revocation feed last answered; `None` until a complete list arrived, or
+    /// when the feed is off.
+    pub revocation_age: Option<Duration>,
 }
 
 /// Whether a verifier can judge tokens now, for readiness probes.
@@ -79,6 +92,12 @@ pub enum Readiness {
     /// The key set held was fetched `age` ago and has been stale for longer than
     /// [`VerifierConfig::max_stale`]; every token is refused until a fetch succeeds.
     TooStale { age: Duration },
+    /// The revocation feed is expected but no complete list has arrived yet.
+    RevocationsNotFetched,
+    /// The revocation feed last answered `age` ago, longer than
+    /// [`VerifierConfig::revocation_max_stale`]: revocations since are not known here (tokens
+    /// are refused only when failing closed).
+    RevocationsStale { age: Duration },
 }
 
 /// Cheap to clone; clones share keys and the background refresher.
@@ -101,20 +120,36 @@ struct Inner {
     /// Set once the key set in use was found too stale and that was logged; cleared when a
     /// fetched set is installed. One log line per outage, not one per refused request.
     stale_reported: AtomicBool,
+    /// What the revocation feed has said; read on every verification.
+    revocations: ArcSwap<RevocationList>,
+    /// Held while polling the feed: one poll at a time.
+    feed: tokio::sync::Mutex<FeedState>,
     counters: Counters,
 }
 
 impl Verifier {
-    /// Builds the verifier and starts its background refresher on the current tokio runtime.
-    /// Returns at once: the first fetch happens in the background (see [`Verifier::is_ready`]).
+    /// Builds the verifier and starts its background refresher and, unless
+    /// [`VerifierConfig::revocation_poll`] is zero, its revocation poller on the current tokio
+    /// runtime. Returns at once: the first fetches happen in the background (see
+    /// [`Verifier::readiness`], which waits for the keys and for the first revocation list
+    /// unless the issuer advertises no feed).
     pub fn start(config: VerifierConfig) -> Result<Self, reqwest::Error> {
         let verifier = Self::new(config)?;
-        tokio::spawn(refresh_loop(Arc::downgrade(&verifier.inner)));
+        let inner = Arc::downgrade(&verifier.inner);
+        if !verifier.inner.config.revocation_poll.is_zero() {
+            verifier
+                .inner
+                .revocations
+                .store(Arc::new(RevocationList::new(FeedStatus::Pending)));
+            tokio::spawn(poll_loop(inner.clone()));
+        }
+        tokio::spawn(refresh_loop(inner));
         Ok(verifier)
     }
 
     /// A verifier with no background task; keys are fetched only by [`Verifier::refresh_now`]
-    /// and on unknown `kid`s.
+    /// and on unknown `kid`s, the revocation list only by [`Verifier::poll_revocations_now`]
+    /// (readiness does not wait for it before the first poll finds the feed).
     ///
     /// # Panics
     ///
@@ -143,6 +178,8 @@ impl Verifier {
                 http,
                 generation: AtomicU64::new(0),
                 stale_reported: AtomicBool::new(false),
+                revocations: ArcSwap::from_pointee(RevocationList::new(FeedStatus::NotPolled)),
+                feed: tokio::sync::Mutex::new(FeedState::default()),
                 counters,
             }),
         })
@@ -172,29 +209,39 @@ impl Verifier {
         self.inner.loaded.load(Ordering::Acquire)
     }
 
-    /// Whether tokens can be judged now: a key set is held and not too stale to use.
+    /// Whether tokens can be judged now: a key set is held and not too stale to use, and the
+    /// revocation list, where the issuer publishes one, has arrived and is not stale.
     pub fn readiness(&self) -> Readiness {
         if !self.is_ready() {
             return Readiness::NotFetched;
         }
         let keys = self.inner.keys.load();
         if keys.too_stale(Instant::now()) {
-            Readiness::TooStale {
+            return Readiness::TooStale {
                 age: keys.fetched_at.elapsed(),
+            };
+        }
+        let revocations = self.inner.revocations.load();
+        match revocations.age() {
+            _ if revocations.status == FeedStatus::Pending => Readiness::RevocationsNotFetched,
+            Some(age) if age > self.inner.config.revocation_max_stale => {
+                Readiness::RevocationsStale { age }
             }
-        } else {
-            Readiness::Ready
+            _ => Readiness::Ready,
         }
     }
 
     pub fn state(&self) -> KeySetState {
         let keys = self.inner.keys.load();
+        let revocations = self.inner.revocations.load();
         KeySetState {
             n_keys: keys.len(),
             age: self.is_ready().then(|| keys.fetched_at.elapsed()),
             fresh_for: keys.fresh_for,
             fetches: self.inner.counters.fetches.get(),
             fetch_failures: self.inner.counters.fetch_failures.get(),
+            revocation_entries: revocations.entries.len(),
+            revocation_age: revocations.age(),
         }
     }
 
@@ -208,6 +255,12 @@ impl Verifier {
         let state = Box::new(move || inner.upgrade().map(|inner| Verifier { inner }.state()));
         let collector = VerifierCollector::new(&self.inner.counters, state)?;
         registry.register(Box::new(collector))
+    }
+
+    /// Polls the revocation feed now (finding it through the issuer's metadata first, if not
+    /// yet known), one poll at a time.
+    pub async fn poll_revocations_now(&self) -> Result<FeedPoll, FetchError> {
+        self.inner.poll_revocations().await
     }
 
     /// Fetches the key set now, whatever its freshness.
@@ -236,22 +289,34 @@ impl Verifier {
             return Err(VerifyError::KeysUnavailable);
         }
         drop(keys);
+        if inner.config.revocation_fail_closed
+            && inner
+                .revocations
+                .load()
+                .unusable(inner.config.revocation_max_stale)
+        {
+            return Err(VerifyError::RevocationsUnavailable);
+        }
         // Loaded before the keys: whatever this call verifies, it verifies with keys at least as
         // new as the cache it goes into (see `Inner::install`).
         let cache = inner.cache.load_full();
         if !cache.is_enabled() {
-            return self.check_uncached(token).await;
+            return self
+                .check_uncached(token)
+                .await
+                .and_then(|claims| inner.unrevoked(claims));
         }
         let key = TokenCache::key(token);
         match cache.get(&key, unix_now(), inner.rules.leeway) {
             Lookup::Valid(claims) => {
                 inner.counters.cache_hits.inc();
-                return Ok(claims);
+                // The list may have grown since the token was remembered.
+                return inner.unrevoked(claims);
             }
             Lookup::Expired => return Err(VerifyError::Expired),
             Lookup::Miss => {}
         }
-        let claims = self.check_uncached(token).await?;
+        let claims = inner.unrevoked(self.check_uncached(token).await?)?;
         cache.insert(key, &claims);
         Ok(claims)
     }
@@ -272,6 +337,17 @@ impl Verifier {
         match verify_with(token, &inner.keys.load(), &inner.rules, unix_now()) {
             Err(VerifyError::UnknownKid) if !self.is_ready() => Err(VerifyError::KeysUnavailable),
             second => second,
+        }
+    }
+}
+
+impl Inner {
+    /// The claims of a token that verified, unless the revocation list held refuses it.
+    fn unrevoked(&self, claims: AccessClaims) -> Result<AccessClaims, VerifyError> {
+        if self.revocations.load().entries.refuses(&claims) {
+            Err(VerifyError::Revoked)
+        } else {
+            Ok(claims)
         }
     }
 }
