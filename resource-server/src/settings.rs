@@ -193,8 +193,12 @@ impl Settings {
         if self.jwks_max_refresh < self.jwks_min_refresh {
             return Err("RS_JWKS_MAX_REFRESH: must be at least RS_JWKS_MIN_REFRESH".into());
         }
-        if self.revocation_max_stale < self.revocation_poll {
-            return Err("RS_REVOCATION_MAX_STALE: must be at least RS_REVOCATION_POLL".into());
+        // Each poll comes a poll interval after the last answer, plus the request's own time:
+        // with less than twice the interval, a healthy list would turn stale between polls.
+        if self.revocation_max_stale < self.revocation_poll.saturating_mul(2) {
+            return Err(
+                "RS_REVOCATION_MAX_STALE: must be at least twice RS_REVOCATION_POLL".into(),
+            );
         }
         Ok(())
     }
@@ -317,12 +321,18 @@ mod tests {
         );
         let below = Settings {
             revocation_poll: 30,
-            revocation_max_stale: 29,
+            revocation_max_stale: 59,
             ..Settings::default()
         };
         assert_eq!(
             below.validate(),
-            Err("RS_REVOCATION_MAX_STALE: must be at least RS_REVOCATION_POLL".into())
+            Err("RS_REVOCATION_MAX_STALE: must be at least twice RS_REVOCATION_POLL".into())
         );
+        let twice = Settings {
+            revocation_poll: 30,
+            revocation_max_stale: 60,
+            ..Settings::default()
+        };
+        assert_eq!(twice.validate(), Ok(()));
     }
 }

@@ -32,8 +32,8 @@ fn an_out_of_range_setting_stops_the_start_with_one_line_naming_it() {
         ),
         (
             "RS_REVOCATION_MAX_STALE",
-            "4",
-            "must be at least RS_REVOCATION_POLL",
+            "9",
+            "must be at least twice RS_REVOCATION_POLL",
         ),
         ("RS_REVOCATION_FAIL_CLOSED", "maybe", ""),
         // Beyond what the setting's type holds: refused as well, never wrapped.

@@ -25,13 +25,16 @@ impl Authority {
             if claims.client_id != client.id() {
                 return Err(TokenError::UnauthorizedClient);
             }
-            if claims.exp > now {
-                self.store
-                    .record_revocation(&tokens::token_revocation(&claims.jti, claims.exp))
-                    .await?;
-                self.store
-                    .revoke_access_token(&claims.jti, claims.exp)
-                    .await?;
+            // Resource servers accept a token up to their leeway past `exp`: one that has just
+            // expired is still worth listing in the feed until then.
+            let entry = tokens::token_revocation(&claims.jti, claims.exp);
+            if entry.until > now {
+                self.store.record_revocation(&entry).await?;
+                if claims.exp > now {
+                    self.store
+                        .revoke_access_token(&claims.jti, claims.exp)
+                        .await?;
+                }
                 tracing::info!(jti = %claims.jti, "access token revoked");
             }
             return Ok(());

@@ -232,3 +232,36 @@ async fn only_the_token_s_own_client_may_revoke_it_rfc7009_2_1() {
         .unwrap();
     assert!(!core.active(&token, now).await);
 }
+
+/// Resource servers accept a token up to their leeway past `exp` (RFC 7519 §4.1.4), so a token
+/// revoked just after it expired is still listed in the revocation feed; one past the leeway is
+/// not, since no verifier accepts it any more.
+#[tokio::test]
+async fn a_token_revoked_within_the_verifiers_leeway_is_still_listed_rfc7009_2() {
+    let core = core().await;
+    let now = clock::unix_now();
+    let listed = |feed: crate::store::RevocationFeed| -> usize { feed.entries.len() };
+    let within = core
+        .client_token("svc", SECRET, None, now)
+        .await
+        .unwrap()
+        .access_token;
+    let past = core
+        .client_token("svc", SECRET, None, now)
+        .await
+        .unwrap()
+        .access_token;
+    let exp = core.tokens.decode_own(&within, now).unwrap().exp;
+    core.authority
+        .revoke(secret_of("svc", SECRET), &past, None, exp + 61)
+        .await
+        .unwrap();
+    let feed = core.authority.revocation_feed(None, now).await.unwrap();
+    assert_eq!(listed(feed), 0, "past every verifier's leeway");
+    core.authority
+        .revoke(secret_of("svc", SECRET), &within, None, exp + 30)
+        .await
+        .unwrap();
+    let feed = core.authority.revocation_feed(None, now).await.unwrap();
+    assert_eq!(listed(feed), 1, "within the leeway");
+}

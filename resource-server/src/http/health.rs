@@ -2,8 +2,10 @@
 //! once they have been fetched and until they have been stale for longer than
 //! `RS_JWKS_MAX_STALE` (then tokens are refused, and the load balancer should send them
 //! elsewhere), and, where the issuer publishes a revocation feed, once the first revocation
-//! list has arrived and while it is no older than `RS_REVOCATION_MAX_STALE` (a stale list
-//! misses revocations, so traffic is better sent to a replica whose list is current).
+//! list has arrived. A list older than `RS_REVOCATION_MAX_STALE` makes the server unready only
+//! when it fails closed (`RS_REVOCATION_FAIL_CLOSED`, every token refused); failing open it
+//! stays ready and says so in the body, because every replica loses the issuer at once and
+//! taking them all out would stop the API that failing open exists to keep up.
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -60,9 +62,20 @@ impl HealthApi {
             }
             Readiness::RevocationsStale { age } => unavailable(format!(
                 "revocation list stale: the issuer's revocation feed last answered {} s ago, \
-                 longer than RS_REVOCATION_MAX_STALE; revocations since are not known here",
+                 longer than RS_REVOCATION_MAX_STALE; tokens are refused \
+                 (RS_REVOCATION_FAIL_CLOSED) until it answers",
                 age.as_secs()
             )),
+            // Failing open, every replica is in the same state: taking them all out of the load
+            // balancer would stop every API. Ready, saying what is wrong.
+            Readiness::ReadyWithStaleRevocations { age } => HealthReply::Ok(Json(Health {
+                status: format!(
+                    "ok; revocation list stale: the issuer's revocation feed last answered {} s \
+                     ago, longer than RS_REVOCATION_MAX_STALE; revocations since are not known \
+                     here",
+                    age.as_secs()
+                ),
+            })),
             _ => unavailable("signing keys not usable".into()),
         }
     }

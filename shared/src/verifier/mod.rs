@@ -95,9 +95,14 @@ pub enum Readiness {
     /// The revocation feed is expected but no complete list has arrived yet.
     RevocationsNotFetched,
     /// The revocation feed last answered `age` ago, longer than
-    /// [`VerifierConfig::revocation_max_stale`]: revocations since are not known here (tokens
-    /// are refused only when failing closed).
+    /// [`VerifierConfig::revocation_max_stale`], and the verifier fails closed: every token is
+    /// refused until the feed answers.
     RevocationsStale { age: Duration },
+    /// As `RevocationsStale`, but failing open: tokens are still judged on the list held, so
+    /// the verifier can serve. A readiness probe should stay up (every replica loses the issuer
+    /// at once, and taking them all out would turn an issuer outage into an outage of every
+    /// API) and say what is wrong; the age is also a metric to alert on.
+    ReadyWithStaleRevocations { age: Duration },
 }
 
 /// Cheap to clone; clones share keys and the background refresher.
@@ -210,7 +215,8 @@ impl Verifier {
     }
 
     /// Whether tokens can be judged now: a key set is held and not too stale to use, and the
-    /// revocation list, where the issuer publishes one, has arrived and is not stale.
+    /// revocation list, where the issuer publishes one, has arrived and (when failing closed)
+    /// is not stale.
     pub fn readiness(&self) -> Readiness {
         if !self.is_ready() {
             return Readiness::NotFetched;
@@ -225,7 +231,11 @@ impl Verifier {
         match revocations.age() {
             _ if revocations.status == FeedStatus::Pending => Readiness::RevocationsNotFetched,
             Some(age) if age > self.inner.config.revocation_max_stale => {
-                Readiness::RevocationsStale { age }
+                if self.inner.config.revocation_fail_closed {
+                    Readiness::RevocationsStale { age }
+                } else {
+                    Readiness::ReadyWithStaleRevocations { age }
+                }
             }
             _ => Readiness::Ready,
         }

@@ -502,11 +502,16 @@ async fn an_unreachable_feed_keeps_serving_then_goes_stale_and_fail_closed_refus
         assert!(Instant::now() < deadline, "never stale");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let Readiness::RevocationsStale { age } = open.readiness() else {
+    let Readiness::ReadyWithStaleRevocations { age } = open.readiness() else {
         panic!("{:?}", open.readiness());
     };
     assert!(age > Duration::from_secs(1), "{age:?}");
     assert!(open.verify(&token).await.is_ok(), "fail-open by default");
+    assert!(
+        matches!(closed.readiness(), Readiness::RevocationsStale { .. }),
+        "{:?}",
+        closed.readiness()
+    );
     assert_eq!(
         closed.verify(&token).await,
         Err(VerifyError::RevocationsUnavailable),
