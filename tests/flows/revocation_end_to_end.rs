@@ -54,6 +54,16 @@ async fn login(auth: &TestAuth, user: &str, password: &str) -> String {
     tokens.access_token
 }
 
+/// `POST /revoke` of `token` by the client it was issued to (RFC 7009 §2.1).
+async fn revoke(auth: &TestAuth, token: &str) {
+    let form = [
+        ("token", token),
+        ("client_id", WEB),
+        ("client_secret", WEB_SECRET),
+    ];
+    assert_eq!(auth.revoke(&form).await.status(), 200);
+}
+
 /// `auth-server ARGS` with `stdin` on `auth`'s store, as an operator runs it.
 async fn operator(auth: &TestAuth, args: &[&str], stdin: &str) {
     let mut env = cli_env(&auth.settings);
@@ -128,15 +138,7 @@ async fn every_revocation_reaches_a_resource_server_that_verified_the_token_alre
     }
 
     // RFC 7009: the revoked token only, not another token of the same user.
-    let response = auth
-        .http
-        .post(auth.url("/revoke"))
-        .basic_auth(WEB, Some(WEB_SECRET))
-        .form(&[("token", revoked.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    revoke(&auth, &revoked).await;
     refused_in_reach(&api, &revoked, "POST /revoke").await;
     assert_eq!(status(&api, &ann_other).await, 200, "another token of ann");
 
@@ -180,15 +182,7 @@ async fn a_revocation_at_one_replica_reaches_a_resource_server_polling_another()
         assert_eq!(status(&api, token).await, 200);
     }
 
-    let response = b
-        .http
-        .post(b.url("/revoke"))
-        .basic_auth(WEB, Some(WEB_SECRET))
-        .form(&[("token", revoked.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    revoke(&b, &revoked).await;
     refused_in_reach(&api, &revoked, "POST /revoke at the other replica").await;
 
     operator(&b, &["user", "disable", "fay"], "").await;
