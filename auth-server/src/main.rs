@@ -31,7 +31,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load_with(cli.config.as_deref(), &cli.overrides)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            shared::telemetry::init_logging(settings.log_format == LogFormat::Json);
+            server_plumbing::telemetry::init_logging(settings.log_format == LogFormat::Json);
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use poem::EndpointExt;
-use shared::serve::{self, ConnectionMetrics};
+use server_plumbing::serve::{self, ConnectionMetrics};
 
 use crate::http::{self, metrics::Metrics, AppState};
 use crate::keys::files;
@@ -68,7 +68,7 @@ impl Application {
 
         let registry = prometheus::Registry::new();
         let metrics = Metrics::new(&registry)?;
-        let http_metrics = shared::telemetry::HttpMetrics::new(&registry, http::ROUTES)?;
+        let http_metrics = server_plumbing::telemetry::HttpMetrics::new(&registry, http::ROUTES)?;
         let connection_metrics = ConnectionMetrics::new(&registry)?;
         let passwords = {
             let metrics: Arc<dyn crate::passwords::PoolMetrics> = Arc::new(metrics.clone());

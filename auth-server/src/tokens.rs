@@ -8,9 +8,9 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LE
 use aws_lc_rs::hkdf;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use oauth2_jwt_verifier::{verify_with, AudiencePolicy, Expiry, TokenRules};
+use oauth2_jwt_verifier::{AccessClaims, Audience, Scope};
 use sha2::{Digest, Sha256};
-use shared::verifier::{verify_with, AudiencePolicy, Expiry, TokenRules};
-use shared::{AccessClaims, Audience, Scope};
 
 use crate::keys::{KeyError, KeyRing};
 
@@ -123,7 +123,7 @@ impl TokenIssuer {
 impl TokenIssuer {
     /// The claims of an access token this server signed with a key it still publishes, whatever
     /// its audience and expiry (the caller judges those). `None` for anything else: checked by
-    /// the resource servers' own rules ([`shared::verifier::verify_with`]) over the keys of the
+    /// the resource servers' own rules ([`oauth2_jwt_verifier::verify_with`]) over the keys of the
     /// JWKS, so that introspection and revocation accept no token a resource server refuses
     /// for its header, signature or issuer.
     pub fn decode_own(&self, token: &str, now: u64) -> Option<AccessClaims> {
@@ -173,7 +173,7 @@ pub fn removal(now: u64, access_ttl: u64) -> crate::store::Removal {
 }
 
 /// How long past its `exp` a revoked access token stays in the revocation feed: the most
-/// leeway a `shared` verifier gives `exp`, so that no verifier still accepts it once dropped.
+/// leeway the `oauth2-jwt-verifier` gives `exp`, so that no verifier still accepts it once dropped.
 pub const VERIFIER_MAX_LEEWAY: u64 = 60;
 
 /// The feed entry that refuses the access token `jti`, until it has expired for every verifier.

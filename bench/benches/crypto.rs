@@ -14,8 +14,8 @@ use benchmarks::{
     decoding_key, generate_key, key_set, now, user_claims, verifier_validation, AUDIENCE, ISSUER,
 };
 use criterion::{criterion_group, criterion_main, Criterion};
-use shared::verifier::KeySet;
-use shared::{AccessClaims, Scope, Verifier, VerifierConfig};
+use oauth2_jwt_verifier::KeySet;
+use oauth2_jwt_verifier::{AccessClaims, Scope, Verifier, VerifierConfig};
 
 fn signing(c: &mut Criterion) {
     let key = generate_key().unwrap();

@@ -1,15 +1,15 @@
 //! The tools behind `bench/run` (see BENCHMARKS.md): what the crypto alone allows on this machine
 //! (`limits`), user tokens to load the resource server with (`mint-tokens`), and the fixtures the
 //! criterion benches share with them. Everything signs and verifies through the servers' own
-//! code: auth-server's `SigningKey` and `TokenIssuer`, and the `Validation` of `shared::Verifier`.
+//! code: auth-server's `SigningKey` and `TokenIssuer`, and the `Validation` of `oauth2_jwt_verifier::Verifier`.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use auth_server::keys::SigningKey;
 use jsonwebtoken::{Algorithm, Validation};
-use shared::verifier::KeySet;
-use shared::{AccessClaims, Audience, Scope};
+use oauth2_jwt_verifier::KeySet;
+use oauth2_jwt_verifier::{AccessClaims, Audience, Scope};
 pub use test_kit::unix_now as now;
 use test_kit::TestSigner;
 
@@ -53,7 +53,7 @@ pub fn user_claims(now: u64) -> AccessClaims {
     }
 }
 
-/// The `Validation` that `shared::Verifier::new` builds for `issuer` and `audience` (default
+/// The `Validation` that `oauth2_jwt_verifier::Verifier::new` builds for `issuer` and `audience` (default
 /// leeway of 30 s; `exp`, `nbf`, `iss`, `aud` and `sub` checked). Kept equal by hand: if the
 /// verifier's changes, change this.
 pub fn verifier_validation(issuer: &str, audience: &str) -> Validation {

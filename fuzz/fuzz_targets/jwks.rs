@@ -13,7 +13,7 @@ use adversarial_fuzz::{genuine_claims, genuine_header, test_key};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
-use shared::verifier::KeySet;
+use oauth2_jwt_verifier::KeySet;
 
 /// A token signed by the process's key, and the real modulus it verifies under.
 fn genuine() -> &'static (String, String) {

@@ -88,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(!scope.is_empty());
             let printed = scope.to_string();
             assert_eq!(
-                shared::Scope::parse(&printed).ok().as_ref(),
+                oauth2_jwt_verifier::Scope::parse(&printed).ok().as_ref(),
                 Some(&scope),
                 "{printed:?}"
             );

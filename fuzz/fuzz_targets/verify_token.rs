@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use adversarial_fuzz::{genuine_claims, genuine_header, test_key, unix_now, AUDIENCE, ISSUER, KID};
 use libfuzzer_sys::fuzz_target;
-use shared::verifier::KeySet;
-use shared::{Verifier, VerifierConfig};
+use oauth2_jwt_verifier::KeySet;
+use oauth2_jwt_verifier::{Verifier, VerifierConfig};
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,

@@ -1,4 +1,4 @@
-//! The resource server: a thin user of `shared`'s verifier. Tokens are checked locally with
+//! The resource server: a thin user of the `oauth2-jwt-verifier` library. Tokens are checked locally with
 //! keys fetched from the auth-server's JWKS; the auth-server is never called per request.
 
 pub mod http;

@@ -34,7 +34,7 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings =
         Settings::load_with(cli.config.as_deref(), &cli.overrides).map_err(anyhow::Error::msg)?;
-    shared::telemetry::init_logging(settings.log_format == "json");
+    server_plumbing::telemetry::init_logging(settings.log_format == "json");
     let app = Application::build(settings).await?;
     app.run_until_stopped().await?;
     Ok(())

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-pub use shared::settings::Range;
-use shared::settings::{check_ranges, layered, widen, DAY, HOUR, YEAR};
+pub use server_plumbing::settings::Range;
+use server_plumbing::settings::{check_ranges, layered, widen, DAY, HOUR, YEAR};
 use url::Url;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,17 +70,17 @@ impl Default for Settings {
             token_url: None,
             log_format: "text".into(),
             shutdown_timeout: 20,
-            max_token_bytes: shared::verifier::DEFAULT_MAX_TOKEN_BYTES,
+            max_token_bytes: oauth2_jwt_verifier::DEFAULT_MAX_TOKEN_BYTES,
             header_read_timeout: 10,
             max_header_bytes: 16 * 1024,
             max_connections: 4096,
             jwks_min_refresh: 30,
             jwks_max_refresh: 3600,
             unknown_kid_cooldown: 10,
-            token_cache_capacity: shared::verifier::DEFAULT_TOKEN_CACHE_CAPACITY,
-            jwks_max_stale: shared::verifier::DEFAULT_MAX_STALE.as_secs(),
-            revocation_poll: shared::verifier::DEFAULT_REVOCATION_POLL.as_secs(),
-            revocation_max_stale: shared::verifier::DEFAULT_REVOCATION_MAX_STALE.as_secs(),
+            token_cache_capacity: oauth2_jwt_verifier::DEFAULT_TOKEN_CACHE_CAPACITY,
+            jwks_max_stale: oauth2_jwt_verifier::DEFAULT_MAX_STALE.as_secs(),
+            revocation_poll: oauth2_jwt_verifier::DEFAULT_REVOCATION_POLL.as_secs(),
+            revocation_max_stale: oauth2_jwt_verifier::DEFAULT_REVOCATION_MAX_STALE.as_secs(),
             revocation_fail_closed: false,
         }
     }
@@ -123,7 +123,7 @@ pub const RANGES: &[Range] = &[
     Range::new("header_read_timeout", 1, HOUR),
     Range::new(
         "max_header_bytes",
-        shared::serve::MIN_HEADER_BYTES as u64,
+        server_plumbing::serve::MIN_HEADER_BYTES as u64,
         1024 * 1024,
     ),
     Range::new("max_connections", 1, 1_048_576),
@@ -222,8 +222,8 @@ impl Settings {
     }
 
     /// The per-connection bounds handed to the accept loop.
-    pub fn connection_limits(&self) -> shared::serve::ConnectionLimits {
-        shared::serve::ConnectionLimits {
+    pub fn connection_limits(&self) -> server_plumbing::serve::ConnectionLimits {
+        server_plumbing::serve::ConnectionLimits {
             max_connections: self.max_connections,
             header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout),
             max_header_bytes: self.max_header_bytes,
@@ -233,8 +233,9 @@ impl Settings {
 
     /// The verifier's settings: issuer, audience, the key-refresh bounds and the revocation
     /// feed's.
-    pub fn verifier_config(&self) -> shared::VerifierConfig {
-        let mut config = shared::VerifierConfig::new(self.issuer.clone(), self.audience.clone());
+    pub fn verifier_config(&self) -> oauth2_jwt_verifier::VerifierConfig {
+        let mut config =
+            oauth2_jwt_verifier::VerifierConfig::new(self.issuer.clone(), self.audience.clone());
         config.jwks_url = self.jwks_url.clone();
         config.min_refresh = std::time::Duration::from_secs(self.jwks_min_refresh);
         config.max_refresh = std::time::Duration::from_secs(self.jwks_max_refresh);
@@ -266,7 +267,7 @@ mod tests {
         let readme = include_str!("../../README.md");
         let numbers = Settings::default().numbers();
         let disagreements =
-            shared::settings::readme_disagreements(readme, ENV_PREFIX, RANGES, &numbers);
+            server_plumbing::settings::readme_disagreements(readme, ENV_PREFIX, RANGES, &numbers);
         assert!(disagreements.is_empty(), "{disagreements:#?}");
     }
 
@@ -275,7 +276,7 @@ mod tests {
         let defaults = Settings::default();
         assert!(defaults.validate().is_ok());
         let unrefused =
-            shared::settings::unrefused(&defaults, ENV_PREFIX, RANGES, Settings::validate);
+            server_plumbing::settings::unrefused(&defaults, ENV_PREFIX, RANGES, Settings::validate);
         assert!(unrefused.is_empty(), "{unrefused:#?}");
     }
 

@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use oauth2_jwt_verifier::poem::BearerChallenge;
+use oauth2_jwt_verifier::{Verifier, VerifierConfig};
 use poem::web::Html;
 use poem::{endpoint::make_sync, get, handler, EndpointExt, IntoResponse, Route};
 use poem_openapi::OpenApiService;
 use prometheus::Registry;
-use shared::http::BearerChallenge;
-use shared::serve::{self, ConnectionLimits, ConnectionMetrics};
-use shared::{Verifier, VerifierConfig};
+use server_plumbing::serve::{self, ConnectionLimits, ConnectionMetrics};
 
 use crate::http::{self, health::HealthApi, items::ItemsApi, users_me::UsersApi};
 use crate::Settings;
@@ -47,7 +47,7 @@ impl Application {
         let verifier = Verifier::start(adjust(config)).context("starting the token verifier")?;
 
         let registry = Registry::new();
-        let http_metrics = shared::telemetry::HttpMetrics::new(&registry, http::ROUTES)?;
+        let http_metrics = server_plumbing::telemetry::HttpMetrics::new(&registry, http::ROUTES)?;
         verifier.register_metrics(&registry)?;
         let connection_metrics = ConnectionMetrics::new(&registry)?;
 
@@ -78,7 +78,7 @@ impl Application {
                 }
                 Ok::<_, poem::Error>(response)
             })
-            .with(shared::telemetry::RequestLog::new(http_metrics))
+            .with(server_plumbing::telemetry::RequestLog::new(http_metrics))
             .boxed();
 
         listener.set_nonblocking(true)?;
@@ -130,7 +130,7 @@ impl Application {
 /// size and age, read at scrape time).
 #[handler]
 fn render_metrics(registry: poem::web::Data<&Registry>) -> impl IntoResponse {
-    shared::telemetry::render(&registry)
+    server_plumbing::telemetry::render(&registry)
         .with_content_type("text/plain; version=0.0.4; charset=utf-8")
 }
 

@@ -22,7 +22,7 @@ async fn client_credentials_token_is_for_the_client_itself_rfc6749_4_4() {
         .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
-    let tokens: shared::wire::TokenResponse = response.json().await.unwrap();
+    let tokens: server_plumbing::wire::TokenResponse = response.json().await.unwrap();
     assert!(
         tokens.refresh_token.is_none(),
         "no refresh token (RFC 6749 §4.4.3)"
@@ -174,7 +174,7 @@ async fn audience_comes_from_the_clients_allowed_audiences_rfc8707() {
         )
         .await;
     assert_eq!(chosen.status(), 200);
-    let chosen: shared::wire::TokenResponse = chosen.json().await.unwrap();
+    let chosen: server_plumbing::wire::TokenResponse = chosen.json().await.unwrap();
     assert_eq!(claims_of(&chosen.access_token)["aud"], "shipping");
 
     let refused = auth

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shared::wire::TokenResponse;
+use server_plumbing::wire::TokenResponse;
 use system_tests::{private_redis, retry_after, TestAuth, TestResource};
 
 /// Longest a request may take to fail while Redis is away: the store's two-second deadline and

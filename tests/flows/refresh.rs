@@ -1,6 +1,6 @@
 //! Refresh tokens: RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14).
 
-use shared::wire::TokenResponse;
+use server_plumbing::wire::TokenResponse;
 use system_tests::{error_of, TestAuth};
 
 async fn login(auth: &TestAuth) -> TokenResponse {

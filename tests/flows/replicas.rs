@@ -3,7 +3,7 @@
 //! continues what another began, and a resource server trusts tokens from either.
 //! `REDIS_URL` names the Redis when it is set; otherwise the tests start their own.
 
-use shared::wire::TokenResponse;
+use server_plumbing::wire::TokenResponse;
 use system_tests::{
     claims_of, error_of, retry_after, shared_redis, RedisNamespace, TestAuth, TestResource,
 };

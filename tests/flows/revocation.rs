@@ -1,6 +1,6 @@
 //! RFC 7009 revocation of refresh and access tokens.
 
-use shared::wire::TokenResponse;
+use server_plumbing::wire::TokenResponse;
 use system_tests::TestAuth;
 
 const SECRET: &str = "rs-secret-0123456789-0123456789-xxx";

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use shared::wire::TokenResponse;
+use server_plumbing::wire::TokenResponse;
 use system_tests::binaries::{binaries, cli, cli_env};
 use system_tests::{shared_redis, TestAuth, TestResource};
 

@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use serde_json::Value;
-use shared::wire::TokenResponse;
+use server_plumbing::wire::TokenResponse;
 use system_tests::binaries::{binaries, cli, cli_env};
 use system_tests::{claims_of, shared_redis, TestAuth};
 

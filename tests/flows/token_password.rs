@@ -23,7 +23,7 @@ async fn password_grant_token_opens_users_me_rfc6749_4_3() {
         "no-store",
         "RFC 6749 §5.1"
     );
-    let tokens: shared::wire::TokenResponse = response.json().await.unwrap();
+    let tokens: server_plumbing::wire::TokenResponse = response.json().await.unwrap();
     assert_eq!(tokens.token_type, "Bearer");
     assert_eq!(tokens.expires_in, 900);
     assert_eq!(
@@ -125,7 +125,7 @@ async fn requested_scope_must_be_within_the_users_scopes_rfc6749_3_3() {
         ])
         .await;
     assert_eq!(narrowed.status(), 200);
-    let narrowed: shared::wire::TokenResponse = narrowed.json().await.unwrap();
+    let narrowed: server_plumbing::wire::TokenResponse = narrowed.json().await.unwrap();
     assert_eq!(narrowed.scope, "read");
     assert_eq!(claims_of(&narrowed.access_token)["scope"], "read");
 
@@ -179,7 +179,7 @@ async fn password_grant_without_client_can_be_turned_off() {
         )
         .await;
     assert_eq!(response.status(), 200);
-    let tokens: shared::wire::TokenResponse = response.json().await.unwrap();
+    let tokens: server_plumbing::wire::TokenResponse = response.json().await.unwrap();
     assert_eq!(claims_of(&tokens.access_token)["client_id"], "web");
 }
 
@@ -200,7 +200,7 @@ async fn an_authenticating_clients_limits_apply_to_the_password_grant() {
     ];
     let response = auth.token_basic("narrow", secret, &form).await;
     assert_eq!(response.status(), 200);
-    let tokens: shared::wire::TokenResponse = response.json().await.unwrap();
+    let tokens: server_plumbing::wire::TokenResponse = response.json().await.unwrap();
     assert_eq!(tokens.scope, "read", "user scopes meet client scopes");
 
     let response = auth.token_basic("cc-only", secret, &form).await;

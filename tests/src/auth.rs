@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use auth_server::store::{ClientRecord, Store, UserRecord};
-use shared::wire::TokenResponse;
+use server_plumbing::wire::TokenResponse;
 
 use crate::{http_client, init_logs, reqwest, scrape_metrics, spawn_server, wait_ready, Running};
 
@@ -110,7 +110,7 @@ impl TestAuth {
         self.add_user_with_hash(username, &password_hash, |user| {
             user.full_name = Some(format!("{username} full name"));
             user.email = Some(format!("{username}@example.com"));
-            user.scopes = shared::Scope::parse(scopes).unwrap();
+            user.scopes = oauth2_jwt_verifier::Scope::parse(scopes).unwrap();
             user.stamp = auth_server::tokens::new_stamp();
         })
         .await;
@@ -131,7 +131,7 @@ impl TestAuth {
             email: None,
             password_hash: password_hash.to_owned(),
             disabled: false,
-            scopes: shared::Scope::default(),
+            scopes: oauth2_jwt_verifier::Scope::default(),
             stamp: String::new(),
             not_before: 0,
         };
@@ -200,7 +200,7 @@ impl TestAuth {
                 .iter()
                 .map(|g| g.parse().expect("the test names a known grant type"))
                 .collect(),
-            scopes: shared::Scope::parse(scopes).unwrap(),
+            scopes: oauth2_jwt_verifier::Scope::parse(scopes).unwrap(),
             audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
             stamp: auth_server::tokens::new_stamp(),
             not_before: 0,

@@ -28,7 +28,7 @@ pub fn shared_redis(name: &str) -> RedisNamespace {
 /// Shows server logs when `TEST_LOG` is set.
 pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        shared::telemetry::init_logging(false);
+        server_plumbing::telemetry::init_logging(false);
     }
 }
 

@@ -10,7 +10,7 @@ use crate::{http_client, init_logs, reqwest, scrape_metrics, spawn_server, wait_
 pub struct TestResource {
     pub url: String,
     pub http: reqwest::Client,
-    pub verifier: shared::Verifier,
+    pub verifier: oauth2_jwt_verifier::Verifier,
     running: Option<Running>,
 }
 
@@ -38,7 +38,7 @@ impl TestResource {
     pub async fn spawn_with(
         issuer: &str,
         wait: bool,
-        adjust: impl FnOnce(&mut shared::VerifierConfig),
+        adjust: impl FnOnce(&mut oauth2_jwt_verifier::VerifierConfig),
     ) -> Self {
         Self::spawn_full(issuer, wait, |_| {}, adjust).await
     }
@@ -47,7 +47,7 @@ impl TestResource {
         issuer: &str,
         wait: bool,
         adjust_settings: impl FnOnce(&mut resource_server::Settings),
-        adjust_verifier: impl FnOnce(&mut shared::VerifierConfig),
+        adjust_verifier: impl FnOnce(&mut oauth2_jwt_verifier::VerifierConfig),
     ) -> Self {
         init_logs();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -173,7 +173,7 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
                     Some(checked_grants(grants, current.public)?)
                 },
                 scopes: if no_scope {
-                    Some(shared::Scope::default())
+                    Some(oauth2_jwt_verifier::Scope::default())
                 } else if scopes.is_empty() {
                     None
                 } else {

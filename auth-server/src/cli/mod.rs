@@ -60,7 +60,8 @@ pub fn read_secret_from_stdin(what: &str) -> anyhow::Result<Zeroizing<String>> {
 }
 
 /// Parses `--scope` values, each of which may hold several space-separated scopes.
-pub fn scopes(values: &[String]) -> anyhow::Result<shared::Scope> {
+pub fn scopes(values: &[String]) -> anyhow::Result<oauth2_jwt_verifier::Scope> {
     let joined = values.join(" ");
-    shared::Scope::parse(&joined).map_err(|err| anyhow::anyhow!("invalid scope {joined:?}: {err}"))
+    oauth2_jwt_verifier::Scope::parse(&joined)
+        .map_err(|err| anyhow::anyhow!("invalid scope {joined:?}: {err}"))
 }

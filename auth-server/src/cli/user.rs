@@ -260,7 +260,7 @@ pub fn parse_import_file(text: &str) -> anyhow::Result<usize> {
 async fn import(
     store: &dyn Store,
     file: &std::path::Path,
-    scopes: &shared::Scope,
+    scopes: &oauth2_jwt_verifier::Scope,
 ) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
-use shared::wire::ServerMetadata;
+use server_plumbing::wire::ServerMetadata;
 
 use super::AppState;
 use crate::store::GrantType;

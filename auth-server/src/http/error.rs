@@ -7,7 +7,7 @@ use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::ApiResponse;
-use shared::wire::ErrorResponse;
+use server_plumbing::wire::ErrorResponse;
 
 use crate::oauth::TokenError;
 

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use oauth2_jwt_verifier::Audience;
 use poem::Request;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use shared::Audience;
 
 use super::error::{ClientErrorReply, NO_STORE};
 use super::revoke::TokenParams;

@@ -5,7 +5,7 @@
 //! lack it (GETs included), and nothing in poem limits how slowly a body may trickle in. A
 //! client that sends its head quickly and then a byte of body every few seconds would hold a
 //! connection for hours; here it gets `408` once the read timeout passes. The head itself is
-//! bounded by the accept loop (`shared::serve`).
+//! bounded by the accept loop (`server_plumbing::serve`).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Prometheus metrics of the auth-server, beside the request metrics of `shared::telemetry`.
+//! Prometheus metrics of the auth-server, beside the request metrics of `server_plumbing::telemetry`.
 
 use poem::web::Data;
 use poem::{handler, IntoResponse};
@@ -117,7 +117,7 @@ impl Metrics {
 
 #[handler]
 pub fn render(Data(registry): Data<&Registry>) -> impl IntoResponse {
-    shared::telemetry::render(registry)
+    server_plumbing::telemetry::render(registry)
         .with_content_type("text/plain; version=0.0.4; charset=utf-8")
 }
 

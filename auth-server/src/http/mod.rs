@@ -113,7 +113,7 @@ pub fn api(
 pub fn app(
     state: Arc<AppState>,
     registry: prometheus::Registry,
-    http_metrics: shared::telemetry::HttpMetrics,
+    http_metrics: server_plumbing::telemetry::HttpMetrics,
 ) -> impl Endpoint<Output = poem::Response> {
     let service = api(&state);
     let spec = service.spec_endpoint();
@@ -146,7 +146,7 @@ pub fn app(
         .at("/openapi.json", spec)
         .at("/metrics", get(metrics::render).data(registry))
         .with(cors)
-        .with(shared::telemetry::RequestLog::new(http_metrics))
+        .with(server_plumbing::telemetry::RequestLog::new(http_metrics))
 }
 
 #[cfg(test)]

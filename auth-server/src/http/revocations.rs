@@ -13,7 +13,7 @@ use std::sync::Arc;
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
-use shared::wire::{RevocationFeed, RevokedClient, RevokedSubject, RevokedToken};
+use server_plumbing::wire::{RevocationFeed, RevokedClient, RevokedSubject, RevokedToken};
 
 use super::error::{FeedErrorReply, NO_STORE};
 use super::AppState;

@@ -6,7 +6,7 @@ use poem::Request;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
-use shared::wire::TokenResponse;
+use server_plumbing::wire::TokenResponse;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::error::{ErrorReply, NO_STORE};

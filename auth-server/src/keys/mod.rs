@@ -16,9 +16,9 @@ use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use oauth2_jwt_verifier::KeySet;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use shared::verifier::KeySet;
 use zeroize::Zeroizing;
 
 use crate::store::KeyState;
@@ -68,7 +68,8 @@ impl SigningKey {
         let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
         let kid = thumbprint(&n, &e);
         let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e});
-        let header = json!({"alg": "RS256", "typ": shared::ACCESS_TOKEN_TYP, "kid": kid});
+        let header =
+            json!({"alg": "RS256", "typ": oauth2_jwt_verifier::ACCESS_TOKEN_TYP, "kid": kid});
         let header_prefix = format!("{}.", URL_SAFE_NO_PAD.encode(header.to_string()));
         Ok(Self {
             kid,
@@ -263,7 +264,7 @@ impl KeyRing {
         &self.jwks_json
     }
 
-    /// The published keys, parsed once per ring, for [`shared::verifier::verify_with`].
+    /// The published keys, parsed once per ring, for [`oauth2_jwt_verifier::verify_with`].
     pub fn key_set(&self) -> &KeySet {
         &self.key_set
     }

@@ -81,7 +81,7 @@ impl Client {
 
     /// The scopes it may be granted; `None` for the default public client, which narrows
     /// nothing (the user's own scopes apply).
-    pub fn scopes(&self) -> Option<&shared::Scope> {
+    pub fn scopes(&self) -> Option<&oauth2_jwt_verifier::Scope> {
         self.record().map(|record| &record.scopes)
     }
 

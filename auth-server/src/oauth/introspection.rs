@@ -8,7 +8,7 @@
 //! introspect (`client add --introspect`) about any token; every other answer is exactly
 //! `{"active": false}`, the same as for a token that does not exist.
 
-use shared::{AccessClaims, Audience};
+use oauth2_jwt_verifier::{AccessClaims, Audience};
 
 use super::client_auth::Client;
 use super::{scope, Authority, TokenError};

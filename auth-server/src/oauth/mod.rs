@@ -247,7 +247,7 @@ impl Authority {
         &self,
         access_token: String,
         refresh_token: Option<String>,
-        scope: &shared::Scope,
+        scope: &oauth2_jwt_verifier::Scope,
     ) -> IssuedTokens {
         IssuedTokens::new(
             access_token,

@@ -1,7 +1,7 @@
 //! Which scope a request gets: what it asked for, within what the user and the client may have
 //! now (RFC 6749 §3.3).
 
-use shared::Scope;
+use oauth2_jwt_verifier::Scope;
 
 use super::client_auth::Client;
 use super::error::TokenError;

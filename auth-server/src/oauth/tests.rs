@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use shared::Scope;
+use oauth2_jwt_verifier::Scope;
 use zeroize::Zeroizing;
 
 use super::*;

@@ -2,7 +2,7 @@
 //! once before anything uses a setting: a mistake stops the start with one line naming the
 //! setting, and no later sum or product of settings can overflow.
 
-use shared::settings::{check_ranges, widen, Range, DAY, HOUR, MINUTE, YEAR};
+use server_plumbing::settings::{check_ranges, widen, Range, DAY, HOUR, MINUTE, YEAR};
 
 use super::{Secret, Settings, SettingsError, ENV_PREFIX};
 
@@ -26,7 +26,7 @@ pub const RANGES: &[Range] = &[
     Range::new("header_read_timeout", 1, HOUR),
     Range::new(
         "max_header_bytes",
-        shared::serve::MIN_HEADER_BYTES as u64,
+        server_plumbing::serve::MIN_HEADER_BYTES as u64,
         1024 * 1024,
     ),
     Range::new("max_connections", 1, 1_048_576),
@@ -194,7 +194,7 @@ mod tests {
         let readme = include_str!("../../../README.md");
         let numbers = Settings::default().numbers();
         let disagreements =
-            shared::settings::readme_disagreements(readme, ENV_PREFIX, RANGES, &numbers);
+            server_plumbing::settings::readme_disagreements(readme, ENV_PREFIX, RANGES, &numbers);
         assert!(disagreements.is_empty(), "{disagreements:#?}");
     }
 
@@ -202,10 +202,12 @@ mod tests {
     fn out_of_range_numbers_are_refused_with_one_line_naming_the_setting() {
         let defaults = Settings::default();
         assert!(defaults.validate().is_ok());
-        let unrefused =
-            shared::settings::unrefused(&defaults, ENV_PREFIX, RANGES, |settings: &Settings| {
-                settings.validate().map_err(|err| err.to_string())
-            });
+        let unrefused = server_plumbing::settings::unrefused(
+            &defaults,
+            ENV_PREFIX,
+            RANGES,
+            |settings: &Settings| settings.validate().map_err(|err| err.to_string()),
+        );
         assert!(unrefused.is_empty(), "{unrefused:#?}");
     }
 

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use shared::settings::layered;
-pub use shared::settings::Range;
+use server_plumbing::settings::layered;
+pub use server_plumbing::settings::Range;
 
 mod checks;
 pub use checks::RANGES;
@@ -274,8 +274,8 @@ impl Settings {
     }
 
     /// The per-connection bounds handed to the accept loop.
-    pub fn connection_limits(&self) -> shared::serve::ConnectionLimits {
-        shared::serve::ConnectionLimits {
+    pub fn connection_limits(&self) -> server_plumbing::serve::ConnectionLimits {
+        server_plumbing::serve::ConnectionLimits {
             max_connections: self.max_connections,
             header_read_timeout: Duration::from_secs(self.header_read_timeout),
             max_header_bytes: self.max_header_bytes,

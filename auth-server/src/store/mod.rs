@@ -16,7 +16,7 @@ pub mod redis;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use shared::Scope;
+use oauth2_jwt_verifier::Scope;
 
 pub use feed::{
     cursor_position, name_digest, parse_cursor, RevocationEntry, RevocationFeed, RevocationKind,
@@ -513,7 +513,7 @@ macro_rules! store_by_area {
     (@impl $backend:ty { $($own:tt)* }
         $($area:ident :: $name:ident ($($arg:ident : $ty:ty),*) -> $answer:ty;)*) => {
         const _: () = {
-            use shared::Scope;
+            use oauth2_jwt_verifier::Scope;
             use $crate::store::{
                 ClientRecord, ClientUpdate, KeyRevocation, LoginSubject, RefreshRecord, Removal,
                 RevocationEntry, RevocationFeed, Rotation, SessionCut, SigningKeyRecord,

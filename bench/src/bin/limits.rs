@@ -3,14 +3,14 @@
 //!
 //! - `sign`: auth-server's `SigningKey::sign_jwt` (aws-lc-rs, key parsed once) over the claims of
 //!   a user token, the one RSA operation of every token the server mints;
-//! - `verify`: the RS256 signature check of a user token with the key as `shared::Verifier`
+//! - `verify`: the RS256 signature check of a user token with the key as `oauth2_jwt_verifier::Verifier`
 //!   holds it (aws-lc-rs `ParsedPublicKey`, parsed once per key set), the one RSA operation of
 //!   every `/users/me`;
 //! - `verify_rsa` (for information): the same check with the key built from its components on
 //!   every call, as `jsonwebtoken` does it;
 //! - `verify_jwt` (for information): `jsonwebtoken::decode` with a `Validation` equal to the
 //!   verifier's rules (header, signature, claims), the library's complete verification;
-//! - `verifier` (for information): `shared::Verifier::verify` itself, with the key held and its
+//! - `verifier` (for information): `oauth2_jwt_verifier::Verifier::verify` itself, with the key held and its
 //!   cache off: the signature plus header, claims and their checks;
 //! - `argon2`: `passwords::verify_blocking` against a hash at the server's parameters: the
 //!   server's own check, in a working area allocated per check (the server's workers keep one).
@@ -30,7 +30,7 @@ use benchmarks::{
     AUDIENCE, ISSUER,
 };
 use clap::Parser;
-use shared::{AccessClaims, Verifier, VerifierConfig};
+use oauth2_jwt_verifier::{AccessClaims, Verifier, VerifierConfig};
 
 #[derive(Parser)]
 #[command(about = "Measures sign, verify and Argon2id rates with the servers' own code")]

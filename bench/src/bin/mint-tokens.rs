@@ -14,7 +14,7 @@ use auth_server::keys::KeyRing;
 use auth_server::tokens::{Subject, TokenIssuer, UserProfile};
 use benchmarks::now;
 use clap::Parser;
-use shared::Scope;
+use oauth2_jwt_verifier::Scope;
 
 #[derive(Parser)]
 #[command(about = "Mints user access tokens with the auth-server's own key and code")]

@@ -7,10 +7,10 @@
 //! stays ready and says so in the body, because every replica loses the issuer at once and
 //! taking them all out would stop the API that failing open exists to keep up.
 
+use oauth2_jwt_verifier::Readiness;
+use oauth2_jwt_verifier::Verifier;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use shared::verifier::Readiness;
-use shared::Verifier;
 
 #[derive(Object)]
 pub struct Health {

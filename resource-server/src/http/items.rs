@@ -1,8 +1,8 @@
 //! `GET /items`: a route guarded by a scope, as services embedding the verifier would write it.
 
+use oauth2_jwt_verifier::poem::BearerRefusal;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use shared::http::BearerRefusal;
 
 use super::UserToken;
 

@@ -1,13 +1,13 @@
 //! The resource server's HTTP surface. Every protected route takes a [`UserToken`]: the
-//! verifier from `shared` checks it locally, with no call to the auth-server.
+//! verifier from `oauth2-jwt-verifier` checks it locally, with no call to the auth-server.
 
 pub mod health;
 pub mod items;
 pub mod users_me;
 
+use oauth2_jwt_verifier::poem::check_bearer;
+use oauth2_jwt_verifier::AccessClaims;
 use poem_openapi::SecurityScheme;
-use shared::http::check_bearer;
-use shared::AccessClaims;
 
 /// What the OpenAPI document says the token URL is until [`swagger`] puts the configured one in:
 /// poem-openapi fixes it at compile time.

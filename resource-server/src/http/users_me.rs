@@ -1,8 +1,8 @@
 //! `GET /users/me`: the profile carried by a user's access token.
 
+use oauth2_jwt_verifier::poem::{BearerError, BearerRefusal};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use shared::http::{BearerError, BearerRefusal};
 
 use super::UserToken;
 

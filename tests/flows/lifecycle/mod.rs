@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use shared::wire::TokenResponse;
+use server_plumbing::wire::TokenResponse;
 use system_tests::binaries::{binaries, cli_env, run_cli, CliRun};
 use system_tests::{claims_of, error_of, reqwest, shared_redis, RedisNamespace, TestAuth};
 pub(crate) use test_kit::unix_now;

@@ -21,7 +21,9 @@ fn request_lines(log: &str) -> Vec<serde_json::Value> {
             serde_json::from_str::<serde_json::Value>(line)
                 .unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
         })
-        .filter(|line| line["message"] == "request" && line["target"] == "shared::telemetry")
+        .filter(|line| {
+            line["message"] == "request" && line["target"] == "server_plumbing::telemetry"
+        })
         .collect()
 }
 

@@ -3,7 +3,7 @@
 //! benches. Each used to carry its own copy of these helpers, and the copies drifted; here each
 //! job has one module.
 //!
-//! The kit depends on no crate of the workspace, so that any of them, `shared` and
+//! The kit depends on no crate of the workspace, so that any of them, the verifier library and
 //! `auth-server` included, can take it as a dev-dependency without a cycle.
 //!
 //! A kit helper that cannot do its job panics with a message that says what to do: a test that

@@ -15,8 +15,8 @@
 //!
 //! A retired key stays published for `access_ttl + S + leeway` after it stopped signing: a
 //! replica that has not synced yet may sign with it for up to S more, its tokens live
-//! `access_ttl`, and the leeway covers the verifiers' allowance for clock skew (30 s in
-//! `shared`) and the replicas' clock differences.
+//! `access_ttl`, and the leeway covers the verifiers' allowance for clock skew (30 s in the
+//! verifier library) and the replicas' clock differences.
 
 /// The longest the JWKS may be cached, whatever the schedule allows.
 pub const MAX_JWKS_MAX_AGE: u64 = 300;

@@ -1,6 +1,6 @@
 //! RFC 6749 §4.4: a client obtains a token for itself. No refresh token (§4.4.3).
 
-use shared::Scope;
+use oauth2_jwt_verifier::Scope;
 
 use super::issued_at;
 use crate::oauth::client_auth::Client;

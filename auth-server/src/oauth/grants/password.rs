@@ -1,7 +1,7 @@
 //! RFC 6749 §4.3: a user's name and password for a token. Legacy in RFC 9700 §2.4, kept because
 //! the tutorial's clients and Swagger UI speak it; services should use client_credentials.
 
-use shared::Scope;
+use oauth2_jwt_verifier::Scope;
 use zeroize::Zeroizing;
 
 use super::issued_at;

@@ -12,7 +12,7 @@
 //! password, disabling or removing the user, or removing the client, writes or drops them). Its
 //! scope narrows at every refresh to what the user and the client may have now.
 
-use shared::Scope;
+use oauth2_jwt_verifier::Scope;
 
 use super::issued_at;
 use crate::oauth::client_auth::Client;

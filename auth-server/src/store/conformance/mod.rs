@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
-use shared::Scope;
+use oauth2_jwt_verifier::Scope;
 use test_kit::unix_now;
 
 use super::redis::RedisStore;

@@ -1,7 +1,7 @@
 //! Clients: their records, secrets and rotations. An id is checked against the usernames in the
 //! inserting statement itself, under the one write lock.
 
-use shared::Scope;
+use oauth2_jwt_verifier::Scope;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 

@@ -262,7 +262,7 @@ pub(super) async fn access_token_revoked(
 mod tests {
     use super::*;
     use crate::store::Store;
-    use shared::Scope;
+    use oauth2_jwt_verifier::Scope;
 
     fn token(id: &str, family_id: &str) -> RefreshRecord {
         RefreshRecord {

@@ -1,7 +1,7 @@
 //! Users: their records, password hashes and session cut-offs. A name is checked against the
 //! clients in the inserting statement itself, under the one write lock.
 
-use shared::Scope;
+use oauth2_jwt_verifier::Scope;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use shared::Scope;
+use oauth2_jwt_verifier::Scope;
 
 use crate::store::{
     ClientRecord, GrantType, KeyState, PreviousSecret, RefreshRecord, SigningKeyRecord, StoreError,

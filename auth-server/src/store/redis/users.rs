@@ -1,7 +1,7 @@
 //! Users: one hash each under the `{users}` tag, with the index of names and the cut-offs of
 //! removed users; a change that ends sessions writes the stamp and cut-off in the same script.
 
-use shared::Scope;
+use oauth2_jwt_verifier::Scope;
 
 use super::codec::{flag, user_fields, user_from};
 use super::RedisStore;

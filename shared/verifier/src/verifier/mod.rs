@@ -1,4 +1,5 @@
-//! Local verification of RFC 9068 access tokens against the issuer's published keys.
+//! A [`Verifier`] learns the signing keys once through the issuer's RFC 8414 metadata and JWKS,
+//! and never calls the issuer per request.
 //!
 //! A verification reads the current key set through an `ArcSwap` (no lock, no I/O) and checks
 //! the signature and claims. Keys are fetched by a background task when their `Cache-Control`

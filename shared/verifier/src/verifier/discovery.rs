@@ -7,7 +7,6 @@ use reqwest::header::CACHE_CONTROL;
 use url::Url;
 
 use super::keys::KeySet;
-use crate::wire::ServerMetadata;
 
 /// A JWKS or metadata document larger than this is refused: a key set is a few kilobytes.
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
@@ -119,7 +118,7 @@ pub(super) async fn get_unless_not_modified(
 pub async fn discover_jwks_uri(client: &reqwest::Client, issuer: &Url) -> Result<Url, FetchError> {
     let url = metadata_url(issuer);
     let (body, _) = get(client, &url).await?;
-    let metadata: ServerMetadata =
+    let metadata: KeysMetadata =
         serde_json::from_slice(&body).map_err(|source| FetchError::Parse { url, source })?;
     if metadata.issuer.trim_end_matches('/') != issuer.as_str().trim_end_matches('/') {
         return Err(FetchError::IssuerMismatch {
@@ -130,8 +129,14 @@ pub async fn discover_jwks_uri(client: &reqwest::Client, issuer: &Url) -> Result
     Url::parse(&metadata.jwks_uri).map_err(|_| FetchError::BadJwksUri(metadata.jwks_uri))
 }
 
-/// The members of the metadata that locate the revocation feed (an extension member, so read
-/// apart from [`ServerMetadata`]).
+/// The members of the metadata that locate the key set.
+#[derive(serde::Deserialize)]
+struct KeysMetadata {
+    issuer: String,
+    jwks_uri: String,
+}
+
+/// The members of the metadata that locate the revocation feed (an extension member).
 #[derive(serde::Deserialize)]
 struct FeedMetadata {
     issuer: String,

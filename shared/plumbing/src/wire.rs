@@ -18,14 +18,9 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
-/// Error response (RFC 6749 §5.2, RFC 6750 §3, RFC 7009 §2.2.1).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Object)]
-pub struct ErrorResponse {
-    pub error: String,
-    #[oai(skip_serializing_if_is_none)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_description: Option<String>,
-}
+/// Error response (RFC 6749 §5.2, RFC 6750 §3, RFC 7009 §2.2.1): the verifier's, so that an
+/// OpenAPI document showing both the servers' errors and the bearer refusals names one schema.
+pub use oauth2_jwt_verifier::poem::ErrorResponse;
 
 /// Authorization server metadata (RFC 8414 §2): the subset a client or verifier reads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Object)]

@@ -8,7 +8,20 @@ use poem_openapi::ApiResponse;
 
 use crate::claims::AccessClaims;
 use crate::verifier::{Verifier, VerifyError};
-use crate::wire::ErrorResponse;
+
+/// The JSON body of every refusal (RFC 6750 §3, in the RFC 6749 §5.2 error shape).
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, poem_openapi::Object,
+)]
+pub struct ErrorResponse {
+    /// The error code: `invalid_request`, `invalid_token`, `insufficient_scope` or
+    /// `temporarily_unavailable`.
+    pub error: String,
+    /// What went wrong, for a developer to read.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
 
 /// The realm named in every challenge.
 const REALM: &str = "api";
@@ -167,8 +180,8 @@ impl From<BearerError> for BearerRefusal {
 ///
 /// ```ignore
 /// #[derive(SecurityScheme)]
-/// #[oai(ty = "bearer", checker = "shared::http::check_bearer")]
-/// struct Token(shared::AccessClaims);
+/// #[oai(ty = "bearer", checker = "oauth2_jwt_verifier::poem::check_bearer")]
+/// struct Token(oauth2_jwt_verifier::AccessClaims);
 /// ```
 pub async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
     let verifier = req.data::<Verifier>().ok_or_else(|| {

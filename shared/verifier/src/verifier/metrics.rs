@@ -193,6 +193,18 @@ impl Collector for VerifierCollector {
     }
 }
 
+/// The registry in the Prometheus text format, for the tests.
+#[cfg(test)]
+pub(crate) fn render_text(registry: &prometheus::Registry) -> String {
+    use prometheus::Encoder;
+    let mut buffer = Vec::new();
+    let encoder = prometheus::TextEncoder::new();
+    if encoder.encode(&registry.gather(), &mut buffer).is_err() {
+        return String::new();
+    }
+    String::from_utf8(buffer).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -209,7 +221,7 @@ mod tests {
     }
 
     fn scrape(registry: &Registry) -> String {
-        crate::telemetry::render(registry)
+        crate::verifier::metrics::render_text(registry)
     }
 
     #[tokio::test]

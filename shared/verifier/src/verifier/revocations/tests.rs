@@ -563,7 +563,7 @@ async fn polls_are_counted_and_the_list_size_and_age_exported() {
     let verifier = issuer.verifier(issuer.config());
     let registry = Registry::new();
     verifier.register_metrics(&registry).unwrap();
-    let before = crate::telemetry::render(&registry);
+    let before = crate::verifier::metrics::render_text(&registry);
     assert!(
         before.contains("revocation_feed_age_seconds -1"),
         "{before}"
@@ -584,7 +584,7 @@ async fn polls_are_counted_and_the_list_size_and_age_exported() {
     issuer.answer(304, json!({}));
     verifier.poll_revocations_now().await.unwrap();
 
-    let after = crate::telemetry::render(&registry);
+    let after = crate::verifier::metrics::render_text(&registry);
     for line in [
         "revocation_polls_total{result=\"failed\"} 1",
         "revocation_polls_total{result=\"complete\"} 1",
