@@ -144,6 +144,49 @@ pub struct MissingScope {
     pub needed: String,
 }
 
+/// A token that verified: the access-token claims the verifier checked, and `extra`, the
+/// same payload read into the service's own type (custom claims such as roles or a tenant).
+/// Dereferences to [`AccessClaims`], so `claims.sub` and `claims.require_scope(…)` work on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Claims<X = NoExtra> {
+    /// The registered and RFC 9068 claims, checked by the verifier.
+    pub access: AccessClaims,
+    /// The service's own reading of the payload.
+    pub extra: X,
+}
+
+impl<X> std::ops::Deref for Claims<X> {
+    type Target = AccessClaims;
+
+    fn deref(&self) -> &AccessClaims {
+        &self.access
+    }
+}
+
+impl<X: serde::de::DeserializeOwned + 'static> Claims<X> {
+    /// `access`, with `extra` read from the payload of `token`, which must be the token
+    /// `access` was verified from. [`NoExtra`] reads nothing.
+    pub(crate) fn read(access: AccessClaims, token: &str) -> Result<Self, crate::VerifyError> {
+        use base64::Engine as _;
+        let missing = |_| crate::VerifyError::MissingClaim;
+        let extra = if std::any::TypeId::of::<X>() == std::any::TypeId::of::<NoExtra>() {
+            serde_json::from_slice(b"{}").map_err(missing)?
+        } else {
+            let payload = token.split('.').nth(1).unwrap_or_default();
+            let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .map_err(|_| crate::VerifyError::Malformed)?;
+            serde_json::from_slice(&json).map_err(missing)?
+        };
+        Ok(Self { access, extra })
+    }
+}
+
+/// No claims beyond [`AccessClaims`]: the default `extra` of [`Claims`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct NoExtra {}
+
 /// The `typ` header value of RFC 9068 access tokens.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 

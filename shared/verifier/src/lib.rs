@@ -6,5 +6,7 @@ pub mod claims;
 pub mod poem;
 mod verifier;
 
-pub use claims::{AccessClaims, Audience, InvalidScope, MissingScope, Scope, ACCESS_TOKEN_TYP};
+pub use claims::{
+    AccessClaims, Audience, Claims, InvalidScope, MissingScope, NoExtra, Scope, ACCESS_TOKEN_TYP,
+};
 pub use verifier::*;

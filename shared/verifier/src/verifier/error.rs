@@ -5,8 +5,6 @@
 //! of them: a new refusal cannot be added without a label, nor left out of the counters that
 //! are exported at 0 from the start.
 
-use crate::claims::AccessClaims;
-
 /// Declares [`VerifyError`] from one list of `variant => "label"` with their attributes.
 macro_rules! refusals {
     ($($(#[$attr:meta])* $variant:ident => $label:literal,)+) => {
@@ -85,7 +83,7 @@ impl Outcome {
     /// How many outcomes there are: `ok` and one per refusal.
     pub(super) const COUNT: usize = 1 + VerifyError::ALL.len();
 
-    pub(super) fn of(result: &Result<AccessClaims, VerifyError>) -> Self {
+    pub(super) fn of<T>(result: &Result<T, VerifyError>) -> Self {
         match result {
             Ok(_) => Self::Ok,
             Err(refusal) => Self::Refused(refusal.clone()),
@@ -139,6 +137,9 @@ mod tests {
         for (position, outcome) in Outcome::all().enumerate() {
             assert_eq!(outcome.index(), position, "{}", outcome.label());
         }
-        assert_eq!(Outcome::of(&Err(VerifyError::Expired)).label(), "expired");
+        assert_eq!(
+            Outcome::of::<()>(&Err(VerifyError::Expired)).label(),
+            "expired"
+        );
     }
 }

@@ -11,7 +11,6 @@ use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts};
 
 use super::error::Outcome;
 use super::{FeedPoll, KeySetState, VerifyError};
-use crate::claims::AccessClaims;
 
 /// What the verifier counts.
 pub(super) struct Counters {
@@ -82,7 +81,7 @@ impl Counters {
     }
 
     /// Counts one verification under its outcome.
-    pub(super) fn count(&self, result: &Result<AccessClaims, VerifyError>) {
+    pub(super) fn count<T>(&self, result: &Result<T, VerifyError>) {
         if let Some(counter) = self.by_outcome.get(Outcome::of(result).index()) {
             counter.inc();
         }

@@ -62,7 +62,9 @@ use metrics::{Counters, VerifierCollector};
 use refresh::{refresh_loop, RefreshState};
 use revocations::{poll_loop, FeedState, FeedStatus, RevocationList};
 
-use crate::claims::AccessClaims;
+use serde::de::DeserializeOwned;
+
+use crate::claims::{AccessClaims, Claims};
 
 /// What the verifier knows about its keys and its revocation list, for readiness and metrics.
 #[derive(Clone, Debug)]
@@ -283,6 +285,22 @@ impl Verifier {
     /// is counted in `token_verifications_total` by outcome.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let result = self.check(token).await;
+        self.inner.counters.count(&result);
+        result
+    }
+
+    /// As [`Verifier::verify`], and reads the same payload into the service's own type `X`
+    /// as well (custom claims: roles, a tenant): the access-token claims are checked first, so
+    /// `X` is only ever read from a token that verified. A payload that `X` cannot be read
+    /// from is [`VerifyError::MissingClaim`]. With [`NoExtra`](crate::NoExtra) nothing more is parsed.
+    pub async fn verify_claims<X: DeserializeOwned + 'static>(
+        &self,
+        token: &str,
+    ) -> Result<Claims<X>, VerifyError> {
+        let result = self
+            .check(token)
+            .await
+            .and_then(|access| Claims::read(access, token));
         self.inner.counters.count(&result);
         result
     }
