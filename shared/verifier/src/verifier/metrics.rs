@@ -38,48 +38,48 @@ use super::{FeedPoll, Inner, VerifyError};
 #[cfg(any(feature = "metrics", feature = "prometheus"))]
 mod names {
     /// A metric's name and help text, the same for every backend.
-    pub(in super::super) struct Metric {
-        pub(in super::super) name: &'static str,
-        pub(in super::super) help: &'static str,
+    pub(super) struct Metric {
+        pub(super) name: &'static str,
+        pub(super) help: &'static str,
     }
 
-    pub(in super::super) const VERIFICATIONS: Metric = Metric {
+    pub(super) const VERIFICATIONS: Metric = Metric {
         name: "oauth2_jwt_verifier_verifications_total",
         help: "Access token verifications by outcome (ok or why the token was refused)",
     };
-    pub(in super::super) const CACHE_HITS: Metric = Metric {
+    pub(super) const CACHE_HITS: Metric = Metric {
         name: "oauth2_jwt_verifier_token_cache_hits_total",
         help: "Verifications answered from the cache of verified tokens",
     };
-    pub(in super::super) const FETCHES: Metric = Metric {
+    pub(super) const FETCHES: Metric = Metric {
         name: "oauth2_jwt_verifier_jwks_fetches_total",
         help: "Attempts to fetch the issuer's metadata and key set",
     };
-    pub(in super::super) const FETCH_FAILURES: Metric = Metric {
+    pub(super) const FETCH_FAILURES: Metric = Metric {
         name: "oauth2_jwt_verifier_jwks_fetch_failures_total",
         help: "Key set fetch attempts that failed",
     };
-    pub(in super::super) const POLLS: Metric = Metric {
+    pub(super) const POLLS: Metric = Metric {
         name: "oauth2_jwt_verifier_revocation_polls_total",
         help: "Polls of the issuer's revocation feed by result (what it found, or failed)",
     };
-    pub(in super::super) const KEYS: Metric = Metric {
+    pub(super) const KEYS: Metric = Metric {
         name: "oauth2_jwt_verifier_jwks_keys",
         help: "Verification keys in the key set in use",
     };
-    pub(in super::super) const KEYS_AGE: Metric = Metric {
+    pub(super) const KEYS_AGE: Metric = Metric {
         name: "oauth2_jwt_verifier_jwks_age_seconds",
         help: "Time since the key set in use was fetched; -1 before the first successful fetch",
     };
-    pub(in super::super) const KEYS_FRESH_FOR: Metric = Metric {
+    pub(super) const KEYS_FRESH_FOR: Metric = Metric {
         name: "oauth2_jwt_verifier_jwks_fresh_for_seconds",
         help: "How long the key set in use counts as fresh (its max-age, clamped); older is stale",
     };
-    pub(in super::super) const REVOCATION_ENTRIES: Metric = Metric {
+    pub(super) const REVOCATION_ENTRIES: Metric = Metric {
         name: "oauth2_jwt_verifier_revocation_entries",
         help: "Entries (tokens, users, clients) in the revocation list held",
     };
-    pub(in super::super) const REVOCATION_AGE: Metric = Metric {
+    pub(super) const REVOCATION_AGE: Metric = Metric {
         name: "oauth2_jwt_verifier_revocation_feed_age_seconds",
         help: "Time since the revocation feed last answered; -1 before the first complete list \
                or when the feed is off",
