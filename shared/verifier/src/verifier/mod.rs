@@ -271,8 +271,9 @@ impl Verifier {
     ///
     /// The registry holds no strong reference: it does not keep the verifier alive (once it is
     /// dropped, the counters stay and the gauges go). A second verifier registered in the same
-    /// registry is refused (`AlreadyReg`), not added up: give it a registry of its own, or a
-    /// prefixed or labelled one (`Registry::new_custom`).
+    /// registry is refused (`AlreadyReg`), not added up: give each verifier a registry of its
+    /// own, made with `Registry::new_custom` and a label that tells them apart when their
+    /// samples are served on one page.
     #[cfg(feature = "prometheus")]
     pub fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
         let inner = Arc::downgrade(&self.inner);

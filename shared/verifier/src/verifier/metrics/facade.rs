@@ -11,6 +11,11 @@
 //! [`GAUGE_TICK`] from the loop that [`super::super::Verifier::start`] spawns (the ages grow
 //! between changes). A verifier built with `new` or `with_keys` has no such loop: its gauges
 //! move only at its fetches and polls.
+//!
+//! The facade has one namespace per recorder: two verifiers in one process add their counts
+//! into the same series and take turns setting the gauges. A service that runs two builds the
+//! second under another recorder (`metrics::with_local_recorder`), since handles are taken
+//! from the recorder in force when a verifier is built.
 
 use std::sync::Weak;
 use std::time::Duration;
