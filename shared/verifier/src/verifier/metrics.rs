@@ -189,3 +189,37 @@ impl Inner {
         self.counters.facade.publish(&self.state());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Verifier, VerifierConfig, VerifyError};
+
+    /// Whatever the features, the counts are kept for [`Verifier::state`].
+    #[tokio::test]
+    async fn state_counts_verifications_fetches_and_polls_with_no_backend() {
+        let config = VerifierConfig::new("http://127.0.0.1:9".parse().unwrap(), "api");
+        let verifier = Verifier::new(config).unwrap();
+        let start = verifier.state();
+        assert_eq!(
+            (
+                start.verified,
+                start.refused,
+                start.fetches,
+                start.revocation_polls
+            ),
+            (0, 0, 0, 0)
+        );
+        for _ in 0..2 {
+            assert_eq!(verifier.verify("x").await, Err(VerifyError::Malformed));
+        }
+        assert!(verifier.refresh_now().await.is_err(), "nothing on port 9");
+        assert!(verifier.poll_revocations_now().await.is_err());
+        let state = verifier.state();
+        assert_eq!((state.verified, state.refused, state.cache_hits), (0, 2, 0));
+        assert_eq!((state.fetches, state.fetch_failures), (1, 1));
+        assert_eq!(
+            (state.revocation_polls, state.revocation_poll_failures),
+            (1, 1)
+        );
+    }
+}
