@@ -149,7 +149,9 @@ impl Verifier {
     /// [`VerifierConfig::revocation_poll`] is zero, its revocation poller on the current tokio
     /// runtime. Returns at once: the first fetches happen in the background (see
     /// [`Verifier::readiness`], which waits for the keys and for the first revocation list
-    /// unless the issuer advertises no feed).
+    /// unless the issuer advertises no feed). With the `metrics` feature it also starts a task
+    /// that sets the metrics' gauges every 5 s (the recorder must be installed before this call:
+    /// the verifier takes its metric handles when built).
     pub fn start(config: VerifierConfig) -> Result<Self, reqwest::Error> {
         let verifier = Self::new(config)?;
         let inner = Arc::downgrade(&verifier.inner);
