@@ -174,8 +174,8 @@ async fn a_resource_server_refuses_tokens_once_its_keys_are_stale_past_rs_jwks_m
     let deadline = Instant::now() + DEADLINE;
     loop {
         let metrics = api.metrics().await;
-        let age = metric_value(&metrics, "jwks_age_seconds", &[]);
-        if age > metric_value(&metrics, "jwks_fresh_for_seconds", &[]) {
+        let age = metric_value(&metrics, "oauth2_jwt_verifier_jwks_age_seconds", &[]);
+        if age > metric_value(&metrics, "oauth2_jwt_verifier_jwks_fresh_for_seconds", &[]) {
             assert!(age < (1 + MAX_STALE) as f64, "checked too late: {age}");
             break;
         }
@@ -221,7 +221,7 @@ async fn a_resource_server_refuses_tokens_once_its_keys_are_stale_past_rs_jwks_m
     assert!(
         metric_value(
             &metrics,
-            "token_verifications_total",
+            "oauth2_jwt_verifier_verifications_total",
             &[("outcome", "keys_unavailable")]
         ) >= 2.0
     );

@@ -157,17 +157,17 @@ async fn a_token_listed_by_the_feed_is_refused_within_a_poll_interval_and_others
 
     let metrics = api.metrics().await;
     for line in [
-        "revocation_entries 1",
-        "token_verifications_total{outcome=\"revoked\"} 2",
+        "oauth2_jwt_verifier_revocation_entries 1",
+        "oauth2_jwt_verifier_verifications_total{outcome=\"revoked\"} 2",
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
     assert!(
-        metrics.contains("revocation_feed_age_seconds "),
+        metrics.contains("oauth2_jwt_verifier_revocation_feed_age_seconds "),
         "{metrics}"
     );
     assert!(
-        !metrics.contains("revocation_feed_age_seconds -1"),
+        !metrics.contains("oauth2_jwt_verifier_revocation_feed_age_seconds -1"),
         "{metrics}"
     );
 

@@ -116,11 +116,17 @@ async fn resource_server_metrics_count_verifications_by_outcome_and_key_fetches(
     );
 
     let text = scrape_metrics(&api.http, &api.url("/metrics")).await;
-    assert!(metric_value(&text, "token_verifications_total", &[("outcome", "ok")]) >= 1.0);
+    assert!(
+        metric_value(
+            &text,
+            "oauth2_jwt_verifier_verifications_total",
+            &[("outcome", "ok")]
+        ) >= 1.0
+    );
     assert_eq!(
         metric_value(
             &text,
-            "token_verifications_total",
+            "oauth2_jwt_verifier_verifications_total",
             &[("outcome", "malformed")]
         ),
         1.0
@@ -128,7 +134,7 @@ async fn resource_server_metrics_count_verifications_by_outcome_and_key_fetches(
     assert_eq!(
         metric_value(
             &text,
-            "token_verifications_total",
+            "oauth2_jwt_verifier_verifications_total",
             &[("outcome", "bad_signature")]
         ),
         1.0
@@ -136,19 +142,33 @@ async fn resource_server_metrics_count_verifications_by_outcome_and_key_fetches(
     assert_eq!(
         metric_value(
             &text,
-            "token_verifications_total",
+            "oauth2_jwt_verifier_verifications_total",
             &[("outcome", "expired")]
         ),
         0.0,
         "every outcome is exported"
     );
-    assert!(metric_value(&text, "jwks_fetches_total", &[]) >= 1.0);
+    assert!(metric_value(&text, "oauth2_jwt_verifier_jwks_fetches_total", &[]) >= 1.0);
     assert!(
-        metric_sample(&text, "jwks_fetch_failures_total", &[]).is_some(),
+        metric_sample(&text, "oauth2_jwt_verifier_jwks_fetch_failures_total", &[]).is_some(),
         "{text}"
     );
-    assert_eq!(metric_value(&text, "jwks_keys", &[]), 1.0);
-    let age = metric_value(&text, "jwks_age_seconds", &[]);
+    assert_eq!(
+        metric_value(&text, "oauth2_jwt_verifier_jwks_keys", &[]),
+        1.0
+    );
+    // The library's names carry its prefix, so that they cannot collide with a service's own.
+    for unprefixed in [
+        "jwks_keys",
+        "token_verifications_total",
+        "token_cache_hits_total",
+    ] {
+        assert!(
+            metric_sample(&text, unprefixed, &[]).is_none(),
+            "{unprefixed} in {text}"
+        );
+    }
+    let age = metric_value(&text, "oauth2_jwt_verifier_jwks_age_seconds", &[]);
     assert!(
         (0.0..60.0).contains(&age),
         "keys fetched at start, {age} s ago"

@@ -291,8 +291,8 @@ mod verifier_tests {
         let second = verifier.verify(&token).await.unwrap();
 
         assert_eq!(first, second);
-        assert_eq!(verifier.inner.counters.cache_hits.get(), 1);
-        assert_eq!(verifier.inner.counters.by_outcome[0].get(), 2);
+        assert_eq!(verifier.inner.counters.cache_hits(), 1);
+        assert_eq!(verifier.inner.counters.outcome(0), 2);
     }
 
     #[tokio::test]
@@ -305,7 +305,7 @@ mod verifier_tests {
         verifier.inner.install(Signer::new("new").jwks(), None);
 
         assert_eq!(verifier.verify(&token).await, Err(VerifyError::UnknownKid));
-        assert_eq!(verifier.inner.counters.cache_hits.get(), 0);
+        assert_eq!(verifier.inner.counters.cache_hits(), 0);
     }
 
     #[tokio::test]
@@ -320,7 +320,7 @@ mod verifier_tests {
             .install(signer.jwks_fresh_for(Duration::ZERO), bound);
         verifier.verify(&token).await.unwrap();
         verifier.verify(&token).await.unwrap();
-        assert_eq!(verifier.inner.counters.cache_hits.get(), 1, "in the cache");
+        assert_eq!(verifier.inner.counters.cache_hits(), 1, "in the cache");
 
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while verifier.readiness() == super::super::Readiness::Ready {
@@ -332,7 +332,7 @@ mod verifier_tests {
             Err(VerifyError::KeysUnavailable),
             "the cache does not answer for keys too stale to trust"
         );
-        assert_eq!(verifier.inner.counters.cache_hits.get(), 1);
+        assert_eq!(verifier.inner.counters.cache_hits(), 1);
 
         verifier
             .inner
@@ -347,12 +347,12 @@ mod verifier_tests {
         let token = signer.token(unix_now() + 900);
         uncached.verify(&token).await.unwrap();
         uncached.verify(&token).await.unwrap();
-        assert_eq!(uncached.inner.counters.cache_hits.get(), 0);
+        assert_eq!(uncached.inner.counters.cache_hits(), 0);
 
         let cached = verifier(signer.jwks(), 16);
         let expired = signer.token(unix_now() - 3600);
         assert_eq!(cached.verify(&expired).await, Err(VerifyError::Expired));
         assert_eq!(cached.verify(&expired).await, Err(VerifyError::Expired));
-        assert_eq!(cached.inner.counters.cache_hits.get(), 0);
+        assert_eq!(cached.inner.counters.cache_hits(), 0);
     }
 }

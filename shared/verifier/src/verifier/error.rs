@@ -20,7 +20,7 @@ macro_rules! refusals {
             pub(super) const ALL: &'static [VerifyError] = &[$(VerifyError::$variant,)+];
 
             /// A short snake_case name (`bad_signature`, `expired`, …): the `outcome` label of
-            /// `token_verifications_total`, and safe to log.
+            /// `oauth2_jwt_verifier_verifications_total`, and safe to log.
             pub fn name(&self) -> &'static str {
                 match self {
                     $(VerifyError::$variant => $label,)+
@@ -72,7 +72,7 @@ refusals! {
 }
 
 /// What one verification ended in: a value of the `outcome` label of
-/// `token_verifications_total`.
+/// `oauth2_jwt_verifier_verifications_total`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Outcome {
     Ok,
@@ -91,10 +91,18 @@ impl Outcome {
     }
 
     /// Every outcome, each at its [`Outcome::index`].
+    #[cfg_attr(
+        not(any(feature = "metrics", feature = "prometheus")),
+        allow(dead_code)
+    )]
     pub(super) fn all() -> impl Iterator<Item = Self> {
         std::iter::once(Self::Ok).chain(VerifyError::ALL.iter().cloned().map(Self::Refused))
     }
 
+    #[cfg_attr(
+        not(any(feature = "metrics", feature = "prometheus")),
+        allow(dead_code)
+    )]
     pub(super) fn label(&self) -> &'static str {
         match self {
             Self::Ok => "ok",

@@ -14,9 +14,9 @@
 //! [`VerifierConfig::token_cache_capacity`]) so that a token sent again costs a lookup; a hit is
 //! judged on `exp` every time, and the cache starts empty with every key set installed.
 //!
-//! The verifier counts what it does (outcomes of verifications, key fetches) in Prometheus
-//! counters created once, so counting is one atomic add; [`Verifier::register_metrics`] exposes
-//! them, with the key set's size and age read at scrape time.
+//! The verifier counts what it does (outcomes of verifications, key fetches, polls) in atomics
+//! of its own, so counting is one atomic add; [`Verifier::state`] reads them, and the optional
+//! `metrics` and `prometheus` features export them (`metrics.rs` says how and why).
 //!
 //! The issuer's revocation feed (`revocations.rs`) is polled in the background too, and every
 //! token accepted, cache hits included, is checked against the list held after its signature
@@ -45,7 +45,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use prometheus::Registry;
 
 pub use config::{
     VerifierConfig, DEFAULT_LEEWAY, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKEN_BYTES,
@@ -58,7 +57,7 @@ pub use keys::KeySet;
 pub use revocations::FeedPoll;
 
 use cache::{Lookup, TokenCache};
-use metrics::{Counters, VerifierCollector};
+use metrics::Counters;
 use refresh::{refresh_loop, RefreshState};
 use revocations::{poll_loop, FeedState, FeedStatus, RevocationList};
 
@@ -75,8 +74,17 @@ pub struct KeySetState {
     /// How long the key set in use counts as fresh: its `max-age` between the floor and the
     /// ceiling. Past it, a failing issuer leaves the verifier serving stale keys.
     pub fresh_for: Duration,
+    /// Attempts to fetch the metadata and key set, and those that failed.
     pub fetches: u64,
     pub fetch_failures: u64,
+    /// Verifications that accepted the token, and those that refused it.
+    pub verified: u64,
+    pub refused: u64,
+    /// Verifications answered from the cache of verified tokens.
+    pub cache_hits: u64,
+    /// Polls of the revocation feed, and those that failed.
+    pub revocation_polls: u64,
+    pub revocation_poll_failures: u64,
     /// Entries in the revocation list held.
     pub revocation_entries: usize,
     /// Time since the revocation feed last answered; `None` until a complete list arrived, or
@@ -132,7 +140,8 @@ struct Inner {
     revocations: ArcSwap<RevocationList>,
     /// Held while polling the feed: one poll at a time.
     feed: tokio::sync::Mutex<FeedState>,
-    counters: Counters,
+    /// Shared with a Prometheus collector, which may outlive the verifier.
+    counters: Arc<Counters>,
 }
 
 impl Verifier {
@@ -140,10 +149,14 @@ impl Verifier {
     /// [`VerifierConfig::revocation_poll`] is zero, its revocation poller on the current tokio
     /// runtime. Returns at once: the first fetches happen in the background (see
     /// [`Verifier::readiness`], which waits for the keys and for the first revocation list
-    /// unless the issuer advertises no feed).
+    /// unless the issuer advertises no feed). With the `metrics` feature it also starts a task
+    /// that sets the metrics' gauges every 5 s (the recorder must be installed before this call:
+    /// the verifier takes its metric handles when built).
     pub fn start(config: VerifierConfig) -> Result<Self, reqwest::Error> {
         let verifier = Self::new(config)?;
         let inner = Arc::downgrade(&verifier.inner);
+        #[cfg(feature = "metrics")]
+        tokio::spawn(metrics::gauge_loop(inner.clone()));
         if !verifier.inner.config.revocation_poll.is_zero() {
             verifier
                 .inner
@@ -158,21 +171,14 @@ impl Verifier {
     /// A verifier with no background task; keys are fetched only by [`Verifier::refresh_now`]
     /// and on unknown `kid`s, the revocation list only by [`Verifier::poll_revocations_now`]
     /// (readiness does not wait for it before the first poll finds the feed).
-    ///
-    /// # Panics
-    ///
-    /// Never: the metric names and labels are constants known to be valid.
     pub fn new(config: VerifierConfig) -> Result<Self, reqwest::Error> {
         let rules = TokenRules::from_config(&config);
         let http = reqwest::Client::builder()
             .timeout(config.fetch_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        // Fails only for invalid metric names or labels, which are constants here.
-        #[allow(clippy::expect_used)]
-        let counters = Counters::new().expect("the verifier's metric names are valid");
         let cache = TokenCache::new(config.token_cache_capacity);
-        Ok(Self {
+        let verifier = Self {
             inner: Arc::new(Inner {
                 cache: ArcSwap::from_pointee(cache),
                 refresh: tokio::sync::Mutex::new(RefreshState {
@@ -188,9 +194,11 @@ impl Verifier {
                 stale_reported: AtomicBool::new(false),
                 revocations: ArcSwap::from_pointee(RevocationList::new(FeedStatus::NotPolled)),
                 feed: tokio::sync::Mutex::new(FeedState::default()),
-                counters,
+                counters: Arc::new(Counters::new()),
             }),
-        })
+        };
+        verifier.inner.publish_gauges();
+        Ok(verifier)
     }
 
     /// A verifier that holds `keys` from the start, for embedding (keys shipped with a service)
@@ -244,29 +252,35 @@ impl Verifier {
         }
     }
 
+    /// The key set and revocation list held, and what the verifier counted so far: these
+    /// counts need no metrics feature.
     pub fn state(&self) -> KeySetState {
-        let keys = self.inner.keys.load();
-        let revocations = self.inner.revocations.load();
-        KeySetState {
-            n_keys: keys.len(),
-            age: self.is_ready().then(|| keys.fetched_at.elapsed()),
-            fresh_for: keys.fresh_for,
-            fetches: self.inner.counters.fetches.get(),
-            fetch_failures: self.inner.counters.fetch_failures.get(),
-            revocation_entries: revocations.entries.len(),
-            revocation_age: revocations.age(),
-        }
+        self.inner.state()
     }
 
-    /// Registers the verifier's metrics in `registry`: `token_verifications_total{outcome}`,
-    /// `jwks_fetches_total`, `jwks_fetch_failures_total`, `token_cache_hits_total`, and the
-    /// gauges `jwks_keys`, `jwks_age_seconds` (-1 until a key set has been fetched) and
-    /// `jwks_fresh_for_seconds`, read at scrape time (age above fresh-for: the keys are stale).
-    /// The registry holds no strong reference: it does not keep the verifier alive.
-    pub fn register_metrics(&self, registry: &Registry) -> prometheus::Result<()> {
+    /// Registers a collector of the verifier's metrics in `registry` (feature `prometheus`),
+    /// all named `oauth2_jwt_verifier_*`: the counters
+    /// `oauth2_jwt_verifier_verifications_total{outcome}` (`ok` or the refusal's
+    /// [`VerifyError::name`]), `oauth2_jwt_verifier_token_cache_hits_total`,
+    /// `oauth2_jwt_verifier_jwks_fetches_total`, `oauth2_jwt_verifier_jwks_fetch_failures_total`
+    /// and `oauth2_jwt_verifier_revocation_polls_total{result}` (`complete`, `delta`,
+    /// `not_modified`, `off`, `failed`), every labelled series at 0 from the start; and the
+    /// gauges `oauth2_jwt_verifier_jwks_keys`, `oauth2_jwt_verifier_jwks_age_seconds` (-1 until a
+    /// key set has been fetched), `oauth2_jwt_verifier_jwks_fresh_for_seconds` (age above it:
+    /// the keys are stale), `oauth2_jwt_verifier_revocation_entries` and
+    /// `oauth2_jwt_verifier_revocation_feed_age_seconds` (-1 until a complete list arrived, or
+    /// with the feed off), read at scrape time.
+    ///
+    /// The registry holds no strong reference: it does not keep the verifier alive (once it is
+    /// dropped, the counters stay and the gauges go). A second verifier registered in the same
+    /// registry is refused (`AlreadyReg`), not added up: give each verifier a registry of its
+    /// own, made with `Registry::new_custom` and a label that tells them apart when their
+    /// samples are served on one page.
+    #[cfg(feature = "prometheus")]
+    pub fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
         let inner = Arc::downgrade(&self.inner);
-        let state = Box::new(move || inner.upgrade().map(|inner| Verifier { inner }.state()));
-        let collector = VerifierCollector::new(&self.inner.counters, state)?;
+        let state = Box::new(move || inner.upgrade().map(|inner| inner.state()));
+        let collector = metrics::VerifierCollector::new(Arc::clone(&self.inner.counters), state)?;
         registry.register(Box::new(collector))
     }
 
@@ -282,7 +296,7 @@ impl Verifier {
     }
 
     /// Verifies signature, header and claims; see [`VerifyError`] for every refusal. Each call
-    /// is counted in `token_verifications_total` by outcome.
+    /// is counted by outcome (`oauth2_jwt_verifier_verifications_total{outcome}`).
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         let result = self.check(token).await;
         self.inner.counters.count(&result);
@@ -338,7 +352,7 @@ impl Verifier {
         let key = TokenCache::key(token);
         match cache.get(&key, unix_now(), inner.rules.leeway) {
             Lookup::Valid(claims) => {
-                inner.counters.cache_hits.inc();
+                inner.counters.count_cache_hit();
                 // The list may have grown since the token was remembered.
                 return inner.unrevoked(claims);
             }
@@ -371,6 +385,30 @@ impl Verifier {
 }
 
 impl Inner {
+    fn state(&self) -> KeySetState {
+        let keys = self.keys.load();
+        let revocations = self.revocations.load();
+        let counters = &self.counters;
+        let polls = (0..metrics::POLL_RESULTS.len()).map(|index| counters.polls(index));
+        KeySetState {
+            n_keys: keys.len(),
+            age: self
+                .loaded
+                .load(Ordering::Acquire)
+                .then(|| keys.fetched_at.elapsed()),
+            fresh_for: keys.fresh_for,
+            fetches: counters.fetches(),
+            fetch_failures: counters.fetch_failures(),
+            verified: counters.outcome(0),
+            refused: counters.refused(),
+            cache_hits: counters.cache_hits(),
+            revocation_polls: polls.sum(),
+            revocation_poll_failures: counters.polls(metrics::POLL_RESULTS.len() - 1),
+            revocation_entries: revocations.entries.len(),
+            revocation_age: revocations.age(),
+        }
+    }
+
     /// The claims of a token that verified, unless the revocation list held refuses it.
     fn unrevoked(&self, claims: AccessClaims) -> Result<AccessClaims, VerifyError> {
         if self.revocations.load().entries.refuses(&claims) {

@@ -34,6 +34,7 @@ impl Inner {
         self.cache
             .store(Arc::new(TokenCache::new(self.config.token_cache_capacity)));
         self.loaded.store(true, Ordering::Release);
+        self.publish_gauges();
         if self.stale_reported.swap(false, Ordering::AcqRel) {
             tracing::info!("fresh signing keys fetched; accepting tokens again");
         }
@@ -69,11 +70,10 @@ impl Inner {
             return Ok(());
         }
         state.last_attempt = Some(Instant::now());
-        self.counters.fetches.inc();
         let result = self.fetch(&mut state).await;
         self.generation.fetch_add(1, Ordering::Release);
+        self.counters.count_fetch(result.is_err());
         if let Err(err) = &result {
-            self.counters.fetch_failures.inc();
             tracing::warn!(error = %err, "fetching signing keys failed; keeping the keys held");
         }
         result

@@ -14,7 +14,7 @@
 //! [`MAX_BACKOFF_FACTOR`] poll intervals) and keeps serving the list held: refusing every token
 //! because the list is old would turn an issuer outage into an outage of every resource
 //! server, so that is the operator's choice ([`super::VerifierConfig::revocation_fail_closed`]);
-//! either way readiness and the `revocation_feed_age_seconds` gauge say the list is stale.
+//! either way readiness and the `oauth2_jwt_verifier_revocation_feed_age_seconds` gauge say the list is stale.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -284,7 +284,7 @@ pub enum FeedPoll {
 }
 
 impl FeedPoll {
-    /// The `result` label of `revocation_polls_total`.
+    /// The `result` label of `oauth2_jwt_verifier_revocation_polls_total`.
     pub(super) fn label(self) -> &'static str {
         match self {
             Self::Off => "off",
@@ -310,6 +310,7 @@ impl Inner {
         let mut state = self.feed.lock().await;
         let result = self.poll(&mut state).await;
         self.counters.count_poll(result.as_ref().ok().copied());
+        self.publish_gauges();
         let list = self.revocations.load();
         match &result {
             Ok(_) if state.stale_reported => {

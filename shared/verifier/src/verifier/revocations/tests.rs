@@ -4,7 +4,6 @@ use std::sync::Mutex;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
-use prometheus::Registry;
 use serde_json::json;
 
 use super::super::{KeySet, Readiness, Verifier, VerifierConfig, VerifyError};
@@ -313,7 +312,7 @@ async fn a_revoked_token_is_refused_even_when_cached_and_others_still_pass() {
     );
     verifier.verify(&stolen).await.unwrap();
     verifier.verify(&stolen).await.unwrap();
-    assert_eq!(verifier.inner.counters.cache_hits.get(), 1, "in the cache");
+    assert_eq!(verifier.inner.counters.cache_hits(), 1, "in the cache");
 
     issuer.answer(
         200,
@@ -326,7 +325,7 @@ async fn a_revoked_token_is_refused_even_when_cached_and_others_still_pass() {
     );
     assert_eq!(verifier.verify(&stolen).await, Err(VerifyError::Revoked));
     assert_eq!(
-        verifier.inner.counters.cache_hits.get(),
+        verifier.inner.counters.cache_hits(),
         2,
         "answered by the cache, refused"
     );
@@ -350,7 +349,7 @@ async fn a_revoked_token_is_refused_even_when_cached_and_others_still_pass() {
     uncached.poll_revocations_now().await.unwrap();
     assert_eq!(uncached.verify(&stolen).await, Err(VerifyError::Revoked));
     assert_eq!(uncached.verify(&stolen).await, Err(VerifyError::Revoked));
-    assert_eq!(uncached.inner.counters.cache_hits.get(), 0);
+    assert_eq!(uncached.inner.counters.cache_hits(), 0);
 }
 
 #[tokio::test]
@@ -557,19 +556,20 @@ async fn without_the_metadata_member_or_with_poll_zero_the_feed_is_off() {
     );
 }
 
+#[cfg(feature = "prometheus")]
 #[tokio::test]
 async fn polls_are_counted_and_the_list_size_and_age_exported() {
     let issuer = Issuer::start(true).await;
     let verifier = issuer.verifier(issuer.config());
-    let registry = Registry::new();
+    let registry = prometheus::Registry::new();
     verifier.register_metrics(&registry).unwrap();
-    let before = crate::verifier::metrics::render_text(&registry);
+    let before = crate::verifier::metrics::collector::render_text(&registry);
     assert!(
-        before.contains("revocation_feed_age_seconds -1"),
+        before.contains("oauth2_jwt_verifier_revocation_feed_age_seconds -1"),
         "{before}"
     );
     assert!(
-        before.contains("revocation_polls_total{result=\"failed\"} 0"),
+        before.contains("oauth2_jwt_verifier_revocation_polls_total{result=\"failed\"} 0"),
         "{before}"
     );
 
@@ -584,13 +584,13 @@ async fn polls_are_counted_and_the_list_size_and_age_exported() {
     issuer.answer(304, json!({}));
     verifier.poll_revocations_now().await.unwrap();
 
-    let after = crate::verifier::metrics::render_text(&registry);
+    let after = crate::verifier::metrics::collector::render_text(&registry);
     for line in [
-        "revocation_polls_total{result=\"failed\"} 1",
-        "revocation_polls_total{result=\"complete\"} 1",
-        "revocation_polls_total{result=\"not_modified\"} 1",
-        "revocation_entries 2",
-        "revocation_feed_age_seconds 0",
+        "oauth2_jwt_verifier_revocation_polls_total{result=\"failed\"} 1",
+        "oauth2_jwt_verifier_revocation_polls_total{result=\"complete\"} 1",
+        "oauth2_jwt_verifier_revocation_polls_total{result=\"not_modified\"} 1",
+        "oauth2_jwt_verifier_revocation_entries 2",
+        "oauth2_jwt_verifier_revocation_feed_age_seconds 0",
     ] {
         assert!(after.contains(line), "{line} in {after}");
     }
