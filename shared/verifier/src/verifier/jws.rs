@@ -26,14 +26,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::{KeySet, VerifierConfig, VerifyError};
+use super::{KeySet, VerifierConfig, VerifyError, MAX_LEEWAY};
 use crate::claims::{AccessClaims, ACCESS_TOKEN_TYP};
 
 /// The largest RSA signature RS256 keys here produce: 8192 bits.
 const MAX_SIGNATURE_BYTES: usize = 1024;
-
-/// The most clock skew a configuration may allow on `exp` and `nbf`.
-const MAX_LEEWAY: Duration = Duration::from_secs(60);
 
 /// A compact JWS cut at its dots, not yet decoded.
 struct Parts<'a> {
@@ -197,14 +194,16 @@ impl TokenRules {
         }
     }
 
-    /// The rules `config` asks for: its issuer, its one audience, its leeway, its size bound.
+    /// The rules `config` asks for: its issuer, its audiences (a token must name at least
+    /// one), its leeway, its size bound.
     pub fn from_config(config: &VerifierConfig) -> Self {
-        Self::new(
-            config.issuer.as_str(),
-            AudiencePolicy::One(config.audience.clone()),
-        )
-        .with_leeway(config.leeway)
-        .with_max_token_bytes(config.max_token_bytes)
+        let audience = match config.audiences.as_slice() {
+            [one] => AudiencePolicy::One(one.clone()),
+            several => AudiencePolicy::AnyOf(several.to_vec()),
+        };
+        Self::new(config.issuer.as_str(), audience)
+            .with_leeway(config.leeway)
+            .with_max_token_bytes(config.max_token_bytes)
     }
 
     /// Clock skew allowed on `exp` and `nbf`, capped at a minute.
@@ -214,6 +213,7 @@ impl TokenRules {
         self
     }
 
+    /// Who judges `exp`: the rules ([`Expiry::Checked`], the default) or the caller.
     #[must_use]
     pub fn with_expiry(mut self, expiry: Expiry) -> Self {
         self.expiry = expiry;

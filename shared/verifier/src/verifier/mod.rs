@@ -48,16 +48,18 @@ use arc_swap::ArcSwap;
 use prometheus::Registry;
 
 pub use config::{
-    VerifierConfig, DEFAULT_LEEWAY, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKEN_BYTES,
-    DEFAULT_REVOCATION_MAX_STALE, DEFAULT_REVOCATION_POLL, DEFAULT_TOKEN_CACHE_CAPACITY,
+    ConfigError, VerifierConfig, VerifierConfigBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_STALE,
+    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REVOCATION_MAX_STALE, DEFAULT_REVOCATION_POLL,
+    DEFAULT_TOKEN_CACHE_CAPACITY, MAX_LEEWAY,
 };
-pub use discovery::{freshness, metadata_url, parse_max_age, FetchError};
+pub use discovery::{freshness, metadata_url, openid_configuration_url, parse_max_age, FetchError};
 pub use error::VerifyError;
 pub use jws::{verify_with, AudiencePolicy, Expiry, TokenRules};
 pub use keys::KeySet;
 pub use revocations::FeedPoll;
 
 use cache::{Lookup, TokenCache};
+use discovery::Http;
 use metrics::{Counters, VerifierCollector};
 use refresh::{refresh_loop, RefreshState};
 use revocations::{poll_loop, FeedState, FeedStatus, RevocationList};
@@ -69,13 +71,16 @@ use crate::claims::{AccessClaims, Claims};
 /// What the verifier knows about its keys and its revocation list, for readiness and metrics.
 #[derive(Clone, Debug)]
 pub struct KeySetState {
+    /// Keys in the set held.
     pub n_keys: usize,
     /// Time since the key set in use was fetched; `None` before the first success.
     pub age: Option<Duration>,
     /// How long the key set in use counts as fresh: its `max-age` between the floor and the
     /// ceiling. Past it, a failing issuer leaves the verifier serving stale keys.
     pub fresh_for: Duration,
+    /// Key fetches attempted since the verifier was built.
     pub fetches: u64,
+    /// Key fetches that failed since the verifier was built.
     pub fetch_failures: u64,
     /// Entries in the revocation list held.
     pub revocation_entries: usize,
@@ -94,21 +99,32 @@ pub enum Readiness {
     NotFetched,
     /// The key set held was fetched `age` ago and has been stale for longer than
     /// [`VerifierConfig::max_stale`]; every token is refused until a fetch succeeds.
-    TooStale { age: Duration },
+    TooStale {
+        /// Time since the key set held was fetched.
+        age: Duration,
+    },
     /// The revocation feed is expected but no complete list has arrived yet.
     RevocationsNotFetched,
     /// The revocation feed last answered `age` ago, longer than
     /// [`VerifierConfig::revocation_max_stale`], and the verifier fails closed: every token is
     /// refused until the feed answers.
-    RevocationsStale { age: Duration },
+    RevocationsStale {
+        /// Time since the feed last answered.
+        age: Duration,
+    },
     /// As `RevocationsStale`, but failing open: tokens are still judged on the list held, so
     /// the verifier can serve. A readiness probe should stay up (every replica loses the issuer
     /// at once, and taking them all out would turn an issuer outage into an outage of every
     /// API) and say what is wrong; the age is also a metric to alert on.
-    ReadyWithStaleRevocations { age: Duration },
+    ReadyWithStaleRevocations {
+        /// Time since the feed last answered.
+        age: Duration,
+    },
 }
 
-/// Cheap to clone; clones share keys and the background refresher.
+/// Verifies access tokens against the keys of one issuer, fetched and refreshed as the module
+/// docs say. Cheap to clone; clones share keys, cache, revocation list and the background
+/// tasks, which end when the last clone is dropped.
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<Inner>,
@@ -121,7 +137,7 @@ struct Inner {
     /// Replaced by an empty one after every key set is installed (see `cache.rs`).
     cache: ArcSwap<TokenCache>,
     loaded: AtomicBool,
-    http: reqwest::Client,
+    http: Http,
     refresh: tokio::sync::Mutex<RefreshState>,
     /// Bumped after every fetch attempt, so a waiter can tell that someone fetched for it.
     generation: AtomicU64,
@@ -164,10 +180,7 @@ impl Verifier {
     /// Never: the metric names and labels are constants known to be valid.
     pub fn new(config: VerifierConfig) -> Result<Self, reqwest::Error> {
         let rules = TokenRules::from_config(&config);
-        let http = reqwest::Client::builder()
-            .timeout(config.fetch_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = Http::new(&config)?;
         // Fails only for invalid metric names or labels, which are constants here.
         #[allow(clippy::expect_used)]
         let counters = Counters::new().expect("the verifier's metric names are valid");
@@ -244,6 +257,8 @@ impl Verifier {
         }
     }
 
+    /// The key set's size and age and the revocation list's, with the fetch counts: what
+    /// readiness and the metrics report.
     pub fn state(&self) -> KeySetState {
         let keys = self.inner.keys.load();
         let revocations = self.inner.revocations.load();
