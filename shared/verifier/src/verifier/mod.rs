@@ -1,4 +1,5 @@
-//! A [`Verifier`] learns the signing keys once through the issuer's RFC 8414 metadata and JWKS,
+//! A [`Verifier`] learns the signing keys once through the issuer's metadata (RFC 8414, or
+//! OpenID Connect Discovery when the RFC 8414 document answers 404: `discovery.rs`) and JWKS,
 //! and never calls the issuer per request.
 //!
 //! A verification reads the current key set through an `ArcSwap` (no lock, no I/O) and checks
@@ -27,8 +28,9 @@
 //! cache, keys) and readiness; `refresh.rs` fetches and installs keys. What a token must say is
 //! judged in `jws.rs` alone ([`verify_with`], which this verifier calls for every token it has
 //! not seen and which a service holding its own keys calls directly), so that a rule is read
-//! and reviewed in one place; the configuration, the refusals with their metric labels, and
-//! the metrics each have their own file for the same reason.
+//! and reviewed in one place; the configuration (with its builder, which checks the settings
+//! once and reads a CA file), the refusals with their metric labels, and the metrics each
+//! have their own file for the same reason.
 
 mod cache;
 mod config;
@@ -174,6 +176,12 @@ impl Verifier {
     /// A verifier with no background task; keys are fetched only by [`Verifier::refresh_now`]
     /// and on unknown `kid`s, the revocation list only by [`Verifier::poll_revocations_now`]
     /// (readiness does not wait for it before the first poll finds the feed).
+    ///
+    /// # Errors
+    ///
+    /// Only when the verifier's own HTTP client cannot be built: a CA-file certificate the
+    /// TLS library refuses, or a system store holding no usable certificate. With a client
+    /// given to [`VerifierConfigBuilder::http_client`] it does not fail.
     ///
     /// # Panics
     ///
