@@ -198,25 +198,6 @@ impl<X> Claims<X> {
     }
 }
 
-impl<X: serde::de::DeserializeOwned + 'static> Claims<X> {
-    /// `access`, with `extra` read from the payload of `token`, which must be the token
-    /// `access` was verified from. [`NoExtra`] reads nothing.
-    pub(crate) fn read(access: AccessClaims, token: &str) -> Result<Self, crate::VerifyError> {
-        use base64::Engine as _;
-        let missing = |_| crate::VerifyError::MissingClaim;
-        let extra = if std::any::TypeId::of::<X>() == std::any::TypeId::of::<NoExtra>() {
-            serde_json::from_slice(b"{}").map_err(missing)?
-        } else {
-            let payload = token.split('.').nth(1).unwrap_or_default();
-            let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .map_err(|_| crate::VerifyError::Malformed)?;
-            serde_json::from_slice(&json).map_err(missing)?
-        };
-        Ok(Self { access, extra })
-    }
-}
-
 /// No claims beyond [`AccessClaims`]: the default `extra` of [`Claims`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct NoExtra {}

@@ -18,16 +18,18 @@
 //! decoded once, and the claims are judged by the rules `jsonwebtoken::Validation` applies
 //! (RFC 7519 §4.1, RFC 9068 §4), each of which has a test below and in the hostile-token suite.
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::time::Duration;
 
 use aws_lc_rs::signature::ParsedPublicKey;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::{KeySet, VerifierConfig, VerifyError, MAX_LEEWAY};
-use crate::claims::{AccessClaims, ACCESS_TOKEN_TYP};
+use crate::claims::{AccessClaims, NoExtra, ACCESS_TOKEN_TYP};
 
 /// The largest RSA signature RS256 keys here produce: 8192 bits.
 const MAX_SIGNATURE_BYTES: usize = 1024;
@@ -285,6 +287,23 @@ pub fn verify_with(
     let kid = header.check()?;
     let key = keys.get(kid).ok_or(VerifyError::UnknownKid)?;
     parts.verify(key, rules, now)
+}
+
+/// The payload of `token`, which verified, read into the service's own type `X`: a payload
+/// `X` cannot be read from (a required claim missing, or of another type) is
+/// [`VerifyError::MissingClaim`]. [`NoExtra`] reads nothing, so that `verify_claims::<NoExtra>`
+/// costs what `verify` does. Called only after [`verify_with`] or a cache hit accepted the
+/// token, so that `X` never sees an unsigned payload.
+pub(super) fn extra_claims<X: DeserializeOwned + 'static>(token: &str) -> Result<X, VerifyError> {
+    let missing = |_| VerifyError::MissingClaim;
+    if TypeId::of::<X>() == TypeId::of::<NoExtra>() {
+        return serde_json::from_slice(b"{}").map_err(missing);
+    }
+    let payload = Parts::split(token)?.payload;
+    let json = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| VerifyError::Malformed)?;
+    serde_json::from_slice(&json).map_err(missing)
 }
 
 #[cfg(test)]

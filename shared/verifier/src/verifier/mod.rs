@@ -320,10 +320,10 @@ impl Verifier {
         &self,
         token: &str,
     ) -> Result<Claims<X>, VerifyError> {
-        let result = self
-            .check(token)
-            .await
-            .and_then(|access| Claims::read(access, token));
+        let result = self.check(token).await.and_then(|access| {
+            let extra = jws::extra_claims(token)?;
+            Ok(Claims::new(access, extra))
+        });
         self.inner.counters.count(&result);
         result
     }
