@@ -313,3 +313,33 @@ fn a_ca_file_that_is_missing_empty_or_not_pem_is_refused_and_named() {
         let _ = std::fs::remove_file(path);
     }
 }
+
+#[tokio::test]
+async fn fetch_timeout_bounds_each_request_of_the_services_own_client() {
+    // An issuer that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base: url::Url = format!("http://{}", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    // A client with no timeout of its own.
+    let config = VerifierConfig::builder(base, "api")
+        .http_client(reqwest::Client::new())
+        .fetch_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let verifier = verifier(config);
+    // The guard only turns a hang into a failure; it is not what is tested.
+    let fetched = tokio::time::timeout(Duration::from_secs(60), verifier.refresh_now())
+        .await
+        .expect("the per-request timeout ended the fetch");
+    assert!(
+        matches!(&fetched, Err(FetchError::Http { source, .. }) if source.is_timeout()),
+        "{fetched:?}"
+    );
+}
