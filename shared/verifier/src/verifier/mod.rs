@@ -320,10 +320,10 @@ impl Verifier {
         &self,
         token: &str,
     ) -> Result<Claims<X>, VerifyError> {
-        let result = self.check(token).await.and_then(|access| {
-            let extra = jws::extra_claims(token)?;
-            Ok(Claims::new(access, extra))
-        });
+        let result = self
+            .check(token)
+            .await
+            .and_then(|access| Claims::read(access, token));
         self.inner.counters.count(&result);
         result
     }
@@ -390,6 +390,15 @@ impl Verifier {
             Err(VerifyError::UnknownKid) if !self.is_ready() => Err(VerifyError::KeysUnavailable),
             second => second,
         }
+    }
+}
+
+impl<X: DeserializeOwned + 'static> Claims<X> {
+    /// `access`, with `extra` read from the payload of `token`, which must be the token
+    /// `access` was verified from (see [`jws::extra_claims`]). Kept here rather than in
+    /// `claims.rs`, which sits below the verifier and names none of its refusals.
+    pub(crate) fn read(access: AccessClaims, token: &str) -> Result<Self, VerifyError> {
+        Ok(Self::new(access, jws::extra_claims(token)?))
     }
 }
 
