@@ -71,7 +71,9 @@ use serde::de::DeserializeOwned;
 use crate::claims::{AccessClaims, Claims};
 
 /// What the verifier knows about its keys and its revocation list, for readiness and metrics.
+/// `#[non_exhaustive]`: more may be reported later.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct KeySetState {
     /// Keys in the set held.
     pub n_keys: usize,
