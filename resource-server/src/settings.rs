@@ -232,22 +232,29 @@ impl Settings {
     }
 
     /// The verifier's settings: issuer, audience, the key-refresh bounds and the revocation
-    /// feed's.
-    pub fn verifier_config(&self) -> oauth2_jwt_verifier::VerifierConfig {
-        let mut config =
-            oauth2_jwt_verifier::VerifierConfig::new(self.issuer.clone(), self.audience.clone());
-        config.jwks_url = self.jwks_url.clone();
-        config.min_refresh = std::time::Duration::from_secs(self.jwks_min_refresh);
-        config.max_refresh = std::time::Duration::from_secs(self.jwks_max_refresh);
-        config.unknown_kid_cooldown = std::time::Duration::from_secs(self.unknown_kid_cooldown);
-        config.max_token_bytes = self.max_token_bytes;
-        config.token_cache_capacity = self.token_cache_capacity;
-        config.max_stale =
-            (self.jwks_max_stale > 0).then(|| std::time::Duration::from_secs(self.jwks_max_stale));
-        config.revocation_poll = std::time::Duration::from_secs(self.revocation_poll);
-        config.revocation_max_stale = std::time::Duration::from_secs(self.revocation_max_stale);
-        config.revocation_fail_closed = self.revocation_fail_closed;
-        config
+    /// feed's, checked by the verifier's builder (after [`Settings::validate`], which checks
+    /// the same rules with the settings' names, it refuses nothing).
+    pub fn verifier_config(
+        &self,
+    ) -> Result<oauth2_jwt_verifier::VerifierConfig, oauth2_jwt_verifier::ConfigError> {
+        use std::time::Duration;
+        let mut builder = oauth2_jwt_verifier::VerifierConfig::builder(
+            self.issuer.clone(),
+            self.audience.clone(),
+        )
+        .min_refresh(Duration::from_secs(self.jwks_min_refresh))
+        .max_refresh(Duration::from_secs(self.jwks_max_refresh))
+        .unknown_kid_cooldown(Duration::from_secs(self.unknown_kid_cooldown))
+        .max_token_bytes(self.max_token_bytes)
+        .token_cache_capacity(self.token_cache_capacity)
+        .max_stale((self.jwks_max_stale > 0).then(|| Duration::from_secs(self.jwks_max_stale)))
+        .revocation_poll(Duration::from_secs(self.revocation_poll))
+        .revocation_max_stale(Duration::from_secs(self.revocation_max_stale))
+        .revocation_fail_closed(self.revocation_fail_closed);
+        if let Some(jwks_url) = &self.jwks_url {
+            builder = builder.jwks_url(jwks_url.clone());
+        }
+        builder.build()
     }
 
     pub fn token_url(&self) -> String {
@@ -282,7 +289,7 @@ mod tests {
 
     #[test]
     fn the_staleness_bound_reaches_the_verifier_and_0_means_none() {
-        let config = Settings::default().verifier_config();
+        let config = Settings::default().verifier_config().unwrap();
         assert_eq!(
             config.max_stale,
             Some(std::time::Duration::from_secs(86_400))
@@ -291,12 +298,12 @@ mod tests {
             jwks_max_stale: 0,
             ..Settings::default()
         };
-        assert_eq!(unbounded.verifier_config().max_stale, None);
+        assert_eq!(unbounded.verifier_config().unwrap().max_stale, None);
     }
 
     #[test]
     fn the_revocation_feed_settings_reach_the_verifier() {
-        let config = Settings::default().verifier_config();
+        let config = Settings::default().verifier_config().unwrap();
         assert_eq!(
             (
                 config.revocation_poll.as_secs(),
@@ -311,7 +318,7 @@ mod tests {
             revocation_fail_closed: true,
             ..Settings::default()
         };
-        let config = set.verifier_config();
+        let config = set.verifier_config().unwrap();
         assert_eq!(
             (
                 config.revocation_poll,

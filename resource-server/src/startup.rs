@@ -43,7 +43,9 @@ impl Application {
     ) -> anyhow::Result<Self> {
         // `Settings::load` checked them already; settings built in code are checked here.
         settings.validate().map_err(anyhow::Error::msg)?;
-        let config = settings.verifier_config();
+        let config = settings
+            .verifier_config()
+            .context("configuring the token verifier")?;
         let verifier = Verifier::start(adjust(config)).context("starting the token verifier")?;
 
         let registry = Registry::new();

@@ -1,37 +1,79 @@
-//! Finding and fetching what the verifier learns from the issuer: RFC 8414 metadata, then the
-//! JWKS it names and the revocation feed it may advertise.
+//! Finding and fetching what the verifier learns from the issuer: its metadata (RFC 8414, or
+//! OpenID Connect Discovery when the issuer publishes only that), then the JWKS it names and
+//! the revocation feed it may advertise.
+//!
+//! Many issuers publish only `/.well-known/openid-configuration`; a verifier that knew only
+//! the RFC 8414 location could not be pointed at them. The fallback is taken on a 404 alone:
+//! any other failure (a 5xx, a timeout, a TLS error) says the issuer is unwell, not that the
+//! document lives elsewhere, and stays a failure. Whichever document answers must name the
+//! configured issuer (RFC 8414 §3.3, OpenID Connect Discovery §4.3).
 
 use std::time::Duration;
 
 use reqwest::header::CACHE_CONTROL;
+use serde::de::DeserializeOwned;
 use url::Url;
 
+use super::config::{Transport, VerifierConfig};
 use super::keys::KeySet;
 
 /// A JWKS or metadata document larger than this is refused: a key set is a few kilobytes.
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 
+/// Why a metadata, JWKS or revocation-feed fetch failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FetchError {
+    /// The request did not complete (connection, TLS, timeout).
     #[error("request to {url} failed: {source}")]
-    Http { url: Url, source: reqwest::Error },
+    Http {
+        /// What was asked for.
+        url: Url,
+        /// Why it failed.
+        source: reqwest::Error,
+    },
+    /// The answer was not a success.
     #[error("{url} answered {status}")]
     Status {
+        /// What was asked for.
         url: Url,
+        /// The status of the answer.
         status: reqwest::StatusCode,
     },
+    /// The answer was larger than any such document should be.
     #[error("{url} sent more than {MAX_DOCUMENT_BYTES} bytes")]
-    TooLarge { url: Url },
+    TooLarge {
+        /// What was asked for.
+        url: Url,
+    },
+    /// The answer was not the JSON document expected.
     #[error("{url} sent a document that does not parse: {source}")]
-    Parse { url: Url, source: serde_json::Error },
+    Parse {
+        /// What was asked for.
+        url: Url,
+        /// Why it does not parse.
+        source: serde_json::Error,
+    },
+    /// The metadata speaks for another issuer (RFC 8414 §3.3, OpenID Connect Discovery §4.3).
     #[error("metadata issuer {found} does not match the configured issuer {expected}")]
-    IssuerMismatch { expected: String, found: String },
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The `issuer` of the metadata.
+        found: String,
+    },
+    /// The metadata's `jwks_uri` is not a URL.
     #[error("metadata jwks_uri is not a URL: {0}")]
     BadJwksUri(String),
+    /// The metadata's `revocation_feed_endpoint` is not a URL.
     #[error("metadata revocation_feed_endpoint is not a URL: {0}")]
     BadFeedUri(String),
+    /// The feed sent changes before any complete list.
     #[error("{url} sent only changes, but no complete revocation list is held to apply them to")]
-    DeltaWithoutBase { url: Url },
+    DeltaWithoutBase {
+        /// The feed.
+        url: Url,
+    },
 }
 
 /// RFC 8414 §3: the metadata lives under `/.well-known/oauth-authorization-server`, inserted
@@ -41,14 +83,58 @@ pub fn metadata_url(issuer: &Url) -> Url {
     let path = issuer.path().trim_end_matches('/');
     url.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
     url.set_query(None);
+    url.set_fragment(None);
     url
 }
 
-async fn get(
-    client: &reqwest::Client,
-    url: &Url,
-) -> Result<(Vec<u8>, Option<Duration>), FetchError> {
-    let response = send(client.get(url.clone()), url).await?;
+/// OpenID Connect Discovery 1.0 §4: the provider configuration lives at the issuer followed
+/// by `/.well-known/openid-configuration`, after any path of the issuer. Asked for when the
+/// document at [`metadata_url`] answers 404.
+pub fn openid_configuration_url(issuer: &Url) -> Url {
+    let mut url = issuer.clone();
+    let path = issuer.path().trim_end_matches('/');
+    url.set_path(&format!("{path}/.well-known/openid-configuration"));
+    url.set_query(None);
+    url.set_fragment(None);
+    url
+}
+
+/// The client the verifier reaches the issuer with, and the timeout of each request: set on
+/// the request, so that it holds for a client the service gave as well.
+#[derive(Clone, Debug)]
+pub(crate) struct Http {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Http {
+    /// The service's client, or one of the verifier's own: no redirects (a document moved
+    /// elsewhere is not followed to a host the issuer does not name), the built-in and native
+    /// roots and those of the CA file.
+    pub(crate) fn new(config: &VerifierConfig) -> Result<Self, reqwest::Error> {
+        let client = match &config.transport {
+            Transport::Given(client) => client.clone(),
+            Transport::Own { extra_roots } => extra_roots
+                .iter()
+                .fold(
+                    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()),
+                    |builder, root| builder.add_root_certificate(root.clone()),
+                )
+                .build()?,
+        };
+        Ok(Self {
+            client,
+            timeout: config.fetch_timeout,
+        })
+    }
+
+    fn get(&self, url: &Url) -> reqwest::RequestBuilder {
+        self.client.get(url.clone()).timeout(self.timeout)
+    }
+}
+
+async fn get(http: &Http, url: &Url) -> Result<(Vec<u8>, Option<Duration>), FetchError> {
+    let response = send(http.get(url), url).await?;
     if !response.status().is_success() {
         return Err(FetchError::Status {
             url: url.clone(),
@@ -96,11 +182,11 @@ async fn read_limited(
 /// A GET that may be answered `304 Not Modified` (`None`); any other answer but a success is
 /// an error. The body is refused past `limit` bytes.
 pub(super) async fn get_unless_not_modified(
-    client: &reqwest::Client,
+    http: &Http,
     url: &Url,
     limit: usize,
 ) -> Result<Option<Vec<u8>>, FetchError> {
-    let response = send(client.get(url.clone()), url).await?;
+    let response = send(http.get(url), url).await?;
     if response.status() == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(None);
     }
@@ -113,19 +199,39 @@ pub(super) async fn get_unless_not_modified(
     read_limited(response, url, limit).await.map(Some)
 }
 
-/// Reads the issuer's metadata and returns its `jwks_uri`, checking that the metadata speaks
-/// for the issuer we trust (RFC 8414 §3.3).
-pub async fn discover_jwks_uri(client: &reqwest::Client, issuer: &Url) -> Result<Url, FetchError> {
-    let url = metadata_url(issuer);
-    let (body, _) = get(client, &url).await?;
-    let metadata: KeysMetadata =
+/// A metadata document: whichever members a caller reads, and the issuer it speaks for.
+trait Metadata: DeserializeOwned {
+    fn issuer(&self) -> &str;
+}
+
+/// The issuer's metadata: the RFC 8414 document, or the OpenID Connect one when that answers
+/// 404; either must speak for the issuer we trust (RFC 8414 §3.3, OpenID Connect Discovery
+/// §4.3), compared without a trailing slash.
+async fn fetch_metadata<T: Metadata>(http: &Http, issuer: &Url) -> Result<T, FetchError> {
+    let rfc8414 = metadata_url(issuer);
+    let (url, body) = match get(http, &rfc8414).await {
+        Ok((body, _)) => (rfc8414, body),
+        Err(FetchError::Status { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
+            let openid = openid_configuration_url(issuer);
+            let (body, _) = get(http, &openid).await?;
+            (openid, body)
+        }
+        Err(err) => return Err(err),
+    };
+    let metadata: T =
         serde_json::from_slice(&body).map_err(|source| FetchError::Parse { url, source })?;
-    if metadata.issuer.trim_end_matches('/') != issuer.as_str().trim_end_matches('/') {
+    if metadata.issuer().trim_end_matches('/') != issuer.as_str().trim_end_matches('/') {
         return Err(FetchError::IssuerMismatch {
             expected: issuer.to_string(),
-            found: metadata.issuer,
+            found: metadata.issuer().to_owned(),
         });
     }
+    Ok(metadata)
+}
+
+/// Reads the issuer's metadata and returns its `jwks_uri`.
+pub(crate) async fn discover_jwks_uri(http: &Http, issuer: &Url) -> Result<Url, FetchError> {
+    let metadata: KeysMetadata = fetch_metadata(http, issuer).await?;
     Url::parse(&metadata.jwks_uri).map_err(|_| FetchError::BadJwksUri(metadata.jwks_uri))
 }
 
@@ -136,6 +242,12 @@ struct KeysMetadata {
     jwks_uri: String,
 }
 
+impl Metadata for KeysMetadata {
+    fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}
+
 /// The members of the metadata that locate the revocation feed (an extension member).
 #[derive(serde::Deserialize)]
 struct FeedMetadata {
@@ -144,22 +256,19 @@ struct FeedMetadata {
     revocation_feed_endpoint: Option<String>,
 }
 
+impl Metadata for FeedMetadata {
+    fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}
+
 /// Reads the issuer's metadata and returns its `revocation_feed_endpoint`, `None` when the
-/// issuer advertises no feed; the metadata must speak for the issuer we trust.
-pub async fn discover_revocation_feed(
-    client: &reqwest::Client,
+/// issuer advertises no feed.
+pub(crate) async fn discover_revocation_feed(
+    http: &Http,
     issuer: &Url,
 ) -> Result<Option<Url>, FetchError> {
-    let url = metadata_url(issuer);
-    let (body, _) = get(client, &url).await?;
-    let metadata: FeedMetadata =
-        serde_json::from_slice(&body).map_err(|source| FetchError::Parse { url, source })?;
-    if metadata.issuer.trim_end_matches('/') != issuer.as_str().trim_end_matches('/') {
-        return Err(FetchError::IssuerMismatch {
-            expected: issuer.to_string(),
-            found: metadata.issuer,
-        });
-    }
+    let metadata: FeedMetadata = fetch_metadata(http, issuer).await?;
     metadata
         .revocation_feed_endpoint
         .map(|feed| Url::parse(&feed).map_err(|_| FetchError::BadFeedUri(feed)))
@@ -167,13 +276,13 @@ pub async fn discover_revocation_feed(
 }
 
 /// Fetches and parses the key set; `max-age` of the answer decides its freshness, clamped.
-pub async fn fetch_keys(
-    client: &reqwest::Client,
+pub(crate) async fn fetch_keys(
+    http: &Http,
     jwks_uri: &Url,
     floor: Duration,
     ceiling: Duration,
 ) -> Result<KeySet, FetchError> {
-    let (body, max_age) = get(client, jwks_uri).await?;
+    let (body, max_age) = get(http, jwks_uri).await?;
     let fresh_for = freshness(max_age, floor, ceiling);
     KeySet::from_jwks(&body, fresh_for).map_err(|source| FetchError::Parse {
         url: jwks_uri.clone(),
@@ -222,6 +331,20 @@ mod tests {
         assert_eq!(
             tenant.as_str(),
             "https://example.com/.well-known/oauth-authorization-server/tenant1"
+        );
+    }
+
+    #[test]
+    fn openid_configuration_url_appends_well_known_after_the_path_oidc_discovery_4() {
+        let plain = openid_configuration_url(&Url::parse("https://auth.example.com").unwrap());
+        assert_eq!(
+            plain.as_str(),
+            "https://auth.example.com/.well-known/openid-configuration"
+        );
+        let tenant = openid_configuration_url(&Url::parse("https://example.com/tenant1/").unwrap());
+        assert_eq!(
+            tenant.as_str(),
+            "https://example.com/tenant1/.well-known/openid-configuration"
         );
     }
 

@@ -31,30 +31,43 @@ macro_rules! refusals {
 }
 
 refusals! {
+    /// Not three base64url parts of JSON, or a header or claims that do not parse.
     #[error("the token is not a well-formed JWT")]
     Malformed => "malformed",
+    /// Longer than [`super::VerifierConfig::max_token_bytes`]; refused before any parsing.
     #[error("the token is too large")]
     TooLarge => "too_large",
+    /// `alg` is not RS256 (RFC 8725 §3.1).
     #[error("only RS256 is accepted")]
     UnsupportedAlgorithm => "unsupported_algorithm",
+    /// `typ` is not `at+jwt` (RFC 9068 §4).
     #[error("the token is not an access token (typ must be at+jwt)")]
     WrongType => "wrong_type",
+    /// The header names no `kid`.
     #[error("the token names no key")]
     MissingKid => "missing_kid",
+    /// The `kid` is not in the key set, even after a fetch.
     #[error("the token names an unknown key")]
     UnknownKid => "unknown_kid",
+    /// The signature does not verify with the key named.
     #[error("the signature does not verify")]
     BadSignature => "bad_signature",
+    /// Past `exp` plus the leeway (RFC 7519 §4.1.4).
     #[error("the token has expired")]
     Expired => "expired",
+    /// Before `nbf` minus the leeway (RFC 7519 §4.1.5).
     #[error("the token is not valid yet")]
     NotYetValid => "not_yet_valid",
+    /// `iss` is not the configured issuer (RFC 9068 §4).
     #[error("the token was issued by another issuer")]
     WrongIssuer => "wrong_issuer",
+    /// `aud` names none of the configured audiences (RFC 7519 §4.1.3).
     #[error("the token is meant for another audience")]
     WrongAudience => "wrong_audience",
+    /// A claim the verifier or the service's claims type needs is missing or of the wrong type.
     #[error("the token lacks a required claim")]
     MissingClaim => "missing_claim",
+    /// The header has `crit`: this verifier implements no extension (RFC 7515 §4.1.11).
     #[error("the token uses a critical header extension that is not understood")]
     UnknownCritical => "unknown_critical",
     /// Not the client's fault: no key set could be fetched yet, or the one held has been stale

@@ -18,22 +18,21 @@
 //! decoded once, and the claims are judged by the rules `jsonwebtoken::Validation` applies
 //! (RFC 7519 §4.1, RFC 9068 §4), each of which has a test below and in the hostile-token suite.
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::time::Duration;
 
 use aws_lc_rs::signature::ParsedPublicKey;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::{KeySet, VerifierConfig, VerifyError};
-use crate::claims::{AccessClaims, ACCESS_TOKEN_TYP};
+use super::{KeySet, VerifierConfig, VerifyError, MAX_LEEWAY};
+use crate::claims::{AccessClaims, NoExtra, ACCESS_TOKEN_TYP};
 
 /// The largest RSA signature RS256 keys here produce: 8192 bits.
 const MAX_SIGNATURE_BYTES: usize = 1024;
-
-/// The most clock skew a configuration may allow on `exp` and `nbf`.
-const MAX_LEEWAY: Duration = Duration::from_secs(60);
 
 /// A compact JWS cut at its dots, not yet decoded.
 struct Parts<'a> {
@@ -197,14 +196,16 @@ impl TokenRules {
         }
     }
 
-    /// The rules `config` asks for: its issuer, its one audience, its leeway, its size bound.
+    /// The rules `config` asks for: its issuer, its audiences (a token must name at least
+    /// one), its leeway, its size bound.
     pub fn from_config(config: &VerifierConfig) -> Self {
-        Self::new(
-            config.issuer.as_str(),
-            AudiencePolicy::One(config.audience.clone()),
-        )
-        .with_leeway(config.leeway)
-        .with_max_token_bytes(config.max_token_bytes)
+        let audience = match config.audiences.as_slice() {
+            [one] => AudiencePolicy::One(one.clone()),
+            several => AudiencePolicy::AnyOf(several.to_vec()),
+        };
+        Self::new(config.issuer.as_str(), audience)
+            .with_leeway(config.leeway)
+            .with_max_token_bytes(config.max_token_bytes)
     }
 
     /// Clock skew allowed on `exp` and `nbf`, capped at a minute.
@@ -214,6 +215,7 @@ impl TokenRules {
         self
     }
 
+    /// Who judges `exp`: the rules ([`Expiry::Checked`], the default) or the caller.
     #[must_use]
     pub fn with_expiry(mut self, expiry: Expiry) -> Self {
         self.expiry = expiry;
@@ -285,6 +287,23 @@ pub fn verify_with(
     let kid = header.check()?;
     let key = keys.get(kid).ok_or(VerifyError::UnknownKid)?;
     parts.verify(key, rules, now)
+}
+
+/// The payload of `token`, which verified, read into the service's own type `X`: a payload
+/// `X` cannot be read from (a required claim missing, or of another type) is
+/// [`VerifyError::MissingClaim`]. [`NoExtra`] reads nothing, so that `verify_claims::<NoExtra>`
+/// costs what `verify` does. Called only after [`verify_with`] or a cache hit accepted the
+/// token, so that `X` never sees an unsigned payload.
+pub(super) fn extra_claims<X: DeserializeOwned + 'static>(token: &str) -> Result<X, VerifyError> {
+    let missing = |_| VerifyError::MissingClaim;
+    if TypeId::of::<X>() == TypeId::of::<NoExtra>() {
+        return serde_json::from_slice(b"{}").map_err(missing);
+    }
+    let payload = Parts::split(token)?.payload;
+    let json = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| VerifyError::Malformed)?;
+    serde_json::from_slice(&json).map_err(missing)
 }
 
 #[cfg(test)]

@@ -73,18 +73,22 @@ impl KeySet {
         })
     }
 
+    /// The key named `kid`, parsed.
     pub fn get(&self, kid: &str) -> Option<&ParsedPublicKey> {
         self.keys.get(kid)
     }
 
+    /// How many keys the set holds.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// Whether the set holds no key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
+    /// The `kid`s of the keys held, in no order.
     pub fn kids(&self) -> impl Iterator<Item = &str> {
         self.keys.keys().map(String::as_str)
     }

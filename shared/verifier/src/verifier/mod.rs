@@ -1,4 +1,5 @@
-//! A [`Verifier`] learns the signing keys once through the issuer's RFC 8414 metadata and JWKS,
+//! A [`Verifier`] learns the signing keys once through the issuer's metadata (RFC 8414, or
+//! OpenID Connect Discovery when the RFC 8414 document answers 404: `discovery.rs`) and JWKS,
 //! and never calls the issuer per request.
 //!
 //! A verification reads the current key set through an `ArcSwap` (no lock, no I/O) and checks
@@ -27,8 +28,9 @@
 //! cache, keys) and readiness; `refresh.rs` fetches and installs keys. What a token must say is
 //! judged in `jws.rs` alone ([`verify_with`], which this verifier calls for every token it has
 //! not seen and which a service holding its own keys calls directly), so that a rule is read
-//! and reviewed in one place; the configuration, the refusals with their metric labels, and
-//! the metrics each have their own file for the same reason.
+//! and reviewed in one place; the configuration (with its builder, which checks the settings
+//! once and reads a CA file), the refusals with their metric labels, and the metrics each
+//! have their own file for the same reason.
 
 mod cache;
 mod config;
@@ -47,16 +49,18 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 pub use config::{
-    VerifierConfig, DEFAULT_LEEWAY, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKEN_BYTES,
-    DEFAULT_REVOCATION_MAX_STALE, DEFAULT_REVOCATION_POLL, DEFAULT_TOKEN_CACHE_CAPACITY,
+    ConfigError, VerifierConfig, VerifierConfigBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_STALE,
+    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REVOCATION_MAX_STALE, DEFAULT_REVOCATION_POLL,
+    DEFAULT_TOKEN_CACHE_CAPACITY, MAX_LEEWAY,
 };
-pub use discovery::{freshness, metadata_url, parse_max_age, FetchError};
+pub use discovery::{freshness, metadata_url, openid_configuration_url, parse_max_age, FetchError};
 pub use error::VerifyError;
 pub use jws::{verify_with, AudiencePolicy, Expiry, TokenRules};
 pub use keys::KeySet;
 pub use revocations::FeedPoll;
 
 use cache::{Lookup, TokenCache};
+use discovery::Http;
 use metrics::Counters;
 use refresh::{refresh_loop, RefreshState};
 use revocations::{poll_loop, FeedState, FeedStatus, RevocationList};
@@ -66,24 +70,30 @@ use serde::de::DeserializeOwned;
 use crate::claims::{AccessClaims, Claims};
 
 /// What the verifier knows about its keys and its revocation list, for readiness and metrics.
+/// `#[non_exhaustive]`: more may be reported later.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct KeySetState {
+    /// Keys in the set held.
     pub n_keys: usize,
     /// Time since the key set in use was fetched; `None` before the first success.
     pub age: Option<Duration>,
     /// How long the key set in use counts as fresh: its `max-age` between the floor and the
     /// ceiling. Past it, a failing issuer leaves the verifier serving stale keys.
     pub fresh_for: Duration,
-    /// Attempts to fetch the metadata and key set, and those that failed.
+    /// Attempts to fetch the metadata and key set since the verifier was built.
     pub fetches: u64,
+    /// Key fetches that failed since the verifier was built.
     pub fetch_failures: u64,
-    /// Verifications that accepted the token, and those that refused it.
+    /// Verifications that accepted the token.
     pub verified: u64,
+    /// Verifications that refused the token, whatever the reason.
     pub refused: u64,
     /// Verifications answered from the cache of verified tokens.
     pub cache_hits: u64,
-    /// Polls of the revocation feed, and those that failed.
+    /// Polls of the revocation feed.
     pub revocation_polls: u64,
+    /// Polls of the revocation feed that failed.
     pub revocation_poll_failures: u64,
     /// Entries in the revocation list held.
     pub revocation_entries: usize,
@@ -102,21 +112,32 @@ pub enum Readiness {
     NotFetched,
     /// The key set held was fetched `age` ago and has been stale for longer than
     /// [`VerifierConfig::max_stale`]; every token is refused until a fetch succeeds.
-    TooStale { age: Duration },
+    TooStale {
+        /// Time since the key set held was fetched.
+        age: Duration,
+    },
     /// The revocation feed is expected but no complete list has arrived yet.
     RevocationsNotFetched,
     /// The revocation feed last answered `age` ago, longer than
     /// [`VerifierConfig::revocation_max_stale`], and the verifier fails closed: every token is
     /// refused until the feed answers.
-    RevocationsStale { age: Duration },
+    RevocationsStale {
+        /// Time since the feed last answered.
+        age: Duration,
+    },
     /// As `RevocationsStale`, but failing open: tokens are still judged on the list held, so
     /// the verifier can serve. A readiness probe should stay up (every replica loses the issuer
     /// at once, and taking them all out would turn an issuer outage into an outage of every
     /// API) and say what is wrong; the age is also a metric to alert on.
-    ReadyWithStaleRevocations { age: Duration },
+    ReadyWithStaleRevocations {
+        /// Time since the feed last answered.
+        age: Duration,
+    },
 }
 
-/// Cheap to clone; clones share keys and the background refresher.
+/// Verifies access tokens against the keys of one issuer, fetched and refreshed as the module
+/// docs say. Cheap to clone; clones share keys, cache, revocation list and the background
+/// tasks, which end when the last clone is dropped.
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<Inner>,
@@ -129,7 +150,7 @@ struct Inner {
     /// Replaced by an empty one after every key set is installed (see `cache.rs`).
     cache: ArcSwap<TokenCache>,
     loaded: AtomicBool,
-    http: reqwest::Client,
+    http: Http,
     refresh: tokio::sync::Mutex<RefreshState>,
     /// Bumped after every fetch attempt, so a waiter can tell that someone fetched for it.
     generation: AtomicU64,
@@ -171,12 +192,15 @@ impl Verifier {
     /// A verifier with no background task; keys are fetched only by [`Verifier::refresh_now`]
     /// and on unknown `kid`s, the revocation list only by [`Verifier::poll_revocations_now`]
     /// (readiness does not wait for it before the first poll finds the feed).
+    ///
+    /// # Errors
+    ///
+    /// Only when the verifier's own HTTP client cannot be built: a CA-file certificate the
+    /// TLS library refuses, or a system store holding no usable certificate. With a client
+    /// given to [`VerifierConfigBuilder::http_client`] it does not fail.
     pub fn new(config: VerifierConfig) -> Result<Self, reqwest::Error> {
         let rules = TokenRules::from_config(&config);
-        let http = reqwest::Client::builder()
-            .timeout(config.fetch_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = Http::new(&config)?;
         let cache = TokenCache::new(config.token_cache_capacity);
         let verifier = Self {
             inner: Arc::new(Inner {
@@ -381,6 +405,15 @@ impl Verifier {
             Err(VerifyError::UnknownKid) if !self.is_ready() => Err(VerifyError::KeysUnavailable),
             second => second,
         }
+    }
+}
+
+impl<X: DeserializeOwned + 'static> Claims<X> {
+    /// `access`, with `extra` read from the payload of `token`, which must be the token
+    /// `access` was verified from (see [`jws::extra_claims`]). Kept here rather than in
+    /// `claims.rs`, which sits below the verifier and names none of its refusals.
+    pub(crate) fn read(access: AccessClaims, token: &str) -> Result<Self, VerifyError> {
+        Ok(Self::new(access, jws::extra_claims(token)?))
     }
 }
 

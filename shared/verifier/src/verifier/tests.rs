@@ -253,3 +253,7 @@ async fn a_verifier_with_given_keys_is_ready_and_stays_offline() {
     assert_eq!(verifier.verify(&token).await, Err(VerifyError::UnknownKid));
     assert_eq!(verifier.state().fetches, 0);
 }
+
+mod adoption;
+mod claims;
+mod issuer;
