@@ -315,4 +315,38 @@ mod tests {
         assert_eq!(grpc.headers()["grpc-status"], "16");
         assert_eq!(grpc_message("50% é"), "50%25 %C3%A9");
     }
+
+    /// A verifier whose issuer cannot be reached holds no keys: not the client's fault, so
+    /// 503 with `Retry-After` over HTTP and `UNAVAILABLE` over gRPC.
+    #[tokio::test]
+    async fn a_verifier_without_keys_answers_503_and_grpc_unavailable() {
+        use tower::ServiceExt;
+        let config = crate::VerifierConfig::new("http://127.0.0.1:1".parse().unwrap(), "api");
+        let verifier = Verifier::new(config).unwrap();
+        let signer = test_kit::signer::TestSigner::generate();
+        let token = signer.sign(
+            &serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": "k"}),
+            &serde_json::json!({"sub": "x"}),
+        );
+        let inner = tower::service_fn(|_: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+        });
+        let service = tower_layer::Layer::layer(&BearerLayer::new(verifier), inner);
+        let request = |grpc: bool| {
+            let mut builder =
+                Request::builder().header(header::AUTHORIZATION, format!("Bearer {token}"));
+            if grpc {
+                builder = builder.header(header::CONTENT_TYPE, "application/grpc+proto");
+            }
+            builder.body(()).unwrap()
+        };
+
+        let http = service.clone().oneshot(request(false)).await.unwrap();
+        assert_eq!(http.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(http.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(http.headers()[header::CACHE_CONTROL], "no-store");
+        let grpc = service.oneshot(request(true)).await.unwrap();
+        assert_eq!(grpc.status(), StatusCode::OK);
+        assert_eq!(grpc.headers()["grpc-status"], "14");
+    }
 }

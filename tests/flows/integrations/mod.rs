@@ -61,7 +61,11 @@ impl Issuer {
         assert_eq!(response.status(), 200, "password grant for {username}");
         let body: Value = response.json().await.unwrap();
         let token = body["access_token"].as_str().unwrap().to_owned();
-        assert_eq!(claims_of(&token)["scope"], scope, "scope granted to {username}");
+        assert_eq!(
+            claims_of(&token)["scope"],
+            scope,
+            "scope granted to {username}"
+        );
         token
     }
 

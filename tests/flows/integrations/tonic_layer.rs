@@ -60,7 +60,9 @@ async fn tonic_behind_the_layer_serves_a_good_token_and_refuses_the_rest_unauthe
     let malformed = check(&url, Some("Bearer a b".into())).await.unwrap_err();
     assert_eq!(malformed.code(), Code::Unauthenticated, "{malformed:?}");
     for (why, token) in issuer.forged() {
-        let refused = check(&url, Some(format!("Bearer {token}"))).await.unwrap_err();
+        let refused = check(&url, Some(format!("Bearer {token}")))
+            .await
+            .unwrap_err();
         assert_eq!(refused.code(), Code::Unauthenticated, "{why}: {refused:?}");
         assert!(!refused.message().is_empty(), "{why}");
     }

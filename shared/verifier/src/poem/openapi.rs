@@ -121,8 +121,93 @@ pub async fn check_claims<X: DeserializeOwned + 'static>(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use poem::test::TestClient;
+    use poem::{EndpointExt, Route};
+    use poem_openapi::payload::PlainText;
+    use poem_openapi::{OpenApi, OpenApiService, SecurityScheme};
+    use serde_json::json;
+    use test_kit::signer::{unix_now, TestSigner};
+
     use super::*;
-    use crate::verifier::VerifyError;
+    use crate::poem::BearerChallenge;
+    use crate::verifier::{KeySet, VerifierConfig, VerifyError};
+
+    #[derive(serde::Deserialize)]
+    struct Profile {
+        email: String,
+    }
+
+    #[derive(SecurityScheme)]
+    #[oai(ty = "bearer", checker = "check_claims")]
+    struct Token(Claims<Profile>);
+
+    struct Api;
+
+    #[OpenApi]
+    impl Api {
+        #[oai(path = "/email", method = "get")]
+        async fn email(&self, token: Token) -> Result<PlainText<String>, BearerRefusal> {
+            token.0.require_scope("profile")?;
+            Ok(PlainText(token.0.extra.email.clone()))
+        }
+    }
+
+    /// A service whose verifier holds `signer`'s key as `k`, offline.
+    fn app(signer: &TestSigner) -> impl poem::Endpoint {
+        let mut config = VerifierConfig::new("http://issuer.invalid".parse().unwrap(), "api");
+        config.revocation_poll = Duration::ZERO;
+        let keys = KeySet::from_jwks(signer.jwks("k").as_bytes(), Duration::from_secs(60));
+        let verifier = Verifier::with_keys(config, keys.unwrap()).unwrap();
+        let service = OpenApiService::new(Api, "test", "1");
+        Route::new()
+            .nest("/", service.with(BearerChallenge::default()))
+            .data(verifier)
+    }
+
+    fn token(signer: &TestSigner, scope: &str) -> String {
+        let now = unix_now();
+        signer.sign(
+            &json!({"alg": "RS256", "typ": "at+jwt", "kid": "k"}),
+            &json!({"iss": "http://issuer.invalid", "sub": "u", "aud": "api", "exp": now + 60,
+                    "iat": now, "jti": "j", "client_id": "c", "scope": scope,
+                    "email": "u@example.com"}),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_security_scheme_hands_over_claims_and_refuses_as_rfc6750_3_1_says() {
+        let signer = TestSigner::generate();
+        let client = TestClient::new(app(&signer));
+
+        let ok = client
+            .get("/email")
+            .header(
+                "authorization",
+                format!("Bearer {}", token(&signer, "profile")),
+            )
+            .send()
+            .await;
+        ok.assert_status_is_ok();
+        ok.assert_text("u@example.com").await;
+        let scope = client
+            .get("/email")
+            .header("authorization", format!("Bearer {}", token(&signer, "")))
+            .send()
+            .await;
+        scope.assert_status(poem::http::StatusCode::FORBIDDEN);
+        let missing = client.get("/email").send().await;
+        missing.assert_status(poem::http::StatusCode::UNAUTHORIZED);
+        missing.assert_header("www-authenticate", r#"Bearer realm="api""#);
+        let forged = token(&TestSigner::generate(), "profile");
+        let refused = client
+            .get("/email")
+            .header("authorization", format!("Bearer {forged}"))
+            .send()
+            .await;
+        refused.assert_status(poem::http::StatusCode::UNAUTHORIZED);
+    }
 
     #[test]
     fn refusals_map_to_their_documented_answers() {
