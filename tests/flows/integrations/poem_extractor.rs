@@ -1,7 +1,7 @@
 //! A plain poem service (no OpenAPI) taking `Claims<X>` as an extractor, with the
 //! `BearerChallenge` middleware naming its realm: accepted and refused as RFC 6750 says.
 
-use oauth2_jwt_verifier::poem::{BearerChallenge, BearerError};
+use oauth2_jwt_verifier::poem::BearerChallenge;
 use oauth2_jwt_verifier::Claims;
 use poem::listener::TcpAcceptor;
 use poem::{get, handler, EndpointExt, Route, Server};
@@ -22,9 +22,7 @@ fn me(claims: Claims<Profile>) -> String {
 
 #[handler]
 fn write(claims: Claims) -> poem::Result<&'static str> {
-    claims
-        .require_scope("items:write")
-        .map_err(|missing| BearerError::from(missing).into_poem())?;
+    claims.require_scope("items:write")?;
     Ok("written")
 }
 
@@ -89,5 +87,10 @@ async fn poem_extractor_refuses_forged_and_missing_tokens_and_a_missing_scope_rf
         .await
         .unwrap();
     assert_eq!(scope.status(), 403);
-    assert!(challenge(&scope).contains(r#"error="insufficient_scope""#));
+    let www_authenticate = challenge(&scope);
+    assert!(
+        www_authenticate.starts_with(r#"Bearer realm="poem", error="insufficient_scope""#)
+            && www_authenticate.contains(r#"scope="items:write""#),
+        "{www_authenticate}"
+    );
 }

@@ -1,8 +1,8 @@
 //! poem glue: a bearer token turned into verified claims, and refusals into RFC 6750 answers.
 //!
 //! A poem service without OpenAPI takes [`Claims<X>`](crate::Claims) as an extractor; one
-//! with poem-openapi (feature `poem-openapi`, module [`openapi`]) checks its security scheme
-//! with [`openapi::check_bearer`] or [`openapi::check_claims`] and lists the refusals in its
+//! with poem-openapi (feature `poem-openapi`, module `openapi`) checks its security scheme
+//! with `check_bearer` or `check_claims` and lists the refusals in its
 //! document. Either way the [`Verifier`] comes from the request data (`.data(verifier)`), so
 //! the routes share one key set, and the refusals are [`BearerError`]s, rendered by the
 //! rules of [`crate::http`]. The [`BearerChallenge`] middleware is where the realm is set:
@@ -20,9 +20,10 @@
 //! }
 //!
 //! #[handler]
-//! fn me(claims: Claims<Profile>) -> String {
+//! fn me(claims: Claims<Profile>) -> poem::Result<String> {
+//!     claims.require_scope("profile")?; // 403 insufficient_scope
 //!     let email = claims.extra.email.as_deref().unwrap_or_default();
-//!     format!("{} <{email}>", claims.sub)
+//!     Ok(format!("{} <{email}>", claims.sub))
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,7 +47,7 @@ use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response};
 use serde::de::DeserializeOwned;
 
-use crate::claims::Claims;
+use crate::claims::{Claims, MissingScope};
 use crate::http::{bearer_token, RETRY_AFTER_SECONDS};
 use crate::verifier::Verifier;
 
@@ -68,6 +69,18 @@ impl poem::error::ResponseError for BearerError {
 
     fn as_response(&self) -> Response {
         refusal(self, DEFAULT_REALM)
+    }
+}
+
+/// 403 `insufficient_scope`, so `claims.require_scope(…)?` works in a handler returning
+/// `poem::Result`.
+impl poem::error::ResponseError for MissingScope {
+    fn status(&self) -> StatusCode {
+        StatusCode::FORBIDDEN
+    }
+
+    fn as_response(&self) -> Response {
+        refusal(&BearerError::from(self.clone()), DEFAULT_REALM)
     }
 }
 
@@ -176,10 +189,15 @@ impl<E: Endpoint> Endpoint for BearerChallengeEndpoint<E> {
                 };
                 Err(self.error(&err))
             }
-            Err(err) => match err.downcast_ref::<BearerError>() {
-                Some(bearer) => Err(self.error(bearer)),
-                None => Err(err),
-            },
+            Err(err) => {
+                if let Some(bearer) = err.downcast_ref::<BearerError>() {
+                    Err(self.error(bearer))
+                } else if let Some(missing) = err.downcast_ref::<MissingScope>() {
+                    Err(self.error(&BearerError::from(missing.clone())))
+                } else {
+                    Err(err)
+                }
+            }
         }
     }
 }
