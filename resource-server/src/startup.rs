@@ -61,7 +61,7 @@ impl Application {
             &settings.token_url(),
         );
         let app = Route::new()
-            .nest("/", service.with(BearerChallenge))
+            .nest("/", service.with(BearerChallenge::default()))
             .at("/docs", make_sync(move |_| Html(docs.clone())))
             .at(
                 "/openapi.json",

@@ -7,6 +7,7 @@ mod discovery;
 mod fails_closed;
 mod file_modes;
 mod hostile_tokens;
+mod integrations;
 mod introspection;
 mod lifecycle;
 mod limits;

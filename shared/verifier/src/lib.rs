@@ -106,16 +106,30 @@
 //!
 //! # Features
 //!
-//! - `poem`: RFC 6750 answers as poem responses; `poem-openapi` adds the security scheme.
-//! - `prometheus`: the verifier's metrics as a Prometheus collector.
+//! The framework integrations sit behind features, so that a service pulls in only its own
+//! framework; they share the RFC 6750 answers of [`http`] (always built, no framework crate):
+//!
+//! - `poem`: a `Claims<X>` extractor, RFC 6750 answers as poem responses and the challenge
+//!   middleware; `poem-openapi` adds the security scheme checkers and the documented refusals.
+//! - `tower`: a `tower::Layer` for any `http` service (hyper, axum, tonic) that verifies the
+//!   bearer token and answers refusals itself, the HTTP or the gRPC way.
+//! - `axum`: a `Claims<X>` extractor and `IntoResponse` for the refusals.
+//! - `tonic`: the refusals as `tonic::Status`.
+//! - `metrics`: the verifier's metrics through the `metrics` facade.
+//! - `prometheus`: the verifier's metrics as a collector for a `prometheus::Registry`.
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod claims;
-// The integrations are documented by their owner; the lead removes this allow when merging.
-#[allow(missing_docs)]
+pub mod http;
 #[cfg(feature = "poem")]
 pub mod poem;
+#[cfg(feature = "tonic")]
+pub mod tonic;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod verifier;
 
 /// The package README's examples, compiled as doc tests so that they cannot drift.
@@ -126,4 +140,5 @@ struct ReadmeExamples;
 pub use claims::{
     AccessClaims, Audience, Claims, InvalidScope, MissingScope, NoExtra, Scope, ACCESS_TOKEN_TYP,
 };
+pub use http::BearerError;
 pub use verifier::*;
