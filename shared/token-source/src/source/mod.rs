@@ -283,5 +283,4 @@ impl std::fmt::Debug for TokenSource {
 }
 
 #[cfg(test)]
-#[path = "source_tests.rs"]
 mod tests;
