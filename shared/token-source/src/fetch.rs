@@ -20,11 +20,31 @@ pub(crate) struct Issued {
     pub(crate) lifetime: Duration,
 }
 
+/// Longer lifetimes are taken as this, so that no instant arithmetic can overflow.
+const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
     token_type: String,
-    expires_in: Option<u64>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
+/// `expires_in` in seconds (RFC 6749 §5.1), also when an issuer sends it as a string or with a
+/// fraction; `None` when absent or not a non-negative number.
+fn lifetime(expires_in: Option<&serde_json::Value>) -> Option<Duration> {
+    let seconds = match expires_in? {
+        serde_json::Value::Number(number) => number.as_f64()?,
+        serde_json::Value::String(text) => text.trim().parse().ok()?,
+        _ => return None,
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(
+        seconds.min(MAX_LIFETIME.as_secs_f64()),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -102,10 +122,9 @@ async fn fetch_once(
         if token.access_token.is_empty() {
             return Err(Error::InvalidResponse("empty access_token".into()));
         }
-        let lifetime = token
-            .expires_in
-            .map(Duration::from_secs)
-            .unwrap_or(config.unknown_lifetime);
+        let lifetime = lifetime(token.expires_in.as_ref())
+            .unwrap_or(config.unknown_lifetime)
+            .min(MAX_LIFETIME);
         return Ok(Issued {
             token: AccessToken::new(&token.access_token),
             sent,
@@ -199,6 +218,18 @@ fn metadata_urls(issuer: &Url) -> Result<[Url; 2], Error> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn expires_in_is_read_leniently_rfc6749_5_1() {
+        let read = |json: &str| lifetime(Some(&serde_json::from_str(json).unwrap()));
+        assert_eq!(read("3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(read("\"3600\""), Some(Duration::from_secs(3600)));
+        assert_eq!(read("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(read("18446744073709551615"), Some(MAX_LIFETIME));
+        assert_eq!(read("-1"), None);
+        assert_eq!(read("\"soon\""), None);
+        assert_eq!(lifetime(None), None);
+    }
 
     #[test]
     fn metadata_urls_follow_rfc8414_3_1_and_oidc_discovery() {

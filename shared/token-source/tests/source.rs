@@ -296,3 +296,28 @@ async fn debug_output_masks_the_secret_and_the_tokens() {
     assert!(!printed.contains("token-1"), "{printed}");
     assert!(printed.contains("ClientSecret(***)") && printed.contains("AccessToken(***)"));
 }
+
+#[tokio::test]
+async fn odd_token_answers_are_errors_or_read_without_overflow_rfc6749_5_1() {
+    let server = TokenServer::start().await;
+    let answer = |body: &str| Reply {
+        status: 200,
+        retry_after: None,
+        body: body.to_owned(),
+    };
+    server.script([
+        answer(r#"{"access_token":"mac","token_type":"mac","expires_in":60}"#),
+        answer("not json"),
+        answer(
+            r#"{"access_token":"huge","token_type":"bearer","expires_in":18446744073709551615}"#,
+        ),
+    ]);
+    let source = TokenSource::new(server.config().build()).unwrap();
+    for _ in 0..2 {
+        let error = source.token().await.unwrap_err();
+        assert!(matches!(error, Error::InvalidResponse(_)), "{error:?}");
+    }
+    assert_eq!(source.token().await.unwrap().secret(), "huge");
+    assert_eq!(source.token().await.unwrap().secret(), "huge", "cached");
+    assert_eq!(server.requests(), 3);
+}
