@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use oauth2_token_source::middleware::BearerMiddleware;
 use oauth2_token_source::{
     AccessToken, ClientSecret, Config, Endpoint, Error, TokenRequest, TokenSource,
 };
-use system_tests::{claims_of, header_of, metric_sample, TestAuth};
+use system_tests::{claims_of, header_of, metric_sample, TestAuth, TestResource};
 
 const SECRET: &str = "orders-secret-0123456789-0123456789";
 
@@ -167,4 +168,45 @@ async fn the_cached_token_outlives_an_auth_server_restart() {
         "the same keys after the restart"
     );
     assert_eq!(issued(&auth).await, 2.0, "counted since the restart");
+}
+
+#[tokio::test]
+async fn the_middleware_replaces_a_revoked_token_without_the_caller_seeing_a_401_rfc7009() {
+    let auth = server_with_client(|_| {}).await;
+    let resource = TestResource::spawn_configured(&auth.url, true, |settings| {
+        settings.revocation_poll = 1;
+    })
+    .await;
+    let source = source(&auth);
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(BearerMiddleware::new(source.clone()))
+        .build();
+    let items = resource.url("/items");
+    assert_eq!(http.get(&items).send().await.unwrap().status(), 200);
+    let revoked = source.token().await.unwrap();
+    let revocation = auth
+        .http
+        .post(auth.url("/revoke"))
+        .basic_auth("orders", Some(SECRET))
+        .form(&[("token", revoked.secret())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revocation.status(), 200);
+
+    // Once the revocation reaches the resource server (its feed poll), it answers 401 for the
+    // old token; the middleware drops it and sends the request again with a new one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while issued(&auth).await < 2.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revocation never took effect"
+        );
+        assert_eq!(http.get(&items).send().await.unwrap().status(), 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(source.token().await.unwrap(), revoked);
+    assert_eq!(http.get(&items).send().await.unwrap().status(), 200);
+    let refused = resource.get("/items", revoked.secret()).await;
+    assert_eq!(refused.status(), 401);
 }
