@@ -23,3 +23,4 @@ mod rotation;
 mod swagger_ui;
 mod throttle;
 mod token_password;
+mod token_source;

@@ -59,18 +59,9 @@ impl TestAuth {
         let addr = listener.local_addr().unwrap();
         let url = format!("http://{addr}");
         let clock = auth_server::oauth::Clock::system();
-        let app =
-            auth_server::Application::build_with_clock(settings.clone(), listener, clock.clone())
-                .await
-                .unwrap();
-        let running = spawn_server(|stopped| {
-            app.run_until(async move {
-                let _ = stopped.await;
-            })
-        });
-        let store = auth_server::store::open(&settings.store.0).await.unwrap();
         let http = http_client();
-        wait_ready(&http, &format!("{url}/readyz")).await;
+        let running = Self::launch(&settings, listener, &clock, &http).await;
+        let store = auth_server::store::open(&settings.store.0).await.unwrap();
         Self {
             url,
             addr,
@@ -81,6 +72,36 @@ impl TestAuth {
             clock,
             running: Some(running),
         }
+    }
+
+    /// Runs the application on `listener` and waits until it is ready.
+    async fn launch(
+        settings: &auth_server::Settings,
+        listener: std::net::TcpListener,
+        clock: &auth_server::oauth::Clock,
+        http: &reqwest::Client,
+    ) -> Running {
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app =
+            auth_server::Application::build_with_clock(settings.clone(), listener, clock.clone())
+                .await
+                .unwrap();
+        let running = spawn_server(|stopped| {
+            app.run_until(async move {
+                let _ = stopped.await;
+            })
+        });
+        wait_ready(http, &format!("{url}/readyz")).await;
+        running
+    }
+
+    /// Starts the server again after [`stop`](Self::stop): on the same address, with the same
+    /// settings, keys directory, store and clock, as a restarted process would be.
+    pub async fn start_again(&mut self) {
+        assert!(self.running.is_none(), "stop the server first");
+        let listener = std::net::TcpListener::bind(self.addr).unwrap();
+        let running = Self::launch(&self.settings, listener, &self.clock, &self.http).await;
+        self.running = Some(running);
     }
 
     pub fn url(&self, path: &str) -> String {
