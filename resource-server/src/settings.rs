@@ -250,11 +250,30 @@ impl Settings {
         .max_stale((self.jwks_max_stale > 0).then(|| Duration::from_secs(self.jwks_max_stale)))
         .revocation_poll(Duration::from_secs(self.revocation_poll))
         .revocation_max_stale(Duration::from_secs(self.revocation_max_stale))
-        .revocation_fail_closed(self.revocation_fail_closed);
+        .revocation_fail_closed(self.revocation_fail_closed)
+        // The operator names these URLs; plain http inside a cluster (RS_JWKS_URL to the
+        // auth-server's service) is a deployment's choice, which `Application` warns about.
+        .allow_http(true);
         if let Some(jwks_url) = &self.jwks_url {
             builder = builder.jwks_url(jwks_url.clone());
         }
         builder.build()
+    }
+
+    /// The configured issuer and JWKS URLs that are plain http off loopback: keys fetched
+    /// over them could be swapped on the way. Allowed (a cluster's own network may be trusted),
+    /// and said at start.
+    pub fn plain_http_urls(&self) -> Vec<&Url> {
+        let loopback = |url: &Url| match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        std::iter::once(&self.issuer)
+            .chain(self.jwks_url.as_ref())
+            .filter(|url| url.scheme() == "http" && !loopback(url))
+            .collect()
     }
 
     pub fn token_url(&self) -> String {

@@ -46,6 +46,13 @@ impl Application {
         let config = settings
             .verifier_config()
             .context("configuring the token verifier")?;
+        for url in settings.plain_http_urls() {
+            tracing::warn!(
+                %url,
+                "signing keys are fetched over plain http off loopback: anyone on the path \
+                 could swap them; use https unless this network is trusted"
+            );
+        }
         let verifier = Verifier::start(adjust(config)).context("starting the token verifier")?;
 
         let registry = Registry::new();

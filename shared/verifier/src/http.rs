@@ -149,9 +149,14 @@ impl BearerError {
 }
 
 /// A challenge parameter is a quoted-string; quotes and backslashes are dropped rather than
-/// escaped, since the texts here never need them.
+/// escaped, since the texts here never need them, and so is anything but visible ASCII and
+/// space (RFC 6750 §3: the realm, error description and scope are `%x20-21 / %x23-5B /
+/// %x5D-7E`), so that a realm or scope given by the service can never make the header value
+/// invalid and the challenge go missing.
 fn quoted(text: &str) -> String {
-    text.replace(['"', '\\'], "")
+    text.chars()
+        .filter(|c| matches!(c, ' ' | '!' | '#'..='[' | ']'..='~'))
+        .collect()
 }
 
 /// The bearer token of a request, from the values of its `Authorization` headers (RFC 6750
@@ -201,6 +206,23 @@ mod tests {
 
     fn token(values: &[&'static str]) -> Result<Option<&'static str>, BearerError> {
         bearer_token(values.iter().map(|value| value.as_bytes()))
+    }
+
+    /// RFC 6750 §3: the challenge's quoted strings hold visible ASCII and spaces only, so a
+    /// realm or scope with a line break, a quote or a non-ASCII letter still gives a valid
+    /// header value instead of no challenge at all.
+    #[test]
+    fn challenge_parameters_keep_to_the_quoted_string_grammar_rfc6750_3() {
+        let challenge = BearerError::from(MissingScope {
+            needed: "a\r\nb\"c é".into(),
+        })
+        .challenge_in("or\nders\u{7f}");
+        assert!(
+            challenge.starts_with(r#"Bearer realm="orders""#),
+            "{challenge}"
+        );
+        assert!(challenge.contains(r#"scope="abc ""#), "{challenge}");
+        assert!(challenge.bytes().all(|b| (0x20..0x7f).contains(&b)));
     }
 
     #[test]

@@ -11,13 +11,15 @@
 //! ```no_run
 //! use oauth2_jwt_verifier::{Verifier, VerifierConfig};
 //!
-//! # async fn example(authorization: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn example(headers: &reqwest::header::HeaderMap) -> Result<(), Box<dyn std::error::Error>> {
 //! let config = VerifierConfig::new("https://auth.example.com".parse()?, "orders-api");
 //! // Starts the key refresher and the revocation poller on the current tokio runtime.
 //! let verifier = Verifier::start(config)?;
 //!
-//! // Per request: the bearer token of the `Authorization` header (RFC 6750 §2.1).
-//! let token = authorization.strip_prefix("Bearer ").unwrap_or_default();
+//! // Per request: the bearer token of the `Authorization` header, read as RFC 6750 §2.1 says
+//! // (one header, scheme in any case, a b64token); the framework integrations do this for you.
+//! let values = headers.get_all("authorization").iter().map(|value| value.as_bytes());
+//! let token = oauth2_jwt_verifier::http::bearer_token(values)?.unwrap_or_default();
 //! let claims = verifier.verify(token).await?;
 //! claims.require_scope("orders:read")?;
 //! println!("{} through {}", claims.sub, claims.client_id);

@@ -176,18 +176,25 @@ impl<E: Endpoint> Endpoint for BearerChallengeEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
+        // What poem-openapi's own rejection of the header means, read as every integration
+        // reads it: another scheme is no bearer token at all (a bare challenge), two headers or
+        // a token that is no b64token a malformed request.
         #[cfg(feature = "poem-openapi")]
-        let has_authorization = req.headers().contains_key(header::AUTHORIZATION);
+        let rejection = match bearer_token(
+            req.headers()
+                .get_all(header::AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        ) {
+            Err(err) => err,
+            Ok(None) => BearerError::Missing,
+            Ok(Some(_)) => BearerError::InvalidRequest,
+        };
         match self.inner.call(req).await {
             Ok(output) => Ok(self.in_realm(output.into_response())),
             #[cfg(feature = "poem-openapi")]
             Err(err) if err.is::<poem_openapi::error::AuthorizationError>() => {
-                let err = if has_authorization {
-                    BearerError::InvalidRequest
-                } else {
-                    BearerError::Missing
-                };
-                Err(self.error(&err))
+                Err(self.error(&rejection))
             }
             Err(err) => {
                 if let Some(bearer) = err.downcast_ref::<BearerError>() {

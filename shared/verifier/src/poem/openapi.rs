@@ -38,6 +38,7 @@ use poem_openapi::ApiResponse;
 use serde::de::DeserializeOwned;
 
 use crate::claims::{AccessClaims, Claims, MissingScope};
+use crate::http::bearer_token;
 use crate::http::{BearerError, ErrorResponse, RETRY_AFTER_SECONDS};
 use crate::verifier::Verifier;
 
@@ -99,6 +100,7 @@ impl From<MissingScope> for BearerRefusal {
 /// struct Token(oauth2_jwt_verifier::AccessClaims);
 /// ```
 pub async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
+    one_bearer_token(req, &bearer)?;
     let verifier = req.data::<Verifier>().ok_or_else(super::no_verifier)?;
     verifier
         .verify(&bearer.token)
@@ -112,11 +114,24 @@ pub async fn check_claims<X: DeserializeOwned + 'static>(
     req: &Request,
     bearer: Bearer,
 ) -> poem::Result<Claims<X>> {
+    one_bearer_token(req, &bearer)?;
     let verifier = req.data::<Verifier>().ok_or_else(super::no_verifier)?;
     verifier
         .verify_claims::<X>(&bearer.token)
         .await
         .map_err(|err| BearerError::Invalid(err).into())
+}
+
+/// poem-openapi's `Bearer` takes the first `Authorization` header and checks no syntax; the
+/// request is read again as every other integration reads it (RFC 6750 §2.1, `http`), so that
+/// a second header or a token that is no b64token is refused here as there, and a proxy that
+/// looks at another copy of the header cannot disagree with what was verified.
+fn one_bearer_token(req: &Request, bearer: &Bearer) -> Result<(), BearerError> {
+    let headers = req.headers().get_all(poem::http::header::AUTHORIZATION);
+    match bearer_token(headers.iter().map(poem::http::HeaderValue::as_bytes))? {
+        Some(token) if token == bearer.token => Ok(()),
+        Some(_) | None => Err(BearerError::InvalidRequest),
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +222,37 @@ mod tests {
             .send()
             .await;
         refused.assert_status(poem::http::StatusCode::UNAUTHORIZED);
+    }
+
+    /// The security scheme reads the header as every integration does (RFC 6750 §2.1): a second
+    /// `Authorization` header or a credential that is no b64token is a malformed request,
+    /// whatever poem-openapi's own reading took; another scheme is no bearer token at all.
+    #[tokio::test]
+    async fn the_scheme_reads_the_header_as_rfc6750_2_1_says() {
+        let signer = TestSigner::generate();
+        let client = TestClient::new(app(&signer));
+        let good = format!("Bearer {}", token(&signer, "profile"));
+
+        let two = client
+            .get("/email")
+            .header("authorization", good.as_str())
+            .header("authorization", "Bearer other")
+            .send()
+            .await;
+        two.assert_status(poem::http::StatusCode::BAD_REQUEST);
+        let spaced = client
+            .get("/email")
+            .header("authorization", format!("{good} trailing"))
+            .send()
+            .await;
+        spaced.assert_status(poem::http::StatusCode::BAD_REQUEST);
+        let basic = client
+            .get("/email")
+            .header("authorization", "Basic dTpw")
+            .send()
+            .await;
+        basic.assert_status(poem::http::StatusCode::UNAUTHORIZED);
+        basic.assert_header("www-authenticate", r#"Bearer realm="api""#);
     }
 
     #[test]

@@ -89,6 +89,12 @@ pub struct VerifierConfig {
     /// first revocation list has not arrived or the one held is stale; otherwise tokens are
     /// judged on the list held.
     pub revocation_fail_closed: bool,
+    /// Fetch from plain `http://` URLs on hosts other than loopback. Off by default: keys
+    /// fetched without TLS can be swapped by anyone on the path, who could then sign any
+    /// token, and a revocation feed fetched without it can be withheld. Turn it on only where
+    /// the network itself is trusted (TLS terminated by a mesh sidecar, say). Loopback issuers
+    /// (`127.0.0.0/8`, `::1`, `localhost`) are always allowed.
+    pub allow_http: bool,
     /// How the verifier reaches the issuer: its own client (with extra roots from a CA file)
     /// or the service's.
     pub(crate) transport: Transport,
@@ -138,6 +144,7 @@ impl VerifierConfig {
             revocation_poll: DEFAULT_REVOCATION_POLL,
             revocation_max_stale: DEFAULT_REVOCATION_MAX_STALE,
             revocation_fail_closed: false,
+            allow_http: false,
             transport: Transport::Own {
                 extra_roots: Vec::new(),
             },
@@ -316,6 +323,13 @@ impl VerifierConfigBuilder {
     /// See [`VerifierConfig::revocation_fail_closed`].
     pub fn revocation_fail_closed(mut self, fail_closed: bool) -> Self {
         self.config.revocation_fail_closed = fail_closed;
+        self
+    }
+
+    /// Allow plain `http://` issuer, JWKS and feed URLs on hosts other than loopback (see
+    /// [`VerifierConfig::allow_http`]).
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.config.allow_http = allow;
         self
     }
 

@@ -68,6 +68,13 @@ pub enum FetchError {
     /// The metadata's `revocation_feed_endpoint` is not a URL.
     #[error("metadata revocation_feed_endpoint is not a URL: {0}")]
     BadFeedUri(String),
+    /// A plain `http://` URL on a host other than loopback, without
+    /// [`super::VerifierConfig::allow_http`]: keys fetched without TLS could be swapped.
+    #[error("{url} is plain http on a host other than loopback; use https (or allow_http)")]
+    Insecure {
+        /// The URL refused.
+        url: Url,
+    },
     /// The feed sent changes before any complete list.
     #[error("{url} sent only changes, but no complete revocation list is held to apply them to")]
     DeltaWithoutBase {
@@ -105,6 +112,8 @@ pub fn openid_configuration_url(issuer: &Url) -> Url {
 pub(crate) struct Http {
     client: reqwest::Client,
     timeout: Duration,
+    /// [`super::VerifierConfig::allow_http`].
+    allow_http: bool,
 }
 
 impl Http {
@@ -125,16 +134,23 @@ impl Http {
         Ok(Self {
             client,
             timeout: config.fetch_timeout,
+            allow_http: config.allow_http,
         })
     }
 
-    fn get(&self, url: &Url) -> reqwest::RequestBuilder {
-        self.client.get(url.clone()).timeout(self.timeout)
+    /// A GET of `url`, unless it is plain http on a host other than loopback and that is not
+    /// allowed: every URL the verifier fetches (metadata, JWKS, feed, discovered ones too)
+    /// passes here.
+    fn get(&self, url: &Url) -> Result<reqwest::RequestBuilder, FetchError> {
+        if url.scheme() != "https" && !self.allow_http && !is_loopback(url) {
+            return Err(FetchError::Insecure { url: url.clone() });
+        }
+        Ok(self.client.get(url.clone()).timeout(self.timeout))
     }
 }
 
 async fn get(http: &Http, url: &Url) -> Result<(Vec<u8>, Option<Duration>), FetchError> {
-    let response = send(http.get(url), url).await?;
+    let response = send(http.get(url)?, url).await?;
     if !response.status().is_success() {
         return Err(FetchError::Status {
             url: url.clone(),
@@ -148,6 +164,19 @@ async fn get(http: &Http, url: &Url) -> Result<(Vec<u8>, Option<Duration>), Fetc
         .and_then(parse_max_age);
     let body = read_limited(response, url, MAX_DOCUMENT_BYTES).await?;
     Ok((body, max_age))
+}
+
+/// A loopback host: `127.0.0.0/8`, `::1`, `localhost` or a name under `.localhost`.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
+    }
 }
 
 async fn send(
@@ -186,7 +215,7 @@ pub(super) async fn get_unless_not_modified(
     url: &Url,
     limit: usize,
 ) -> Result<Option<Vec<u8>>, FetchError> {
-    let response = send(http.get(url), url).await?;
+    let response = send(http.get(url)?, url).await?;
     if response.status() == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(None);
     }

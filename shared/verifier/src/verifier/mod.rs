@@ -397,10 +397,18 @@ impl Verifier {
             return first;
         }
         let seen = inner.generation.load(Ordering::Acquire);
-        // Failures are counted and logged inside; the token is judged on whatever keys we hold.
-        let _ = inner
-            .fetch_single_flight(Some(seen), inner.config.unknown_kid_cooldown)
-            .await;
+        // The fetch runs in a task of its own: a caller that goes away (a client hanging up
+        // with a made-up `kid`) must not cancel it halfway, after it took the cooldown but
+        // before it installed anything, which would keep a newly published key unknown for
+        // the whole cooldown. Failures are counted and logged inside; the token is judged on
+        // whatever keys we hold.
+        let fetcher = Arc::clone(&self.inner);
+        let cooldown = inner.config.unknown_kid_cooldown;
+        let fetch = async move { fetcher.fetch_single_flight(Some(seen), cooldown).await };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(fetch).await),
+            Err(_) => drop(fetch.await),
+        }
         match verify_with(token, &inner.keys.load(), &inner.rules, unix_now()) {
             Err(VerifyError::UnknownKid) if !self.is_ready() => Err(VerifyError::KeysUnavailable),
             second => second,

@@ -135,6 +135,39 @@ async fn an_unknown_kid_causes_one_shared_fetch_per_cooldown() {
     assert_eq!(server.requests(), 3, "one again after the cooldown");
 }
 
+/// A caller hanging up during an unknown-`kid` fetch does not cancel it: the fetch completes
+/// (and installs what the issuer now publishes) instead of holding the cooldown with nothing
+/// fetched, which would keep a newly published key unknown for the whole cooldown.
+#[tokio::test]
+async fn an_unknown_kid_fetch_completes_when_its_caller_goes_away() {
+    let server = KeyServer::start(Duration::from_millis(300)).await;
+    let mut config = server.config();
+    config.unknown_kid_cooldown = Duration::from_millis(100);
+    let verifier = Verifier::new(config).unwrap();
+    verifier.refresh_now().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    let gone = tokio::time::timeout(
+        Duration::from_millis(50),
+        verifier.verify(&token_naming("rotated-in")),
+    )
+    .await;
+    assert!(
+        gone.is_err(),
+        "the caller went away before the fetch answered"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while verifier.state().fetches < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned fetch never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.requests(), 2);
+    assert_eq!(verifier.state().fetch_failures, 0);
+}
+
 #[tokio::test]
 async fn the_keys_held_keep_serving_while_the_jwks_endpoint_fails() {
     let server = KeyServer::start(Duration::ZERO).await;
@@ -257,3 +290,34 @@ async fn a_verifier_with_given_keys_is_ready_and_stays_offline() {
 mod adoption;
 mod claims;
 mod issuer;
+
+/// Keys fetched over plain http can be swapped on the path, and whoever swaps them signs any
+/// token (RFC 8725 §3.10's concern, RFC 9700 §4.1): such URLs are refused unless loopback or
+/// allowed, wherever they come from (configured or discovered).
+#[tokio::test]
+async fn plain_http_off_loopback_is_refused_unless_allowed() {
+    let remote: Url = "http://keys.invalid/jwks.json".parse().unwrap();
+    let mut config = VerifierConfig::new("https://issuer.invalid".parse().unwrap(), "api");
+    config.jwks_url = Some(remote.clone());
+    let verifier = Verifier::new(config.clone()).unwrap();
+    assert!(matches!(
+        verifier.refresh_now().await,
+        Err(FetchError::Insecure { url }) if url == remote
+    ));
+    let plain_issuer = VerifierConfig::new("http://issuer.invalid".parse().unwrap(), "api");
+    assert!(matches!(
+        Verifier::new(plain_issuer).unwrap().refresh_now().await,
+        Err(FetchError::Insecure { .. })
+    ));
+
+    config.allow_http = true;
+    let allowed = Verifier::new(config).unwrap().refresh_now().await;
+    assert!(
+        matches!(allowed, Err(FetchError::Http { .. })),
+        "allowed, it is tried (and fails to resolve): {allowed:?}"
+    );
+
+    let loopback = KeyServer::start(Duration::ZERO).await;
+    let verifier = Verifier::new(loopback.config()).unwrap();
+    verifier.refresh_now().await.unwrap();
+}
