@@ -10,6 +10,7 @@
 //! Every setting comes from the command line or its `ORDERS_*` environment variable; the
 //! README's "Service to service" section runs both examples against a local auth-server.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -85,7 +86,9 @@ struct AppState {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Logs to stdout, coloured only on a terminal; RUST_LOG chooses what (default `info`).
     tracing_subscriber::fmt()
+        .with_ansi(std::io::stdout().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
