@@ -346,9 +346,50 @@ async fn the_services_call_each_other_with_one_client_credentials_token_each_rfc
     );
     services.assert_logs_hold_no_secret();
 
-    // Both stop cleanly on SIGTERM, as an orchestrator stops them.
-    for server in [&mut services.orders, &mut services.inventory] {
-        server.signal("TERM");
-        assert!(server.exit_within(Duration::from_secs(15)).await.success());
-    }
+    // Both stop cleanly on SIGTERM, as an orchestrator stops them; while inventory is down,
+    // orders answers for it with a 502 of its own, not the peer's failure.
+    services.inventory.signal("TERM");
+    let stopped = services
+        .inventory
+        .exit_within(Duration::from_secs(15))
+        .await;
+    assert!(stopped.success(), "inventory: {stopped}");
+    let response = get(
+        &services.orders.url("/orders/with-stock"),
+        Some(&for_orders),
+    )
+    .await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "inventory_unreachable");
+    services.orders.signal("TERM");
+    let stopped = services.orders.exit_within(Duration::from_secs(15)).await;
+    assert!(stopped.success(), "orders: {stopped}");
+}
+
+#[tokio::test]
+async fn an_example_without_its_client_secret_stops_with_one_line_naming_where_it_looked() {
+    let binaries = examples().await;
+    let run = test_kit::process::run(
+        &mut command(
+            &binaries.orders,
+            &[("ORDERS_LISTEN", "127.0.0.1:0".to_owned())],
+        ),
+        None,
+    );
+    assert_eq!(run.code(), Some(1));
+    let stderr = run.one_error_line("orders without a secret");
+    assert!(stderr.contains("ORDERS_CLIENT_SECRET"), "{stderr}");
+
+    let missing = "/nonexistent/inventory-client-secret";
+    let run = test_kit::process::run(
+        &mut command(
+            &binaries.inventory,
+            &[("INVENTORY_CLIENT_SECRET_FILE", missing.to_owned())],
+        ),
+        None,
+    );
+    assert_eq!(run.code(), Some(1));
+    let stderr = run.one_error_line("inventory with a missing secret file");
+    assert!(stderr.contains(missing), "{stderr}");
 }
