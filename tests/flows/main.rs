@@ -4,6 +4,7 @@
 mod bad_input;
 mod client_credentials;
 mod discovery;
+mod examples;
 mod fails_closed;
 mod file_modes;
 mod hostile_tokens;

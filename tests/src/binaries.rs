@@ -1,6 +1,7 @@
-//! The built `auth-server` and `resource-server` executables, and running the auth-server's
-//! command line as an operator would: for tests about signals, exit status and logs, and for
-//! scenarios written as the commands of the README followed by HTTP answers.
+//! The built `auth-server` and `resource-server` executables (and the example services of
+//! `shared/examples`), and running the auth-server's command line as an operator would: for
+//! tests about signals, exit status and logs, and for scenarios written as the commands of the
+//! README followed by HTTP answers.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,53 @@ pub async fn binaries() -> &'static Binaries {
 }
 
 fn build_binaries() -> Binaries {
+    let profile_dir = cargo_build_bins(&["auth-server", "resource-server"]);
+    let binaries = Binaries {
+        auth: profile_dir.join(format!("auth-server{}", std::env::consts::EXE_SUFFIX)),
+        resource: profile_dir.join(format!("resource-server{}", std::env::consts::EXE_SUFFIX)),
+    };
+    assert!(
+        binaries.auth.is_file() && binaries.resource.is_file(),
+        "no binaries in {}",
+        profile_dir.display()
+    );
+    binaries
+}
+
+/// The example services of `shared/examples` as built by cargo.
+pub struct Examples {
+    pub orders: PathBuf,
+    pub inventory: PathBuf,
+}
+
+/// The `example-orders` and `example-inventory` executables, built once per test run the way
+/// [`binaries`] builds the servers.
+pub async fn examples() -> &'static Examples {
+    static EXAMPLES: OnceLock<Examples> = OnceLock::new();
+    tokio::task::spawn_blocking(|| {
+        EXAMPLES.get_or_init(|| {
+            let profile_dir = cargo_build_bins(&["example-orders", "example-inventory"]);
+            let examples = Examples {
+                orders: profile_dir.join(format!("example-orders{}", std::env::consts::EXE_SUFFIX)),
+                inventory: profile_dir
+                    .join(format!("example-inventory{}", std::env::consts::EXE_SUFFIX)),
+            };
+            assert!(
+                examples.orders.is_file() && examples.inventory.is_file(),
+                "no example binaries in {}",
+                profile_dir.display()
+            );
+            examples
+        })
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs `cargo build --bins` for `packages` (with `system-tests`, for its feature
+/// unification) into this test binary's target directory and profile; returns the directory
+/// the binaries land in.
+fn cargo_build_bins(packages: &[&str]) -> PathBuf {
     let test_binary = std::env::current_exe().unwrap();
     let profile_dir = test_binary
         .parent()
@@ -69,17 +117,8 @@ fn build_binaries() -> Binaries {
     }
     let output = build
         .current_dir(workspace)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "system-tests",
-            "-p",
-            "auth-server",
-            "-p",
-            "resource-server",
-            "--bins",
-        ])
+        .args(["build", "--quiet", "-p", "system-tests", "--bins"])
+        .args(packages.iter().flat_map(|package| ["-p", package]))
         .args(["--profile", profile])
         .arg("--target-dir")
         .arg(target_dir)
@@ -87,19 +126,10 @@ fn build_binaries() -> Binaries {
         .unwrap();
     assert!(
         output.status.success(),
-        "building the servers failed:\n{}",
+        "building {packages:?} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let binaries = Binaries {
-        auth: profile_dir.join(format!("auth-server{}", std::env::consts::EXE_SUFFIX)),
-        resource: profile_dir.join(format!("resource-server{}", std::env::consts::EXE_SUFFIX)),
-    };
-    assert!(
-        binaries.auth.is_file() && binaries.resource.is_file(),
-        "no binaries in {}",
-        profile_dir.display()
-    );
-    binaries
+    profile_dir
 }
 
 /// The variables a server reads its settings from, which a child must not take from the

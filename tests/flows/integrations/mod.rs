@@ -78,18 +78,24 @@ impl Issuer {
         json!({"alg": "RS256", "typ": "at+jwt", "kid": self.kid})
     }
 
-    /// The claims of a genuine token of `reader` (RFC 9068 §2.2), valid for five minutes.
+    /// The claims of a genuine token of `reader` (RFC 9068 §2.2) for the resource server's
+    /// audience, granting [`READ_SCOPE`], valid for five minutes.
     fn claims(&self) -> Value {
+        self.claims_for(&resource_server::Settings::default().audience, READ_SCOPE)
+    }
+
+    /// The claims of a genuine token of `reader` for `audience`, granting `scope`.
+    fn claims_for(&self, audience: &str, scope: &str) -> Value {
         let now = unix_now();
         json!({
             "iss": self.auth.url,
             "sub": "reader",
-            "aud": resource_server::Settings::default().audience,
+            "aud": audience,
             "exp": now + 300,
             "iat": now,
             "jti": format!("forged-{now}"),
             "client_id": "public",
-            "scope": READ_SCOPE,
+            "scope": scope,
             "preferred_username": "reader",
         })
     }
@@ -100,10 +106,25 @@ impl Issuer {
         self.key.sign(&self.header(), &self.claims())
     }
 
+    /// [`Issuer::well_forged`] for another service: its audience and a scope it needs.
+    pub fn well_forged_for(&self, audience: &str, scope: &str) -> String {
+        self.key
+            .sign(&self.header(), &self.claims_for(audience, scope))
+    }
+
     /// One token per class of the hostile-token suite, each valid but for the defect named.
     pub fn forged(&self) -> Vec<(&'static str, String)> {
+        self.forged_from(self.claims())
+    }
+
+    /// [`Issuer::forged`] for another service: each class made from a token for `audience`
+    /// granting `scope`.
+    pub fn forged_for(&self, audience: &str, scope: &str) -> Vec<(&'static str, String)> {
+        self.forged_from(self.claims_for(audience, scope))
+    }
+
+    fn forged_from(&self, claims: Value) -> Vec<(&'static str, String)> {
         let header = self.header();
-        let claims = self.claims();
         let genuine = self.key.sign(&header, &claims);
         let with_header = |change: &dyn Fn(&mut Value)| {
             let mut header = header.clone();

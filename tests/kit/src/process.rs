@@ -134,50 +134,64 @@ impl Server {
         ready_path: &str,
         make: impl Fn(SocketAddr) -> Command,
     ) -> Self {
+        for _attempt in 0..5 {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            if let Some(server) =
+                Self::try_start_on(addr, log.clone(), ready_path, make(addr)).await
+            {
+                return server;
+            }
+        }
+        panic!("no free port for the server in 5 attempts");
+    }
+
+    /// Starts `command`, which must listen on `addr`, logging to `log`, and waits until
+    /// `ready_path` answers 200; `None` when the server exits because the address is in use
+    /// (for servers that must know each other's address before either starts: pick a port,
+    /// start the other with it, then this one on it, and pick again on `None`). Panics with the
+    /// log when the server exits otherwise or is not ready in 20 s.
+    pub async fn try_start_on(
+        addr: SocketAddr,
+        log: PathBuf,
+        ready_path: &str,
+        command: Command,
+    ) -> Option<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
             .expect("an HTTP client");
-        for _attempt in 0..5 {
-            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            let file = std::fs::File::create(&log).expect("creating the server log");
-            let mut command = tokio::process::Command::from(make(addr));
-            let child = command
-                .stdin(Stdio::null())
-                .stdout(file.try_clone().expect("opening the server log"))
-                .stderr(file)
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap_or_else(|err| panic!("starting {command:?}: {err}"));
-            let mut server = Self {
-                child,
-                addr,
-                log: log.clone(),
-            };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Some(status) = server.child.try_wait().expect("polling the server") {
-                    let log = server.log_text();
-                    assert!(
-                        log.contains("in use"),
-                        "the server exited with {status}:\n{log}"
-                    );
-                    break; // the port was taken meanwhile: try another
-                }
-                if let Ok(response) = http.get(server.url(ready_path)).send().await {
-                    if response.status() == 200 {
-                        return server;
-                    }
-                }
+        let file = std::fs::File::create(&log).expect("creating the server log");
+        let mut command = tokio::process::Command::from(command);
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("opening the server log"))
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|err| panic!("starting {command:?}: {err}"));
+        let mut server = Self { child, addr, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = server.child.try_wait().expect("polling the server") {
+                let log = server.log_text();
                 assert!(
-                    Instant::now() < deadline,
-                    "the server was not ready within 20 s:\n{}",
-                    server.log_text()
+                    log.contains("in use"),
+                    "the server exited with {status}:\n{log}"
                 );
-                tokio::time::sleep(Duration::from_millis(25)).await;
+                return None; // the port was taken meanwhile
             }
+            if let Ok(response) = http.get(server.url(ready_path)).send().await {
+                if response.status() == 200 {
+                    return Some(server);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server was not ready within 20 s:\n{}",
+                server.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("no free port for the server in 5 attempts");
     }
 
     pub fn addr(&self) -> SocketAddr {
