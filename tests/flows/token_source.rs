@@ -25,7 +25,9 @@ async fn server_with_client(adjust: impl FnOnce(&mut auth_server::Settings)) -> 
     auth
 }
 
-/// A source discovering the token endpoint from the server's RFC 8414 metadata.
+/// A source discovering the token endpoint from the server's RFC 8414 metadata. These tests
+/// invalidate tokens fetched moments before, so the minimum interval between a token's fetch
+/// and its invalidation is off.
 fn source(auth: &TestAuth) -> TokenSource {
     let config = Config::builder(
         Endpoint::Issuer(auth.url.parse().unwrap()),
@@ -33,6 +35,7 @@ fn source(auth: &TestAuth) -> TokenSource {
         ClientSecret::new(SECRET),
     )
     .timeout(Duration::from_secs(5))
+    .min_invalidate_interval(Duration::ZERO)
     .build();
     TokenSource::new(config).unwrap()
 }
@@ -179,7 +182,10 @@ async fn the_middleware_replaces_a_revoked_token_without_the_caller_seeing_a_401
     .await;
     let source = source(&auth);
     let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(BearerMiddleware::new(source.clone()))
+        .with(BearerMiddleware::new(
+            source.clone(),
+            resource.url("/").parse().unwrap(),
+        ))
         .build();
     let items = resource.url("/items");
     assert_eq!(http.get(&items).send().await.unwrap().status(), 200);

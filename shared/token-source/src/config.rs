@@ -1,9 +1,10 @@
 //! Every knob in one `#[non_exhaustive]` struct behind a builder, so that new settings never
 //! break a caller, and the defaults suit a fleet of services sharing one issuer.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use url::Url;
+use url::{Host, Url};
 
 use crate::error::Error;
 use crate::secret::ClientSecret;
@@ -65,6 +66,15 @@ pub struct Config {
     /// The longest `Retry-After` waited for within one token request; a longer one ends the
     /// request with [`Error::Unavailable`] (default 30 s).
     pub max_retry_wait: Duration,
+    /// A token younger than this is not dropped by
+    /// [`TokenSource::invalidate`](crate::TokenSource::invalidate), so that an API that
+    /// answers 401 to every token (a wrong audience, a misconfigured key) costs the issuer at
+    /// most one request per slot per interval rather than one per API call (default 5 s;
+    /// zero turns the limit off).
+    pub min_invalidate_interval: Duration,
+    /// Whether the token endpoint and the issuer may be plain `http` on hosts other than
+    /// loopback (default `false`); see [`ConfigBuilder::allow_http`].
+    pub allow_http: bool,
     /// The HTTP client; `None` builds one with [`Config::timeout`] and no redirects.
     pub http: Option<reqwest::Client>,
 }
@@ -90,6 +100,8 @@ impl Config {
                 timeout: Duration::from_secs(10),
                 max_retries: 3,
                 max_retry_wait: Duration::from_secs(30),
+                min_invalidate_interval: Duration::from_secs(5),
+                allow_http: false,
                 http: None,
             },
         }
@@ -158,8 +170,31 @@ impl ConfigBuilder {
         self
     }
 
+    /// See [`Config::min_invalidate_interval`]; `Duration::ZERO` turns the limit off.
+    pub fn min_invalidate_interval(mut self, interval: Duration) -> Self {
+        self.config.min_invalidate_interval = interval;
+        self
+    }
+
+    /// Allows a plain `http` token endpoint or issuer on any host. Without it the client
+    /// secret only goes out over `https`, or over `http` to a loopback host (`127.0.0.0/8`,
+    /// `::1`, `localhost`), and [`TokenSource::new`](crate::TokenSource::new) (or discovery,
+    /// for a discovered `token_endpoint`) refuses anything else. Meant for private networks
+    /// where TLS terminates in front of the issuer; anyone on the path sees the secret.
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.config.allow_http = allow;
+        self
+    }
+
     /// Uses the caller's HTTP client (its pool, proxy and TLS settings); each token request
     /// still carries [`Config::timeout`].
+    ///
+    /// That client follows its own redirect policy, and a redirect carries the token request
+    /// along: reqwest drops `Authorization` when a redirect changes host or port, but keeps it
+    /// when only the scheme changes (`https` to `http` on the same host), and a
+    /// `client_secret_post` form is resent to wherever the redirect points. A client built
+    /// with `reqwest::redirect::Policy::none()` is recommended; the client this crate builds
+    /// when none is given follows no redirects.
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.config.http = Some(http);
         self
@@ -172,6 +207,25 @@ impl ConfigBuilder {
 }
 
 impl Config {
+    /// Refuses an endpoint that would carry the client secret in the clear; the message names
+    /// the URL without any credentials in it.
+    pub(crate) fn check_transport(&self, url: &Url) -> Result<(), String> {
+        let plain_allowed = self.allow_http || is_loopback(url);
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" if plain_allowed => Ok(()),
+            "http" => Err(format!(
+                "{} is plain http on a host that is not loopback: the client secret would go \
+                 out unencrypted (use https, or ConfigBuilder::allow_http on a private network)",
+                without_credentials(url)
+            )),
+            scheme => Err(format!(
+                "{} has the scheme {scheme:?}, not https",
+                without_credentials(url)
+            )),
+        }
+    }
+
     /// The HTTP client to use: the caller's, or one with the timeout and no redirects (a token
     /// endpoint that redirects would carry the credentials elsewhere).
     pub(crate) fn http(&self) -> Result<reqwest::Client, Error> {
@@ -183,5 +237,68 @@ impl Config {
                 .build()
                 .map_err(Error::from),
         }
+    }
+}
+
+/// Whether `url` names a loopback host: `127.0.0.0/8`, `::1` or `localhost`.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// `url` with any user name and password removed, for messages.
+pub(crate) fn without_credentials(url: &Url) -> String {
+    let mut url = url.clone();
+    // Both fail only for URLs that cannot have credentials.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn check(url: &str, allow_http: bool) -> Result<(), String> {
+        let url: Url = url.parse().unwrap();
+        Config::builder(Endpoint::Token(url.clone()), "svc", ClientSecret::new("s"))
+            .allow_http(allow_http)
+            .build()
+            .check_transport(&url)
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_on_loopback_or_when_allowed() {
+        for url in [
+            "https://issuer.test/token",
+            "http://127.0.0.1:8000/token",
+            "http://127.1.2.3/token",
+            "http://[::1]:8000/token",
+            "http://localhost:8000/token",
+            "http://LOCALHOST/token",
+        ] {
+            assert_eq!(check(url, false), Ok(()), "{url}");
+        }
+        for url in [
+            "http://issuer.test/token",
+            "http://10.0.0.1/token",
+            "http://localhost.issuer.test/token",
+            "http://[::2]/token",
+            "ftp://issuer.test/token",
+        ] {
+            assert!(check(url, false).is_err(), "{url}");
+        }
+        assert_eq!(check("http://issuer.test/token", true), Ok(()));
+        let message = check("http://user:pw@issuer.test/token", false).unwrap_err();
+        assert!(message.contains("http://issuer.test/token"), "{message}");
+        assert!(
+            !message.contains("pw") && !message.contains("user"),
+            "{message}"
+        );
     }
 }

@@ -25,7 +25,8 @@ pub enum Error {
     Unavailable {
         /// The HTTP status.
         status: u16,
-        /// The last `Retry-After`, when given in seconds.
+        /// The last `Retry-After`, when given in seconds; a longer one than an hour reads as
+        /// one hour.
         retry_after: Option<Duration>,
     },
     /// Any other answer that is not a token.

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::{ClientAuth, Config};
+use crate::config::{without_credentials, ClientAuth, Config};
 use crate::error::Error;
 use crate::token::{AccessToken, TokenRequest};
 
@@ -22,6 +22,10 @@ pub(crate) struct Issued {
 
 /// Longer lifetimes are taken as this, so that no instant arithmetic can overflow.
 const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A longer `Retry-After` is taken as this: an issuer that asks for more is back within the
+/// hour as far as this crate is concerned, and no instant arithmetic can overflow.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -149,10 +153,12 @@ async fn fetch_once(
     }
 }
 
-/// `Retry-After` in seconds (RFC 9110 §10.2.3); an HTTP date is not read.
+/// `Retry-After` in seconds (RFC 9110 §10.2.3), at most [`MAX_RETRY_AFTER`]; an HTTP date is
+/// not read.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    text.trim().parse().ok().map(Duration::from_secs)
+    let seconds: u64 = text.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 #[derive(Deserialize)]
@@ -190,6 +196,15 @@ pub(crate) async fn discover(
                 metadata.issuer
             )));
         }
+        // The client secret goes to this URL: the issuer's own https rule applies to it.
+        config
+            .check_transport(&metadata.token_endpoint)
+            .map_err(|problem| {
+                Error::Discovery(format!(
+                    "{} names an unsafe token_endpoint: {problem}",
+                    without_credentials(&url)
+                ))
+            })?;
         return Ok(metadata.token_endpoint);
     }
     Err(Error::Discovery(format!("{issuer} publishes no metadata")))
@@ -229,6 +244,19 @@ mod tests {
         assert_eq!(read("-1"), None);
         assert_eq!(read("\"soon\""), None);
         assert_eq!(lifetime(None), None);
+    }
+
+    #[test]
+    fn retry_after_is_capped_at_an_hour_rfc9110_10_2_3() {
+        let read = |value: &str| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(RETRY_AFTER, value.parse().unwrap());
+            retry_after(&headers)
+        };
+        assert_eq!(read("120"), Some(Duration::from_secs(120)));
+        assert_eq!(read("18446744073709551615"), Some(MAX_RETRY_AFTER));
+        assert_eq!(read("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(read("-5"), None);
     }
 
     #[test]

@@ -3,17 +3,31 @@
 //! steady state, and the issuer sees one request per token lifetime however busy the service.
 //!
 //! - One token per [`TokenRequest`] (scope, RFC 8707 `resource` or `audience`), handed out as
-//!   an [`AccessToken`]: a reference-counted string whose `Debug` prints `***`.
-//! - Refreshed in the background when a jittered margin of its lifetime remains, so that a
-//!   fleet does not refresh at one instant; a failed refresh leaves the token in service until
-//!   it expires.
+//!   an [`AccessToken`]: a reference-counted string whose `Debug` prints `***`. Each distinct
+//!   request keeps a cache slot for the life of the source: build requests from the service's
+//!   configuration, never from input it receives.
+//! - Refreshed ahead of expiry, lazily: once a jittered margin of its lifetime remains (so
+//!   that a fleet does not refresh at one instant), the first call starts the request for the
+//!   next token in a task of its own and is answered with the current one, as are the calls
+//!   while that request runs. Nothing runs between calls. A failed refresh leaves the token in
+//!   service until it expires.
 //! - Single flight: however many callers wait, one request per key is in flight.
-//! - 429 and 503 are retried after their `Retry-After`; RFC 6749 §5.2 refusals such as
-//!   `invalid_client` come back as [`Error::OAuth`] at once.
+//! - 429 and 503 are retried after their `Retry-After` (read in seconds, at most one hour);
+//!   a longer wait than [`Config::max_retry_wait`] ends the request with
+//!   [`Error::Unavailable`], and callers without a usable token get that error without a
+//!   request until the wait is over. RFC 6749 §5.2 refusals such as `invalid_client` come
+//!   back as [`Error::OAuth`] at once.
 //! - [`TokenSource::invalidate`] after an API answered 401 drops the token only if it is still
-//!   the cached one, so a burst of 401s makes one new request.
+//!   the cached one, so a burst of 401s makes one new request, and only if it was fetched at
+//!   least [`Config::min_invalidate_interval`] ago (default 5 s), so that an API refusing
+//!   every token does not turn each call into a token request.
 //! - The client secret ([`ClientSecret`]) from a value, an environment variable or a file,
-//!   sent with `client_secret_basic`, never logged, zeroized on drop.
+//!   sent with `client_secret_basic`, never logged. Zeroized on drop covers the secret value
+//!   itself: the `Authorization` header value or the form body built from it for each token
+//!   request are ordinary buffers, freed without zeroizing.
+//! - The secret goes only to an `https` token endpoint (or plain `http` on a loopback host),
+//!   unless [`ConfigBuilder::allow_http`] says otherwise; the issuer and the discovered
+//!   `token_endpoint` are held to the same rule.
 //!
 //! # Quick start
 //!
@@ -52,8 +66,10 @@
 //!
 //! # Features
 //!
-//! - `reqwest-middleware`: [`middleware::BearerMiddleware`] adds the header to every request of
-//!   a `reqwest_middleware::ClientWithMiddleware` and on a 401 retries once with a new token.
+//! - `reqwest-middleware`: [`middleware::BearerMiddleware`] adds the header to the requests of
+//!   a `reqwest_middleware::ClientWithMiddleware` that go to the one origin (scheme, host,
+//!   port) it is built for, and on a 401 retries once with a new token; requests elsewhere go
+//!   out without it.
 //! - `tower`: [`tower::BearerLayer`] does the same for any `tower::Service` of
 //!   `http::Request`s, invalidating the token on a 401.
 #![deny(missing_docs)]

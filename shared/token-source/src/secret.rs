@@ -12,7 +12,9 @@ use crate::error::Error;
 
 /// A client secret (RFC 6749 §2.3.1), from a value, an environment variable or a file.
 ///
-/// Its `Debug` prints `ClientSecret(***)`; the memory is zeroized on drop.
+/// Its `Debug` prints `ClientSecret(***)`; the memory holding the value is zeroized on drop.
+/// Copies made for each token request (the `Authorization` header value, or the form body
+/// with `client_secret_post`) are ordinary buffers inside the HTTP client and are not.
 #[derive(Clone)]
 pub struct ClientSecret(Zeroizing<String>);
 

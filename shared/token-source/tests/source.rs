@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::{Reply, TokenServer};
@@ -160,7 +160,8 @@ async fn invalid_client_is_returned_at_once_not_retried_rfc6749_5_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_invalidations_of_one_token_makes_one_request() {
     let server = TokenServer::start().await;
-    let source = TokenSource::new(server.config().build()).unwrap();
+    let config = server.config().min_invalidate_interval(Duration::ZERO);
+    let source = TokenSource::new(config.build()).unwrap();
     let old = source.token().await.unwrap();
     let burst: Vec<_> = (0..50)
         .map(|_| {
@@ -182,25 +183,54 @@ async fn a_burst_of_invalidations_of_one_token_makes_one_request() {
 #[tokio::test]
 async fn the_token_is_refreshed_in_the_background_before_it_expires() {
     let server = TokenServer::start().await;
-    server.expires_in(3);
+    let lifetime = Duration::from_secs(6);
+    server.expires_in(lifetime.as_secs());
     let config = server
         .config()
-        .refresh_margin(Duration::from_secs(2))
+        .refresh_margin(Duration::from_secs(3))
         .refresh_jitter(Duration::ZERO)
         .expiry_skew(Duration::ZERO)
         .build();
     let source = TokenSource::new(config).unwrap();
+    // token-1 was issued after this instant, so it is good until at least `asked + lifetime`.
+    let asked = Instant::now();
     assert_eq!(source.token().await.unwrap().secret(), "token-1");
-    // From 1.5 s on the old token is served while the new one is fetched.
-    let mut seen = Vec::new();
-    while seen.last().map(String::as_str) != Some("token-2") {
-        let token = source.token().await.unwrap().secret().to_owned();
-        if seen.last() != Some(&token) {
-            seen.push(token);
-        }
+    let expiry = asked + lifetime;
+
+    // From the refresh point (3 s before expiry) the next call starts a request; while the
+    // issuer holds it, callers are answered with token-1 without waiting for it.
+    server.hold.send_replace(true);
+    while server.requests() < 2 {
+        let token = tokio::time::timeout(Duration::from_secs(10), source.token())
+            .await
+            .expect("a caller waited for the refresh")
+            .unwrap();
+        assert_eq!(token.secret(), "token-1");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(seen, ["token-1", "token-2"]);
+    let refresh_sent = server.state.arrivals.lock().unwrap()[1];
+    assert!(
+        refresh_sent < expiry,
+        "the refresh was asked for after token-1 expired"
+    );
+    for _ in 0..3 {
+        assert_eq!(source.token().await.unwrap().secret(), "token-1");
+    }
+    server.hold.send_replace(false);
+
+    let served = loop {
+        let token = source.token().await.unwrap();
+        if token.secret() == "token-2" {
+            break Instant::now();
+        }
+        assert_eq!(token.secret(), "token-1");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        served < expiry,
+        "token-2 was first served {:?} after token-1 expired",
+        served - expiry
+    );
     assert_eq!(server.requests(), 2, "one background refresh");
 }
 
@@ -319,5 +349,48 @@ async fn odd_token_answers_are_errors_or_read_without_overflow_rfc6749_5_1() {
     }
     assert_eq!(source.token().await.unwrap().secret(), "huge");
     assert_eq!(source.token().await.unwrap().secret(), "huge", "cached");
+    assert_eq!(server.requests(), 3);
+}
+
+#[tokio::test]
+async fn a_huge_retry_after_holds_callers_off_without_a_panic_rfc9110_10_2_3() {
+    let server = TokenServer::start().await;
+    *server.state.always.lock().unwrap() = Some(Reply::busy(429, Some(u64::MAX)));
+    let source = TokenSource::new(server.config().build()).unwrap();
+    for _ in 0..5 {
+        let error = source.token().await.unwrap_err();
+        // Read as the one-hour cap, beyond `max_retry_wait`: no retry within the request.
+        assert!(
+            matches!(error, Error::Unavailable { status: 429, retry_after: Some(wait) } if wait == Duration::from_secs(3600)),
+            "{error:?}"
+        );
+    }
+    // The hold-off was recorded: one request, not one per call.
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
+async fn invalidations_of_a_fresh_token_are_ignored_within_the_interval_rfc6750_3_1() {
+    // An API refusing every token: each call invalidates, and asks again.
+    let server = TokenServer::start().await;
+    let source = TokenSource::new(server.config().build()).unwrap();
+    let first = source.token().await.unwrap();
+    for _ in 0..20 {
+        assert!(!source.invalidate(&first), "younger than the default 5 s");
+        assert_eq!(source.token().await.unwrap(), first);
+    }
+    assert_eq!(server.requests(), 1);
+
+    // Once the token is older than the interval, invalidating drops it.
+    let interval = Duration::from_millis(300);
+    let config = server.config().min_invalidate_interval(interval);
+    let source = TokenSource::new(config.build()).unwrap();
+    let fetched = Instant::now();
+    let old = source.token().await.unwrap();
+    while !source.invalidate(&old) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(fetched.elapsed() >= interval);
+    assert_ne!(source.token().await.unwrap(), old);
     assert_eq!(server.requests(), 3);
 }

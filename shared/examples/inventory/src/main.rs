@@ -132,14 +132,16 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         )
         .build(),
     )?;
-    // The middleware puts `Authorization: Bearer …` on every request, and on a 401 (a token
-    // revoked, a key retired) drops the token and tries once more with a new one.
+    // The middleware puts `Authorization: Bearer …` on every request to the peer (and on none
+    // to any other origin), and on a 401 (a token revoked, a key retired) drops the token and
+    // tries once more with a new one (once the token is older than a few seconds: a peer that
+    // refuses every token does not turn each call into a token request).
     let orders = reqwest_middleware::ClientBuilder::new(
         reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?,
     )
-    .with(BearerMiddleware::new(tokens))
+    .with(BearerMiddleware::new(tokens, settings.orders_url.clone()))
     .build();
 
     let state = AppState {

@@ -24,6 +24,7 @@ fn remaining_at_refresh(config: &Config, lifetime: u64, random: f64) -> (Duratio
             sent,
             lifetime,
         },
+        sent,
         random,
     );
     (

@@ -59,6 +59,8 @@ pub struct State {
     pub api_calls: Mutex<Vec<String>>,
     /// Whether `/.well-known/oauth-authorization-server` is 404 (the OpenID fallback answers).
     pub rfc8414_missing: std::sync::atomic::AtomicBool,
+    /// The `token_endpoint` the metadata names, when not this server's `/token`.
+    pub token_endpoint: Mutex<Option<String>>,
     pub issued: AtomicUsize,
 }
 
@@ -168,7 +170,9 @@ async fn answer(
         .get("authorization")
         .map(|v| v.to_str().unwrap().to_owned());
     let body = request.into_body().collect().await.unwrap().to_bytes();
-    let metadata = format!(r#"{{"issuer":"{issuer}","token_endpoint":"{issuer}/token"}}"#);
+    let token_endpoint = state.token_endpoint.lock().unwrap().clone();
+    let token_endpoint = token_endpoint.unwrap_or_else(|| format!("{issuer}/token"));
+    let metadata = format!(r#"{{"issuer":"{issuer}","token_endpoint":"{token_endpoint}"}}"#);
     match path.as_str() {
         "/.well-known/oauth-authorization-server" => {
             if state.rfc8414_missing.load(Ordering::SeqCst) {
