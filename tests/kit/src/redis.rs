@@ -303,8 +303,23 @@ impl RedisServer {
         connect_with(self.client()?)
     }
 
+    /// Whether the server is ready. A TLS server is once its port accepts connections: it
+    /// keeps no data to load, and its certificate may be made for a name that a probe from
+    /// 127.0.0.1 fails to match, on purpose.
     fn answers_ping(&self) -> bool {
-        pongs(self.connect())
+        match self.tls {
+            None => pongs(self.connect()),
+            Some(_) => std::net::TcpStream::connect_timeout(
+                &std::net::SocketAddr::from(([127, 0, 0, 1], self.port)),
+                Duration::from_millis(500),
+            )
+            .is_ok(),
+        }
+    }
+
+    /// Deletes every key under `prefix` on this server (see [`delete_keys`]).
+    pub fn delete_keys(&self, prefix: &str) -> redis::RedisResult<()> {
+        delete_keys_on(&mut self.connect()?, prefix)
     }
 
     /// A fresh key prefix on this server for the test `name`.
@@ -502,7 +517,10 @@ impl Drop for RedisNamespace {
 
 /// Deletes every key under `prefix` on the Redis at `url`, with `SCAN` and `UNLINK`.
 pub fn delete_keys(url: &str, prefix: &str) -> redis::RedisResult<()> {
-    let mut connection = connect(url)?;
+    delete_keys_on(&mut connect(url)?, prefix)
+}
+
+fn delete_keys_on(connection: &mut redis::Connection, prefix: &str) -> redis::RedisResult<()> {
     let pattern = format!("{}*", glob_escape(prefix));
     let mut cursor: u64 = 0;
     loop {
@@ -512,11 +530,9 @@ pub fn delete_keys(url: &str, prefix: &str) -> redis::RedisResult<()> {
             .arg(&pattern)
             .arg("COUNT")
             .arg(1000)
-            .query(&mut connection)?;
+            .query(connection)?;
         if !keys.is_empty() {
-            redis::cmd("UNLINK")
-                .arg(&keys)
-                .query::<u64>(&mut connection)?;
+            redis::cmd("UNLINK").arg(&keys).query::<u64>(connection)?;
         }
         if next == 0 {
             return Ok(());

@@ -4,10 +4,13 @@
 //! directory, the form `redis-server` and the auth-server read them in.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
+
+use crate::redis::{ClientCerts, RedisServer};
 
 /// The names the server certificate of [`TestPki::new`] is valid for.
 pub const SERVER_NAMES: [&str; 2] = ["127.0.0.1", "localhost"];
@@ -100,6 +103,24 @@ impl TestPki {
     }
 }
 
+/// A TLS-only Redis that requires client certificates, with the certificates to reach it.
+pub struct TlsRedis {
+    pub pki: TestPki,
+    pub server: RedisServer,
+}
+
+/// One [`TlsRedis`] for the whole test process, started on first use, so that a suite of
+/// tests shares one server as they share the plain one ([`crate::redis::shared_url`]); each
+/// test works under a key prefix of its own. Panics, saying why, when it cannot start.
+pub fn shared_tls_redis() -> &'static TlsRedis {
+    static SHARED: OnceLock<TlsRedis> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let pki = TestPki::new();
+        let server = RedisServer::start_tls(&pki, ClientCerts::Required);
+        TlsRedis { pki, server }
+    })
+}
+
 impl Default for TestPki {
     fn default() -> Self {
         Self::new()
@@ -109,7 +130,6 @@ impl Default for TestPki {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redis::{ClientCerts, RedisServer};
 
     #[test]
     fn a_tls_server_answers_with_the_test_certificates_and_only_over_tls() {
