@@ -534,8 +534,7 @@ macro_rules! store_by_area {
 }
 pub(crate) use store_by_area;
 
-/// Opens the backend that `url` names: `sqlite://PATH` (the default), `redis://HOST:PORT/DB`,
-/// or `rediss://HOST:PORT/DB` for Redis over TLS checked against the system's roots.
+/// Opens the backend that `url` names: `sqlite://PATH`, `redis://…` or `rediss://…` (TLS).
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     open_with(url, &redis::RedisTls::default()).await
 }
@@ -549,10 +548,7 @@ pub async fn open_with(url: &str, tls: &redis::RedisTls) -> anyhow::Result<Arc<d
         .map(|(scheme, _)| scheme)
         .unwrap_or_default();
     match scheme {
-        "sqlite" if tls.is_set() => anyhow::bail!(
-            "AUTH_REDIS_CA_FILE, AUTH_REDIS_CLIENT_CERT and AUTH_REDIS_CLIENT_KEY need \
-             AUTH_STORE=rediss://…"
-        ),
+        "sqlite" if tls.is_set() => anyhow::bail!("AUTH_REDIS_* files need a rediss:// store"),
         "sqlite" => Ok(Arc::new(
             embedded::SqliteStore::open(url)
                 .await

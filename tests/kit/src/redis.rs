@@ -22,7 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::ports::free_port;
 use crate::process::{find_on_path, signal};
-use crate::tls::TestPki;
+pub use crate::tls::ClientCerts;
+use crate::tls::{install_crypto_provider, TestPki, TlsFiles};
 
 const HOW_TO_GET_REDIS: &str = "set REDIS_URL to a Redis the tests may use (for example \
     REDIS_URL=redis://127.0.0.1:6379/0), or put redis-server on PATH (for example \
@@ -52,15 +53,6 @@ pub enum Persistence {
     AppendOnly,
 }
 
-/// Whether a TLS server asks its clients for a certificate (`--tls-auth-clients`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientCerts {
-    /// `yes`: a client without a certificate from the CA is refused (mutual TLS).
-    Required,
-    /// `no`: the server does not ask for one.
-    NotAsked,
-}
-
 /// A `redis-server` on 127.0.0.1 that only its test uses, stopped on drop.
 pub struct RedisServer {
     port: u16,
@@ -70,14 +62,6 @@ pub struct RedisServer {
     /// Copies of the certificates a TLS server was started with, in `dir`.
     tls: Option<TlsFiles>,
     process: Option<ServerProcess>,
-}
-
-/// What the kit connects to a TLS server with: the CA and the client certificate and key.
-#[derive(Clone)]
-struct TlsFiles {
-    ca: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
 }
 
 struct ServerProcess {
@@ -393,12 +377,6 @@ impl ServerProcess {
         let _ = self.supervisor.kill();
         let _ = self.supervisor.wait();
     }
-}
-
-/// Makes aws-lc-rs the process's rustls provider unless one is set: the build enables more
-/// than one, and then rustls picks none by itself.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// A connection to `url` that gives up after a second, as tests probe servers that may be

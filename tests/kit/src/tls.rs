@@ -10,7 +10,30 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
 
-use crate::redis::{ClientCerts, RedisServer};
+use crate::redis::RedisServer;
+
+/// Whether a TLS server asks its clients for a certificate (`--tls-auth-clients`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientCerts {
+    /// `yes`: a client without a certificate from the CA is refused (mutual TLS).
+    Required,
+    /// `no`: the server does not ask for one.
+    NotAsked,
+}
+
+/// What the kit connects to a TLS server with: the CA and the client certificate and key.
+#[derive(Clone)]
+pub(crate) struct TlsFiles {
+    pub(crate) ca: PathBuf,
+    pub(crate) client_cert: PathBuf,
+    pub(crate) client_key: PathBuf,
+}
+
+/// Makes aws-lc-rs the process's rustls provider unless one is set: the build enables more
+/// than one, and then rustls picks none by itself.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
 
 /// The names the server certificate of [`TestPki::new`] is valid for.
 pub const SERVER_NAMES: [&str; 2] = ["127.0.0.1", "localhost"];
