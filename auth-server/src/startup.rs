@@ -15,7 +15,6 @@ use crate::keys::files;
 use crate::oauth::{Authority, Clock, Policy};
 use crate::passwords::Passwords;
 use crate::settings::Settings;
-use crate::store;
 use crate::tokens::TokenIssuer;
 
 pub struct Application {
@@ -53,7 +52,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         // `Settings::load` checked them already; settings built in code are checked here.
         settings.validate()?;
-        let store = store::open(&settings.store.0).await?;
+        let store = settings.open_store().await?;
         let key_lifecycle = settings.key_lifecycle(store.clone())?;
         key_lifecycle
             .ensure(&settings.keys_dir, clock.now())

@@ -61,7 +61,7 @@ impl TestAuth {
         let clock = auth_server::oauth::Clock::system();
         let http = http_client();
         let running = Self::launch(&settings, listener, &clock, &http).await;
-        let store = auth_server::store::open(&settings.store.0).await.unwrap();
+        let store = settings.open_store().await.unwrap();
         Self {
             url,
             addr,

@@ -90,7 +90,7 @@ pub enum ClientCommand {
 }
 
 pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<()> {
-    let store = crate::store::open(&settings.store.0).await?;
+    let store = settings.open_store().await?;
     let store = store.as_ref();
     match command {
         ClientCommand::Add {

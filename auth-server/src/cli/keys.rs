@@ -24,7 +24,7 @@ pub enum KeysCommand {
 }
 
 pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
-    let store = crate::store::open(&settings.store.0).await?;
+    let store = settings.open_store().await?;
     let keys = settings.key_lifecycle(store)?;
     let now = unix_now();
     keys.ensure(&settings.keys_dir, now).await?;

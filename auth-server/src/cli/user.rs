@@ -70,7 +70,7 @@ pub enum UserCommand {
 }
 
 pub async fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()> {
-    let store = crate::store::open(&settings.store.0).await?;
+    let store = settings.open_store().await?;
     let store = store.as_ref();
     match command {
         UserCommand::Add {

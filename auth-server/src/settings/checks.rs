@@ -62,6 +62,9 @@ impl Settings {
                 "must be an http(s) URL without query or fragment (RFC 8414 §2)",
             );
         }
+        self.redis_tls()
+            .check_url(&self.store.0)
+            .map_err(SettingsError)?;
         self.validate_keys()
     }
 
@@ -168,6 +171,38 @@ mod tests {
         assert!(!err.contains("c2hvcnQ"), "the value is never echoed: {err}");
         assert!(!format!("{bad_kek:?}").contains("c2hvcnQ"));
         assert!(!bad_kek.to_masked_toml().contains("c2hvcnQ"));
+    }
+
+    #[test]
+    fn redis_tls_settings_must_fit_the_store_url() {
+        let with = |store: &str, ca: bool, cert: bool, key: bool| Settings {
+            store: super::super::StoreUrl(store.into()),
+            redis_ca_file: ca.then(|| "ca.pem".into()),
+            redis_client_cert: cert.then(|| "client.pem".into()),
+            redis_client_key: key.then(|| "client.key".into()),
+            ..Settings::default()
+        };
+        let refused = |settings: Settings| settings.validate().unwrap_err().to_string();
+        let err = refused(with("rediss://:pw@redis:6380/0", true, true, false));
+        assert!(err.starts_with("AUTH_REDIS_CLIENT_CERT and AUTH_REDIS_CLIENT_KEY"));
+        let err = refused(with("rediss://:pw@redis:6380/0", false, false, true));
+        assert!(err.starts_with("AUTH_REDIS_CLIENT_CERT and AUTH_REDIS_CLIENT_KEY"));
+        let err = refused(with(
+            "rediss://:pw@redis:6380/0#insecure",
+            false,
+            false,
+            false,
+        ));
+        assert!(err.starts_with("AUTH_STORE: "), "{err}");
+        assert!(!err.contains("pw@"), "{err}");
+        let err = refused(with("sqlite://data/auth.db", true, false, false));
+        assert!(err.contains("need AUTH_STORE=rediss://"), "{err}");
+        assert!(with("rediss://:pw@redis:6380/0", true, true, true)
+            .validate()
+            .is_ok());
+        assert!(with("rediss://redis:6380/0", false, false, false)
+            .validate()
+            .is_ok());
     }
 
     #[test]

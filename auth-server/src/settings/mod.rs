@@ -23,8 +23,15 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// The `iss` claim and the metadata `issuer`.
     pub issuer: Url,
-    /// `sqlite://PATH` (embedded) or `redis://HOST:PORT/DB`.
+    /// `sqlite://PATH` (embedded), `redis://HOST:PORT/DB`, or `rediss://HOST:PORT/DB` (TLS).
     pub store: StoreUrl,
+    /// PEM file of the CAs that may sign the Redis server's certificate, instead of the
+    /// system's roots (`rediss://` only).
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate chain for mutual TLS with Redis; with `redis_client_key`.
+    pub redis_client_cert: Option<PathBuf>,
+    /// PEM private key of `redis_client_cert`.
+    pub redis_client_key: Option<PathBuf>,
     /// Directory of the shared secrets (client-secret key, key-encryption key) and of PEM
     /// signing keys to import.
     pub keys_dir: PathBuf,
@@ -139,6 +146,9 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             issuer: default_issuer(),
             store: StoreUrl("sqlite://data/auth.db".into()),
+            redis_ca_file: None,
+            redis_client_cert: None,
+            redis_client_key: None,
             keys_dir: PathBuf::from("keys"),
             access_token_ttl: 900,
             refresh_token_ttl: 1_209_600,
@@ -178,6 +188,9 @@ const KNOWN: &[&str] = &[
     "listen",
     "issuer",
     "store",
+    "redis_ca_file",
+    "redis_client_cert",
+    "redis_client_key",
     "keys_dir",
     "access_token_ttl",
     "refresh_token_ttl",
@@ -216,6 +229,21 @@ impl Settings {
             sync_interval: self.key_sync_interval,
             removal_leeway: self.key_removal_leeway,
         }
+    }
+
+    /// The TLS files for a `rediss://` store.
+    pub fn redis_tls(&self) -> crate::store::redis::RedisTls {
+        crate::store::redis::RedisTls {
+            ca_file: self.redis_ca_file.clone(),
+            client_cert: self.redis_client_cert.clone(),
+            client_key: self.redis_client_key.clone(),
+        }
+    }
+
+    /// Opens the store these settings name, over TLS with their files for `rediss://`: what the
+    /// server and every CLI command use.
+    pub async fn open_store(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        crate::store::open_with(&self.store.0, &self.redis_tls()).await
     }
 
     /// The key lifecycle on `store`, with the key-encryption key from `key_encryption_key` or

@@ -534,28 +534,33 @@ macro_rules! store_by_area {
 }
 pub(crate) use store_by_area;
 
-/// Opens the backend that `url` names: `sqlite://PATH` (the default) or `redis://HOST:PORT/DB`.
-/// The only place that looks at the scheme.
+/// Opens the backend that `url` names: `sqlite://PATH`, `redis://…` or `rediss://…` (TLS).
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    open_with(url, &redis::RedisTls::default()).await
+}
+
+/// As [`open`], with the CA and client certificate files of `tls` for a `rediss://` URL. The
+/// only place that looks at the scheme.
+pub async fn open_with(url: &str, tls: &redis::RedisTls) -> anyhow::Result<Arc<dyn Store>> {
     use anyhow::Context;
     let scheme = url
         .split_once("://")
         .map(|(scheme, _)| scheme)
         .unwrap_or_default();
     match scheme {
+        "sqlite" if tls.is_set() => anyhow::bail!("AUTH_REDIS_* files need a rediss:// store"),
         "sqlite" => Ok(Arc::new(
             embedded::SqliteStore::open(url)
                 .await
                 .with_context(|| format!("opening {url}"))?,
         )),
-        "rediss" => anyhow::bail!("AUTH_STORE: TLS to Redis (rediss://) is not supported yet; use a TLS proxy such as stunnel or a private network"),
-        "redis" => Ok(Arc::new(
-            redis::RedisStore::open(url)
+        "redis" | "rediss" => Ok(Arc::new(
+            redis::RedisStore::open_tls(url, tls)
                 .await
                 .with_context(|| format!("opening {}", redact_url(url)))?,
         )),
         _ => anyhow::bail!(
-            "AUTH_STORE must start with sqlite:// or redis://, got {:?}",
+            "AUTH_STORE must start with sqlite://, redis:// or rediss://, got {:?}",
             redact_url(url)
         ),
     }
@@ -588,4 +593,5 @@ mod backend_tests {
 
     conformance::conformance_tests!(embedded, open_embedded().await);
     conformance::conformance_tests!(redis, TestBackend::redis().await);
+    conformance::conformance_tests!(redis_tls, TestBackend::redis_tls().await);
 }

@@ -113,7 +113,7 @@ fn server_keys(keys_dir: Option<PathBuf>) -> anyhow::Result<KeyRing> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let store = auth_server::store::open(&settings.store.0).await?;
+        let store = settings.open_store().await?;
         let lifecycle = settings.key_lifecycle(store)?;
         lifecycle.load(now()).await
     })

@@ -53,7 +53,8 @@ async fn main() -> anyhow::Result<()> {
         bail!("--parallel must be at least 1");
     }
     let settings = auth_server::Settings::load(None).map_err(|err| anyhow!("{err}"))?;
-    let store: Arc<dyn Store> = auth_server::store::open(&settings.store.0)
+    let store: Arc<dyn Store> = settings
+        .open_store()
         .await
         .context("opening the auth-server's store")?;
     let now = now();

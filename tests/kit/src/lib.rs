@@ -16,6 +16,8 @@ pub mod process;
 #[cfg(feature = "servers")]
 pub mod redis;
 pub mod signer;
+#[cfg(feature = "servers")]
+pub mod tls;
 
 pub use ports::free_port;
 pub use signer::{unix_now, TestSigner};

@@ -8,11 +8,13 @@
 //!
 //! Each private server runs on a free port with a temporary directory of its own, and stops
 //! when its test drops it or when the test process ends however it ends (a supervising shell
-//! holds a pipe from this process). A single server is the one topology today; Sentinel,
-//! Cluster or TLS setups become further constructors that start several processes or pass
+//! holds a pipe from this process). A single server comes plain ([`RedisServer::single`]) or
+//! speaking TLS only ([`RedisServer::single_tls`], certificates from [`crate::tls::TestPki`]);
+//! Sentinel or Cluster setups become further constructors that start several processes or pass
 //! other arguments, with the same handle.
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -20,6 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::ports::free_port;
 use crate::process::{find_on_path, signal};
+pub use crate::tls::ClientCerts;
+use crate::tls::{install_crypto_provider, TestPki, TlsFiles};
 
 const HOW_TO_GET_REDIS: &str = "set REDIS_URL to a Redis the tests may use (for example \
     REDIS_URL=redis://127.0.0.1:6379/0), or put redis-server on PATH (for example \
@@ -55,6 +59,8 @@ pub struct RedisServer {
     /// Everything but the port, the bind address and the directory.
     arguments: Vec<String>,
     dir: tempfile::TempDir,
+    /// Copies of the certificates a TLS server was started with, in `dir`.
+    tls: Option<TlsFiles>,
     process: Option<ServerProcess>,
 }
 
@@ -75,7 +81,60 @@ impl RedisServer {
             Persistence::None => &["--appendonly", "no"][..],
             Persistence::AppendOnly => &["--appendonly", "yes", "--appendfsync", "always"],
         });
-        Self::start_new(arguments.into_iter().map(str::to_owned).collect())
+        let dir = server_dir()?;
+        Self::start_new(
+            arguments.into_iter().map(str::to_owned).collect(),
+            None,
+            dir,
+        )
+    }
+
+    /// One server without persistence that speaks TLS only (`--port 0`, `--tls-port` on a free
+    /// port), with the server certificate of `pki` and its CA for client certificates. The
+    /// certificates are copied into the server's directory, so `pki` may be dropped.
+    pub fn single_tls(pki: &TestPki, clients: ClientCerts) -> Result<Self, String> {
+        let dir = server_dir()?;
+        let copy = |from: PathBuf, name: &str| -> Result<PathBuf, String> {
+            let to = dir.path().join(name);
+            std::fs::copy(&from, &to)
+                .map_err(|err| format!("copying {}: {err}", from.display()))?;
+            Ok(to)
+        };
+        let (cert, key) = (
+            copy(pki.server_cert_file(), "server.pem")?,
+            copy(pki.server_key_file(), "server.key")?,
+        );
+        let files = TlsFiles {
+            ca: copy(pki.ca_file(), "ca.pem")?,
+            client_cert: copy(pki.client_cert_file(), "client.pem")?,
+            client_key: copy(pki.client_key_file(), "client.key")?,
+        };
+        let path = |path: &PathBuf| path.display().to_string();
+        let arguments = vec![
+            "--save".to_owned(),
+            String::new(),
+            "--appendonly".to_owned(),
+            "no".to_owned(),
+            "--tls-cert-file".to_owned(),
+            path(&cert),
+            "--tls-key-file".to_owned(),
+            path(&key),
+            "--tls-ca-cert-file".to_owned(),
+            path(&files.ca),
+            "--tls-auth-clients".to_owned(),
+            match clients {
+                ClientCerts::Required => "yes",
+                ClientCerts::NotAsked => "no",
+            }
+            .to_owned(),
+        ];
+        Self::start_new(arguments, Some(files), dir)
+    }
+
+    /// [`RedisServer::single_tls`], panicking with what went wrong.
+    pub fn start_tls(pki: &TestPki, clients: ClientCerts) -> Self {
+        Self::single_tls(pki, clients)
+            .unwrap_or_else(|problem| panic!("starting a TLS redis-server: {problem}"))
     }
 
     /// A single server with persistence, for a test that stops Redis (which must never stop
@@ -89,12 +148,14 @@ impl RedisServer {
         })
     }
 
-    fn start_new(arguments: Vec<String>) -> Result<Self, String> {
+    fn start_new(
+        arguments: Vec<String>,
+        tls: Option<TlsFiles>,
+        mut dir: tempfile::TempDir,
+    ) -> Result<Self, String> {
         if find_on_path("redis-server").is_none() {
             return Err(format!("redis-server is not on PATH; {HOW_TO_GET_REDIS}"));
         }
-        let mut dir =
-            tempfile::tempdir().map_err(|err| format!("creating a directory for Redis: {err}"))?;
         let mut last_problem = String::new();
         // Another process may take the free port between our probe and the server's bind.
         for _attempt in 0..3 {
@@ -102,6 +163,7 @@ impl RedisServer {
                 port: free_port(),
                 arguments: arguments.clone(),
                 dir,
+                tls: tls.clone(),
                 process: None,
             };
             match server.launch() {
@@ -123,7 +185,8 @@ impl RedisServer {
             .arg("-c")
             .arg(SUPERVISOR)
             .arg("redis-test-supervisor")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(self.port_arguments())
+            .args(["--bind", "127.0.0.1"])
             .args(&self.arguments)
             .arg("--dir")
             .arg(self.dir.path())
@@ -156,7 +219,7 @@ impl RedisServer {
                     self.port
                 ));
             }
-            if answers_ping(&self.url()) {
+            if self.answers_ping() {
                 self.process = Some(process);
                 return Ok(());
             }
@@ -171,13 +234,76 @@ impl RedisServer {
         }
     }
 
+    /// `--port PORT`, or for a TLS server `--port 0 --tls-port PORT`: it speaks TLS only.
+    fn port_arguments(&self) -> Vec<String> {
+        let port = self.port.to_string();
+        match self.tls {
+            None => vec!["--port".to_owned(), port],
+            Some(_) => vec![
+                "--port".to_owned(),
+                "0".to_owned(),
+                "--tls-port".to_owned(),
+                port,
+            ],
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT/0`.
+    /// `redis://127.0.0.1:PORT/0`, or `rediss://` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
+    }
+
+    /// A client for this server; for a TLS server, one that trusts the test CA and presents
+    /// the client certificate.
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        let Some(files) = &self.tls else {
+            return redis::Client::open(self.url());
+        };
+        install_crypto_provider();
+        let read = |path: &PathBuf| std::fs::read(path).map_err(redis::RedisError::from);
+        redis::Client::build_with_tls(
+            self.url(),
+            redis::TlsCertificates {
+                client_tls: Some(redis::ClientTlsConfig {
+                    client_cert: read(&files.client_cert)?,
+                    client_key: read(&files.client_key)?,
+                }),
+                root_cert: Some(read(&files.ca)?),
+            },
+        )
+    }
+
+    /// A synchronous connection that gives up after a second.
+    pub fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        connect_with(self.client()?)
+    }
+
+    /// Whether the server is ready. A TLS server is once its port accepts connections: it
+    /// keeps no data to load, and its certificate may be made for a name that a probe from
+    /// 127.0.0.1 fails to match, on purpose.
+    fn answers_ping(&self) -> bool {
+        match self.tls {
+            None => pongs(self.connect()),
+            Some(_) => std::net::TcpStream::connect_timeout(
+                &std::net::SocketAddr::from(([127, 0, 0, 1], self.port)),
+                Duration::from_millis(500),
+            )
+            .is_ok(),
+        }
+    }
+
+    /// Deletes every key under `prefix` on this server (see [`delete_keys`]).
+    pub fn delete_keys(&self, prefix: &str) -> redis::RedisResult<()> {
+        delete_keys_on(&mut self.connect()?, prefix)
     }
 
     /// A fresh key prefix on this server for the test `name`.
@@ -256,19 +382,31 @@ impl ServerProcess {
 /// A connection to `url` that gives up after a second, as tests probe servers that may be
 /// stopped or paused.
 fn connect(url: &str) -> redis::RedisResult<redis::Connection> {
+    connect_with(redis::Client::open(url)?)
+}
+
+fn connect_with(client: redis::Client) -> redis::RedisResult<redis::Connection> {
     let timeout = Duration::from_secs(1);
-    let connection =
-        redis::Client::open(url)?.get_connection_with_timeout(Duration::from_millis(500))?;
+    let connection = client.get_connection_with_timeout(Duration::from_millis(500))?;
     connection.set_read_timeout(Some(timeout))?;
     connection.set_write_timeout(Some(timeout))?;
     Ok(connection)
 }
 
 /// Whether `url` answers `PING` (a server still loading its data answers an error).
+#[cfg(test)]
 fn answers_ping(url: &str) -> bool {
-    connect(url)
+    pongs(connect(url))
+}
+
+fn pongs(connection: redis::RedisResult<redis::Connection>) -> bool {
+    connection
         .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection))
         .is_ok_and(|pong| pong == "PONG")
+}
+
+fn server_dir() -> Result<tempfile::TempDir, String> {
+    tempfile::tempdir().map_err(|err| format!("creating a directory for Redis: {err}"))
 }
 
 /// The Redis that tests share: `REDIS_URL` when it is set, else one private server without
@@ -357,7 +495,10 @@ impl Drop for RedisNamespace {
 
 /// Deletes every key under `prefix` on the Redis at `url`, with `SCAN` and `UNLINK`.
 pub fn delete_keys(url: &str, prefix: &str) -> redis::RedisResult<()> {
-    let mut connection = connect(url)?;
+    delete_keys_on(&mut connect(url)?, prefix)
+}
+
+fn delete_keys_on(connection: &mut redis::Connection, prefix: &str) -> redis::RedisResult<()> {
     let pattern = format!("{}*", glob_escape(prefix));
     let mut cursor: u64 = 0;
     loop {
@@ -367,11 +508,9 @@ pub fn delete_keys(url: &str, prefix: &str) -> redis::RedisResult<()> {
             .arg(&pattern)
             .arg("COUNT")
             .arg(1000)
-            .query(&mut connection)?;
+            .query(connection)?;
         if !keys.is_empty() {
-            redis::cmd("UNLINK")
-                .arg(&keys)
-                .query::<u64>(&mut connection)?;
+            redis::cmd("UNLINK").arg(&keys).query::<u64>(connection)?;
         }
         if next == 0 {
             return Ok(());

@@ -9,6 +9,8 @@ use super::*;
 pub struct TestBackend {
     store: Arc<dyn Store>,
     redis_namespace: Option<(String, String)>,
+    /// The shared TLS Redis, whose keys under the prefix are deleted at the end.
+    tls_namespace: Option<String>,
     _keep_alive: Box<dyn Any + Send + Sync>,
 }
 
@@ -18,6 +20,7 @@ impl TestBackend {
         Self {
             store: Arc::new(store),
             redis_namespace: None,
+            tls_namespace: None,
             _keep_alive: Box::new(keep_alive),
         }
     }
@@ -34,6 +37,29 @@ impl TestBackend {
         Self {
             store: Arc::new(store),
             redis_namespace: Some((url, prefix)),
+            tls_namespace: None,
+            _keep_alive: Box::new(()),
+        }
+    }
+
+    /// A [`RedisStore`] over mutual TLS (`rediss://`, the test CA in a CA file, a client
+    /// certificate) on the TLS-only Redis that the tests of this process share, under a fresh
+    /// key prefix.
+    pub async fn redis_tls() -> Self {
+        let shared = test_kit::tls::shared_tls_redis();
+        let prefix = fresh_test_prefix();
+        let tls = super::super::redis::RedisTls {
+            ca_file: Some(shared.pki.ca_file()),
+            client_cert: Some(shared.pki.client_cert_file()),
+            client_key: Some(shared.pki.client_key_file()),
+        };
+        let store = RedisStore::open_with_prefix_tls(&shared.server.url(), &prefix, &tls)
+            .await
+            .unwrap_or_else(|err| panic!("no TLS Redis for the tests: {err}"));
+        Self {
+            store: Arc::new(store),
+            redis_namespace: None,
+            tls_namespace: Some(prefix),
             _keep_alive: Box::new(()),
         }
     }
@@ -51,6 +77,16 @@ impl TestBackend {
     pub async fn finish(self) {
         if let Some((url, prefix)) = &self.redis_namespace {
             delete_redis_namespace(url, prefix).await;
+        }
+        if let Some(prefix) = self.tls_namespace.clone() {
+            tokio::task::spawn_blocking(move || {
+                test_kit::tls::shared_tls_redis()
+                    .server
+                    .delete_keys(&prefix)
+            })
+            .await
+            .expect("deleting the test keys")
+            .expect("deleting the test keys");
         }
     }
 }

@@ -111,7 +111,10 @@ mod refresh;
 mod revocations;
 mod scripts;
 mod signing_keys;
+mod tls;
 mod users;
+
+pub use tls::RedisTls;
 
 use connection::{scrub_password, split_prefix, store_error, Request, Resend};
 use keys::Keys;
@@ -166,17 +169,33 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to `redis://[USER:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX]`. The key prefix is
-    /// the `prefix` query parameter if there is one, else [`DEFAULT_PREFIX`].
+    /// Connects to `redis://[USER:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX]`, or `rediss://…`
+    /// for TLS checked against the system's roots. The key prefix is the `prefix` query
+    /// parameter if there is one, else [`DEFAULT_PREFIX`].
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_tls(url, &RedisTls::default()).await
+    }
+
+    /// As [`RedisStore::open`], with the CA and client certificate files of `tls` for a
+    /// `rediss://` URL.
+    pub async fn open_tls(url: &str, tls: &RedisTls) -> Result<Self, StoreError> {
         let (url, prefix) = split_prefix(url);
-        Self::open_with_prefix(&url, prefix.as_deref().unwrap_or(DEFAULT_PREFIX)).await
+        Self::open_with_prefix_tls(&url, prefix.as_deref().unwrap_or(DEFAULT_PREFIX), tls).await
     }
 
     /// Connects to `url` and keeps every key under `prefix`, so that several stores (or test
     /// runs) can share one Redis. The prefix must not contain `{` or `}`, which would change the
     /// hash tags.
     pub async fn open_with_prefix(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        Self::open_with_prefix_tls(url, prefix, &RedisTls::default()).await
+    }
+
+    /// As [`RedisStore::open_with_prefix`], with the files of `tls` for a `rediss://` URL.
+    pub async fn open_with_prefix_tls(
+        url: &str,
+        prefix: &str,
+        tls: &RedisTls,
+    ) -> Result<Self, StoreError> {
         if prefix.contains(['{', '}']) {
             return Err(StoreError::Unavailable(format!(
                 "the Redis key prefix {prefix:?} must not contain braces"
@@ -189,7 +208,12 @@ impl RedisStore {
                 scrub_password(url, &err.to_string())
             ))
         };
-        let client = redis::Client::open(url).map_err(opening_error)?;
+        let client = tls::client(url, tls).map_err(|problem| {
+            StoreError::Unavailable(format!(
+                "connecting to {redacted}: {}",
+                scrub_password(url, &problem)
+            ))
+        })?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
