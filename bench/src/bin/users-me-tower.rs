@@ -9,8 +9,8 @@
 //!   flags, and the verifier built from its `verifier_config()` (issuer, audience, key refresh,
 //!   token cache, revocation feed);
 //! - the connections: hyper's HTTP/1.1 server with the resource server's header read timeout,
-//!   head size and header count limits, the same cap on open connections and the same
-//!   connection gauges;
+//!   head size and header count limits, the same cap on open connections, and the open and
+//!   accepted connections counted;
 //! - the per-request log: a request id taken or made and echoed, a span, one log line under
 //!   the same `RUST_LOG` filter and log format, and the same request counter and latency
 //!   histogram (`server_plumbing::telemetry::RequestLog`, which is poem middleware, redone as
@@ -292,7 +292,8 @@ fn new_request_id() -> String {
 
 // ------------------------------------------------------------------------------ connections
 
-/// The connection gauges of `server_plumbing::serve::ConnectionMetrics`.
+/// Two of `server_plumbing::serve::ConnectionMetrics`'s gauges: the work per connection (the
+/// timed-out count only moves when a client stalls).
 #[derive(Clone)]
 struct ConnectionGauges {
     open: IntGauge,
