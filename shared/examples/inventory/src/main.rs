@@ -177,7 +177,9 @@ fn livez() -> &'static str {
 #[handler]
 fn readyz(verifier: Data<&Verifier>) -> StatusCode {
     match verifier.readiness() {
-        Readiness::Ready => StatusCode::OK,
+        // Failing open on a stale revocation list still serves (every replica would go stale
+        // at once); that age is a metric to alert on, not a reason to leave the pool.
+        Readiness::Ready | Readiness::ReadyWithStaleRevocations { .. } => StatusCode::OK,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     }
 }

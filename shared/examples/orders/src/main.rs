@@ -182,7 +182,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
 /// 200 once the verifier holds the issuer's keys: until then every token would be refused.
 async fn readyz(State(state): State<AppState>) -> StatusCode {
     match state.verifier.readiness() {
-        Readiness::Ready => StatusCode::OK,
+        // Failing open on a stale revocation list still serves (every replica would go stale
+        // at once); that age is a metric to alert on, not a reason to leave the pool.
+        Readiness::Ready | Readiness::ReadyWithStaleRevocations { .. } => StatusCode::OK,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     }
 }

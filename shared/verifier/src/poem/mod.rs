@@ -223,6 +223,16 @@ impl<E> BearerChallengeEndpoint<E> {
     /// A refusal rendered elsewhere (a handler's `BearerRefusal`) names the default realm:
     /// this puts ours in its place.
     fn in_realm(&self, mut response: Response) -> Response {
+        // A refusal (a challenge, or a 503 asking to come back) is never cached (RFC 6750
+        // §3: it answers for one token), whichever glue made it.
+        let refusal = response.headers().contains_key(header::WWW_AUTHENTICATE)
+            || (response.status() == StatusCode::SERVICE_UNAVAILABLE
+                && response.headers().contains_key(header::RETRY_AFTER));
+        if refusal && !response.headers().contains_key(header::CACHE_CONTROL) {
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         if self.realm == DEFAULT_REALM {
             return response;
         }

@@ -196,6 +196,10 @@ pub enum ConfigError {
     /// `max_token_bytes` is zero: every token would be refused.
     #[error("max_token_bytes must be above zero")]
     NoTokenBytes,
+    /// The issuer or the JWKS URL is plain http on a host other than loopback, and
+    /// [`VerifierConfigBuilder::allow_http`] is off: the verifier would never fetch keys.
+    #[error("{0} is plain http on a host other than loopback; use https or allow_http")]
+    PlainHttp(Url),
     /// `revocation_max_stale` is below twice `revocation_poll`, so a healthy list would turn
     /// stale between two polls.
     #[error(
@@ -371,6 +375,16 @@ impl VerifierConfigBuilder {
         }
         if config.max_token_bytes == 0 {
             return Err(ConfigError::NoTokenBytes);
+        }
+        // Said at start rather than found at the first fetch, where it would leave the service
+        // unready with only a log line to say why.
+        if !config.allow_http {
+            let plain = std::iter::once(&config.issuer)
+                .chain(config.jwks_url.as_ref())
+                .find(|url| url.scheme() == "http" && !super::discovery::is_loopback(url));
+            if let Some(url) = plain {
+                return Err(ConfigError::PlainHttp(url.clone()));
+            }
         }
         if config.revocation_max_stale < config.revocation_poll.saturating_mul(2) {
             return Err(ConfigError::RevocationMaxStale {

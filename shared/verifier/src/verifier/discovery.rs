@@ -167,7 +167,7 @@ async fn get(http: &Http, url: &Url) -> Result<(Vec<u8>, Option<Duration>), Fetc
 }
 
 /// A loopback host: `127.0.0.0/8`, `::1`, `localhost` or a name under `.localhost`.
-fn is_loopback(url: &Url) -> bool {
+pub(super) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),

@@ -402,12 +402,19 @@ impl Verifier {
         // before it installed anything, which would keep a newly published key unknown for
         // the whole cooldown. Failures are counted and logged inside; the token is judged on
         // whatever keys we hold.
-        let fetcher = Arc::clone(&self.inner);
+        // Only a caller that would start a fetch spawns one: while one is in flight or the
+        // cooldown runs, callers wait in place (a caller going away then cancels only its own
+        // wait), so a flood of made-up `kid`s leaves no pile of tasks behind.
         let cooldown = inner.config.unknown_kid_cooldown;
+        let would_fetch = inner
+            .refresh
+            .try_lock()
+            .is_ok_and(|state| !state.last_attempt.is_some_and(|at| at.elapsed() < cooldown));
+        let fetcher = Arc::clone(&self.inner);
         let fetch = async move { fetcher.fetch_single_flight(Some(seen), cooldown).await };
         match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(fetch).await),
-            Err(_) => drop(fetch.await),
+            Ok(runtime) if would_fetch => drop(runtime.spawn(fetch).await),
+            _ => drop(fetch.await),
         }
         match verify_with(token, &inner.keys.load(), &inner.rules, unix_now()) {
             Err(VerifyError::UnknownKid) if !self.is_ready() => Err(VerifyError::KeysUnavailable),

@@ -320,4 +320,21 @@ async fn plain_http_off_loopback_is_refused_unless_allowed() {
     let loopback = KeyServer::start(Duration::ZERO).await;
     let verifier = Verifier::new(loopback.config()).unwrap();
     verifier.refresh_now().await.unwrap();
+
+    // The builder says so at start, naming the URL, rather than leaving the service unready.
+    let built = VerifierConfig::builder("http://issuer.invalid".parse().unwrap(), "api").build();
+    assert!(
+        matches!(built, Err(ConfigError::PlainHttp(url)) if url.as_str() == "http://issuer.invalid/")
+    );
+    let built = VerifierConfig::builder("https://issuer.invalid".parse().unwrap(), "api")
+        .jwks_url(remote)
+        .build();
+    assert!(matches!(built, Err(ConfigError::PlainHttp(_))));
+    VerifierConfig::builder("http://issuer.invalid".parse().unwrap(), "api")
+        .allow_http(true)
+        .build()
+        .unwrap();
+    VerifierConfig::builder("http://localhost:8000".parse().unwrap(), "api")
+        .build()
+        .unwrap();
 }
