@@ -409,7 +409,7 @@ impl Verifier {
         let would_fetch = inner
             .refresh
             .try_lock()
-            .is_ok_and(|state| !state.last_attempt.is_some_and(|at| at.elapsed() < cooldown));
+            .is_ok_and(|state| state.last_attempt.is_none_or(|at| at.elapsed() >= cooldown));
         let fetcher = Arc::clone(&self.inner);
         let fetch = async move { fetcher.fetch_single_flight(Some(seen), cooldown).await };
         match tokio::runtime::Handle::try_current() {
