@@ -20,6 +20,9 @@ pub struct Settings {
     pub issuer: Url,
     /// Overrides discovery of the key set.
     pub jwks_url: Option<Url>,
+    /// Overrides discovery of the revocation feed (a resource server that cannot read the
+    /// issuer's metadata at `issuer`, such as one fetching keys in-cluster).
+    pub revocation_feed_url: Option<Url>,
     /// Expected `aud`.
     pub audience: String,
     /// Token endpoint that Swagger UI logs in through; default `ISSUER/token`.
@@ -66,6 +69,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
             issuer: default_issuer(),
             jwks_url: None,
+            revocation_feed_url: None,
             audience: "api".into(),
             token_url: None,
             log_format: "text".into(),
@@ -96,6 +100,7 @@ pub const KNOWN: &[&str] = &[
     "listen",
     "issuer",
     "jwks_url",
+    "revocation_feed_url",
     "audience",
     "token_url",
     "log_format",
@@ -257,6 +262,9 @@ impl Settings {
         if let Some(jwks_url) = &self.jwks_url {
             builder = builder.jwks_url(jwks_url.clone());
         }
+        if let Some(feed) = &self.revocation_feed_url {
+            builder = builder.revocation_feed_url(feed.clone());
+        }
         builder.build()
     }
 
@@ -272,6 +280,7 @@ impl Settings {
         };
         std::iter::once(&self.issuer)
             .chain(self.jwks_url.as_ref())
+            .chain(self.revocation_feed_url.as_ref())
             .filter(|url| url.scheme() == "http" && !loopback(url))
             .collect()
     }

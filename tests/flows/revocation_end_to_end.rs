@@ -190,3 +190,29 @@ async fn a_revocation_at_one_replica_reaches_a_resource_server_polling_another()
 
     assert_eq!(status(&api, &bystander).await, 200, "another user's token");
 }
+
+/// A resource server that reaches the issuer at another address than the issuer it trusts (as
+/// in the compose and Kubernetes files: the public `iss`, keys in-cluster) cannot find the feed
+/// through the issuer's metadata; `RS_REVOCATION_FEED_URL` names it, and then the resource
+/// server is ready and revocations reach it. Without it, it would never be ready.
+#[tokio::test]
+async fn a_feed_named_by_url_reaches_a_resource_server_that_cannot_read_the_metadata() {
+    let public = "http://issuer.invalid";
+    let auth = TestAuth::spawn_with(|settings| settings.issuer = public.parse().unwrap()).await;
+    register(&auth, &["frank"]).await;
+    let (jwks, feed) = (
+        format!("{}/.well-known/jwks.json", auth.url),
+        format!("{}/revocations", auth.url),
+    );
+    let api = TestResource::spawn_configured(public, true, |settings| {
+        settings.revocation_poll = POLL;
+        settings.jwks_url = Some(jwks.parse().unwrap());
+        settings.revocation_feed_url = Some(feed.parse().unwrap());
+    })
+    .await;
+
+    let token = login(&auth, "frank", "frank-pw-1").await;
+    assert_eq!(status(&api, &token).await, 200);
+    revoke(&auth, &token).await;
+    refused_in_reach(&api, &token, "POST /revoke, feed named by URL").await;
+}

@@ -89,6 +89,9 @@ pub struct VerifierConfig {
     /// first revocation list has not arrived or the one held is stale; otherwise tokens are
     /// judged on the list held.
     pub revocation_fail_closed: bool,
+    /// The revocation feed's URL; skips finding it through the issuer's metadata (for a
+    /// service that reaches the issuer at another address than `issuer`, as with `jwks_url`).
+    pub revocation_feed_url: Option<Url>,
     /// Fetch from plain `http://` URLs on hosts other than loopback. Off by default: keys
     /// fetched without TLS can be swapped by anyone on the path, who could then sign any
     /// token, and a revocation feed fetched without it can be withheld. Turn it on only where
@@ -144,6 +147,7 @@ impl VerifierConfig {
             revocation_poll: DEFAULT_REVOCATION_POLL,
             revocation_max_stale: DEFAULT_REVOCATION_MAX_STALE,
             revocation_fail_closed: false,
+            revocation_feed_url: None,
             allow_http: false,
             transport: Transport::Own {
                 extra_roots: Vec::new(),
@@ -330,6 +334,13 @@ impl VerifierConfigBuilder {
         self
     }
 
+    /// The revocation feed's URL, instead of finding it through the issuer's metadata (see
+    /// [`VerifierConfig::revocation_feed_url`]).
+    pub fn revocation_feed_url(mut self, url: Url) -> Self {
+        self.config.revocation_feed_url = Some(url);
+        self
+    }
+
     /// Allow plain `http://` issuer, JWKS and feed URLs on hosts other than loopback (see
     /// [`VerifierConfig::allow_http`]).
     pub fn allow_http(mut self, allow: bool) -> Self {
@@ -381,6 +392,7 @@ impl VerifierConfigBuilder {
         if !config.allow_http {
             let plain = std::iter::once(&config.issuer)
                 .chain(config.jwks_url.as_ref())
+                .chain(config.revocation_feed_url.as_ref())
                 .find(|url| url.scheme() == "http" && !super::discovery::is_loopback(url));
             if let Some(url) = plain {
                 return Err(ConfigError::PlainHttp(url.clone()));

@@ -342,7 +342,13 @@ impl Inner {
         let url = match &state.url {
             Some(url) => url.clone(),
             None => {
-                match discovery::discover_revocation_feed(&self.http, &self.config.issuer).await? {
+                let found = match &self.config.revocation_feed_url {
+                    Some(url) => Some(url.clone()),
+                    None => {
+                        discovery::discover_revocation_feed(&self.http, &self.config.issuer).await?
+                    }
+                };
+                match found {
                     Some(url) => {
                         state.url = Some(url.clone());
                         let status = self.revocations.load().status;
