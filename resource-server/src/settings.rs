@@ -272,16 +272,10 @@ impl Settings {
     /// over them could be swapped on the way. Allowed (a cluster's own network may be trusted),
     /// and said at start.
     pub fn plain_http_urls(&self) -> Vec<&Url> {
-        let loopback = |url: &Url| match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-            None => false,
-        };
         std::iter::once(&self.issuer)
             .chain(self.jwks_url.as_ref())
             .chain(self.revocation_feed_url.as_ref())
-            .filter(|url| url.scheme() == "http" && !loopback(url))
+            .filter(|url| url.scheme() == "http" && !oauth2_jwt_verifier::is_loopback(url))
             .collect()
     }
 

@@ -166,8 +166,9 @@ async fn get(http: &Http, url: &Url) -> Result<(Vec<u8>, Option<Duration>), Fetc
     Ok((body, max_age))
 }
 
-/// A loopback host: `127.0.0.0/8`, `::1`, `localhost` or a name under `.localhost`.
-pub(super) fn is_loopback(url: &Url) -> bool {
+/// Whether `url` names a loopback host: `127.0.0.0/8`, `::1`, `localhost` or a name under
+/// `.localhost`. Plain http is allowed to these without [`super::VerifierConfig::allow_http`].
+pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),

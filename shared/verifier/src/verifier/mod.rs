@@ -53,7 +53,9 @@ pub use config::{
     DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REVOCATION_MAX_STALE, DEFAULT_REVOCATION_POLL,
     DEFAULT_TOKEN_CACHE_CAPACITY, MAX_LEEWAY,
 };
-pub use discovery::{freshness, metadata_url, openid_configuration_url, parse_max_age, FetchError};
+pub use discovery::{
+    freshness, is_loopback, metadata_url, openid_configuration_url, parse_max_age, FetchError,
+};
 pub use error::VerifyError;
 pub use jws::{verify_with, AudiencePolicy, Expiry, TokenRules};
 pub use keys::KeySet;
