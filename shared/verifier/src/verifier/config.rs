@@ -393,7 +393,7 @@ impl VerifierConfigBuilder {
             let plain = std::iter::once(&config.issuer)
                 .chain(config.jwks_url.as_ref())
                 .chain(config.revocation_feed_url.as_ref())
-                .find(|url| url.scheme() == "http" && !super::discovery::is_loopback(url));
+                .find(|url| url.scheme() == "http" && !is_loopback(url));
             if let Some(url) = plain {
                 return Err(ConfigError::PlainHttp(url.clone()));
             }
@@ -428,5 +428,19 @@ fn read_ca_file(path: PathBuf) -> Result<Vec<reqwest::Certificate>, ConfigError>
         Ok(roots) if roots.is_empty() => Err(ConfigError::CaFileEmpty { path }),
         Ok(roots) => Ok(roots),
         Err(source) => Err(ConfigError::CaFileInvalid { path, source }),
+    }
+}
+
+/// Whether `url` names a loopback host: `127.0.0.0/8`, `::1`, `localhost` or a name under
+/// `.localhost`. Plain http is allowed to these without [`super::VerifierConfig::allow_http`].
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
     }
 }

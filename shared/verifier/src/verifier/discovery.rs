@@ -142,7 +142,7 @@ impl Http {
     /// allowed: every URL the verifier fetches (metadata, JWKS, feed, discovered ones too)
     /// passes here.
     fn get(&self, url: &Url) -> Result<reqwest::RequestBuilder, FetchError> {
-        if url.scheme() != "https" && !self.allow_http && !is_loopback(url) {
+        if url.scheme() != "https" && !self.allow_http && !super::config::is_loopback(url) {
             return Err(FetchError::Insecure { url: url.clone() });
         }
         Ok(self.client.get(url.clone()).timeout(self.timeout))
@@ -164,20 +164,6 @@ async fn get(http: &Http, url: &Url) -> Result<(Vec<u8>, Option<Duration>), Fetc
         .and_then(parse_max_age);
     let body = read_limited(response, url, MAX_DOCUMENT_BYTES).await?;
     Ok((body, max_age))
-}
-
-/// Whether `url` names a loopback host: `127.0.0.0/8`, `::1`, `localhost` or a name under
-/// `.localhost`. Plain http is allowed to these without [`super::VerifierConfig::allow_http`].
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            name == "localhost" || name.ends_with(".localhost")
-        }
-        None => false,
-    }
 }
 
 async fn send(

@@ -49,13 +49,11 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 pub use config::{
-    ConfigError, VerifierConfig, VerifierConfigBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_STALE,
-    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REVOCATION_MAX_STALE, DEFAULT_REVOCATION_POLL,
-    DEFAULT_TOKEN_CACHE_CAPACITY, MAX_LEEWAY,
+    is_loopback, ConfigError, VerifierConfig, VerifierConfigBuilder, DEFAULT_LEEWAY,
+    DEFAULT_MAX_STALE, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REVOCATION_MAX_STALE,
+    DEFAULT_REVOCATION_POLL, DEFAULT_TOKEN_CACHE_CAPACITY, MAX_LEEWAY,
 };
-pub use discovery::{
-    freshness, is_loopback, metadata_url, openid_configuration_url, parse_max_age, FetchError,
-};
+pub use discovery::{freshness, metadata_url, openid_configuration_url, parse_max_age, FetchError};
 pub use error::VerifyError;
 pub use jws::{verify_with, AudiencePolicy, Expiry, TokenRules};
 pub use keys::KeySet;
