@@ -102,7 +102,7 @@ impl Grants {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let text = scrape_metrics(&http, &server.url("/metrics")).await;
-            let queued = metric_value(&text, "password_hash_queue_depth", &[]) as usize;
+            let queued = metric_value(&text, "auth_server_password_hash_queue_depth", &[]) as usize;
             let answered = self.answered.load(Ordering::SeqCst);
             if queued + answered >= self.tasks.len() {
                 return self.tasks.len() - answered;
