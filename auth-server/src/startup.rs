@@ -68,8 +68,10 @@ impl Application {
         tracing::info!(kid = keys.active().kid(), "signing key loaded");
         let client_secret_key = files::client_secret_key(&settings.keys_dir)?;
 
-        let registry =
-            server_plumbing::telemetry::ServerMetrics::new("auth_server", env!("CARGO_PKG_VERSION"))?;
+        let registry = server_plumbing::telemetry::ServerMetrics::new(
+            "auth_server",
+            env!("CARGO_PKG_VERSION"),
+        )?;
         let metrics = Metrics::new(&registry.own)?;
         let http_metrics =
             server_plumbing::telemetry::HttpMetrics::new(&registry.own, http::ROUTES)?;
@@ -122,8 +124,12 @@ impl Application {
                 listener.set_nonblocking(true)?;
                 Some(AdminListener {
                     listener: tokio::net::TcpListener::from_std(listener)?,
-                    endpoint: http::admin_app(state.clone(), registry.clone(), http_metrics.clone())
-                        .boxed(),
+                    endpoint: http::admin_app(
+                        state.clone(),
+                        registry.clone(),
+                        http_metrics.clone(),
+                    )
+                    .boxed(),
                 })
             }
             None => None,

@@ -64,7 +64,10 @@ async fn replica_that_cannot_read_the_keys_is_drained_then_recovers(auth: TestAu
         "/readyz says why: {status}"
     );
     let metrics = auth.metrics().await;
-    assert_eq!(metric_value(&metrics, "auth_server_signing_keys_stale", &[]), 1.0);
+    assert_eq!(
+        metric_value(&metrics, "auth_server_signing_keys_stale", &[]),
+        1.0
+    );
     assert!(metric_value(&metrics, "auth_server_signing_key_sync_failures_total", &[]) >= 2.0);
     let jwks = auth.jwks().await;
     assert!(

@@ -29,7 +29,11 @@ async fn auth_server_serves_metrics_and_health_on_the_admin_address_only() {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["status"], "ok");
         // Kept on the public port too, as the interface contract lists them there.
-        assert_eq!(auth.get(path).await.status(), 200, "{path} on the public port");
+        assert_eq!(
+            auth.get(path).await.status(),
+            200,
+            "{path} on the public port"
+        );
     }
     // The API stays off the admin address.
     let token = auth

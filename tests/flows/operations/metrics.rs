@@ -95,7 +95,11 @@ async fn auth_server_metrics_count_requests_grants_failed_logins_and_password_ha
         ) >= 3.0
     );
     assert_eq!(
-        metric_value(&text, "auth_server_tokens_issued_total", &[("grant_type", "password")]),
+        metric_value(
+            &text,
+            "auth_server_tokens_issued_total",
+            &[("grant_type", "password")]
+        ),
         1.0
     );
     assert_eq!(
@@ -106,8 +110,14 @@ async fn auth_server_metrics_count_requests_grants_failed_logins_and_password_ha
         ),
         1.0
     );
-    assert_eq!(metric_value(&text, "auth_server_login_failures_total", &[]), 1.0);
-    assert_eq!(metric_value(&text, "auth_server_throttled_requests_total", &[]), 0.0);
+    assert_eq!(
+        metric_value(&text, "auth_server_login_failures_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        metric_value(&text, "auth_server_throttled_requests_total", &[]),
+        0.0
+    );
     assert_eq!(
         metric_value(&text, "auth_server_password_hash_queue_depth", &[]),
         0.0,
@@ -117,7 +127,10 @@ async fn auth_server_metrics_count_requests_grants_failed_logins_and_password_ha
         metric_value(&text, "auth_server_password_hash_wait_seconds_count", &[]) >= 2.0,
         "the good and the wrong password"
     );
-    assert_eq!(metric_value(&text, "auth_server_store_errors_total", &[]), 0.0);
+    assert_eq!(
+        metric_value(&text, "auth_server_store_errors_total", &[]),
+        0.0
+    );
     assert_counter_names(&text);
     assert_prefixed(&text, "auth_server_", &[]);
 }
