@@ -218,7 +218,7 @@ async fn maintenance(state: Arc<AppState>) {
     }
 }
 
-/// Sets `signing_keys_stale` and logs the start and the end of a key-sync outage once each;
+/// Sets `auth_server_signing_keys_stale` and logs the start and the end of a key-sync outage once each;
 /// `/readyz` answers 503 meanwhile.
 fn report_key_staleness(state: &AppState) {
     let health = state.keys.sync_health();

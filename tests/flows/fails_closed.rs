@@ -1,6 +1,7 @@
 //! Key revocation fails closed. An auth-server replica that cannot read the signing-key states
 //! may go on signing with a key revoked meanwhile, so after three sync intervals without a read
-//! it answers 503 on `/readyz` (the load balancer drains it) and says so in `signing_keys_stale`.
+//! it answers 503 on `/readyz` (the load balancer drains it) and says so in
+//! `auth_server_signing_keys_stale`.
 //! A resource server whose key set has been stale for longer than `RS_JWKS_MAX_STALE` refuses
 //! tokens with 503 instead of trusting keys that may have been revoked, and `/readyz` says so.
 

@@ -192,7 +192,9 @@ where
 
 /// An admin listener and what it serves (metrics and health, apart from the public port).
 pub struct AdminListener {
+    /// Bound already, so that a taken port stops the start before anything is served.
     pub listener: TcpListener,
+    /// `/metrics`, `/livez` and `/readyz`.
     pub endpoint: poem::endpoint::BoxEndpoint<'static>,
 }
 

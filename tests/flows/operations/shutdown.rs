@@ -96,7 +96,8 @@ impl Grants {
     }
 
     /// Waits until every grant has reached the server: each is answered or holds a place in the
-    /// password queue (`password_hash_queue_depth`). Returns how many are still unanswered.
+    /// password queue (`auth_server_password_hash_queue_depth`). Returns how many are still
+    /// unanswered.
     async fn wait_all_at_server(&self, server: &Server) -> usize {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
