@@ -110,3 +110,56 @@ async fn resource_server_serves_metrics_and_health_on_the_admin_address_only() {
         1.0
     );
 }
+
+/// The admin listener runs the same accept loop with the configured limits, not defaults: a
+/// client that stalls in its request head is cut off and counted, as on the public port, and a
+/// head over `max_header_bytes` (set below the default here) is refused with 431.
+#[tokio::test]
+async fn the_admin_address_keeps_the_public_connection_limits() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let admin = admin_addr();
+    let auth = TestAuth::spawn_with(|settings| {
+        settings.admin_listen = Some(admin);
+        settings.header_read_timeout = 1;
+        settings.max_header_bytes = 8192;
+    })
+    .await;
+
+    let mut stalled = tokio::net::TcpStream::connect(admin).await.unwrap();
+    stalled
+        .write_all(b"GET /metrics HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    // Closed by the server; a generous bound only so that a broken server fails the test.
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stalled.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the stalled connection is closed");
+
+    // 10 000 bytes: over the 8192 set, under the 16 KiB default.
+    let large = "v".repeat(10_000);
+    let mut crowded = tokio::net::TcpStream::connect(admin).await.unwrap();
+    crowded
+        .write_all(format!("GET /livez HTTP/1.1\r\nHost: a\r\nx-large: {large}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 64];
+    let n = crowded.read(&mut answer).await.unwrap();
+    let status_line = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(status_line.starts_with("HTTP/1.1 431"), "{status_line}");
+
+    let text = scrape_metrics(&auth.http, &format!("http://{admin}/metrics")).await;
+    assert!(
+        metric_value(&text, "auth_server_http_connections_timed_out_total", &[]) >= 1.0,
+        "{text}"
+    );
+}
