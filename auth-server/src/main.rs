@@ -39,6 +39,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => cli::user::run(&settings, command).await?,
         Command::Client(command) => cli::client::run(&settings, command).await?,
         Command::Keys(command) => cli::keys::run(&settings, command).await?,
+        Command::Healthcheck { timeout } => {
+            cli::healthcheck(&settings, std::time::Duration::from_secs(timeout)).await?
+        }
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use poem::EndpointExt;
-use server_plumbing::serve::{self, ConnectionMetrics};
+use server_plumbing::serve::{self, AdminListener, ConnectionMetrics};
 
 use crate::http::{self, metrics::Metrics, AppState};
 use crate::keys::files;
@@ -20,6 +20,8 @@ use crate::tokens::TokenIssuer;
 pub struct Application {
     listener: tokio::net::TcpListener,
     app: poem::endpoint::BoxEndpoint<'static>,
+    admin: Option<AdminListener>,
+    admin_addr: Option<SocketAddr>,
     connection_metrics: ConnectionMetrics,
     local_addr: SocketAddr,
     shutdown_timeout: Duration,
@@ -27,7 +29,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store, loads (or creates) the keys and binds `settings.listen`.
+    /// Opens the store, loads (or creates) the keys and binds `settings.listen` (and
+    /// `settings.admin_listen` when set).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = std::net::TcpListener::bind(settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -65,10 +68,14 @@ impl Application {
         tracing::info!(kid = keys.active().kid(), "signing key loaded");
         let client_secret_key = files::client_secret_key(&settings.keys_dir)?;
 
-        let registry = prometheus::Registry::new();
-        let metrics = Metrics::new(&registry)?;
-        let http_metrics = server_plumbing::telemetry::HttpMetrics::new(&registry, http::ROUTES)?;
-        let connection_metrics = ConnectionMetrics::new(&registry)?;
+        let registry = server_plumbing::telemetry::ServerMetrics::new(
+            "auth_server",
+            env!("CARGO_PKG_VERSION"),
+        )?;
+        let metrics = Metrics::new(&registry.own)?;
+        let http_metrics =
+            server_plumbing::telemetry::HttpMetrics::new(&registry.own, http::ROUTES)?;
+        let connection_metrics = ConnectionMetrics::new(&registry.own)?;
         let passwords = {
             let metrics: Arc<dyn crate::passwords::PoolMetrics> = Arc::new(metrics.clone());
             let (workers, queue) = (settings.password_workers(), settings.password_queue);
@@ -110,6 +117,27 @@ impl Application {
             settings,
             keys: key_lifecycle,
         });
+        let admin = match state.settings.admin_listen {
+            Some(addr) => {
+                let listener = std::net::TcpListener::bind(addr)
+                    .with_context(|| format!("binding the admin address {addr}"))?;
+                listener.set_nonblocking(true)?;
+                Some(AdminListener {
+                    listener: tokio::net::TcpListener::from_std(listener)?,
+                    endpoint: http::admin_app(
+                        state.clone(),
+                        registry.clone(),
+                        http_metrics.clone(),
+                    )
+                    .boxed(),
+                })
+            }
+            None => None,
+        };
+        let admin_addr = match &admin {
+            Some(admin) => Some(admin.listener.local_addr()?),
+            None => None,
+        };
         let app = http::app(state.clone(), registry, http_metrics).boxed();
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -119,6 +147,8 @@ impl Application {
         Ok(Self {
             listener,
             app,
+            admin,
+            admin_addr,
             connection_metrics,
             local_addr,
             shutdown_timeout: Duration::from_secs(state.settings.shutdown_timeout),
@@ -128,6 +158,11 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The admin address bound, when `admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
@@ -142,9 +177,13 @@ impl Application {
     ) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintenance(self.state.clone()));
         tracing::info!(addr = %self.local_addr, "auth-server listening");
-        let result = serve::serve(
+        if let Some(addr) = self.admin_addr {
+            tracing::info!(%addr, "auth-server admin address listening (metrics, health)");
+        }
+        let result = serve::serve_with_admin(
             self.listener,
             self.app,
+            self.admin,
             self.state.settings.connection_limits(),
             Some(self.connection_metrics),
             stop,
@@ -179,7 +218,7 @@ async fn maintenance(state: Arc<AppState>) {
     }
 }
 
-/// Sets `signing_keys_stale` and logs the start and the end of a key-sync outage once each;
+/// Sets `auth_server_signing_keys_stale` and logs the start and the end of a key-sync outage once each;
 /// `/readyz` answers 503 meanwhile.
 fn report_key_staleness(state: &AppState) {
     let health = state.keys.sync_health();

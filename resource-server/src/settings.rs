@@ -16,6 +16,9 @@ use url::Url;
 pub struct Settings {
     /// Address to bind.
     pub listen: SocketAddr,
+    /// Separate address for `/metrics`, `/livez` and `/readyz`; when set, `/metrics` leaves
+    /// the public address.
+    pub admin_listen: Option<SocketAddr>,
     /// Expected `iss`; keys are found through its RFC 8414 metadata.
     pub issuer: Url,
     /// Overrides discovery of the key set.
@@ -67,6 +70,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            admin_listen: None,
             issuer: default_issuer(),
             jwks_url: None,
             revocation_feed_url: None,
@@ -98,6 +102,7 @@ fn default_issuer() -> Url {
 const ENV_PREFIX: &str = "RS_";
 pub const KNOWN: &[&str] = &[
     "listen",
+    "admin_listen",
     "issuer",
     "jwks_url",
     "revocation_feed_url",
@@ -277,6 +282,11 @@ impl Settings {
             .chain(self.revocation_feed_url.as_ref())
             .filter(|url| url.scheme() == "http" && !oauth2_jwt_verifier::is_loopback(url))
             .collect()
+    }
+
+    /// Where `/readyz` is asked by `resource-server healthcheck`: the admin address when set.
+    pub fn health_addr(&self) -> SocketAddr {
+        server_plumbing::healthcheck::reachable(self.admin_listen.unwrap_or(self.listen))
     }
 
     pub fn token_url(&self) -> String {

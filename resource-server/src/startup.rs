@@ -9,10 +9,10 @@ use anyhow::Context;
 use oauth2_jwt_verifier::poem::BearerChallenge;
 use oauth2_jwt_verifier::{Verifier, VerifierConfig};
 use poem::web::Html;
-use poem::{endpoint::make_sync, get, handler, EndpointExt, IntoResponse, Route};
+use poem::{endpoint::make_sync, get, EndpointExt, IntoResponse, Route};
 use poem_openapi::OpenApiService;
-use prometheus::Registry;
-use server_plumbing::serve::{self, ConnectionLimits, ConnectionMetrics};
+use server_plumbing::serve::{self, AdminListener, ConnectionLimits, ConnectionMetrics};
+use server_plumbing::telemetry::{metrics_endpoint, HttpMetrics, RequestLog, ServerMetrics};
 
 use crate::http::{self, health::HealthApi, items::ItemsApi, users_me::UsersApi};
 use crate::Settings;
@@ -20,6 +20,8 @@ use crate::Settings;
 pub struct Application {
     listener: tokio::net::TcpListener,
     app: poem::endpoint::BoxEndpoint<'static>,
+    admin: Option<AdminListener>,
+    admin_addr: Option<SocketAddr>,
     limits: ConnectionLimits,
     connection_metrics: ConnectionMetrics,
     local_addr: SocketAddr,
@@ -55,10 +57,12 @@ impl Application {
         }
         let verifier = Verifier::start(adjust(config)).context("starting the token verifier")?;
 
-        let registry = Registry::new();
-        let http_metrics = server_plumbing::telemetry::HttpMetrics::new(&registry, http::ROUTES)?;
-        verifier.register_metrics(&registry)?;
-        let connection_metrics = ConnectionMetrics::new(&registry)?;
+        // The server's own series are `resource_server_*`; the verifier's keep their
+        // `oauth2_jwt_verifier_` prefix, as any service embedding it shows them.
+        let registry = ServerMetrics::new("resource_server", env!("CARGO_PKG_VERSION"))?;
+        let http_metrics = HttpMetrics::new(&registry.own, http::ROUTES)?;
+        verifier.register_metrics(&registry.shared)?;
+        let connection_metrics = ConnectionMetrics::new(&registry.own)?;
 
         let service = OpenApiService::new((UsersApi, ItemsApi, HealthApi(verifier.clone())), "resource-server", env!("CARGO_PKG_VERSION"))
             .description("An API that verifies the auth-server's access tokens locally. Authorize with a user's name and password, then try /users/me.");
@@ -67,14 +71,36 @@ impl Application {
             &service.swagger_ui_html(),
             &settings.token_url(),
         );
-        let app = Route::new()
+        let admin = match settings.admin_listen {
+            Some(addr) => {
+                let listener = std::net::TcpListener::bind(addr)
+                    .with_context(|| format!("binding the admin address {addr}"))?;
+                listener.set_nonblocking(true)?;
+                Some(AdminListener {
+                    listener: tokio::net::TcpListener::from_std(listener)?,
+                    endpoint: admin_app(&verifier, registry.clone(), http_metrics.clone()),
+                })
+            }
+            None => None,
+        };
+        let admin_addr = match &admin {
+            Some(admin) => Some(admin.listener.local_addr()?),
+            None => None,
+        };
+        let route = Route::new()
             .nest("/", service.with(BearerChallenge::default()))
             .at("/docs", make_sync(move |_| Html(docs.clone())))
             .at(
                 "/openapi.json",
                 make_sync(move |_| spec.clone().with_content_type("application/json")),
-            )
-            .at("/metrics", get(render_metrics).data(registry))
+            );
+        // With an admin address, metrics are served there only.
+        let route = if settings.admin_listen.is_none() {
+            route.at("/metrics", get(metrics_endpoint).data(registry))
+        } else {
+            route
+        };
+        let app = route
             .data(verifier.clone())
             .after(|result| async move {
                 // RFC 9110 §15.5.6: a 405 names the allowed methods; every route here is GET.
@@ -87,7 +113,7 @@ impl Application {
                 }
                 Ok::<_, poem::Error>(response)
             })
-            .with(server_plumbing::telemetry::RequestLog::new(http_metrics))
+            .with(RequestLog::new(http_metrics))
             .boxed();
 
         listener.set_nonblocking(true)?;
@@ -98,6 +124,8 @@ impl Application {
         Ok(Self {
             listener,
             app,
+            admin,
+            admin_addr,
             limits: settings.connection_limits(),
             connection_metrics,
             local_addr,
@@ -108,6 +136,11 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The admin address bound, when `admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     pub fn verifier(&self) -> &Verifier {
@@ -123,9 +156,13 @@ impl Application {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr, "resource-server listening");
-        serve::serve(
+        if let Some(addr) = self.admin_addr {
+            tracing::info!(%addr, "resource-server admin address listening (metrics, health)");
+        }
+        serve::serve_with_admin(
             self.listener,
             self.app,
+            self.admin,
             self.limits,
             Some(self.connection_metrics),
             stop,
@@ -135,12 +172,24 @@ impl Application {
     }
 }
 
-/// The request metrics and the verifier's own (verifications by outcome, key fetches, key set
-/// size and age, read at scrape time).
-#[handler]
-fn render_metrics(registry: poem::web::Data<&Registry>) -> impl IntoResponse {
-    server_plumbing::telemetry::render(&registry)
-        .with_content_type("text/plain; version=0.0.4; charset=utf-8")
+/// What the admin address serves: `/metrics` (the request metrics and the verifier's own:
+/// verifications by outcome, key fetches, key set size and age, read at scrape time),
+/// `/livez` and `/readyz`.
+fn admin_app(
+    verifier: &Verifier,
+    registry: ServerMetrics,
+    http_metrics: HttpMetrics,
+) -> poem::endpoint::BoxEndpoint<'static> {
+    let health = OpenApiService::new(
+        HealthApi(verifier.clone()),
+        "resource-server admin",
+        env!("CARGO_PKG_VERSION"),
+    );
+    Route::new()
+        .nest("/", health)
+        .at("/metrics", get(metrics_endpoint).data(registry))
+        .with(RequestLog::new(http_metrics))
+        .boxed()
 }
 
 /// Completes on SIGTERM or Ctrl-C.

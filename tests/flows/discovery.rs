@@ -227,7 +227,10 @@ async fn health_endpoints_answer() {
     assert_eq!(auth.get("/livez").await.status(), 200);
     assert_eq!(auth.get("/readyz").await.status(), 200);
     let metrics = auth.metrics().await;
-    assert!(metrics.contains("http_requests_total"), "{metrics}");
+    assert!(
+        metrics.contains("auth_server_http_requests_total"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -144,7 +144,7 @@ impl Services {
     async fn service_tokens_issued(&self) -> f64 {
         metric_sample(
             &self.auth().metrics().await,
-            "tokens_issued_total",
+            "auth_server_tokens_issued_total",
             &[("grant_type", "client_credentials")],
         )
         .unwrap_or(0.0)

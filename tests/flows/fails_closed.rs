@@ -1,6 +1,7 @@
 //! Key revocation fails closed. An auth-server replica that cannot read the signing-key states
 //! may go on signing with a key revoked meanwhile, so after three sync intervals without a read
-//! it answers 503 on `/readyz` (the load balancer drains it) and says so in `signing_keys_stale`.
+//! it answers 503 on `/readyz` (the load balancer drains it) and says so in
+//! `auth_server_signing_keys_stale`.
 //! A resource server whose key set has been stale for longer than `RS_JWKS_MAX_STALE` refuses
 //! tokens with 503 instead of trusting keys that may have been revoked, and `/readyz` says so.
 
@@ -36,7 +37,7 @@ async fn wait_for_readyz(http: &reqwest::Client, url: &str, status: u16) -> Stri
 async fn replica_that_cannot_read_the_keys_is_drained_then_recovers(auth: TestAuth) {
     let ready = auth.url("/readyz");
     assert_eq!(
-        metric_value(&auth.metrics().await, "signing_keys_stale", &[]),
+        metric_value(&auth.metrics().await, "auth_server_signing_keys_stale", &[]),
         0.0
     );
     let revoked = auth.active_kid().await;
@@ -64,8 +65,11 @@ async fn replica_that_cannot_read_the_keys_is_drained_then_recovers(auth: TestAu
         "/readyz says why: {status}"
     );
     let metrics = auth.metrics().await;
-    assert_eq!(metric_value(&metrics, "signing_keys_stale", &[]), 1.0);
-    assert!(metric_value(&metrics, "signing_key_sync_failures_total", &[]) >= 2.0);
+    assert_eq!(
+        metric_value(&metrics, "auth_server_signing_keys_stale", &[]),
+        1.0
+    );
+    assert!(metric_value(&metrics, "auth_server_signing_key_sync_failures_total", &[]) >= 2.0);
     let jwks = auth.jwks().await;
     assert!(
         jwks["keys"]
@@ -84,7 +88,7 @@ async fn replica_that_cannot_read_the_keys_is_drained_then_recovers(auth: TestAu
         .unwrap();
     assert_eq!(wait_for_readyz(&auth.http, &ready, 200).await, "ok");
     assert_eq!(
-        metric_value(&auth.metrics().await, "signing_keys_stale", &[]),
+        metric_value(&auth.metrics().await, "auth_server_signing_keys_stale", &[]),
         0.0
     );
     let jwks = auth.jwks().await;
@@ -139,7 +143,7 @@ async fn a_paused_redis_makes_readyz_name_the_unread_key_states_after_three_sync
         "not before the key states were due three times: {status}"
     );
     assert_eq!(
-        metric_value(&auth.metrics().await, "signing_keys_stale", &[]),
+        metric_value(&auth.metrics().await, "auth_server_signing_keys_stale", &[]),
         1.0
     );
 

@@ -124,7 +124,7 @@ async fn stalled_and_trickling_clients_do_not_tie_up_the_servers() {
 
     let timed_out = metric_value(
         &auth.metrics().await,
-        "http_connections_timed_out_total",
+        "auth_server_http_connections_timed_out_total",
         &[],
     );
     assert!(timed_out >= 150.0, "{timed_out} connections timed out");

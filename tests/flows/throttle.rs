@@ -59,7 +59,10 @@ async fn failures_from_one_address_lead_to_429_before_any_hashing_rfc6585_4() {
     let body: serde_json::Value = throttled.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant", "an RFC 6749 §5.2 code");
     let metrics = auth.metrics().await;
-    assert_eq!(metric_value(&metrics, "throttled_requests_total", &[]), 1.0);
+    assert_eq!(
+        metric_value(&metrics, "auth_server_throttled_requests_total", &[]),
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -210,7 +213,7 @@ async fn password_checks(servers: &[&TestAuth]) -> u64 {
     for server in servers {
         total += metric_value(
             &server.metrics().await,
-            "password_hash_wait_seconds_count",
+            "auth_server_password_hash_wait_seconds_count",
             &[],
         );
     }

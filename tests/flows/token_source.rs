@@ -44,7 +44,7 @@ async fn issued(auth: &TestAuth) -> f64 {
     let text = auth.metrics().await;
     metric_sample(
         &text,
-        "tokens_issued_total",
+        "auth_server_tokens_issued_total",
         &[("grant_type", "client_credentials")],
     )
     .unwrap_or(0.0)

@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default) and the administration commands, which work on the
+//! The command line: `serve` (the default), `healthcheck`, and the administration commands, which work on the
 //! configured store while the server runs. Secrets are read from stdin only, never arguments.
 
 pub mod client;
@@ -43,6 +43,29 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Ask the running server's /readyz (on the admin address when set): exit 0 when it
+    /// answers 200 within the timeout, else 1. For container health checks: the image has no
+    /// shell and no HTTP tool.
+    Healthcheck {
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3, value_name = "SECONDS")]
+        timeout: u64,
+    },
+}
+
+/// `auth-server healthcheck`: `Ok` when `/readyz` answers 200 within `timeout`.
+pub async fn healthcheck(
+    settings: &crate::settings::Settings,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let addr = settings.health_addr();
+    let status = server_plumbing::healthcheck::probe(addr, "/readyz", timeout)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    if status != 200 {
+        bail!("{addr}/readyz answered {status}");
+    }
+    Ok(())
 }
 
 /// One secret from stdin: everything up to the end, without the final line break.

@@ -1,7 +1,6 @@
 //! Prometheus metrics of the auth-server, beside the request metrics of `server_plumbing::telemetry`.
+//! They are registered in the server's own registry, which prefixes every name with `auth_server_`.
 
-use poem::web::Data;
-use poem::{handler, IntoResponse};
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -113,12 +112,6 @@ impl Metrics {
                 .set(i64::try_from(ring.count(state)).unwrap_or(i64::MAX));
         }
     }
-}
-
-#[handler]
-pub fn render(Data(registry): Data<&Registry>) -> impl IntoResponse {
-    server_plumbing::telemetry::render(registry)
-        .with_content_type("text/plain; version=0.0.4; charset=utf-8")
 }
 
 /// The password pool's reports land in the gauges and histogram above.

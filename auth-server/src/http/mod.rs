@@ -18,6 +18,7 @@ use poem::http::Method;
 use poem::middleware::Cors;
 use poem::{get, Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
+use server_plumbing::telemetry::{metrics_endpoint, ServerMetrics};
 
 use crate::oauth::{Authority, Clock, Credentials, TokenError};
 use crate::settings::Settings;
@@ -109,10 +110,11 @@ pub fn api(
     .server(state.settings.issuer_str().to_owned())
 }
 
-/// The whole app: API, Swagger UI, metrics, with CORS and the body limit around it.
+/// The whole app: API, Swagger UI, metrics (unless the admin address serves them), with CORS
+/// and the body limit around it.
 pub fn app(
     state: Arc<AppState>,
-    registry: prometheus::Registry,
+    registry: ServerMetrics,
     http_metrics: server_plumbing::telemetry::HttpMetrics,
 ) -> impl Endpoint<Output = poem::Response> {
     let service = api(&state);
@@ -130,7 +132,7 @@ pub fn app(
         ])
         .allow_credentials(false)
         .max_age(600);
-    Route::new()
+    let route = Route::new()
         // The limit sits inside the error shaping, so that a 413 is RFC 6749 JSON too.
         .nest(
             "/",
@@ -143,9 +145,34 @@ pub fn app(
                 .with(error::OAuthErrorShape),
         )
         .nest("/docs", docs)
-        .at("/openapi.json", spec)
-        .at("/metrics", get(metrics::render).data(registry))
+        .at("/openapi.json", spec);
+    // With an admin address, metrics are served there only: the public port is what the
+    // Ingress routes, and the series say more about the deployment than a client needs.
+    let route = if state.settings.admin_listen.is_none() {
+        route.at("/metrics", get(metrics_endpoint).data(registry))
+    } else {
+        route
+    };
+    route
         .with(cors)
+        .with(server_plumbing::telemetry::RequestLog::new(http_metrics))
+}
+
+/// What the admin address serves: `/metrics`, `/livez` and `/readyz`, for scrapers and probes
+/// inside the cluster.
+pub fn admin_app(
+    state: Arc<AppState>,
+    registry: ServerMetrics,
+    http_metrics: server_plumbing::telemetry::HttpMetrics,
+) -> impl Endpoint<Output = poem::Response> {
+    let health = OpenApiService::new(
+        health::HealthApi(state),
+        "auth-server admin",
+        env!("CARGO_PKG_VERSION"),
+    );
+    Route::new()
+        .nest("/", health)
+        .at("/metrics", get(metrics_endpoint).data(registry))
         .with(server_plumbing::telemetry::RequestLog::new(http_metrics))
 }
 

@@ -21,6 +21,9 @@ use url::Url;
 pub struct Settings {
     /// Address to bind.
     pub listen: SocketAddr,
+    /// Separate address for `/metrics`, `/livez` and `/readyz`; when set, `/metrics` leaves
+    /// the public address.
+    pub admin_listen: Option<SocketAddr>,
     /// The `iss` claim and the metadata `issuer`.
     pub issuer: Url,
     /// `sqlite://PATH` (embedded), `redis://HOST:PORT/DB`, or `rediss://HOST:PORT/DB` (TLS).
@@ -144,6 +147,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            admin_listen: None,
             issuer: default_issuer(),
             store: StoreUrl("sqlite://data/auth.db".into()),
             redis_ca_file: None,
@@ -186,6 +190,7 @@ const ENV_PREFIX: &str = "AUTH_";
 
 const KNOWN: &[&str] = &[
     "listen",
+    "admin_listen",
     "issuer",
     "store",
     "redis_ca_file",
@@ -309,6 +314,11 @@ impl Settings {
             max_header_bytes: self.max_header_bytes,
             ..Default::default()
         }
+    }
+
+    /// Where `/readyz` is asked by `auth-server healthcheck`: the admin address when set.
+    pub fn health_addr(&self) -> SocketAddr {
+        server_plumbing::healthcheck::reachable(self.admin_listen.unwrap_or(self.listen))
     }
 
     /// The effective settings as TOML, for `auth-server config`; secrets are masked.

@@ -7,6 +7,7 @@ use std::process::Command;
 use test_kit::process::{command, run, Run};
 
 mod clients;
+mod healthcheck;
 mod import;
 mod keys;
 mod settings;

@@ -189,3 +189,56 @@ where
     }
     Ok(())
 }
+
+/// An admin listener and what it serves (metrics and health, apart from the public port).
+pub struct AdminListener {
+    /// Bound already, so that a taken port stops the start before anything is served.
+    pub listener: TcpListener,
+    /// `/metrics`, `/livez` and `/readyz`.
+    pub endpoint: poem::endpoint::BoxEndpoint<'static>,
+}
+
+/// As [`serve`] on the public listener and, when given, on the admin listener too, with the
+/// same limits and metrics: `stop` stops both, and both drain within `grace`.
+pub async fn serve_with_admin(
+    listener: TcpListener,
+    endpoint: poem::endpoint::BoxEndpoint<'static>,
+    admin: Option<AdminListener>,
+    limits: ConnectionLimits,
+    metrics: Option<ConnectionMetrics>,
+    stop: impl Future<Output = ()> + Send,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let Some(admin) = admin else {
+        return serve(listener, endpoint, limits, metrics, stop, grace).await;
+    };
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let mut admin_stop = stopped;
+    let admin_task = tokio::spawn(serve(
+        admin.listener,
+        admin.endpoint,
+        limits,
+        metrics.clone(),
+        async move {
+            // A closed channel (the public loop ended) stops the admin loop as well.
+            let _ = admin_stop.wait_for(|stop| *stop).await;
+        },
+        grace,
+    ));
+    let public = serve(
+        listener,
+        endpoint,
+        limits,
+        metrics,
+        async move {
+            stop.await;
+            let _ = stopping.send(true);
+        },
+        grace,
+    )
+    .await;
+    let admin = admin_task
+        .await
+        .unwrap_or_else(|err| Err(std::io::Error::other(err)));
+    public.and(admin)
+}

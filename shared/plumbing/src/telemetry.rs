@@ -156,13 +156,68 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
 
 /// The registry in the Prometheus text format.
 pub fn render(registry: &Registry) -> String {
+    encode(registry.gather())
+}
+
+fn encode(families: Vec<prometheus::proto::MetricFamily>) -> String {
     use prometheus::Encoder;
     let mut buffer = Vec::new();
     let encoder = prometheus::TextEncoder::new();
-    if encoder.encode(&registry.gather(), &mut buffer).is_err() {
+    if encoder.encode(&families, &mut buffer).is_err() {
         return String::new();
     }
     String::from_utf8(buffer).unwrap_or_default()
+}
+
+/// One server's metrics. A scraper shared by many services tells them apart by name, so the
+/// server's own series (requests, connections, its domain metrics, `build_info`) carry the
+/// application's prefix, given once here rather than in every metric's name; series whose
+/// names others define keep them: the `process_*` series every exporter shares, and a
+/// library's own prefix (the verifier's `oauth2_jwt_verifier_`).
+#[derive(Clone)]
+pub struct ServerMetrics {
+    /// Where the server registers its own metrics: every name gains the prefix.
+    pub own: Registry,
+    /// Where series named by others are registered, unchanged.
+    pub shared: Registry,
+}
+
+impl ServerMetrics {
+    /// `prefix` without the trailing underscore (`auth_server`); `version` labels
+    /// `PREFIX_build_info`, which is always 1.
+    pub fn new(prefix: &str, version: &str) -> prometheus::Result<Self> {
+        let own = Registry::new_custom(Some(prefix.to_owned()), None)?;
+        let shared = Registry::new();
+        let build_info = prometheus::IntGaugeVec::new(
+            Opts::new("build_info", "1, labelled with the version running"),
+            &["version"],
+        )?;
+        build_info.with_label_values(&[version]).set(1);
+        own.register(Box::new(build_info))?;
+        #[cfg(target_os = "linux")]
+        shared.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Self { own, shared })
+    }
+
+    /// Both registries in the Prometheus text format, sorted by name.
+    pub fn render(&self) -> String {
+        let mut families = self.own.gather();
+        families.extend(self.shared.gather());
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        encode(families)
+    }
+}
+
+/// `GET /metrics` for a route that holds [`ServerMetrics`] as data.
+#[poem::handler]
+pub fn metrics_endpoint(metrics: poem::web::Data<&ServerMetrics>) -> Response {
+    use poem::IntoResponse as _;
+    metrics
+        .render()
+        .with_content_type("text/plain; version=0.0.4; charset=utf-8")
+        .into_response()
 }
 
 /// `text` (human) or `json` log lines, filtered by `RUST_LOG` (default `info`).

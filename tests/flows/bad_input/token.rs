@@ -175,7 +175,8 @@ async fn usernames_no_user_can_have_are_invalid_grant_without_a_check_rfc6749_5_
     .await;
     let longest = "é".repeat(128);
     auth.add_user(&longest, PASSWORD, "").await;
-    let checks = |metrics: &str| metric_value(metrics, "password_hash_wait_seconds_count", &[]);
+    let checks =
+        |metrics: &str| metric_value(metrics, "auth_server_password_hash_wait_seconds_count", &[]);
     let checks_before = checks(&auth.metrics().await);
 
     for username in [

@@ -19,6 +19,30 @@ fn assert_counter_names(text: &str) {
     }
 }
 
+/// Every series is the server's own under its prefix, a `process_*` series, or a library's
+/// under the library's prefix; the server says which version runs.
+fn assert_prefixed(text: &str, own: &str, libraries: &[&str]) {
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        assert!(
+            line.starts_with(own)
+                || line.starts_with("process_")
+                || libraries.iter().any(|prefix| line.starts_with(prefix)),
+            "{line} has none of the prefixes"
+        );
+    }
+    let build_info = format!("{own}build_info");
+    assert_eq!(
+        metric_value(text, &build_info, &[("version", env!("CARGO_PKG_VERSION"))]),
+        1.0
+    );
+    // The process collector reads /proc: Linux only.
+    if cfg!(target_os = "linux") {
+        assert!(metric_value(text, "process_resident_memory_bytes", &[]) > 0.0);
+        assert!(metric_value(text, "process_open_fds", &[]) > 0.0);
+        assert!(metric_sample(text, "process_cpu_seconds_total", &[]).is_some());
+    }
+}
+
 #[tokio::test]
 async fn auth_server_metrics_count_requests_grants_failed_logins_and_password_hashing() {
     let auth = TestAuth::spawn().await;
@@ -43,7 +67,7 @@ async fn auth_server_metrics_count_requests_grants_failed_logins_and_password_ha
     assert_eq!(
         metric_value(
             &text,
-            "http_requests_total",
+            "auth_server_http_requests_total",
             &[("route", "/token"), ("method", "POST"), ("status", "200")]
         ),
         2.0
@@ -51,7 +75,7 @@ async fn auth_server_metrics_count_requests_grants_failed_logins_and_password_ha
     assert_eq!(
         metric_value(
             &text,
-            "http_requests_total",
+            "auth_server_http_requests_total",
             &[("route", "/token"), ("status", "400")]
         ),
         1.0
@@ -59,42 +83,56 @@ async fn auth_server_metrics_count_requests_grants_failed_logins_and_password_ha
     assert!(
         metric_value(
             &text,
-            "http_request_duration_seconds_bucket",
+            "auth_server_http_request_duration_seconds_bucket",
             &[("route", "/token"), ("le", "+Inf")]
         ) >= 3.0
     );
     assert!(
         metric_value(
             &text,
-            "http_request_duration_seconds_count",
+            "auth_server_http_request_duration_seconds_count",
             &[("route", "/token")]
         ) >= 3.0
     );
     assert_eq!(
-        metric_value(&text, "tokens_issued_total", &[("grant_type", "password")]),
+        metric_value(
+            &text,
+            "auth_server_tokens_issued_total",
+            &[("grant_type", "password")]
+        ),
         1.0
     );
     assert_eq!(
         metric_value(
             &text,
-            "tokens_issued_total",
+            "auth_server_tokens_issued_total",
             &[("grant_type", "client_credentials")]
         ),
         1.0
     );
-    assert_eq!(metric_value(&text, "login_failures_total", &[]), 1.0);
-    assert_eq!(metric_value(&text, "throttled_requests_total", &[]), 0.0);
     assert_eq!(
-        metric_value(&text, "password_hash_queue_depth", &[]),
+        metric_value(&text, "auth_server_login_failures_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        metric_value(&text, "auth_server_throttled_requests_total", &[]),
+        0.0
+    );
+    assert_eq!(
+        metric_value(&text, "auth_server_password_hash_queue_depth", &[]),
         0.0,
         "nothing waits once all answered"
     );
     assert!(
-        metric_value(&text, "password_hash_wait_seconds_count", &[]) >= 2.0,
+        metric_value(&text, "auth_server_password_hash_wait_seconds_count", &[]) >= 2.0,
         "the good and the wrong password"
     );
-    assert_eq!(metric_value(&text, "store_errors_total", &[]), 0.0);
+    assert_eq!(
+        metric_value(&text, "auth_server_store_errors_total", &[]),
+        0.0
+    );
     assert_counter_names(&text);
+    assert_prefixed(&text, "auth_server_", &[]);
 }
 
 #[tokio::test]
@@ -176,9 +214,10 @@ async fn resource_server_metrics_count_verifications_by_outcome_and_key_fetches(
     assert!(
         metric_value(
             &text,
-            "http_requests_total",
+            "resource_server_http_requests_total",
             &[("route", "/users/me"), ("status", "401")]
         ) >= 2.0
     );
     assert_counter_names(&text);
+    assert_prefixed(&text, "resource_server_", &["oauth2_jwt_verifier_"]);
 }

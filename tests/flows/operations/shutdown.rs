@@ -96,13 +96,14 @@ impl Grants {
     }
 
     /// Waits until every grant has reached the server: each is answered or holds a place in the
-    /// password queue (`password_hash_queue_depth`). Returns how many are still unanswered.
+    /// password queue (`auth_server_password_hash_queue_depth`). Returns how many are still
+    /// unanswered.
     async fn wait_all_at_server(&self, server: &Server) -> usize {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let text = scrape_metrics(&http, &server.url("/metrics")).await;
-            let queued = metric_value(&text, "password_hash_queue_depth", &[]) as usize;
+            let queued = metric_value(&text, "auth_server_password_hash_queue_depth", &[]) as usize;
             let answered = self.answered.load(Ordering::SeqCst);
             if queued + answered >= self.tasks.len() {
                 return self.tasks.len() - answered;

@@ -261,14 +261,14 @@ async fn keys_rotate_by_command_and_schedule_across_replicas_with_no_valid_token
     // Each replica counts the key changes it followed and shows the keys it publishes.
     for replica in [&a, &b] {
         let metrics = replica.metrics().await;
-        let rotations = metric_value(&metrics, "signing_key_rotations_total", &[]);
+        let rotations = metric_value(&metrics, "auth_server_signing_key_rotations_total", &[]);
         assert!(rotations >= (actives.len() - 1) as f64);
         assert_eq!(
-            metric_value(&metrics, "signing_keys", &[("state", "active")]),
+            metric_value(&metrics, "auth_server_signing_keys", &[("state", "active")]),
             1.0
         );
         assert_eq!(
-            metric_value(&metrics, "signing_key_sync_failures_total", &[]),
+            metric_value(&metrics, "auth_server_signing_key_sync_failures_total", &[]),
             0.0
         );
     }
