@@ -125,6 +125,11 @@ async fn verify<X: DeserializeOwned + 'static>(req: &Request) -> poem::Result<Cl
 /// The verified claims of the request's bearer token (RFC 6750 §2.1), with `extra` read into
 /// the service's own type. The [`Verifier`] is taken from the request data (a 500 when it is
 /// missing); a refusal is answered as [`BearerError`] says.
+///
+/// Take `Claims<X>`, not `Option<Claims<X>>`: poem's `Option` extractor turns every failure
+/// into `None`, so a forged or expired token (and a missing verifier) would reach the handler
+/// as an anonymous request. A route that serves anonymous callers too reads the
+/// `Authorization` header itself and calls [`Verifier::verify_claims`] when there is one.
 impl<'a, X: DeserializeOwned + Send + Sync + 'static> FromRequest<'a> for Claims<X> {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         verify(req).await

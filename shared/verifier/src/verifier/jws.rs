@@ -112,8 +112,14 @@ struct Header<'a> {
     #[serde(borrow, default)]
     kid: Option<Cow<'a, str>>,
     /// Present at all: the token needs extensions this verifier does not implement.
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// True for a member that is there at all, whatever its value: `"crit": null` is a `crit`
+/// header as much as any other (RFC 7515 §4.1.11 allows no value that would mean "none").
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 impl<'a> Header<'a> {
@@ -136,7 +142,7 @@ impl<'a> Header<'a> {
         if !typ_ok {
             return Err(VerifyError::WrongType);
         }
-        if self.crit.is_some() {
+        if self.crit {
             return Err(VerifyError::UnknownCritical);
         }
         self.kid.as_deref().ok_or(VerifyError::MissingKid)

@@ -111,7 +111,7 @@ fn typ_must_name_an_access_token_rfc9068_4() {
 
 #[test]
 fn any_crit_header_is_refused_rfc7515_4_1_11() {
-    for crit in [r#"["exp"]"#, "[]", "{}"] {
+    for crit in [r#"["exp"]"#, "[]", "{}", "null"] {
         let json = format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"k","crit":{crit}}}"#);
         assert_eq!(
             header_check(&json),
