@@ -466,18 +466,14 @@ async fn token_typed_other_than_at_jwt_is_invalid_token_rfc9068_4() {
 async fn token_with_critical_extensions_is_invalid_token_rfc7515_4_1_11() {
     let fixture = Fixture::start().await;
     let claims = fixture.claims();
-    for crit in [json!(["exp"]), json!(["b64"]), json!([])] {
+    // `null` too: the member is there, and no value of it means "no extensions" (strict JOSE
+    // parsers refuse it as well).
+    for crit in [json!(["exp"]), json!(["b64"]), json!([]), json!(null)] {
         let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": fixture.kid, "crit": crit});
         fixture
             .assert_invalid_token(&fixture.forge(&header, &claims), &format!("crit {crit}"))
             .await;
     }
-    let null_crit = json!({"alg": "RS256", "typ": "at+jwt", "kid": fixture.kid, "crit": null});
-    let response = fixture
-        .api
-        .get_me(&fixture.forge(&null_crit, &claims))
-        .await;
-    assert_eq!(response.status(), 200, "crit: null is no extension");
 }
 
 /// A 100 KB token, otherwise genuine, is refused before any parsing: 401 `invalid_token`
