@@ -10,8 +10,8 @@
 //! when its test drops it or when the test process ends however it ends (a supervising shell
 //! holds a pipe from this process). A single server comes plain ([`RedisServer::single`]) or
 //! speaking TLS only ([`RedisServer::single_tls`], certificates from [`crate::tls::TestPki`]);
-//! Sentinel or Cluster setups become further constructors that start several processes or pass
-//! other arguments, with the same handle.
+//! Sentinel or Cluster setups start several of them with other arguments
+//! ([`RedisServer::with_arguments`]; a Cluster in [`crate::redis_cluster`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -129,6 +129,19 @@ impl RedisServer {
             .to_owned(),
         ];
         Self::start_new(arguments, Some(files), dir)
+    }
+
+    /// One server without persistence on a free port, with `arguments` besides the port, the
+    /// bind address and the directory (say, cluster mode), answering `PING` once this returns.
+    pub fn with_arguments(arguments: Vec<String>) -> Result<Self, String> {
+        let mut all = vec![
+            "--save".to_owned(),
+            String::new(),
+            "--appendonly".to_owned(),
+            "no".to_owned(),
+        ];
+        all.extend(arguments);
+        Self::start_new(all, None, server_dir()?)
     }
 
     /// [`RedisServer::single_tls`], panicking with what went wrong.
