@@ -187,7 +187,10 @@ mod tests {
     fn a_cluster_url_takes_no_database_fragment_or_other_parameter() {
         for (url, problem) in [
             ("redis+cluster://h:7000/1", "database 0 only"),
-            ("redis+cluster://h:7000/?protocol=resp3", "no query parameter"),
+            (
+                "redis+cluster://h:7000/?protocol=resp3",
+                "no query parameter",
+            ),
             ("rediss+cluster://h:7000/#insecure", "no #fragment"),
             ("redis+cluster://h:7000,,h:7001", "at least one HOST:PORT"),
             ("redis+cluster://h:port", "is not a HOST:PORT"),
@@ -263,7 +266,14 @@ mod tests {
     fn the_slot_function_is_the_clusters() {
         // The CRC16 check value of the Cluster specification.
         assert_eq!(slot("123456789"), 0x31c3);
-        for key in ["auth:{rt}:ab", "a{}b", "{", "x{y}z{w}", "auth:{users}:user:a}b", ""] {
+        for key in [
+            "auth:{rt}:ab",
+            "a{}b",
+            "{",
+            "x{y}z{w}",
+            "auth:{users}:user:a}b",
+            "",
+        ] {
             let expected = redis::cluster_routing::Slot::for_key(key);
             assert_eq!(
                 redis::cluster_routing::Slot::new(slot(key)),
@@ -275,7 +285,10 @@ mod tests {
 
     /// Every script, pipeline and multi-key command of the store, with the keys its call sites
     /// build for `name` (a username, client id, token id …), by the name of its script.
-    fn atomic_steps(keys: &super::super::keys::Keys, name: &str) -> Vec<(&'static str, Vec<String>)> {
+    fn atomic_steps(
+        keys: &super::super::keys::Keys,
+        name: &str,
+    ) -> Vec<(&'static str, Vec<String>)> {
         use crate::store::LoginSubject;
         let subject = LoginSubject([0x5a; 32]);
         let feed = |parts: &[&str]| parts.iter().map(|part| keys.revocations(part)).collect();
@@ -289,7 +302,11 @@ mod tests {
             ),
             (
                 "insert_account",
-                vec![keys.client(name), keys.client_index(), keys.removed_client(name)],
+                vec![
+                    keys.client(name),
+                    keys.client_index(),
+                    keys.removed_client(name),
+                ],
             ),
             (
                 "remove_account",
@@ -297,12 +314,19 @@ mod tests {
             ),
             (
                 "remove_account",
-                vec![keys.client(name), keys.client_index(), keys.removed_client(name)],
+                vec![
+                    keys.client(name),
+                    keys.client_index(),
+                    keys.removed_client(name),
+                ],
             ),
             ("cut_sessions", vec![keys.user(name)]),
             ("rotate_client_secret", vec![keys.client(name)]),
             ("compare_and_set_field", vec![keys.user(name)]),
-            ("rotate", vec![keys.refresh(name), keys.refresh("successor-id")]),
+            (
+                "rotate",
+                vec![keys.refresh(name), keys.refresh("successor-id")],
+            ),
             ("revoke", vec![keys.revoked_family(name)]),
             ("revoke", vec![keys.revoked_jti(name)]),
             (
@@ -324,15 +348,33 @@ mod tests {
             ("promote_signing_key", vec![keys.signing_keys()]),
             ("revoke_signing_key", vec![keys.signing_keys()]),
             ("remove_expired_signing_keys", vec![keys.signing_keys()]),
-            ("record_revocation", feed(&["meta", "log", "entries", "ends"])),
+            (
+                "record_revocation",
+                feed(&["meta", "log", "entries", "ends"]),
+            ),
             ("revocations_since", feed(&["meta", "log", "entries"])),
-            ("purge_revocations", feed(&["meta", "log", "entries", "ends"])),
+            (
+                "purge_revocations",
+                feed(&["meta", "log", "entries", "ends"]),
+            ),
             // Not scripts: the pipeline that reads an index's records, and the `EXISTS` that
             // asks for the other kind's record and removal before an insert.
-            ("(pipeline) indexed", vec![keys.user(name), keys.user("another")]),
-            ("(pipeline) indexed", vec![keys.client(name), keys.client("another")]),
-            ("(command) EXISTS", vec![keys.client(name), keys.removed_client(name)]),
-            ("(command) EXISTS", vec![keys.user(name), keys.removed_user(name)]),
+            (
+                "(pipeline) indexed",
+                vec![keys.user(name), keys.user("another")],
+            ),
+            (
+                "(pipeline) indexed",
+                vec![keys.client(name), keys.client("another")],
+            ),
+            (
+                "(command) EXISTS",
+                vec![keys.client(name), keys.removed_client(name)],
+            ),
+            (
+                "(command) EXISTS",
+                vec![keys.user(name), keys.removed_user(name)],
+            ),
         ]
     }
 
@@ -385,7 +427,10 @@ mod tests {
             let source = std::fs::read_to_string(&path).unwrap();
             let loops_over_keys = source.contains("in ipairs(KEYS)");
             let mut calls = 0;
-            for (_, rest) in source.match_indices("redis.call(").map(|(at, _)| source.split_at(at)) {
+            for (_, rest) in source
+                .match_indices("redis.call(")
+                .map(|(at, _)| source.split_at(at))
+            {
                 calls += 1;
                 let arguments = &rest["redis.call(".len()..];
                 let key = arguments
