@@ -54,9 +54,11 @@
 //! connection then follows the slot map, `MOVED` and `ASK` by itself (see `cluster`). Every
 //! script and pipeline above names keys of one hash tag, hence of one slot, so each runs whole on
 //! the one primary that owns the slot; a unit test checks the keys each method builds. While a
-//! slot moves, a script whose keys sit partly on each side is answered `TRYAGAIN` and waited
-//! out within [`REQUEST_DEADLINE`], then 503. The cluster client sends a request again after a
-//! lost connection as well, which the single-node connection does only when that is safe (see
+//! slot moves, Redis refuses a script or multi-key command on it with `TRYAGAIN` whenever one of
+//! its keys is missing on the node asked, which a rotation's new successor always is: rotations
+//! wait, within [`REQUEST_DEADLINE`] and then as `Unavailable`, until the whole `{rt}` slot has
+//! moved, while single-key steps follow `ASK`. The cluster client also sends a request again
+//! after a lost connection, which the single-node connection does only when that is safe (see
 //! below): a rotation sent twice finds its token used by itself and answers, within
 //! `refresh_reuse_grace`, with the same pair; without the grace the family is revoked.
 //!
