@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::process::find_on_path;
 use crate::redis::{fresh_prefix, RedisServer};
+use crate::tls::{ClientCerts, TestPki};
 
 /// How long the cluster may take to form, and a slot to move.
 const FORMING_DEADLINE: Duration = Duration::from_secs(30);
@@ -24,12 +25,24 @@ const MIGRATE_BATCH: usize = 20;
 /// Three primaries that own every slot between them.
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// The CA, client certificate and key `redis-cli` presents to a cluster that speaks TLS.
+    tls: Option<[String; 3]>,
 }
 
 impl RedisCluster {
     /// Starts three primaries and joins them: every slot is served once this returns. The error
     /// says what went wrong and how to get `redis-server`.
     pub fn start() -> Result<Self, String> {
+        Self::start_with(None)
+    }
+
+    /// As [`RedisCluster::start`], every node speaking TLS only (clients and the cluster bus)
+    /// with the server certificate of `pki`, and asking clients for a certificate of its CA.
+    pub fn start_tls(pki: &TestPki) -> Result<Self, String> {
+        Self::start_with(Some(pki))
+    }
+
+    fn start_with(pki: Option<&TestPki>) -> Result<Self, String> {
         for program in ["redis-server", "redis-cli"] {
             if find_on_path(program).is_none() {
                 return Err(format!(
@@ -39,9 +52,13 @@ impl RedisCluster {
             }
         }
         let nodes = (0..3)
-            .map(|_| start_node())
+            .map(|_| start_node(pki))
             .collect::<Result<Vec<_>, _>>()?;
-        let cluster = Self { nodes };
+        let tls = pki.map(|pki| {
+            [pki.ca_file(), pki.client_cert_file(), pki.client_key_file()]
+                .map(|path| path.display().to_string())
+        });
+        let cluster = Self { nodes, tls };
         cluster.create()?;
         cluster.wait_until_ok()?;
         Ok(cluster)
@@ -52,14 +69,19 @@ impl RedisCluster {
         Self::start().unwrap_or_else(|problem| panic!("starting a Redis Cluster: {problem}"))
     }
 
-    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`, the store URL without a prefix.
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3` (`rediss+cluster://` over
+    /// TLS), the store URL without a prefix.
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self
             .nodes
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port()))
             .collect();
-        format!("redis+cluster://{}", hosts.join(","))
+        let scheme = match self.tls {
+            Some(_) => "rediss+cluster",
+            None => "redis+cluster",
+        };
+        format!("{scheme}://{}", hosts.join(","))
     }
 
     pub fn nodes(&self) -> &[RedisServer] {
@@ -222,6 +244,11 @@ impl RedisCluster {
     /// agree; killed if it takes longer than [`FORMING_DEADLINE`].
     fn create(&self) -> Result<(), String> {
         let mut command = Command::new("redis-cli");
+        if let Some([ca, cert, key]) = &self.tls {
+            command
+                .arg("--tls")
+                .args(["--cacert", ca, "--cert", cert, "--key", key]);
+        }
         command.arg("--cluster").arg("create");
         for node in &self.nodes {
             command.arg(format!("127.0.0.1:{}", node.port()));
@@ -295,10 +322,10 @@ impl RedisCluster {
 
 /// One node in cluster mode, its cluster bus on another free port; tried again on other ports
 /// should a port be taken meanwhile.
-fn start_node() -> Result<RedisServer, String> {
+fn start_node(pki: Option<&TestPki>) -> Result<RedisServer, String> {
     let mut last_problem = String::new();
     for _attempt in 0..3 {
-        let arguments = [
+        let arguments: Vec<String> = [
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
@@ -311,7 +338,27 @@ fn start_node() -> Result<RedisServer, String> {
         .map(str::to_owned)
         .chain([crate::free_port().to_string()])
         .collect();
-        match RedisServer::with_arguments(arguments) {
+        let started = match pki {
+            None => RedisServer::with_arguments(arguments),
+            Some(pki) => RedisServer::tls_with_arguments(
+                pki,
+                ClientCerts::Required,
+                // The bus speaks TLS too; a node presents the client certificate to the
+                // others, whose server certificate is not made for client authentication.
+                arguments
+                    .into_iter()
+                    .chain([
+                        "--tls-cluster".to_owned(),
+                        "yes".to_owned(),
+                        "--tls-client-cert-file".to_owned(),
+                        pki.client_cert_file().display().to_string(),
+                        "--tls-client-key-file".to_owned(),
+                        pki.client_key_file().display().to_string(),
+                    ])
+                    .collect(),
+            ),
+        };
+        match started {
             Ok(server) => return Ok(server),
             Err(problem) => last_problem = problem,
         }

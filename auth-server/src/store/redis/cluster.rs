@@ -451,3 +451,75 @@ mod tests {
         }
     }
 }
+
+/// Against a real three-primary Cluster that speaks TLS only, with certificates made for the
+/// test.
+#[cfg(test)]
+mod server_tests {
+    use test_kit::redis_cluster::RedisCluster;
+    use test_kit::tls::TestPki;
+
+    use super::super::RedisStore;
+    use super::RedisTls;
+    use crate::store::Store;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rediss_cluster_url_speaks_mutual_tls_to_every_primary() {
+        let pki = TestPki::new();
+        let cluster = tokio::task::block_in_place(|| RedisCluster::start_tls(&pki))
+            .unwrap_or_else(|problem| panic!("starting a TLS Redis Cluster: {problem}"));
+        let url = format!("{}/?prefix=cluster-tls:", cluster.url());
+        assert!(url.starts_with("rediss+cluster://127.0.0.1:"), "{url}");
+        let tls = RedisTls {
+            ca_file: Some(pki.ca_file()),
+            client_cert: Some(pki.client_cert_file()),
+            client_key: Some(pki.client_key_file()),
+        };
+        let store = RedisStore::open_tls(&url, &tls)
+            .await
+            .expect("the cluster opens over mutual TLS");
+        store.ping().await.expect("and answers");
+        // Keys of several slots, so that more than one primary is spoken to.
+        for name in ["tls-user-1", "tls-user-2"] {
+            let user = crate::store::UserRecord {
+                username: name.to_owned(),
+                full_name: None,
+                email: None,
+                password_hash: "$argon2id$x".to_owned(),
+                disabled: false,
+                scopes: oauth2_jwt_verifier::Scope::from_tokens(["read"]),
+                stamp: "s".to_owned(),
+                not_before: 0,
+            };
+            store.insert_user(&user).await.expect("writes {users}");
+        }
+        store
+            .revoke_access_token("jti-on-another-slot", u64::MAX / 4)
+            .await
+            .expect("writes a key of another slot");
+        assert!(store
+            .access_token_revoked("jti-on-another-slot", 0)
+            .await
+            .unwrap());
+        assert_eq!(store.list_users().await.unwrap().len(), 2);
+
+        let without_certificate = RedisTls {
+            ca_file: Some(pki.ca_file()),
+            ..RedisTls::default()
+        };
+        let refused = RedisStore::open_tls(&url, &without_certificate).await;
+        assert!(
+            refused.is_err(),
+            "a client without a certificate is refused"
+        );
+        let stranger = TestPki::new();
+        let untrusted = RedisTls {
+            ca_file: Some(stranger.ca_file()),
+            ..tls.clone()
+        };
+        assert!(
+            RedisStore::open_tls(&url, &untrusted).await.is_err(),
+            "a cluster whose certificates another CA signed is refused"
+        );
+    }
+}
