@@ -13,6 +13,7 @@ mod introspection;
 mod lifecycle;
 mod limits;
 mod operations;
+mod redis_cluster;
 mod redis_outage;
 mod redis_tls;
 mod refresh;

@@ -26,7 +26,8 @@ pub struct Settings {
     pub admin_listen: Option<SocketAddr>,
     /// The `iss` claim and the metadata `issuer`.
     pub issuer: Url,
-    /// `sqlite://PATH` (embedded), `redis://HOST:PORT/DB`, or `rediss://HOST:PORT/DB` (TLS).
+    /// `sqlite://PATH` (embedded), `redis://HOST:PORT/DB`, or `rediss://HOST:PORT/DB` (TLS);
+    /// `redis+cluster://HOST:PORT,HOST:PORT` (or `rediss+cluster://`) for a Redis Cluster.
     pub store: StoreUrl,
     /// PEM file of the CAs that may sign the Redis server's certificate, instead of the
     /// system's roots (`rediss://` only).

@@ -534,7 +534,8 @@ macro_rules! store_by_area {
 }
 pub(crate) use store_by_area;
 
-/// Opens the backend that `url` names: `sqlite://PATH`, `redis://…` or `rediss://…` (TLS).
+/// Opens the backend that `url` names: `sqlite://PATH`, `redis://…` or `rediss://…` (TLS), or
+/// `redis+cluster://…` or `rediss+cluster://…` (a Redis Cluster).
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     open_with(url, &redis::RedisTls::default()).await
 }
@@ -554,13 +555,14 @@ pub async fn open_with(url: &str, tls: &redis::RedisTls) -> anyhow::Result<Arc<d
                 .await
                 .with_context(|| format!("opening {url}"))?,
         )),
-        "redis" | "rediss" => Ok(Arc::new(
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Ok(Arc::new(
             redis::RedisStore::open_tls(url, tls)
                 .await
                 .with_context(|| format!("opening {}", redact_url(url)))?,
         )),
         _ => anyhow::bail!(
-            "AUTH_STORE must start with sqlite://, redis:// or rediss://, got {:?}",
+            "AUTH_STORE must start with sqlite://, redis://, rediss://, redis+cluster:// or \
+             rediss+cluster://, got {:?}",
             redact_url(url)
         ),
     }
@@ -573,7 +575,9 @@ pub fn redact_url(url: &str) -> String {
             let _ = parsed.set_password(Some("redacted"));
             parsed.to_string()
         }
-        _ => url.to_owned(),
+        Ok(_) => url.to_owned(),
+        // A Cluster URL lists several hosts, which is no URL to the parser.
+        Err(_) => redis::redact_cluster_url(url),
     }
 }
 
@@ -594,4 +598,5 @@ mod backend_tests {
     conformance::conformance_tests!(embedded, open_embedded().await);
     conformance::conformance_tests!(redis, TestBackend::redis().await);
     conformance::conformance_tests!(redis_tls, TestBackend::redis_tls().await);
+    conformance::conformance_tests!(redis_cluster, TestBackend::redis_cluster().await);
 }

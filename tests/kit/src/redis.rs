@@ -10,8 +10,8 @@
 //! when its test drops it or when the test process ends however it ends (a supervising shell
 //! holds a pipe from this process). A single server comes plain ([`RedisServer::single`]) or
 //! speaking TLS only ([`RedisServer::single_tls`], certificates from [`crate::tls::TestPki`]);
-//! Sentinel or Cluster setups become further constructors that start several processes or pass
-//! other arguments, with the same handle.
+//! Sentinel or Cluster setups start several of them with other arguments
+//! ([`RedisServer::with_arguments`]; a Cluster in [`crate::redis_cluster`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -93,6 +93,15 @@ impl RedisServer {
     /// port), with the server certificate of `pki` and its CA for client certificates. The
     /// certificates are copied into the server's directory, so `pki` may be dropped.
     pub fn single_tls(pki: &TestPki, clients: ClientCerts) -> Result<Self, String> {
+        Self::tls_with_arguments(pki, clients, Vec::new())
+    }
+
+    /// [`RedisServer::single_tls`] with further `arguments` (say, cluster mode over TLS).
+    pub fn tls_with_arguments(
+        pki: &TestPki,
+        clients: ClientCerts,
+        arguments: Vec<String>,
+    ) -> Result<Self, String> {
         let dir = server_dir()?;
         let copy = |from: PathBuf, name: &str| -> Result<PathBuf, String> {
             let to = dir.path().join(name);
@@ -110,7 +119,7 @@ impl RedisServer {
             client_key: copy(pki.client_key_file(), "client.key")?,
         };
         let path = |path: &PathBuf| path.display().to_string();
-        let arguments = vec![
+        let mut all = vec![
             "--save".to_owned(),
             String::new(),
             "--appendonly".to_owned(),
@@ -128,7 +137,21 @@ impl RedisServer {
             }
             .to_owned(),
         ];
-        Self::start_new(arguments, Some(files), dir)
+        all.extend(arguments);
+        Self::start_new(all, Some(files), dir)
+    }
+
+    /// One server without persistence on a free port, with `arguments` besides the port, the
+    /// bind address and the directory (say, cluster mode), answering `PING` once this returns.
+    pub fn with_arguments(arguments: Vec<String>) -> Result<Self, String> {
+        let mut all = vec![
+            "--save".to_owned(),
+            String::new(),
+            "--appendonly".to_owned(),
+            "no".to_owned(),
+        ];
+        all.extend(arguments);
+        Self::start_new(all, None, server_dir()?)
     }
 
     /// [`RedisServer::single_tls`], panicking with what went wrong.

@@ -1,6 +1,6 @@
 //! The stores the rules run on: the embedded one in a temporary directory, and Redis under a
 //! fresh key prefix (`REDIS_URL`, else a private `redis-server` from `PATH`, which the test kit
-//! starts).
+//! starts), over TLS, or on a three-primary Redis Cluster that the test kit starts.
 
 use super::*;
 
@@ -11,6 +11,8 @@ pub struct TestBackend {
     redis_namespace: Option<(String, String)>,
     /// The shared TLS Redis, whose keys under the prefix are deleted at the end.
     tls_namespace: Option<String>,
+    /// The shared Redis Cluster, whose keys under the prefix are deleted at the end.
+    cluster_namespace: Option<String>,
     _keep_alive: Box<dyn Any + Send + Sync>,
 }
 
@@ -21,6 +23,7 @@ impl TestBackend {
             store: Arc::new(store),
             redis_namespace: None,
             tls_namespace: None,
+            cluster_namespace: None,
             _keep_alive: Box::new(keep_alive),
         }
     }
@@ -38,6 +41,7 @@ impl TestBackend {
             store: Arc::new(store),
             redis_namespace: Some((url, prefix)),
             tls_namespace: None,
+            cluster_namespace: None,
             _keep_alive: Box::new(()),
         }
     }
@@ -60,6 +64,26 @@ impl TestBackend {
             store: Arc::new(store),
             redis_namespace: None,
             tls_namespace: Some(prefix),
+            cluster_namespace: None,
+            _keep_alive: Box::new(()),
+        }
+    }
+
+    /// A [`RedisStore`] on the three-primary Redis Cluster that the tests of this process share
+    /// (`redis+cluster://` with every node as a seed), under a fresh key prefix.
+    pub async fn redis_cluster() -> Self {
+        let cluster = tokio::task::spawn_blocking(test_kit::redis_cluster::shared_redis_cluster)
+            .await
+            .expect("starting the test Redis Cluster");
+        let prefix = fresh_test_prefix();
+        let store = RedisStore::open_with_prefix(&cluster.url(), &prefix)
+            .await
+            .unwrap_or_else(|err| panic!("no Redis Cluster for the tests: {err}"));
+        Self {
+            store: Arc::new(store),
+            redis_namespace: None,
+            tls_namespace: None,
+            cluster_namespace: Some(prefix),
             _keep_alive: Box::new(()),
         }
     }
@@ -86,6 +110,13 @@ impl TestBackend {
             })
             .await
             .expect("deleting the test keys")
+            .expect("deleting the test keys");
+        }
+        if let Some(prefix) = self.cluster_namespace.clone() {
+            tokio::task::spawn_blocking(move || {
+                test_kit::redis_cluster::shared_redis_cluster().delete_keys(&prefix)
+            })
+            .await
             .expect("deleting the test keys");
         }
     }

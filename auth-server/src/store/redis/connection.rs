@@ -2,6 +2,7 @@
 //! for the store; URLs with a key prefix and passwords kept out of messages.
 
 use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
 use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult};
 
 use super::{EXPIRY_GRACE_SECS, MAX_EXPIRE_AT};
@@ -15,10 +16,29 @@ pub(super) enum Request<'a> {
     Script(&'a redis::ScriptInvocation<'a>),
 }
 
+/// The way to Redis: one server (or a proxy) through a connection manager, or a Cluster
+/// (see `cluster`), whose client follows the slot map. Both reconnect by themselves and are
+/// cheap to clone.
+#[derive(Clone)]
+pub(super) enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
 impl Request<'_> {
     pub(super) async fn attempt<T: FromRedisValue>(
         self,
-        connection: &mut ConnectionManager,
+        connection: &mut Connection,
+    ) -> RedisResult<T> {
+        match connection {
+            Connection::Single(connection) => self.on(connection).await,
+            Connection::Cluster(connection) => self.on(connection).await,
+        }
+    }
+
+    async fn on<T: FromRedisValue>(
+        self,
+        connection: &mut (impl redis::aio::ConnectionLike + Send),
     ) -> RedisResult<T> {
         match self {
             Self::Command(command) => command.query_async(connection).await,

@@ -46,9 +46,21 @@
 //! and live in one cluster slot, on one primary. The work per refresh is a few O(1) commands, so
 //! one primary carries a lot; spreading families over slots would need an id-to-family index
 //! written outside the atomic step, and with it a window where a fresh successor is not found.
-//! Users and clients likewise sit in one slot each; they are few and rarely written. The layout
-//! is ready for Cluster, but the connection is not: [`RedisStore`] talks to one server (or a
-//! proxy) and does not follow `MOVED` redirects.
+//! Users and clients likewise sit in one slot each; they are few and rarely written.
+//!
+//! # Cluster
+//!
+//! A `redis+cluster://` (or `rediss+cluster://`) URL names seed nodes of a Redis Cluster; the
+//! connection then follows the slot map, `MOVED` and `ASK` by itself (see `cluster`). Every
+//! script and pipeline above names keys of one hash tag, hence of one slot, so each runs whole on
+//! the one primary that owns the slot; a unit test checks the keys each method builds. While a
+//! slot moves, Redis refuses a script or multi-key command on it with `TRYAGAIN` whenever one of
+//! its keys is missing on the node asked, which a rotation's new successor always is: rotations
+//! wait, within [`REQUEST_DEADLINE`] and then as `Unavailable`, until the whole `{rt}` slot has
+//! moved, while single-key steps follow `ASK`. The cluster client also sends a request again
+//! after a lost connection, which the single-node connection does only when that is safe (see
+//! below): a rotation sent twice finds its token used by itself and answers, within
+//! `refresh_reuse_grace`, with the same pair; without the grace the family is revoked.
 //!
 //! # Expiry
 //!
@@ -103,6 +115,7 @@
 //! [`Store::rotate_refresh`]: super::Store::rotate_refresh
 
 mod clients;
+mod cluster;
 mod codec;
 mod connection;
 mod keys;
@@ -114,9 +127,10 @@ mod signing_keys;
 mod tls;
 mod users;
 
+pub use cluster::redact as redact_cluster_url;
 pub use tls::RedisTls;
 
-use connection::{scrub_password, split_prefix, store_error, Request, Resend};
+use connection::{scrub_password, split_prefix, store_error, Connection, Request, Resend};
 use keys::Keys;
 use scripts::Scripts;
 
@@ -152,10 +166,10 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 const RECONNECT_RETRIES: usize = 2;
 const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
-/// A store on one Redis server (standalone, or a proxy in front of a cluster), through one
-/// multiplexed connection that reconnects by itself.
+/// A store on one Redis server (standalone, or a proxy in front of a cluster) through one
+/// multiplexed connection, or on a Redis Cluster; either reconnects by itself.
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     keys: Keys,
     scripts: Scripts,
 }
@@ -170,8 +184,10 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// Connects to `redis://[USER:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX]`, or `rediss://…`
-    /// for TLS checked against the system's roots. The key prefix is the `prefix` query
-    /// parameter if there is one, else [`DEFAULT_PREFIX`].
+    /// for TLS checked against the system's roots, or to a Cluster through its seeds,
+    /// `redis+cluster://[USER:PASSWORD@]HOST:PORT,HOST:PORT[?prefix=PREFIX]` (or
+    /// `rediss+cluster://`). The key prefix is the `prefix` query parameter if there is one,
+    /// else [`DEFAULT_PREFIX`].
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         Self::open_tls(url, &RedisTls::default()).await
     }
@@ -179,6 +195,22 @@ impl RedisStore {
     /// As [`RedisStore::open`], with the CA and client certificate files of `tls` for a
     /// `rediss://` URL.
     pub async fn open_tls(url: &str, tls: &RedisTls) -> Result<Self, StoreError> {
+        if cluster::is_cluster_url(url) {
+            let prefix = cluster::parse(url)
+                .map_err(|problem| {
+                    StoreError::Unavailable(format!(
+                        "connecting to {}: {problem}",
+                        cluster::redact(url)
+                    ))
+                })?
+                .prefix;
+            return Self::open_with_prefix_tls(
+                url,
+                prefix.as_deref().unwrap_or(DEFAULT_PREFIX),
+                tls,
+            )
+            .await;
+        }
         let (url, prefix) = split_prefix(url);
         Self::open_with_prefix_tls(&url, prefix.as_deref().unwrap_or(DEFAULT_PREFIX), tls).await
     }
@@ -200,6 +232,26 @@ impl RedisStore {
             return Err(StoreError::Unavailable(format!(
                 "the Redis key prefix {prefix:?} must not contain braces"
             )));
+        }
+        let keys = Keys {
+            prefix: prefix.to_owned(),
+        };
+        if cluster::is_cluster_url(url) {
+            let opening_error = |problem: String| {
+                StoreError::Unavailable(format!(
+                    "connecting to {}: {problem}",
+                    cluster::redact(url)
+                ))
+            };
+            let nodes = cluster::parse(url).map_err(opening_error)?.nodes;
+            let connection = cluster::connect(url, &nodes, tls)
+                .await
+                .map_err(opening_error)?;
+            return Ok(Self {
+                connection: Connection::Cluster(connection),
+                keys,
+                scripts: Scripts::new(),
+            });
         }
         let redacted = super::redact_url(url);
         let opening_error = |err: RedisError| {
@@ -223,10 +275,8 @@ impl RedisStore {
             .await
             .map_err(opening_error)?;
         Ok(Self {
-            connection,
-            keys: Keys {
-                prefix: prefix.to_owned(),
-            },
+            connection: Connection::Single(connection),
+            keys,
             scripts: Scripts::new(),
         })
     }

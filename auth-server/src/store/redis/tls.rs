@@ -41,24 +41,31 @@ impl RedisTls {
                     .to_owned(),
             );
         }
-        let parsed = url::Url::parse(url).ok();
-        if parsed.as_ref().is_some_and(|url| url.fragment().is_some()) {
+        // A Cluster URL lists several nodes and is no URL to the `url` crate: look at its text.
+        if url.contains('#') {
             return Err(
                 "AUTH_STORE: a Redis URL takes no #fragment; the server's certificate \
                         and name are always checked (#insecure is refused)"
                     .to_owned(),
             );
         }
-        let tls = parsed.is_some_and(|url| url.scheme() == "rediss");
-        if self.is_set() && !tls {
+        if self.is_set() && !is_tls_url(url) {
             return Err(
                 "AUTH_REDIS_CA_FILE, AUTH_REDIS_CLIENT_CERT and AUTH_REDIS_CLIENT_KEY \
-                        need AUTH_STORE=rediss://…"
+                        need AUTH_STORE=rediss://… (or rediss+cluster://…)"
                     .to_owned(),
             );
         }
         Ok(())
     }
+}
+
+/// Whether `url`'s scheme asks for TLS: `rediss://` or `rediss+cluster://`.
+pub(super) fn is_tls_url(url: &str) -> bool {
+    matches!(
+        url.split_once("://").map(|(scheme, _)| scheme),
+        Some("rediss" | "rediss+cluster")
+    )
 }
 
 /// The Redis client for `url`: over TLS for `rediss://`, with the files of `tls`.
@@ -67,6 +74,17 @@ pub(super) fn client(url: &str, tls: &RedisTls) -> Result<redis::Client, String>
     if !url.starts_with("rediss://") {
         return redis::Client::open(url).map_err(|err| err.to_string());
     }
+    match certificates(tls)? {
+        None => redis::Client::open(url).map_err(|err| err.to_string()),
+        Some(certificates) => {
+            redis::Client::build_with_tls(url, certificates).map_err(|err| err.to_string())
+        }
+    }
+}
+
+/// The CA and client certificate of `tls`, read from their files; `None` when no file is
+/// named, so that the system's roots check the server.
+pub(super) fn certificates(tls: &RedisTls) -> Result<Option<redis::TlsCertificates>, String> {
     // The build enables more than one rustls provider, and then rustls picks none by itself.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let root_cert = tls.ca_file.as_deref().map(read_certificates).transpose()?;
@@ -78,16 +96,12 @@ pub(super) fn client(url: &str, tls: &RedisTls) -> Result<redis::Client, String>
         _ => None,
     };
     if root_cert.is_none() && client_tls.is_none() {
-        return redis::Client::open(url).map_err(|err| err.to_string());
+        return Ok(None);
     }
-    redis::Client::build_with_tls(
-        url,
-        redis::TlsCertificates {
-            client_tls,
-            root_cert,
-        },
-    )
-    .map_err(|err| err.to_string())
+    Ok(Some(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
 }
 
 /// The file at `path`, which must hold at least one PEM certificate.
