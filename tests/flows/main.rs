@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod operations;
 mod redis_outage;
+mod redis_sentinel;
 mod redis_tls;
 mod refresh;
 mod replicas;

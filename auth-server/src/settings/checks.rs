@@ -65,6 +65,7 @@ impl Settings {
         self.redis_tls()
             .check_url(&self.store.0)
             .map_err(SettingsError)?;
+        crate::store::redis::sentinel::check_url(&self.store.0).map_err(SettingsError)?;
         self.validate_keys()
     }
 

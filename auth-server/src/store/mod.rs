@@ -534,7 +534,8 @@ macro_rules! store_by_area {
 }
 pub(crate) use store_by_area;
 
-/// Opens the backend that `url` names: `sqlite://PATH`, `redis://…` or `rediss://…` (TLS).
+/// Opens the backend that `url` names: `sqlite://PATH`, `redis://…` or `rediss://…` (TLS), or
+/// `redis+sentinel://…` (`rediss+sentinel://…`) for the primary that sentinels name.
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     open_with(url, &redis::RedisTls::default()).await
 }
@@ -554,13 +555,14 @@ pub async fn open_with(url: &str, tls: &redis::RedisTls) -> anyhow::Result<Arc<d
                 .await
                 .with_context(|| format!("opening {url}"))?,
         )),
-        "redis" | "rediss" => Ok(Arc::new(
+        "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => Ok(Arc::new(
             redis::RedisStore::open_tls(url, tls)
                 .await
                 .with_context(|| format!("opening {}", redact_url(url)))?,
         )),
         _ => anyhow::bail!(
-            "AUTH_STORE must start with sqlite://, redis:// or rediss://, got {:?}",
+            "AUTH_STORE must start with sqlite://, redis://, rediss://, redis+sentinel:// or \
+             rediss+sentinel://, got {:?}",
             redact_url(url)
         ),
     }
@@ -573,7 +575,23 @@ pub fn redact_url(url: &str) -> String {
             let _ = parsed.set_password(Some("redacted"));
             parsed.to_string()
         }
-        _ => url.to_owned(),
+        Ok(_) => url.to_owned(),
+        // Not a URL to the parser (several hosts, as `redis+sentinel://` lists): the password
+        // is what follows the first `:` of the user info, before the last `@` of the authority.
+        Err(_) => {
+            let Some((scheme, rest)) = url.split_once("://") else {
+                return url.to_owned();
+            };
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((user_info, hosts)) if user_info.contains(':') => {
+                    let user = user_info.split_once(':').map_or("", |(user, _)| user);
+                    format!("{scheme}://{user}:redacted@{hosts}{path}")
+                }
+                _ => url.to_owned(),
+            }
+        }
     }
 }
 
@@ -594,4 +612,5 @@ mod backend_tests {
     conformance::conformance_tests!(embedded, open_embedded().await);
     conformance::conformance_tests!(redis, TestBackend::redis().await);
     conformance::conformance_tests!(redis_tls, TestBackend::redis_tls().await);
+    conformance::conformance_tests!(redis_sentinel, TestBackend::redis_sentinel().await);
 }

@@ -15,6 +15,8 @@ pub mod ports;
 pub mod process;
 #[cfg(feature = "servers")]
 pub mod redis;
+#[cfg(feature = "servers")]
+pub mod redis_sentinel;
 pub mod signer;
 #[cfg(feature = "servers")]
 pub mod tls;

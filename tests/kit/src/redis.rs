@@ -10,8 +10,8 @@
 //! when its test drops it or when the test process ends however it ends (a supervising shell
 //! holds a pipe from this process). A single server comes plain ([`RedisServer::single`]) or
 //! speaking TLS only ([`RedisServer::single_tls`], certificates from [`crate::tls::TestPki`]);
-//! Sentinel or Cluster setups become further constructors that start several processes or pass
-//! other arguments, with the same handle.
+//! a sentinel is one in sentinel mode ([`RedisServer::sentinel`]), which
+//! [`crate::redis_sentinel`] puts together with a primary and a replica.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -61,6 +61,8 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     /// Copies of the certificates a TLS server was started with, in `dir`.
     tls: Option<TlsFiles>,
+    /// For a sentinel: its configuration, written to `sentinel.conf` in `dir` at the first start.
+    sentinel_config: Option<String>,
     process: Option<ServerProcess>,
 }
 
@@ -148,9 +150,35 @@ impl RedisServer {
         })
     }
 
+    /// One server with `arguments` (say, `--replicaof` and a password) and no persistence.
+    pub fn with_arguments(arguments: &[&str]) -> Result<Self, String> {
+        let mut all = vec!["--save", "", "--appendonly", "no"];
+        all.extend_from_slice(arguments);
+        Self::start_new(
+            all.into_iter().map(str::to_owned).collect(),
+            None,
+            server_dir()?,
+        )
+    }
+
+    /// A sentinel (`redis-server sentinel.conf --sentinel`) with `config`: the `sentinel …` lines
+    /// that name what it monitors. The sentinel rewrites the file as it learns.
+    pub fn sentinel(config: &str) -> Result<Self, String> {
+        Self::start_prepared(Vec::new(), None, Some(config.to_owned()), server_dir()?)
+    }
+
     fn start_new(
         arguments: Vec<String>,
         tls: Option<TlsFiles>,
+        dir: tempfile::TempDir,
+    ) -> Result<Self, String> {
+        Self::start_prepared(arguments, tls, None, dir)
+    }
+
+    fn start_prepared(
+        arguments: Vec<String>,
+        tls: Option<TlsFiles>,
+        sentinel_config: Option<String>,
         mut dir: tempfile::TempDir,
     ) -> Result<Self, String> {
         if find_on_path("redis-server").is_none() {
@@ -164,6 +192,7 @@ impl RedisServer {
                 arguments: arguments.clone(),
                 dir,
                 tls: tls.clone(),
+                sentinel_config: sentinel_config.clone(),
                 process: None,
             };
             match server.launch() {
@@ -181,10 +210,21 @@ impl RedisServer {
     }
 
     fn launch(&mut self) -> Result<(), String> {
+        // A sentinel's configuration file comes first, and must be writable.
+        let mut leading = Vec::new();
+        if let Some(config) = &self.sentinel_config {
+            let file = self.dir.path().join("sentinel.conf");
+            if !file.exists() {
+                std::fs::write(&file, config)
+                    .map_err(|err| format!("writing {}: {err}", file.display()))?;
+            }
+            leading = vec![file.display().to_string(), "--sentinel".to_owned()];
+        }
         let mut supervisor = Command::new("sh")
             .arg("-c")
             .arg(SUPERVISOR)
             .arg("redis-test-supervisor")
+            .args(leading)
             .args(self.port_arguments())
             .args(["--bind", "127.0.0.1"])
             .args(&self.arguments)
@@ -252,14 +292,26 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT/0`, or `rediss://` for a TLS server.
+    /// `redis://127.0.0.1:PORT/0`, or `rediss://` for a TLS server; with the password of
+    /// `--requirepass`, if it was started with one.
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() {
             "rediss"
         } else {
             "redis"
         };
-        format!("{scheme}://127.0.0.1:{}/0", self.port)
+        let password = self
+            .arguments
+            .windows(2)
+            .find(|pair| pair[0] == "--requirepass")
+            .map(|pair| format!(":{}@", pair[1]))
+            .unwrap_or_default();
+        format!("{scheme}://{password}127.0.0.1:{}/0", self.port)
+    }
+
+    /// Whether the server runs (it may be stopped).
+    pub fn is_running(&self) -> bool {
+        self.process.is_some()
     }
 
     /// A client for this server; for a TLS server, one that trusts the test CA and presents

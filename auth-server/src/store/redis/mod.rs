@@ -110,13 +110,14 @@ mod logins;
 mod refresh;
 mod revocations;
 mod scripts;
+pub mod sentinel;
 mod signing_keys;
 mod tls;
 mod users;
 
 pub use tls::RedisTls;
 
-use connection::{scrub_password, split_prefix, store_error, Request, Resend};
+use connection::{scrub_password, split_prefix, store_error, Connection, Request, Resend};
 use keys::Keys;
 use scripts::Scripts;
 
@@ -155,7 +156,7 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// A store on one Redis server (standalone, or a proxy in front of a cluster), through one
 /// multiplexed connection that reconnects by itself.
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     keys: Keys,
     scripts: Scripts,
 }
@@ -170,7 +171,8 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// Connects to `redis://[USER:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX]`, or `rediss://…`
-    /// for TLS checked against the system's roots. The key prefix is the `prefix` query
+    /// for TLS checked against the system's roots, or to the primary that sentinels name
+    /// (`redis+sentinel://`, see [`sentinel`]). The key prefix is the `prefix` query
     /// parameter if there is one, else [`DEFAULT_PREFIX`].
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         Self::open_tls(url, &RedisTls::default()).await
@@ -179,7 +181,11 @@ impl RedisStore {
     /// As [`RedisStore::open`], with the CA and client certificate files of `tls` for a
     /// `rediss://` URL.
     pub async fn open_tls(url: &str, tls: &RedisTls) -> Result<Self, StoreError> {
-        let (url, prefix) = split_prefix(url);
+        let (url, prefix) = if sentinel::names_sentinels(url) {
+            sentinel::split_prefix(url)
+        } else {
+            split_prefix(url)
+        };
         Self::open_with_prefix_tls(&url, prefix.as_deref().unwrap_or(DEFAULT_PREFIX), tls).await
     }
 
@@ -201,6 +207,22 @@ impl RedisStore {
                 "the Redis key prefix {prefix:?} must not contain braces"
             )));
         }
+        let connection = if sentinel::names_sentinels(url) {
+            Connection::Sentinel(sentinel::SentinelConnection::open(url, tls).await?)
+        } else {
+            Connection::Single(Self::single(url, tls).await?)
+        };
+        Ok(Self {
+            connection,
+            keys: Keys {
+                prefix: prefix.to_owned(),
+            },
+            scripts: Scripts::new(),
+        })
+    }
+
+    /// A connection manager for the one node `url` names.
+    async fn single(url: &str, tls: &RedisTls) -> Result<ConnectionManager, StoreError> {
         let redacted = super::redact_url(url);
         let opening_error = |err: RedisError| {
             StoreError::Unavailable(format!(
@@ -219,16 +241,9 @@ impl RedisStore {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_max_delay(MAX_RECONNECT_DELAY);
-        let connection = ConnectionManager::new_with_config(client, config)
+        ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(opening_error)?;
-        Ok(Self {
-            connection,
-            keys: Keys {
-                prefix: prefix.to_owned(),
-            },
-            scripts: Scripts::new(),
-        })
+            .map_err(opening_error)
     }
 
     /// The prefix of every key this store writes.

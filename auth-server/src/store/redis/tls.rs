@@ -31,7 +31,7 @@ impl RedisTls {
     }
 
     /// Whether these files fit the store URL `url`: a client certificate comes with its key,
-    /// files only with `rediss://`, and no URL fragment (the client library reads
+    /// files only with `rediss://` (or `rediss+sentinel://`), and no URL fragment (the client library reads
     /// `#insecure` as "skip the certificate check"). The error names what is wrong.
     pub fn check_url(&self, url: &str) -> Result<(), String> {
         if self.client_cert.is_some() != self.client_key.is_some() {
@@ -42,18 +42,26 @@ impl RedisTls {
             );
         }
         let parsed = url::Url::parse(url).ok();
-        if parsed.as_ref().is_some_and(|url| url.fragment().is_some()) {
+        let fragment = match &parsed {
+            Some(parsed) => parsed.fragment().is_some(),
+            // A URL that lists several hosts (`redis+sentinel://`) is not one to this parser.
+            None => url.contains('#'),
+        };
+        if fragment {
             return Err(
                 "AUTH_STORE: a Redis URL takes no #fragment; the server's certificate \
                         and name are always checked (#insecure is refused)"
                     .to_owned(),
             );
         }
-        let tls = parsed.is_some_and(|url| url.scheme() == "rediss");
+        let scheme = url
+            .split_once("://")
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        let tls = scheme.is_some_and(|scheme| scheme == "rediss" || scheme.starts_with("rediss+"));
         if self.is_set() && !tls {
             return Err(
                 "AUTH_REDIS_CA_FILE, AUTH_REDIS_CLIENT_CERT and AUTH_REDIS_CLIENT_KEY \
-                        need AUTH_STORE=rediss://…"
+                        need AUTH_STORE=rediss://… or rediss+sentinel://…"
                     .to_owned(),
             );
         }
