@@ -101,6 +101,16 @@ impl SentinelRedis {
             .unwrap_or_else(|| panic!("no sentinel names a primary"))
     }
 
+    /// The ports of the data nodes that are not the primary.
+    pub fn replica_ports(&self) -> Vec<u16> {
+        let primary = self.primary_port();
+        self.nodes
+            .iter()
+            .map(RedisServer::port)
+            .filter(|port| *port != primary)
+            .collect()
+    }
+
     /// The data node on `port`.
     pub fn node(&self, port: u16) -> &RedisServer {
         self.nodes

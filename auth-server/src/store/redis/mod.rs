@@ -48,7 +48,8 @@
 //! written outside the atomic step, and with it a window where a fresh successor is not found.
 //! Users and clients likewise sit in one slot each; they are few and rarely written. The layout
 //! is ready for Cluster, but the connection is not: [`RedisStore`] talks to one server (or a
-//! proxy) and does not follow `MOVED` redirects.
+//! proxy, or the primary that sentinels name: see [`sentinel`]) and does not follow `MOVED`
+//! redirects.
 //!
 //! # Expiry
 //!
@@ -87,7 +88,9 @@
 //! Run Redis with AOF persistence (`appendonly yes`, `appendfsync everysec` or `always`) and
 //! `maxmemory-policy noeviction`, since an evicted key is a lost revocation or user. Replicas of
 //! Redis are asynchronous: a failover can lose the last writes, so prefer `appendfsync always` and
-//! `min-replicas-to-write` where that matters. Scripts need Redis 5 or later.
+//! `min-replicas-to-write` where that matters. Through Sentinel the store waits for a replica
+//! after each write by default (`replica_acks`, see [`sentinel`]), so that what it answered
+//! survives the failover of a failed primary. Scripts need Redis 5 or later.
 //!
 //! # Files
 //!
@@ -154,7 +157,7 @@ const RECONNECT_RETRIES: usize = 2;
 const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 /// A store on one Redis server (standalone, or a proxy in front of a cluster), through one
-/// multiplexed connection that reconnects by itself.
+/// multiplexed connection that reconnects by itself, or on the primary that sentinels name.
 pub struct RedisStore {
     connection: Connection,
     keys: Keys,

@@ -830,3 +830,71 @@ mod tests {
         assert!(!message.contains("hunter2"), "{message}");
     }
 }
+
+/// Against the primary, replica and sentinels that the tests of this process share.
+#[cfg(test)]
+mod server_tests {
+    use test_kit::redis_sentinel::shared_sentinel_redis;
+
+    use super::super::connection::{refused_by_a_replica, Resend};
+    use super::*;
+    use crate::store::redis::RedisStore;
+    use crate::store::Store;
+
+    /// What a demoted primary answers a write: `READONLY`, having run nothing of the script, so
+    /// the store may send it to the new primary.
+    #[tokio::test]
+    async fn a_write_script_on_a_replica_is_refused_before_it_writes() {
+        let redis = tokio::task::spawn_blocking(shared_sentinel_redis)
+            .await
+            .unwrap();
+        let replica = redis.node(redis.replica_ports()[0]).url();
+        let mut connection = redis::Client::open(replica)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let script = redis::Script::new("redis.call('SET', KEYS[1], 'x'); return 1");
+        let err = script
+            .key("sentinel-test:readonly")
+            .invoke_async::<u64>(&mut connection)
+            .await
+            .unwrap_err();
+        assert!(refused_by_a_replica(&err), "{err:?}");
+        assert!(Resend::IfNotSent.allows(&err));
+        assert!(may_mean_a_switch(&err));
+    }
+
+    #[tokio::test]
+    async fn the_store_writes_through_the_sentinels_and_waits_for_the_replica() {
+        let redis = tokio::task::spawn_blocking(shared_sentinel_redis)
+            .await
+            .unwrap();
+        let prefix = test_kit::redis::fresh_prefix("sentinel-store");
+        let url = format!("{}?prefix={prefix}", redis.url());
+        let store = RedisStore::open(&url).await.unwrap();
+        store.ping().await.unwrap();
+        store
+            .revoke_access_token("jti-1", test_kit::unix_now() + 60)
+            .await
+            .unwrap();
+        // Answered once the replica held it: it is there to read.
+        let replica = redis.node(redis.replica_ports()[0]).url();
+        let mut connection = redis::Client::open(replica)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let present: bool = redis::cmd("EXISTS")
+            .arg(format!("{prefix}revoked-jti:jti-1"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert!(present, "the replica holds the write the store answered");
+        let prefix_for_cleanup = prefix.clone();
+        tokio::task::spawn_blocking(move || redis.delete_keys(&prefix_for_cleanup))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
