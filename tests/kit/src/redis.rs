@@ -95,42 +95,36 @@ impl RedisServer {
     /// port), with the server certificate of `pki` and its CA for client certificates. The
     /// certificates are copied into the server's directory, so `pki` may be dropped.
     pub fn single_tls(pki: &TestPki, clients: ClientCerts) -> Result<Self, String> {
+        Self::tls_with_arguments(pki, clients, &[])
+    }
+
+    /// As [`RedisServer::single_tls`], with more `arguments` (say, `--replicaof` and
+    /// `--tls-replication yes`).
+    pub fn tls_with_arguments(
+        pki: &TestPki,
+        clients: ClientCerts,
+        arguments: &[&str],
+    ) -> Result<Self, String> {
         let dir = server_dir()?;
-        let copy = |from: PathBuf, name: &str| -> Result<PathBuf, String> {
-            let to = dir.path().join(name);
-            std::fs::copy(&from, &to)
-                .map_err(|err| format!("copying {}: {err}", from.display()))?;
-            Ok(to)
-        };
-        let (cert, key) = (
-            copy(pki.server_cert_file(), "server.pem")?,
-            copy(pki.server_key_file(), "server.key")?,
-        );
-        let files = TlsFiles {
-            ca: copy(pki.ca_file(), "ca.pem")?,
-            client_cert: copy(pki.client_cert_file(), "client.pem")?,
-            client_key: copy(pki.client_key_file(), "client.key")?,
-        };
-        let path = |path: &PathBuf| path.display().to_string();
-        let arguments = vec![
+        let (tls_arguments, files) = tls_setup(pki, clients, &dir)?;
+        let mut all = vec![
             "--save".to_owned(),
             String::new(),
             "--appendonly".to_owned(),
             "no".to_owned(),
-            "--tls-cert-file".to_owned(),
-            path(&cert),
-            "--tls-key-file".to_owned(),
-            path(&key),
-            "--tls-ca-cert-file".to_owned(),
-            path(&files.ca),
-            "--tls-auth-clients".to_owned(),
-            match clients {
-                ClientCerts::Required => "yes",
-                ClientCerts::NotAsked => "no",
-            }
-            .to_owned(),
         ];
-        Self::start_new(arguments, Some(files), dir)
+        all.extend(tls_arguments);
+        all.extend(arguments.iter().map(|argument| (*argument).to_owned()));
+        Self::start_new(all, Some(files), dir)
+    }
+
+    /// A sentinel that speaks TLS only, as [`RedisServer::sentinel`] and
+    /// [`RedisServer::single_tls`]; it reaches the nodes it watches over TLS too.
+    pub fn sentinel_tls(pki: &TestPki, config: &str) -> Result<Self, String> {
+        let dir = server_dir()?;
+        let (mut arguments, files) = tls_setup(pki, ClientCerts::NotAsked, &dir)?;
+        arguments.extend(["--tls-replication".to_owned(), "yes".to_owned()]);
+        Self::start_prepared(arguments, Some(files), Some(config.to_owned()), dir)
     }
 
     /// [`RedisServer::single_tls`], panicking with what went wrong.
@@ -455,6 +449,45 @@ fn pongs(connection: redis::RedisResult<redis::Connection>) -> bool {
     connection
         .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection))
         .is_ok_and(|pong| pong == "PONG")
+}
+
+/// Copies the certificates of `pki` into `dir`: the arguments that make a server use them, and
+/// the files a client needs.
+fn tls_setup(
+    pki: &TestPki,
+    clients: ClientCerts,
+    dir: &tempfile::TempDir,
+) -> Result<(Vec<String>, TlsFiles), String> {
+    let copy = |from: PathBuf, name: &str| -> Result<PathBuf, String> {
+        let to = dir.path().join(name);
+        std::fs::copy(&from, &to).map_err(|err| format!("copying {}: {err}", from.display()))?;
+        Ok(to)
+    };
+    let (cert, key) = (
+        copy(pki.server_cert_file(), "server.pem")?,
+        copy(pki.server_key_file(), "server.key")?,
+    );
+    let files = TlsFiles {
+        ca: copy(pki.ca_file(), "ca.pem")?,
+        client_cert: copy(pki.client_cert_file(), "client.pem")?,
+        client_key: copy(pki.client_key_file(), "client.key")?,
+    };
+    let path = |path: &PathBuf| path.display().to_string();
+    let arguments = vec![
+        "--tls-cert-file".to_owned(),
+        path(&cert),
+        "--tls-key-file".to_owned(),
+        path(&key),
+        "--tls-ca-cert-file".to_owned(),
+        path(&files.ca),
+        "--tls-auth-clients".to_owned(),
+        match clients {
+            ClientCerts::Required => "yes",
+            ClientCerts::NotAsked => "no",
+        }
+        .to_owned(),
+    ];
+    Ok((arguments, files))
 }
 
 fn server_dir() -> Result<tempfile::TempDir, String> {

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::redis::RedisServer;
+use crate::redis::{ClientCerts, RedisServer};
+use crate::tls::TestPki;
 
 /// The name the sentinels know the primary by.
 pub const MASTER_NAME: &str = "kit-primary";
@@ -35,6 +36,8 @@ pub struct SentinelRedis {
     /// The data nodes, the first started as the primary; failovers swap their roles.
     nodes: Vec<RedisServer>,
     sentinels: Vec<RedisServer>,
+    /// Whether everything speaks TLS only.
+    tls: bool,
 }
 
 impl SentinelRedis {
@@ -52,16 +55,36 @@ impl SentinelRedis {
             .unwrap_or_else(|problem| panic!("starting Redis with sentinels: {problem}"))
     }
 
+    /// As [`SentinelRedis::start`], every node and sentinel speaking TLS only with the server
+    /// certificate of `pki` (client certificates not asked for); the nodes replicate and the
+    /// sentinels watch over TLS. Its URL is `rediss+sentinel://`.
+    pub fn start_tls(pki: &TestPki) -> Self {
+        Self::try_start_with(1, Some(pki))
+            .unwrap_or_else(|problem| panic!("starting TLS Redis with sentinels: {problem}"))
+    }
+
     pub fn try_start(replicas: usize) -> Result<Self, String> {
+        Self::try_start_with(replicas, None)
+    }
+
+    fn try_start_with(replicas: usize, pki: Option<&TestPki>) -> Result<Self, String> {
+        let node = |arguments: &[&str]| match pki {
+            None => RedisServer::with_arguments(arguments),
+            Some(pki) => {
+                let mut arguments = arguments.to_vec();
+                arguments.extend(["--tls-replication", "yes"]);
+                RedisServer::tls_with_arguments(pki, ClientCerts::NotAsked, &arguments)
+            }
+        };
         let auth = ["--requirepass", PASSWORD, "--masterauth", PASSWORD];
-        let primary = RedisServer::with_arguments(&auth)?;
+        let primary = node(&auth)?;
         let first_primary = primary.port();
         let primary_port = first_primary.to_string();
         let mut replica_arguments = auth.to_vec();
         replica_arguments.extend(["--replicaof", "127.0.0.1", &primary_port]);
         let mut nodes = vec![primary];
         for _ in 0..replicas {
-            nodes.push(RedisServer::with_arguments(&replica_arguments)?);
+            nodes.push(node(&replica_arguments)?);
         }
         let config = format!(
             "sentinel monitor {MASTER_NAME} 127.0.0.1 {primary_port} 2\n\
@@ -71,9 +94,16 @@ impl SentinelRedis {
              sentinel parallel-syncs {MASTER_NAME} 1\n"
         );
         let sentinels = (0..3)
-            .map(|_| RedisServer::sentinel(&config))
+            .map(|_| match pki {
+                None => RedisServer::sentinel(&config),
+                Some(pki) => RedisServer::sentinel_tls(pki, &config),
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let set = Self { nodes, sentinels };
+        let set = Self {
+            nodes,
+            sentinels,
+            tls: pki.is_some(),
+        };
         set.wait_until_settled(first_primary)?;
         Ok(set)
     }
@@ -86,8 +116,13 @@ impl SentinelRedis {
             .iter()
             .map(|sentinel| format!("127.0.0.1:{}", sentinel.port()))
             .collect();
+        let scheme = if self.tls {
+            "rediss+sentinel"
+        } else {
+            "redis+sentinel"
+        };
         format!(
-            "redis+sentinel://:{PASSWORD}@{}/{MASTER_NAME}/0",
+            "{scheme}://:{PASSWORD}@{}/{MASTER_NAME}/0",
             sentinels.join(",")
         )
     }

@@ -21,13 +21,26 @@
 //! that the promoted replica never sees). The node named must then say `ROLE` `master`; a node
 //! that calls itself a replica is not written to. A search that finds
 //! nothing answers every request for [`RETRY_PAUSE`] with the same failure instead of asking
-//! again. While a connection works, the sentinels are asked again every [`CHECK_INTERVAL`] in the
-//! background, so a primary that others have replaced (cut off from the sentinels but not from
-//! this replica) is left within that time.
+//! again. While a connection works, the first request after every [`CHECK_INTERVAL`] has the
+//! sentinels asked again in the background, so a primary that others have replaced (cut off
+//! from the sentinels but not from this replica) is left within about that time.
+//!
+//! # Waiting for replicas
+//!
+//! Replication is asynchronous: what the primary acknowledged and had not passed on is gone
+//! after a failover, and for this store that is a rotation, a revocation or a user change undone.
+//! So after every script (every write is one) the store sends `WAIT` for `replica_acks` replicas
+//! (default [`DEFAULT_REPLICA_ACKS`], at most [`REPLICA_ACK_TIMEOUT`]) on the same connection,
+//! which covers every write sent on it before, and answers `Unavailable` when too few confirm.
+//! Such a write has run, so it is not sent again; until a later `WAIT` succeeds, reads wait too,
+//! since a refresh retried within its grace reads its rotation back and would hand out a token
+//! the failover may undo. A shortfall also has the sentinels asked again: the node may have been
+//! left behind. `WAIT` holds the connection's later requests until it returns, which is the cost
+//! of the guarantee; `replica_acks=0` turns it off.
 //!
 //! This is a small part of the client library's `sentinel` feature, done here so that the
 //! sentinels and the data nodes are reached with the same TLS files as `rediss://` (through
-//! [`super::tls::client`]), every step is bounded in time, and the epochs are compared.
+//! `tls::client`), every step is bounded in time, and the epochs are compared.
 //!
 //! # Credentials
 //!
@@ -895,6 +908,47 @@ mod server_tests {
         tokio::task::spawn_blocking(move || redis.delete_keys(&prefix_for_cleanup))
             .await
             .unwrap()
+            .unwrap();
+    }
+
+    /// `rediss+sentinel://`: the sentinels and the nodes speak TLS only, checked against the
+    /// test CA; the store finds the primary and writes through it, the replica confirming.
+    #[tokio::test]
+    async fn over_tls_the_sentinels_and_the_primary_are_reached_with_the_ca_file() {
+        let (pki, redis) = tokio::task::spawn_blocking(|| {
+            let pki = test_kit::tls::TestPki::new();
+            let redis = test_kit::redis_sentinel::SentinelRedis::start_tls(&pki);
+            (pki, redis)
+        })
+        .await
+        .unwrap();
+        let ca_file = pki.ca_file();
+        let url = format!("{}?prefix=sentinel-tls:", redis.url());
+        assert!(url.starts_with("rediss+sentinel://"));
+        let tls = RedisTls {
+            ca_file: Some(ca_file),
+            ..RedisTls::default()
+        };
+        let store = RedisStore::open_tls(&url, &tls).await.unwrap();
+        store
+            .revoke_access_token("jti-tls", test_kit::unix_now() + 60)
+            .await
+            .unwrap();
+        assert!(store
+            .access_token_revoked("jti-tls", test_kit::unix_now())
+            .await
+            .unwrap());
+        let err = RedisStore::open_tls(&url, &RedisTls::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("certificate"),
+            "the system roots do not know the test CA: {err}"
+        );
+        assert!(!err.contains(test_kit::redis_sentinel::PASSWORD), "{err}");
+        tokio::task::spawn_blocking(move || drop(redis))
+            .await
             .unwrap();
     }
 }
