@@ -15,6 +15,7 @@ mod limits;
 mod operations;
 mod redis_cluster;
 mod redis_outage;
+mod redis_sentinel;
 mod redis_tls;
 mod refresh;
 mod replicas;

@@ -65,6 +65,7 @@ impl Settings {
         self.redis_tls()
             .check_url(&self.store.0)
             .map_err(SettingsError)?;
+        crate::store::redis::sentinel::check_url(&self.store.0).map_err(SettingsError)?;
         self.validate_keys()
     }
 
@@ -203,6 +204,33 @@ mod tests {
         assert!(with("rediss://redis:6380/0", false, false, false)
             .validate()
             .is_ok());
+    }
+
+    #[test]
+    fn sentinel_urls_are_checked_at_start_and_take_the_tls_files_only_with_rediss() {
+        let with = |store: &str, ca: bool| Settings {
+            store: super::super::StoreUrl(store.into()),
+            redis_ca_file: ca.then(|| "ca.pem".into()),
+            ..Settings::default()
+        };
+        let url = "redis+sentinel://:sentinel-pw@s1:26379,s2:26379/mymaster/0?prefix=a:";
+        assert!(with(url, false).validate().is_ok());
+        let debug = format!("{:?}", with(url, false));
+        assert!(!debug.contains("sentinel-pw"), "{debug}");
+        assert!(debug.contains("s1:26379,s2:26379/mymaster"), "{debug}");
+        let err = with(url, true).validate().unwrap_err().to_string();
+        assert!(err.contains("rediss+sentinel://"), "{err}");
+        let tls = "rediss+sentinel://:sentinel-pw@s1,s2/mymaster";
+        assert!(with(tls, true).validate().is_ok());
+        for bad in [
+            "redis+sentinel://:sentinel-pw@s1,s2",
+            "redis+sentinel://:sentinel-pw@s1:99999/m",
+            "rediss+sentinel://:sentinel-pw@s1/m#insecure",
+        ] {
+            let err = with(bad, false).validate().unwrap_err().to_string();
+            assert!(err.starts_with("AUTH_STORE"), "{bad}: {err}");
+            assert!(!err.contains("sentinel-pw"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -535,6 +535,7 @@ macro_rules! store_by_area {
 pub(crate) use store_by_area;
 
 /// Opens the backend that `url` names: `sqlite://PATH`, `redis://…` or `rediss://…` (TLS), or
+/// `redis+sentinel://…` (`rediss+sentinel://…`) for the primary that sentinels name, or
 /// `redis+cluster://…` or `rediss+cluster://…` (a Redis Cluster).
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     open_with(url, &redis::RedisTls::default()).await
@@ -555,14 +556,15 @@ pub async fn open_with(url: &str, tls: &redis::RedisTls) -> anyhow::Result<Arc<d
                 .await
                 .with_context(|| format!("opening {url}"))?,
         )),
-        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Ok(Arc::new(
+        "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" | "redis+cluster"
+        | "rediss+cluster" => Ok(Arc::new(
             redis::RedisStore::open_tls(url, tls)
                 .await
                 .with_context(|| format!("opening {}", redact_url(url)))?,
         )),
         _ => anyhow::bail!(
-            "AUTH_STORE must start with sqlite://, redis://, rediss://, redis+cluster:// or \
-             rediss+cluster://, got {:?}",
+            "AUTH_STORE must start with sqlite://, redis://, rediss://, redis+sentinel://, \
+             rediss+sentinel://, redis+cluster:// or rediss+cluster://, got {:?}",
             redact_url(url)
         ),
     }
@@ -576,8 +578,8 @@ pub fn redact_url(url: &str) -> String {
             parsed.to_string()
         }
         Ok(_) => url.to_owned(),
-        // A Cluster URL lists several hosts, which is no URL to the parser.
-        Err(_) => redis::redact_cluster_url(url),
+        // Sentinel and Cluster URLs list several hosts, which is no URL to the parser.
+        Err(_) => redis::redact_multi_host_url(url),
     }
 }
 
@@ -599,4 +601,5 @@ mod backend_tests {
     conformance::conformance_tests!(redis, TestBackend::redis().await);
     conformance::conformance_tests!(redis_tls, TestBackend::redis_tls().await);
     conformance::conformance_tests!(redis_cluster, TestBackend::redis_cluster().await);
+    conformance::conformance_tests!(redis_sentinel, TestBackend::redis_sentinel().await);
 }

@@ -11,7 +11,9 @@
 //! holds a pipe from this process). A single server comes plain ([`RedisServer::single`]) or
 //! speaking TLS only ([`RedisServer::single_tls`], certificates from [`crate::tls::TestPki`]);
 //! Sentinel or Cluster setups start several of them with other arguments
-//! ([`RedisServer::with_arguments`]; a Cluster in [`crate::redis_cluster`]).
+//! ([`RedisServer::with_arguments`]; a Cluster in [`crate::redis_cluster`]); a sentinel is one in
+//! sentinel mode ([`RedisServer::sentinel`]), which [`crate::redis_sentinel`] puts together with a
+//! primary and a replica.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -61,6 +63,8 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     /// Copies of the certificates a TLS server was started with, in `dir`.
     tls: Option<TlsFiles>,
+    /// For a sentinel: its configuration, written to `sentinel.conf` in `dir` at the first start.
+    sentinel_config: Option<String>,
     process: Option<ServerProcess>,
 }
 
@@ -93,65 +97,36 @@ impl RedisServer {
     /// port), with the server certificate of `pki` and its CA for client certificates. The
     /// certificates are copied into the server's directory, so `pki` may be dropped.
     pub fn single_tls(pki: &TestPki, clients: ClientCerts) -> Result<Self, String> {
-        Self::tls_with_arguments(pki, clients, Vec::new())
+        Self::tls_with_arguments(pki, clients, &[])
     }
 
-    /// [`RedisServer::single_tls`] with further `arguments` (say, cluster mode over TLS).
+    /// As [`RedisServer::single_tls`], with more `arguments` (say, `--replicaof` and
+    /// `--tls-replication yes`).
     pub fn tls_with_arguments(
         pki: &TestPki,
         clients: ClientCerts,
-        arguments: Vec<String>,
+        arguments: &[&str],
     ) -> Result<Self, String> {
         let dir = server_dir()?;
-        let copy = |from: PathBuf, name: &str| -> Result<PathBuf, String> {
-            let to = dir.path().join(name);
-            std::fs::copy(&from, &to)
-                .map_err(|err| format!("copying {}: {err}", from.display()))?;
-            Ok(to)
-        };
-        let (cert, key) = (
-            copy(pki.server_cert_file(), "server.pem")?,
-            copy(pki.server_key_file(), "server.key")?,
-        );
-        let files = TlsFiles {
-            ca: copy(pki.ca_file(), "ca.pem")?,
-            client_cert: copy(pki.client_cert_file(), "client.pem")?,
-            client_key: copy(pki.client_key_file(), "client.key")?,
-        };
-        let path = |path: &PathBuf| path.display().to_string();
+        let (tls_arguments, files) = tls_setup(pki, clients, &dir)?;
         let mut all = vec![
             "--save".to_owned(),
             String::new(),
             "--appendonly".to_owned(),
             "no".to_owned(),
-            "--tls-cert-file".to_owned(),
-            path(&cert),
-            "--tls-key-file".to_owned(),
-            path(&key),
-            "--tls-ca-cert-file".to_owned(),
-            path(&files.ca),
-            "--tls-auth-clients".to_owned(),
-            match clients {
-                ClientCerts::Required => "yes",
-                ClientCerts::NotAsked => "no",
-            }
-            .to_owned(),
         ];
-        all.extend(arguments);
+        all.extend(tls_arguments);
+        all.extend(arguments.iter().map(|argument| (*argument).to_owned()));
         Self::start_new(all, Some(files), dir)
     }
 
-    /// One server without persistence on a free port, with `arguments` besides the port, the
-    /// bind address and the directory (say, cluster mode), answering `PING` once this returns.
-    pub fn with_arguments(arguments: Vec<String>) -> Result<Self, String> {
-        let mut all = vec![
-            "--save".to_owned(),
-            String::new(),
-            "--appendonly".to_owned(),
-            "no".to_owned(),
-        ];
-        all.extend(arguments);
-        Self::start_new(all, None, server_dir()?)
+    /// A sentinel that speaks TLS only, as [`RedisServer::sentinel`] and
+    /// [`RedisServer::single_tls`]; it reaches the nodes it watches over TLS too.
+    pub fn sentinel_tls(pki: &TestPki, config: &str) -> Result<Self, String> {
+        let dir = server_dir()?;
+        let (mut arguments, files) = tls_setup(pki, ClientCerts::NotAsked, &dir)?;
+        arguments.extend(["--tls-replication".to_owned(), "yes".to_owned()]);
+        Self::start_prepared(arguments, Some(files), Some(config.to_owned()), dir)
     }
 
     /// [`RedisServer::single_tls`], panicking with what went wrong.
@@ -171,9 +146,35 @@ impl RedisServer {
         })
     }
 
+    /// One server with `arguments` (say, `--replicaof` and a password) and no persistence.
+    pub fn with_arguments(arguments: &[&str]) -> Result<Self, String> {
+        let mut all = vec!["--save", "", "--appendonly", "no"];
+        all.extend_from_slice(arguments);
+        Self::start_new(
+            all.into_iter().map(str::to_owned).collect(),
+            None,
+            server_dir()?,
+        )
+    }
+
+    /// A sentinel (`redis-server sentinel.conf --sentinel`) with `config`: the `sentinel …` lines
+    /// that name what it monitors. The sentinel rewrites the file as it learns.
+    pub fn sentinel(config: &str) -> Result<Self, String> {
+        Self::start_prepared(Vec::new(), None, Some(config.to_owned()), server_dir()?)
+    }
+
     fn start_new(
         arguments: Vec<String>,
         tls: Option<TlsFiles>,
+        dir: tempfile::TempDir,
+    ) -> Result<Self, String> {
+        Self::start_prepared(arguments, tls, None, dir)
+    }
+
+    fn start_prepared(
+        arguments: Vec<String>,
+        tls: Option<TlsFiles>,
+        sentinel_config: Option<String>,
         mut dir: tempfile::TempDir,
     ) -> Result<Self, String> {
         if find_on_path("redis-server").is_none() {
@@ -187,6 +188,7 @@ impl RedisServer {
                 arguments: arguments.clone(),
                 dir,
                 tls: tls.clone(),
+                sentinel_config: sentinel_config.clone(),
                 process: None,
             };
             match server.launch() {
@@ -204,10 +206,21 @@ impl RedisServer {
     }
 
     fn launch(&mut self) -> Result<(), String> {
+        // A sentinel's configuration file comes first, and must be writable.
+        let mut leading = Vec::new();
+        if let Some(config) = &self.sentinel_config {
+            let file = self.dir.path().join("sentinel.conf");
+            if !file.exists() {
+                std::fs::write(&file, config)
+                    .map_err(|err| format!("writing {}: {err}", file.display()))?;
+            }
+            leading = vec![file.display().to_string(), "--sentinel".to_owned()];
+        }
         let mut supervisor = Command::new("sh")
             .arg("-c")
             .arg(SUPERVISOR)
             .arg("redis-test-supervisor")
+            .args(leading)
             .args(self.port_arguments())
             .args(["--bind", "127.0.0.1"])
             .args(&self.arguments)
@@ -275,14 +288,26 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT/0`, or `rediss://` for a TLS server.
+    /// `redis://127.0.0.1:PORT/0`, or `rediss://` for a TLS server; with the password of
+    /// `--requirepass`, if it was started with one.
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() {
             "rediss"
         } else {
             "redis"
         };
-        format!("{scheme}://127.0.0.1:{}/0", self.port)
+        let password = self
+            .arguments
+            .windows(2)
+            .find(|pair| pair[0] == "--requirepass")
+            .map(|pair| format!(":{}@", pair[1]))
+            .unwrap_or_default();
+        format!("{scheme}://{password}127.0.0.1:{}/0", self.port)
+    }
+
+    /// Whether the server runs (it may be stopped).
+    pub fn is_running(&self) -> bool {
+        self.process.is_some()
     }
 
     /// A client for this server; for a TLS server, one that trusts the test CA and presents
@@ -426,6 +451,45 @@ fn pongs(connection: redis::RedisResult<redis::Connection>) -> bool {
     connection
         .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection))
         .is_ok_and(|pong| pong == "PONG")
+}
+
+/// Copies the certificates of `pki` into `dir`: the arguments that make a server use them, and
+/// the files a client needs.
+fn tls_setup(
+    pki: &TestPki,
+    clients: ClientCerts,
+    dir: &tempfile::TempDir,
+) -> Result<(Vec<String>, TlsFiles), String> {
+    let copy = |from: PathBuf, name: &str| -> Result<PathBuf, String> {
+        let to = dir.path().join(name);
+        std::fs::copy(&from, &to).map_err(|err| format!("copying {}: {err}", from.display()))?;
+        Ok(to)
+    };
+    let (cert, key) = (
+        copy(pki.server_cert_file(), "server.pem")?,
+        copy(pki.server_key_file(), "server.key")?,
+    );
+    let files = TlsFiles {
+        ca: copy(pki.ca_file(), "ca.pem")?,
+        client_cert: copy(pki.client_cert_file(), "client.pem")?,
+        client_key: copy(pki.client_key_file(), "client.key")?,
+    };
+    let path = |path: &PathBuf| path.display().to_string();
+    let arguments = vec![
+        "--tls-cert-file".to_owned(),
+        path(&cert),
+        "--tls-key-file".to_owned(),
+        path(&key),
+        "--tls-ca-cert-file".to_owned(),
+        path(&files.ca),
+        "--tls-auth-clients".to_owned(),
+        match clients {
+            ClientCerts::Required => "yes",
+            ClientCerts::NotAsked => "no",
+        }
+        .to_owned(),
+    ];
+    Ok((arguments, files))
 }
 
 fn server_dir() -> Result<tempfile::TempDir, String> {

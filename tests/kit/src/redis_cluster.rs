@@ -322,6 +322,10 @@ impl RedisCluster {
 
 /// One node in cluster mode, its cluster bus on another free port; tried again on other ports
 /// should a port be taken meanwhile.
+fn as_str(arguments: &[String]) -> Vec<&str> {
+    arguments.iter().map(String::as_str).collect()
+}
+
 fn start_node(pki: Option<&TestPki>) -> Result<RedisServer, String> {
     let mut last_problem = String::new();
     for _attempt in 0..3 {
@@ -339,23 +343,26 @@ fn start_node(pki: Option<&TestPki>) -> Result<RedisServer, String> {
         .chain([crate::free_port().to_string()])
         .collect();
         let started = match pki {
-            None => RedisServer::with_arguments(arguments),
+            None => RedisServer::with_arguments(&as_str(&arguments)),
             Some(pki) => RedisServer::tls_with_arguments(
                 pki,
                 ClientCerts::Required,
                 // The bus speaks TLS too; a node presents the client certificate to the
                 // others, whose server certificate is not made for client authentication.
-                arguments
-                    .into_iter()
-                    .chain([
-                        "--tls-cluster".to_owned(),
-                        "yes".to_owned(),
-                        "--tls-client-cert-file".to_owned(),
-                        pki.client_cert_file().display().to_string(),
-                        "--tls-client-key-file".to_owned(),
-                        pki.client_key_file().display().to_string(),
-                    ])
-                    .collect(),
+                &as_str(
+                    &arguments
+                        .iter()
+                        .cloned()
+                        .chain([
+                            "--tls-cluster".to_owned(),
+                            "yes".to_owned(),
+                            "--tls-client-cert-file".to_owned(),
+                            pki.client_cert_file().display().to_string(),
+                            "--tls-client-key-file".to_owned(),
+                            pki.client_key_file().display().to_string(),
+                        ])
+                        .collect::<Vec<_>>(),
+                ),
             ),
         };
         match started {

@@ -1,6 +1,7 @@
 //! The stores the rules run on: the embedded one in a temporary directory, and Redis under a
 //! fresh key prefix (`REDIS_URL`, else a private `redis-server` from `PATH`, which the test kit
-//! starts), over TLS, or on a three-primary Redis Cluster that the test kit starts.
+//! starts), over TLS, through Sentinel (a primary, a replica and three sentinels that the test
+//! kit starts), or on a three-primary Redis Cluster that the test kit starts.
 
 use super::*;
 
@@ -13,6 +14,8 @@ pub struct TestBackend {
     tls_namespace: Option<String>,
     /// The shared Redis Cluster, whose keys under the prefix are deleted at the end.
     cluster_namespace: Option<String>,
+    /// The shared Redis behind sentinels, whose keys under the prefix are deleted at the end.
+    sentinel_namespace: Option<String>,
     _keep_alive: Box<dyn Any + Send + Sync>,
 }
 
@@ -24,6 +27,7 @@ impl TestBackend {
             redis_namespace: None,
             tls_namespace: None,
             cluster_namespace: None,
+            sentinel_namespace: None,
             _keep_alive: Box::new(keep_alive),
         }
     }
@@ -42,6 +46,7 @@ impl TestBackend {
             redis_namespace: Some((url, prefix)),
             tls_namespace: None,
             cluster_namespace: None,
+            sentinel_namespace: None,
             _keep_alive: Box::new(()),
         }
     }
@@ -65,6 +70,7 @@ impl TestBackend {
             redis_namespace: None,
             tls_namespace: Some(prefix),
             cluster_namespace: None,
+            sentinel_namespace: None,
             _keep_alive: Box::new(()),
         }
     }
@@ -84,6 +90,32 @@ impl TestBackend {
             redis_namespace: None,
             tls_namespace: None,
             cluster_namespace: Some(prefix),
+            sentinel_namespace: None,
+            _keep_alive: Box::new(()),
+        }
+    }
+
+    /// A [`RedisStore`] that finds its primary through the sentinels
+    /// (`redis+sentinel://…?prefix=`) of the set that the tests of this process share, under a
+    /// fresh key prefix.
+    pub async fn redis_sentinel() -> Self {
+        let shared = tokio::task::spawn_blocking(test_kit::redis_sentinel::shared_sentinel_redis)
+            .await
+            .expect("starting Redis with sentinels");
+        let prefix = fresh_test_prefix();
+        let mut url = shared.url();
+        url.push_str("?prefix=");
+        url.extend(url::form_urlencoded::byte_serialize(prefix.as_bytes()));
+        let store = RedisStore::open(&url)
+            .await
+            .unwrap_or_else(|err| panic!("no Redis through the sentinels: {err}"));
+        assert_eq!(store.prefix(), prefix, "the URL's prefix is the store's");
+        Self {
+            store: Arc::new(store),
+            redis_namespace: None,
+            tls_namespace: None,
+            cluster_namespace: None,
+            sentinel_namespace: Some(prefix),
             _keep_alive: Box::new(()),
         }
     }
@@ -117,6 +149,15 @@ impl TestBackend {
                 test_kit::redis_cluster::shared_redis_cluster().delete_keys(&prefix)
             })
             .await
+            .expect("deleting the test keys")
+            .expect("deleting the test keys");
+        }
+        if let Some(prefix) = self.sentinel_namespace.clone() {
+            tokio::task::spawn_blocking(move || {
+                test_kit::redis_sentinel::shared_sentinel_redis().delete_keys(&prefix)
+            })
+            .await
+            .expect("deleting the test keys")
             .expect("deleting the test keys");
         }
     }

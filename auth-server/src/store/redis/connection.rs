@@ -1,10 +1,12 @@
-//! Talking to Redis: the kinds of request, when one is sent again, and what its errors mean
-//! for the store; URLs with a key prefix and passwords kept out of messages.
+//! Talking to Redis: the kinds of request, the connections they go through, when one is sent
+//! again, and what its errors mean for the store; URLs with a key prefix and passwords kept out
+//! of messages.
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
-use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult};
+use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, ServerErrorKind};
 
+use super::sentinel::SentinelConnection;
 use super::{EXPIRY_GRACE_SECS, MAX_EXPIRE_AT};
 use crate::store::StoreError;
 
@@ -16,29 +18,33 @@ pub(super) enum Request<'a> {
     Script(&'a redis::ScriptInvocation<'a>),
 }
 
-/// The way to Redis: one server (or a proxy) through a connection manager, or a Cluster
-/// (see `cluster`), whose client follows the slot map. Both reconnect by themselves and are
+/// How the store reaches Redis: one node (or a proxy) through a connection manager that
+/// reconnects to it; whichever node the sentinels name the primary (see `sentinel`); or a
+/// Cluster (see `cluster`), whose client follows the slot map. Each reconnects by itself and is
 /// cheap to clone.
 #[derive(Clone)]
 pub(super) enum Connection {
     Single(ConnectionManager),
+    Sentinel(SentinelConnection),
     Cluster(ClusterConnection),
 }
 
 impl Request<'_> {
+    /// Sends the request once through `connection`.
     pub(super) async fn attempt<T: FromRedisValue>(
         self,
         connection: &mut Connection,
     ) -> RedisResult<T> {
         match connection {
-            Connection::Single(connection) => self.on(connection).await,
-            Connection::Cluster(connection) => self.on(connection).await,
+            Connection::Single(manager) => self.run(manager).await,
+            Connection::Sentinel(sentinel) => sentinel.attempt(self).await,
+            Connection::Cluster(cluster) => self.run(cluster).await,
         }
     }
 
-    async fn on<T: FromRedisValue>(
+    pub(super) async fn run<T: FromRedisValue, C: ConnectionLike + Send>(
         self,
-        connection: &mut (impl redis::aio::ConnectionLike + Send),
+        connection: &mut C,
     ) -> RedisResult<T> {
         match self {
             Self::Command(command) => command.query_async(connection).await,
@@ -54,17 +60,26 @@ pub(super) enum Resend {
     /// After any connection failure: a read, or a write that leaves the same state when it runs
     /// twice.
     Always,
-    /// Only when the connection was refused, so that the request cannot have reached Redis.
+    /// Only when the request cannot have run: the connection was refused, or a replica (a
+    /// demoted primary) refused the write.
     IfNotSent,
 }
 
 impl Resend {
     pub(super) fn allows(self, err: &RedisError) -> bool {
+        let not_run = err.is_connection_refusal() || refused_by_a_replica(err);
         match self {
-            Self::Always => err.is_connection_refusal() || err.is_connection_dropped(),
-            Self::IfNotSent => err.is_connection_refusal(),
+            Self::Always => not_run || err.is_connection_dropped(),
+            Self::IfNotSent => not_run,
         }
     }
+}
+
+/// `READONLY`: the node is a replica and wrote nothing (a write command is refused; a script
+/// stops at its first write, having written nothing before it). After a failover, the old
+/// primary answers so until the store moves to the new one.
+pub(super) fn refused_by_a_replica(err: &RedisError) -> bool {
+    err.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
 }
 
 /// Splits an optional `prefix` query parameter off `url`; the rest goes to the Redis client.

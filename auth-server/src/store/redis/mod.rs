@@ -60,7 +60,14 @@
 //! moved, while single-key steps follow `ASK`. The cluster client also sends a request again
 //! after a lost connection, which the single-node connection does only when that is safe (see
 //! below): a rotation sent twice finds its token used by itself and answers, within
-//! `refresh_reuse_grace`, with the same pair; without the grace the family is revoked.
+//! `refresh_reuse_grace`, with the same pair; without the grace the family is revoked. An insert
+//! of a refresh token sent twice finds its own record and succeeds.
+//!
+//! # Sentinel
+//!
+//! A `redis+sentinel://` (or `rediss+sentinel://`) URL names sentinels and a master name; the
+//! connection talks to the primary they name and asks them again after a failover (see
+//! [`sentinel`]).
 //!
 //! # Expiry
 //!
@@ -99,7 +106,9 @@
 //! Run Redis with AOF persistence (`appendonly yes`, `appendfsync everysec` or `always`) and
 //! `maxmemory-policy noeviction`, since an evicted key is a lost revocation or user. Replicas of
 //! Redis are asynchronous: a failover can lose the last writes, so prefer `appendfsync always` and
-//! `min-replicas-to-write` where that matters. Scripts need Redis 5 or later.
+//! `min-replicas-to-write` where that matters. Through Sentinel the store waits for a replica
+//! after each write by default (`replica_acks`, see [`sentinel`]), so that what it answered
+//! survives the failover of a failed primary. Scripts need Redis 5 or later.
 //!
 //! # Files
 //!
@@ -123,11 +132,12 @@ mod logins;
 mod refresh;
 mod revocations;
 mod scripts;
+pub mod sentinel;
 mod signing_keys;
 mod tls;
 mod users;
 
-pub use cluster::redact as redact_cluster_url;
+pub use cluster::redact as redact_multi_host_url;
 pub use tls::RedisTls;
 
 use connection::{scrub_password, split_prefix, store_error, Connection, Request, Resend};
@@ -167,7 +177,8 @@ const RECONNECT_RETRIES: usize = 2;
 const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 /// A store on one Redis server (standalone, or a proxy in front of a cluster) through one
-/// multiplexed connection, or on a Redis Cluster; either reconnects by itself.
+/// multiplexed connection, on the primary that sentinels name, or on a Redis Cluster; each
+/// reconnects by itself.
 pub struct RedisStore {
     connection: Connection,
     keys: Keys,
@@ -184,7 +195,8 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// Connects to `redis://[USER:PASSWORD@]HOST[:PORT][/DB][?prefix=PREFIX]`, or `rediss://…`
-    /// for TLS checked against the system's roots, or to a Cluster through its seeds,
+    /// for TLS checked against the system's roots, to the primary that sentinels name
+    /// (`redis+sentinel://`, see [`sentinel`]), or to a Cluster through its seeds,
     /// `redis+cluster://[USER:PASSWORD@]HOST:PORT,HOST:PORT[?prefix=PREFIX]` (or
     /// `rediss+cluster://`). The key prefix is the `prefix` query parameter if there is one,
     /// else [`DEFAULT_PREFIX`].
@@ -211,7 +223,11 @@ impl RedisStore {
             )
             .await;
         }
-        let (url, prefix) = split_prefix(url);
+        let (url, prefix) = if sentinel::names_sentinels(url) {
+            sentinel::split_prefix(url)
+        } else {
+            split_prefix(url)
+        };
         Self::open_with_prefix_tls(&url, prefix.as_deref().unwrap_or(DEFAULT_PREFIX), tls).await
     }
 
@@ -233,10 +249,7 @@ impl RedisStore {
                 "the Redis key prefix {prefix:?} must not contain braces"
             )));
         }
-        let keys = Keys {
-            prefix: prefix.to_owned(),
-        };
-        if cluster::is_cluster_url(url) {
+        let connection = if cluster::is_cluster_url(url) {
             let opening_error = |problem: String| {
                 StoreError::Unavailable(format!(
                     "connecting to {}: {problem}",
@@ -244,15 +257,27 @@ impl RedisStore {
                 ))
             };
             let nodes = cluster::parse(url).map_err(opening_error)?.nodes;
-            let connection = cluster::connect(url, &nodes, tls)
-                .await
-                .map_err(opening_error)?;
-            return Ok(Self {
-                connection: Connection::Cluster(connection),
-                keys,
-                scripts: Scripts::new(),
-            });
-        }
+            Connection::Cluster(
+                cluster::connect(url, &nodes, tls)
+                    .await
+                    .map_err(opening_error)?,
+            )
+        } else if sentinel::names_sentinels(url) {
+            Connection::Sentinel(sentinel::SentinelConnection::open(url, tls).await?)
+        } else {
+            Connection::Single(Self::single(url, tls).await?)
+        };
+        Ok(Self {
+            connection,
+            keys: Keys {
+                prefix: prefix.to_owned(),
+            },
+            scripts: Scripts::new(),
+        })
+    }
+
+    /// A connection manager for the one node `url` names.
+    async fn single(url: &str, tls: &RedisTls) -> Result<ConnectionManager, StoreError> {
         let redacted = super::redact_url(url);
         let opening_error = |err: RedisError| {
             StoreError::Unavailable(format!(
@@ -271,14 +296,9 @@ impl RedisStore {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_max_delay(MAX_RECONNECT_DELAY);
-        let connection = ConnectionManager::new_with_config(client, config)
+        ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(opening_error)?;
-        Ok(Self {
-            connection: Connection::Single(connection),
-            keys,
-            scripts: Scripts::new(),
-        })
+            .map_err(opening_error)
     }
 
     /// The prefix of every key this store writes.

@@ -31,7 +31,7 @@ impl RedisTls {
     }
 
     /// Whether these files fit the store URL `url`: a client certificate comes with its key,
-    /// files only with `rediss://`, and no URL fragment (the client library reads
+    /// files only with a `rediss` scheme, and no URL fragment (the client library reads
     /// `#insecure` as "skip the certificate check"). The error names what is wrong.
     pub fn check_url(&self, url: &str) -> Result<(), String> {
         if self.client_cert.is_some() != self.client_key.is_some() {
@@ -41,7 +41,8 @@ impl RedisTls {
                     .to_owned(),
             );
         }
-        // A Cluster URL lists several nodes and is no URL to the `url` crate: look at its text.
+        // Cluster and Sentinel URLs list several hosts and are no URLs to the `url` crate:
+        // look at the text.
         if url.contains('#') {
             return Err(
                 "AUTH_STORE: a Redis URL takes no #fragment; the server's certificate \
@@ -52,7 +53,7 @@ impl RedisTls {
         if self.is_set() && !is_tls_url(url) {
             return Err(
                 "AUTH_REDIS_CA_FILE, AUTH_REDIS_CLIENT_CERT and AUTH_REDIS_CLIENT_KEY \
-                        need AUTH_STORE=rediss://… (or rediss+cluster://…)"
+                        need AUTH_STORE=rediss://… (or rediss+sentinel://…, rediss+cluster://…)"
                     .to_owned(),
             );
         }
@@ -60,11 +61,11 @@ impl RedisTls {
     }
 }
 
-/// Whether `url`'s scheme asks for TLS: `rediss://` or `rediss+cluster://`.
+/// Whether `url`'s scheme asks for TLS: `rediss://`, `rediss+sentinel://` or `rediss+cluster://`.
 pub(super) fn is_tls_url(url: &str) -> bool {
     matches!(
         url.split_once("://").map(|(scheme, _)| scheme),
-        Some("rediss" | "rediss+cluster")
+        Some("rediss" | "rediss+sentinel" | "rediss+cluster")
     )
 }
 
