@@ -208,6 +208,26 @@ super::store_by_area!(SqliteStore {
         refresh::refresh_context(self, id).await
     }
 
+    /// One transaction on the writer, with the statements of the single inserts: the whole call
+    /// is written or, on any error, none of it.
+    async fn insert_many(
+        &self,
+        users: &[UserRecord],
+        tokens: &[RefreshRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(unavailable)?;
+        for user in users {
+            users::user_inserted(users::insert_user_query(user).execute(&mut *tx).await, user)?;
+        }
+        for token in tokens {
+            refresh::insert_refresh_query(token)
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| write_error(err, "refresh token"))?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
     /// Waits for open connections and checkpoints the WAL into the database file.
     async fn close(&self) {
         self.pool.close().await;

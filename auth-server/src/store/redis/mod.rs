@@ -102,6 +102,7 @@
 //! [`Store::refresh`]: super::Store::refresh
 //! [`Store::rotate_refresh`]: super::Store::rotate_refresh
 
+mod bulk;
 mod clients;
 mod codec;
 mod connection;
@@ -395,6 +396,14 @@ super::store_by_area!(RedisStore {
             .send(Resend::Always, Request::Command(&redis::cmd("PING")))
             .await?;
         Ok(())
+    }
+
+    async fn insert_many(
+        &self,
+        users: &[UserRecord],
+        tokens: &[RefreshRecord],
+    ) -> Result<(), StoreError> {
+        bulk::insert_many(self, users, tokens).await
     }
 
     /// Every expiring key carries a Redis TTL but the revocation feed's entries, which are
