@@ -73,12 +73,40 @@ struct Args {
 }
 
 const FIRST_NAMES: [&str; 16] = [
-    "Ada", "Alan", "Barbara", "Claude", "Donald", "Edsger", "Frances", "Grace", "Hedy", "John",
-    "Katherine", "Leslie", "Margaret", "Niklaus", "Radia", "Tim",
+    "Ada",
+    "Alan",
+    "Barbara",
+    "Claude",
+    "Donald",
+    "Edsger",
+    "Frances",
+    "Grace",
+    "Hedy",
+    "John",
+    "Katherine",
+    "Leslie",
+    "Margaret",
+    "Niklaus",
+    "Radia",
+    "Tim",
 ];
 const LAST_NAMES: [&str; 16] = [
-    "Allen", "Backus", "Codd", "Dijkstra", "Engelbart", "Floyd", "Goldberg", "Hamilton",
-    "Hopper", "Johnson", "Knuth", "Lamport", "Liskov", "Perlman", "Ritchie", "Wirth",
+    "Allen",
+    "Backus",
+    "Codd",
+    "Dijkstra",
+    "Engelbart",
+    "Floyd",
+    "Goldberg",
+    "Hamilton",
+    "Hopper",
+    "Johnson",
+    "Knuth",
+    "Lamport",
+    "Liskov",
+    "Perlman",
+    "Ritchie",
+    "Wirth",
 ];
 
 fn username(index: u64) -> String {
@@ -163,10 +191,12 @@ const EXPIRED: u32 = u32::MAX - 1;
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(64), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
 }
 
 fn unhex(text: &str) -> [u8; 32] {

@@ -270,7 +270,10 @@ pub async fn insert_many_writes_what_single_inserts_write(store: &dyn Store) {
         .collect();
     store.insert_many(&users, &tokens).await.unwrap();
     for user in &users {
-        assert_eq!(store.user(&user.username).await.unwrap().as_ref(), Some(user));
+        assert_eq!(
+            store.user(&user.username).await.unwrap().as_ref(),
+            Some(user)
+        );
     }
     for token in &tokens {
         let context = store.refresh_context(&token.id).await.unwrap().unwrap();

@@ -311,7 +311,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left, 10);
-        assert!(store.refresh(&format!("token-{expired}")).await.unwrap().is_some());
+        assert!(store
+            .refresh(&format!("token-{expired}"))
+            .await
+            .unwrap()
+            .is_some());
     }
 
     /// A store written before the credential lifecycle (migrations 0001 and 0002 only)

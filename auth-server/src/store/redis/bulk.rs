@@ -10,11 +10,7 @@ use crate::store::{RefreshRecord, StoreError, UserRecord};
 /// Loads `source` first in `pipeline`, so that the `EVALSHA`s after it find the script even on
 /// a server that has not seen it (the single steps load it on `NOSCRIPT`; a pipeline cannot).
 fn load(pipeline: &mut redis::Pipeline, source: &str) {
-    pipeline
-        .cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(source)
-        .ignore();
+    pipeline.cmd("SCRIPT").arg("LOAD").arg(source).ignore();
 }
 
 pub(super) async fn insert_many(
