@@ -208,9 +208,14 @@ async fn maintenance(state: Arc<AppState>) {
     loop {
         interval.tick().await;
         if last_purge.is_none_or(|at| at.elapsed() >= Duration::from_secs(600)) {
-            last_purge = Some(std::time::Instant::now());
-            if let Err(err) = state.store.purge_expired(state.clock.now()).await {
-                tracing::warn!(error = %err, "purging expired data failed");
+            let started = std::time::Instant::now();
+            last_purge = Some(started);
+            match state.store.purge_expired(state.clock.now()).await {
+                Ok(()) => tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis(),
+                    "purged expired data"
+                ),
+                Err(err) => tracing::warn!(error = %err, "purging expired data failed"),
             }
         }
         sync_keys(&state).await;

@@ -421,6 +421,26 @@ pub trait Store: Send + Sync {
         now: u64,
     ) -> Result<RevocationFeed, StoreError>;
 
+    /// Inserts many users, then many first tokens of refresh families, as
+    /// [`Store::insert_user`] and [`Store::insert_refresh`] would one by one (the same checks,
+    /// the same records), in fewer round trips: for loading a large population at once (the
+    /// benchmark's loader). A backend may write a whole call in one transaction (the embedded
+    /// store does) or not (Redis pipelines the single steps): after a `Conflict`, some of the
+    /// call may be written. Callers pass batches of a few thousand.
+    async fn insert_many(
+        &self,
+        users: &[UserRecord],
+        tokens: &[RefreshRecord],
+    ) -> Result<(), StoreError> {
+        for user in users {
+            self.insert_user(user).await?;
+        }
+        for token in tokens {
+            self.insert_refresh(token).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes what has expired by `now`. Backends with native expiry may do nothing.
     async fn purge_expired(&self, now: u64) -> Result<(), StoreError>;
 

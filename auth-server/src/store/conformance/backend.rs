@@ -149,7 +149,6 @@ impl TestBackend {
                 test_kit::redis_cluster::shared_redis_cluster().delete_keys(&prefix)
             })
             .await
-            .expect("deleting the test keys")
             .expect("deleting the test keys");
         }
         if let Some(prefix) = self.sentinel_namespace.clone() {

@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
             secret_rotation_keeps_at_most_one_previous_secret,
             password_hash_replacement_is_compare_and_set,
             refresh_token_round_trip,
+            insert_many_writes_what_single_inserts_write,
             refresh_context_reads_token_family_and_user,
             refresh_rotation_is_single_use_under_race,
             rotating_unknown_refresh_token_is_lost,

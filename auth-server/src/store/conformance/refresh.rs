@@ -255,3 +255,43 @@ pub async fn purge_drops_only_expired_data(store: &dyn Store) {
     assert!(!store.family_revoked(&expired_family).await.unwrap());
     assert!(store.access_token_revoked(&jti, now).await.unwrap());
 }
+
+/// The bulk insert of the population loader writes what the single inserts write: every user
+/// and token reads back through the usual methods, the refresh grant's one read included, and a
+/// user whose name is taken (by a user or a client) is a `Conflict`, as one by one.
+pub async fn insert_many_writes_what_single_inserts_write(store: &dyn Store) {
+    let users: Vec<UserRecord> = (0..5).map(|_| user(&unique("many"))).collect();
+    let tokens: Vec<RefreshRecord> = (0..20)
+        .map(|index| {
+            let mut token = refresh_token(&unique("family"), unix_now() + 3600);
+            token.username = users[index % users.len()].username.clone();
+            token
+        })
+        .collect();
+    store.insert_many(&users, &tokens).await.unwrap();
+    for user in &users {
+        assert_eq!(
+            store.user(&user.username).await.unwrap().as_ref(),
+            Some(user)
+        );
+    }
+    for token in &tokens {
+        let context = store.refresh_context(&token.id).await.unwrap().unwrap();
+        assert_eq!(&context.record, token);
+        assert!(!context.family_revoked);
+        let owner = users.iter().find(|user| user.username == token.username);
+        assert_eq!(context.user.as_ref(), owner);
+    }
+    let listed = store.list_users().await.unwrap();
+    assert!(users.iter().all(|user| listed.contains(user)));
+
+    let again = store.insert_many(&users[..1], &[]).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let client_name = unique("many-client");
+    store.insert_client(&client(&client_name)).await.unwrap();
+    let clash = store.insert_many(&[user(&client_name)], &[]).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    assert_eq!(store.user(&client_name).await.unwrap(), None);
+    let taken = store.insert_many(&[], &tokens[..1]).await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+}

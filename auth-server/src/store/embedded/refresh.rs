@@ -31,7 +31,7 @@ const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens
      issued_at, expires_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
-fn insert_refresh_query(
+pub(super) fn insert_refresh_query(
     token: &RefreshRecord,
 ) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
     sqlx::query(INSERT_REFRESH)

@@ -35,10 +35,12 @@ pub(super) async fn user(
         .transpose()
 }
 
-pub(super) async fn insert_user(store: &SqliteStore, user: &UserRecord) -> Result<(), StoreError> {
-    // One statement: the name is checked against the clients, and the clients removed while
-    // their tokens can live, under the same write lock.
-    let done = sqlx::query(
+/// One statement: the name is checked against the clients, and the clients removed while their
+/// tokens can live, under the same write lock. No row inserted means a client has the name.
+pub(super) fn insert_user_query(
+    user: &UserRecord,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    sqlx::query(
         "INSERT INTO users
             (username, full_name, email, password_hash, disabled, scopes, stamp, not_before)
          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, max(?8, coalesce(
@@ -55,13 +57,22 @@ pub(super) async fn insert_user(store: &SqliteStore, user: &UserRecord) -> Resul
     .bind(user.scopes.to_string())
     .bind(&user.stamp)
     .bind(as_i64(user.not_before))
-    .execute(&store.writer)
-    .await
-    .map_err(|err| write_error(err, &format!("user {}", user.username)))?;
+}
+
+/// What [`insert_user_query`] did, as `insert_user` answers it.
+pub(super) fn user_inserted(
+    done: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
+    user: &UserRecord,
+) -> Result<(), StoreError> {
+    let done = done.map_err(|err| write_error(err, &format!("user {}", user.username)))?;
     if done.rows_affected() == 0 {
         return Err(StoreError::Conflict(format!("client {}", user.username)));
     }
     Ok(())
+}
+
+pub(super) async fn insert_user(store: &SqliteStore, user: &UserRecord) -> Result<(), StoreError> {
+    user_inserted(insert_user_query(user).execute(&store.writer).await, user)
 }
 
 pub(super) async fn replace_password_hash(

@@ -123,6 +123,7 @@
 //! [`Store::refresh`]: super::Store::refresh
 //! [`Store::rotate_refresh`]: super::Store::rotate_refresh
 
+mod bulk;
 mod clients;
 mod cluster;
 mod codec;
@@ -465,6 +466,25 @@ super::store_by_area!(RedisStore {
             .send(Resend::Always, Request::Command(&redis::cmd("PING")))
             .await?;
         Ok(())
+    }
+
+    async fn insert_many(
+        &self,
+        users: &[UserRecord],
+        tokens: &[RefreshRecord],
+    ) -> Result<(), StoreError> {
+        // The pipelines load their scripts with a keyless `SCRIPT LOAD`, which reaches one
+        // node only: on a Cluster, one insert after the other.
+        if let Connection::Cluster(_) = self.connection {
+            for user in users {
+                users::insert_user(self, user).await?;
+            }
+            for token in tokens {
+                refresh::insert_refresh(self, token).await?;
+            }
+            return Ok(());
+        }
+        bulk::insert_many(self, users, tokens).await
     }
 
     /// Every expiring key carries a Redis TTL but the revocation feed's entries, which are
