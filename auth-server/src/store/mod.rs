@@ -309,7 +309,9 @@ pub trait Store: Send + Sync {
     /// Sorted by client id.
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
 
-    /// Stores the first token of a new family.
+    /// Stores the first token of a new family. Storing the same record again succeeds (a
+    /// connection that sends a request again may have delivered it once already); another
+    /// record under a taken id is a `Conflict`.
     async fn insert_refresh(&self, token: &RefreshRecord) -> Result<(), StoreError>;
     async fn refresh(&self, id: &str) -> Result<Option<RefreshRecord>, StoreError>;
     /// What the refresh grant reads before it rotates: the token, whether its family is

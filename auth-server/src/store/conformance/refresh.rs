@@ -5,8 +5,16 @@ use super::*;
 pub async fn refresh_token_round_trip(store: &dyn Store) {
     let token = refresh_token(&unique("family"), unix_now() + 3600);
     store.insert_refresh(&token).await.unwrap();
-    assert_eq!(store.refresh(&token.id).await.unwrap(), Some(token));
+    assert_eq!(store.refresh(&token.id).await.unwrap(), Some(token.clone()));
     assert_eq!(store.refresh(&unique("unknown")).await.unwrap(), None);
+
+    // The same insert again (a resent request) is no error; another record under the id is.
+    store.insert_refresh(&token).await.unwrap();
+    let mut other = token.clone();
+    other.family_id = unique("other-family");
+    let taken = store.insert_refresh(&other).await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert_eq!(store.refresh(&token.id).await.unwrap(), Some(token));
 }
 
 /// The refresh grant's one read: the token, its family's revocation and its user as they are
@@ -292,6 +300,8 @@ pub async fn insert_many_writes_what_single_inserts_write(store: &dyn Store) {
     let clash = store.insert_many(&[user(&client_name)], &[]).await;
     assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
     assert_eq!(store.user(&client_name).await.unwrap(), None);
-    let taken = store.insert_many(&[], &tokens[..1]).await;
+    let mut other = tokens[0].clone();
+    other.family_id = unique("other-family");
+    let taken = store.insert_many(&[], &[other]).await;
     assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
 }

@@ -51,11 +51,17 @@ pub(super) async fn insert_refresh(
     store: &SqliteStore,
     token: &RefreshRecord,
 ) -> Result<(), StoreError> {
-    insert_refresh_query(token)
-        .execute(&store.writer)
-        .await
-        .map_err(|err| write_error(err, "refresh token"))?;
-    Ok(())
+    match insert_refresh_query(token).execute(&store.writer).await {
+        Ok(_) => Ok(()),
+        // The same record already stored is this insert done before (see the trait's doc).
+        Err(err) => match write_error(err, "refresh token") {
+            StoreError::Conflict(what) => match refresh(store, &token.id).await? {
+                Some(stored) if stored == *token => Ok(()),
+                _ => Err(StoreError::Conflict(what)),
+            },
+            other => Err(other),
+        },
+    }
 }
 
 pub(super) async fn refresh(
