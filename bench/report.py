@@ -102,7 +102,7 @@ for kind in ("reused", "fresh"):
             return merged
         rows[f"users_me_{kind}_tower"] = mean("tower")
         rows[f"users_me_{kind}_poem_mean"] = mean("poem")
-print(f"store: {store}; {seconds} s per row\n")
+print(f"store: {store}; AUTH_CLIENT_CACHE={os.environ.get('AUTH_CLIENT_CACHE', 'false')}; {seconds} s per row\n")
 print("Limits (ops/s, the servers' own code, no HTTP):")
 names = {"sign": "RS256 sign (SigningKey, aws-lc-rs)",
          "verify": "RS256 verify (aws-lc-rs, key parsed once: the Verifier)",
@@ -151,6 +151,7 @@ pinned_table = [
     ("pinned_refresh", "POST /token refresh_token", ("sign", 1), 0.60),
     ("pinned_users_me_reused", "GET /users/me, one token", "pinned_livez_rs", 0.90),
     ("pinned_users_me_fresh", f"GET /users/me, {n_tokens} tokens", ("verify", 1), 0.50),
+    ("pinned_client_credentials_uncached", "  the same, AUTH_CLIENT_CACHE=false", ("sign", 1), 0.80),
     ("pinned_livez_auth", "GET /livez (auth-server)", None, None),
     ("pinned_livez_rs", "GET /livez (resource-server)", None, None),
 ]
@@ -179,6 +180,8 @@ else:
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for name, label, limit_key, target in pinned_table:
         row = rows.get(name)
+        if row is None and name.endswith("_uncached") and os.environ.get("AUTH_CLIENT_CACHE") != "true":
+            continue
         if row is None:
             print(f"| {label:<36} | {'failed':>8} |")
             problems.append(f"{name}: no result")
