@@ -28,9 +28,7 @@ fn lookups(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store: Arc<dyn Store> = runtime
-        .block_on(auth_server::store::open(&url))
-        .unwrap();
+    let store: Arc<dyn Store> = runtime.block_on(auth_server::store::open(&url)).unwrap();
     let key = vec![7_u8; 32];
     let record = ClientRecord {
         client_id: "bench-client".into(),
@@ -80,7 +78,13 @@ fn lookups(c: &mut Criterion) {
     group.bench_function("authenticate_cached", |b| {
         b.iter(|| {
             runtime
-                .block_on(authenticate(store.as_ref(), &cached, &key, credentials(), 0))
+                .block_on(authenticate(
+                    store.as_ref(),
+                    &cached,
+                    &key,
+                    credentials(),
+                    0,
+                ))
                 .unwrap()
         })
     });
