@@ -187,7 +187,7 @@ mod tests {
     async fn a_held_record_is_served_until_the_next_reload_and_never_past_its_age() {
         let (_dir, store) = store().await;
         store.insert_client(&client("svc", "one")).await.ok();
-        let cache = ClientCache::new(Duration::from_millis(300));
+        let cache = ClientCache::new(Duration::from_millis(2000));
         assert_eq!(cache.reload(store.as_ref()).await.ok(), Some(1));
         let (record, cached) = cache
             .client(store.as_ref(), "svc")
@@ -204,7 +204,7 @@ mod tests {
         // Held: the removal is not seen before the next reload or the snapshot's age...
         assert!(cache.get("svc").is_some());
         // ...and once the snapshot is older than its bound, the store answers.
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
         assert!(cache.get("svc").is_none());
         let (record, cached) = cache
             .client(store.as_ref(), "svc")
