@@ -37,14 +37,57 @@ except Exception: print("")' "$1"
 }
 
 # row NAME URL CONNECTIONS [wrk options] [-- script args]: one wrk run; its RESULT line
-# goes to $WORK/results.tsv as NAME<TAB>fields.
+# goes to $WORK/results.tsv as NAME<TAB>fields. wrk runs as "${wrk_prefix[@]}" wrk
+# -t$wrk_threads (default $threads); with cpu_pid set, the CPU time of that process and of wrk during the row go to
+# $WORK/cpu.tsv (the pinned rows).
+wrk_prefix=()
+cpu_pid=""
+perf_dir=""
+# fold_profile NAME: the top entries of perf_dir/NAME.data by self time and by total time
+# (children included), by symbol, into NAME-self.txt and NAME-total.txt.
+fold_profile() {
+    local data="$perf_dir/$1.data"
+    [[ -s "$data" ]] || { say "NOTE  no profile for $1 (see $perf_dir/$1.log)"; return; }
+    # --no-inline: resolving inlined frames from the debug info takes minutes per profile.
+    perf report -i "$data" --no-children --no-inline --sort dso,symbol -g none --stdio --percent-limit 0.3 \
+        2>/dev/null | sed -n 's/ *[-] *[-] *$//; /^[^#]/p' | head -60 >"$perf_dir/$1-self.txt"
+    perf report -i "$data" --children --no-inline --sort symbol -g none --stdio --percent-limit 1 \
+        2>/dev/null | sed -n 's/ *[-] *[-] *$//; /^[^#]/p' | head -80 >"$perf_dir/$1-total.txt"
+    rm -f "$data"
+    say "   profile: $perf_dir/$1-self.txt, $1-total.txt"
+}
+clock_ticks="$(getconf CLK_TCK)"
+# cpu_ticks PID: user + system clock ticks of the process, all its threads.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 row() {
     local name="$1" url="$2" connections="$3"
     shift 3
     say "-- $name: $connections connections, ${seconds} s"
-    local out="$WORK/wrk-$name.txt"
-    wrk -t"$threads" -c"$connections" -d"${seconds}s" --timeout 5s --latency "$url" "$@" >"$out" 2>&1
-    local status=$?
+    local out="$WORK/wrk-$name.txt" status ticks_before=0 ticks_after=0 user system wall
+    [[ -n "$cpu_pid" ]] && ticks_before="$(cpu_ticks "$cpu_pid")"
+    local perf_pid=""
+    if [[ -n "$perf_dir" ]]; then
+        perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$cpu_pid" \
+            -o "$perf_dir/$name.data" >"$perf_dir/$name.log" 2>&1 &
+        perf_pid=$!
+        sleep 0.3
+    fi
+    TIMEFORMAT='%3U %3S %3R'
+    { time "${wrk_prefix[@]}" wrk -t"${wrk_threads:-$threads}" -c"$connections" -d"${seconds}s" --timeout 5s --latency \
+        "$url" "$@" >"$out" 2>&1; } 2>"$WORK/time-$name.txt"
+    status=$?
+    if [[ -n "$perf_pid" ]]; then
+        kill -INT "$perf_pid" 2>/dev/null
+        wait "$perf_pid"
+        fold_profile "$name"
+    fi
+    if [[ -n "$cpu_pid" ]]; then
+        ticks_after="$(cpu_ticks "$cpu_pid")"
+        # NAME, server CPU s, wrk user + system CPU s, wall s
+        read -r user system wall <"$WORK/time-$name.txt"
+        printf '%s\t%s\t%s\t%s\n' "$name" "$(awk -v t=$((ticks_after - ticks_before)) -v hz="$clock_ticks" 'BEGIN { print t / hz }')" \
+            "$(awk -v u="$user" -v s="$system" 'BEGIN { print u + s }')" "$wall" >>"$WORK/cpu.tsv"
+    fi
     local result
     result="$(grep '^RESULT ' "$out" | tail -1)"
     if ((status != 0)) || [[ -z "$result" ]]; then

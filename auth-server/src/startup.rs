@@ -100,6 +100,9 @@ impl Application {
         };
         metrics.observe_keys(&tokens.keys());
         let tokens = Arc::new(tokens);
+        let clients = Arc::new(crate::oauth::ClientCache::new(
+            settings.client_cache_bound(),
+        ));
         let authority = Authority::new(
             store.clone(),
             Arc::new(passwords),
@@ -107,7 +110,8 @@ impl Application {
             policy,
             client_secret_key,
             Arc::new(metrics.clone()),
-        );
+        )
+        .with_client_cache(clients.clone());
         let state = Arc::new(AppState {
             authority,
             store,
@@ -116,6 +120,7 @@ impl Application {
             metrics,
             settings,
             keys: key_lifecycle,
+            clients,
         });
         let admin = match state.settings.admin_listen {
             Some(addr) => {
@@ -176,6 +181,11 @@ impl Application {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintenance(self.state.clone()));
+        let client_reloads = self
+            .state
+            .settings
+            .client_cache
+            .then(|| tokio::spawn(reload_clients(self.state.clone())));
         tracing::info!(addr = %self.local_addr, "auth-server listening");
         if let Some(addr) = self.admin_addr {
             tracing::info!(%addr, "auth-server admin address listening (metrics, health)");
@@ -191,6 +201,9 @@ impl Application {
         )
         .await;
         maintenance.abort();
+        if let Some(reloads) = client_reloads {
+            reloads.abort();
+        }
         self.state.store.close().await;
         tracing::info!("auth-server stopped");
         result
@@ -220,6 +233,32 @@ async fn maintenance(state: Arc<AppState>) {
         }
         sync_keys(&state).await;
         report_key_staleness(&state);
+    }
+}
+
+/// Re-reads every client twice per key sync interval (see `oauth::client_cache`). A failed
+/// read leaves nothing held, so requests go to the store until a read succeeds.
+async fn reload_clients(state: Arc<AppState>) {
+    let mut interval = tokio::time::interval(state.clients.reload_interval());
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        interval.tick().await;
+        match state.clients.reload(state.store.as_ref()).await {
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("the clients were read again; holding them in memory");
+            }
+            Ok(_) => {}
+            Err(err) if !failing => {
+                failing = true;
+                tracing::warn!(
+                    error = %err,
+                    "reading the clients failed; looking each up in the store until a read succeeds"
+                );
+            }
+            Err(_) => {}
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the operations on the token paths, one group each, so that a regression
-//! in one of them shows up on its own: signing, verifying, claims encoding, key lookup.
+//! in one of them shows up on its own: signing, verifying, claims encoding, key lookup, the
+//! bearer header.
 //!
 //! `cargo bench -p benchmarks` (add `-- --quick` for a fast pass, or a filter such as `sign`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark without its fixture fails loudly
@@ -162,5 +163,33 @@ fn key_lookup(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, signing, verifying, claims_encoding, key_lookup);
+/// The `Authorization` header read as RFC 6750 §2.1 reads it (scheme, one b64token), the check
+/// the poem integration runs on every request besides poem-openapi's own extraction: the
+/// `/users/me` profiles named its per-byte check.
+fn bearer_header(c: &mut Criterion) {
+    let key = generate_key().unwrap();
+    let token = key
+        .sign_jwt(&serde_json::to_vec(&user_claims(now())).unwrap())
+        .unwrap();
+    let header = format!("Bearer {token}");
+    let mut group = c.benchmark_group("bearer");
+    group.bench_function("bearer_token", |b| {
+        b.iter(|| {
+            oauth2_jwt_verifier::http::bearer_token([black_box(header.as_bytes())])
+                .unwrap()
+                .unwrap()
+                .len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    signing,
+    verifying,
+    claims_encoding,
+    key_lookup,
+    bearer_header
+);
 criterion_main!(benches);

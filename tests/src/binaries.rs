@@ -211,5 +211,14 @@ pub fn cli_env(settings: &auth_server::Settings) -> Vec<(String, String)> {
             "AUTH_KEYS_DIR".to_owned(),
             settings.keys_dir.display().to_string(),
         ),
+        // What sets how far ahead a client change's cut-off lies (`cli::client`).
+        (
+            "AUTH_CLIENT_CACHE".to_owned(),
+            settings.client_cache.to_string(),
+        ),
+        (
+            "AUTH_KEY_SYNC_INTERVAL".to_owned(),
+            settings.key_sync_interval.to_string(),
+        ),
     ]
 }

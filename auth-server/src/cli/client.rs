@@ -228,8 +228,12 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
             };
             let key = files::client_secret_key(&settings.keys_dir)?;
             let (previous_until, not_before) = if overlap == 0 {
-                let not_before =
-                    tokens::next_cut_off(tokens::session_cut(now).not_before, current.not_before);
+                let not_before = tokens::next_cut_off(
+                    tokens::session_cut(now)
+                        .not_before
+                        .saturating_add(cache_slack(settings)),
+                    current.not_before,
+                );
                 // Into the revocation feed before the store writes it (see `oauth::revocation`).
                 store
                     .record_revocation(&tokens::client_revocation(
@@ -273,7 +277,10 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
         ClientCommand::Remove { id } => {
             let mut removal = tokens::removal(unix_now(), settings.access_token_ttl);
             let current = existing(store, &id).await?;
-            removal.not_before = tokens::next_cut_off(removal.not_before, current.not_before);
+            removal.not_before = tokens::next_cut_off(
+                removal.not_before.saturating_add(cache_slack(settings)),
+                current.not_before,
+            );
             // Into the revocation feed before the store removes it (see `oauth::revocation`).
             store
                 .record_revocation(&tokens::client_revocation(
@@ -318,6 +325,18 @@ pub async fn run(settings: &Settings, command: ClientCommand) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+/// How far past the next second a removal's or an emergency rotation's cut-off is set: with
+/// `AUTH_CLIENT_CACHE` on, a replica may serve the client as it was for up to
+/// `AUTH_KEY_SYNC_INTERVAL`, and every token it mints meanwhile must fall below the cut-off (see
+/// `oauth::client_cache`); one more second for this command's own store writes.
+fn cache_slack(settings: &Settings) -> u64 {
+    if settings.client_cache {
+        settings.key_sync_interval.saturating_add(1)
+    } else {
+        0
+    }
 }
 
 fn kind(client: &ClientRecord) -> &'static str {

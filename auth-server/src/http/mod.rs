@@ -38,6 +38,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The signing-key lifecycle on the store; the maintenance task follows it.
     pub keys: crate::keys::lifecycle::KeyLifecycle,
+    /// The clients held in memory (`AUTH_CLIENT_CACHE`); a task of its own reloads them.
+    pub clients: Arc<crate::oauth::ClientCache>,
 }
 
 /// The client credentials `req` carries, in its Basic header or in the form fields given;

@@ -15,6 +15,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use super::client_cache::ClientCache;
 use super::error::TokenError;
 use crate::store::{ClientRecord, GrantType, Store};
 
@@ -111,10 +112,17 @@ pub fn is_valid_client_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_CLIENT_ID_BYTES && !id.chars().any(char::is_control)
 }
 
-/// Checks the credentials against the store at `now`. An unknown client, a wrong secret and a
-/// confidential client that sends none all look the same: `invalid_client`.
+/// Checks the credentials at `now` against the client as `clients` holds it or the store has it.
+/// An unknown client, a wrong secret and a confidential client that sends none all look the
+/// same: `invalid_client`.
+///
+/// A secret that matches neither secret of a held record is checked again against the store's
+/// record, so that a new secret works at once; every refusal of a secret costs the same (one
+/// store read, two rounds of two checks), whether the client exists and whether its record was
+/// held, so that the time taken does not tell which.
 pub async fn authenticate(
     store: &dyn Store,
+    clients: &ClientCache,
     hash_key: &[u8],
     credentials: Credentials,
     now: u64,
@@ -130,7 +138,7 @@ pub async fn authenticate(
             if !is_valid_client_id(&client_id) {
                 return Err(TokenError::InvalidClient);
             }
-            match store.client(&client_id).await? {
+            match clients.client(store, &client_id).await?.0 {
                 Some(record) if record.public => Ok(Client::Public(record)),
                 // Unregistered, or confidential and so bound to prove itself.
                 _ => Err(TokenError::InvalidClient),
@@ -140,29 +148,46 @@ pub async fn authenticate(
             if !is_valid_client_id(&client_id) {
                 return Err(TokenError::InvalidClient);
             }
-            let record = store.client(&client_id).await?;
-            let (current, previous) = match &record {
-                Some(record) if !record.public => (
-                    record.secret_hash.as_str(),
-                    record
-                        .previous_secret
-                        .as_ref()
-                        .filter(|previous| now < previous.expires_at)
-                        .map_or("", |previous| previous.hash.as_str()),
-                ),
-                _ => ("", ""),
+            let (record, held) = clients.client(store, &client_id).await?;
+            if matches(hash_key, &secret, record.as_ref(), now) {
+                if let Some(record) = record {
+                    return Ok(Client::Confidential(record));
+                }
+            }
+            // Refused by the record held: ask the store (the secret may be new). Refused by the
+            // store's record already: check it once more, for the same work either way.
+            let record = if held {
+                clients.read_through(store, &client_id).await?
+            } else {
+                record
             };
-            // Both checks run whichever matches, so that the time taken says nothing.
-            let matches_current = verify_secret(hash_key, &secret, current);
-            let matches_previous = verify_secret(hash_key, &secret, previous);
             match record {
-                Some(record) if matches_current | matches_previous => {
+                Some(record) if matches(hash_key, &secret, Some(&record), now) => {
                     Ok(Client::Confidential(record))
                 }
                 _ => Err(TokenError::InvalidClient),
             }
         }
     }
+}
+
+/// Whether `secret` is the confidential client's current secret, or its previous one while that
+/// still works at `now`. Both checks run whichever matches, so that the time taken says nothing.
+fn matches(hash_key: &[u8], secret: &str, record: Option<&ClientRecord>, now: u64) -> bool {
+    let (current, previous) = match record {
+        Some(record) if !record.public => (
+            record.secret_hash.as_str(),
+            record
+                .previous_secret
+                .as_ref()
+                .filter(|previous| now < previous.expires_at)
+                .map_or("", |previous| previous.hash.as_str()),
+        ),
+        _ => ("", ""),
+    };
+    let matches_current = verify_secret(hash_key, secret, current);
+    let matches_previous = verify_secret(hash_key, secret, previous);
+    matches_current | matches_previous
 }
 
 /// `hmac-sha256$salt$mac`, with `mac = HMAC(key, salt ‖ secret)`.

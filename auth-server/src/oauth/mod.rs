@@ -15,6 +15,7 @@
 //! inner floors are kept by review.)
 
 pub mod client_auth;
+pub mod client_cache;
 pub mod clock;
 pub mod error;
 pub mod grants;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 pub use client_auth::{Client, Credentials};
+pub use client_cache::ClientCache;
 pub use clock::Clock;
 pub use error::TokenError;
 pub use introspection::Introspection;
@@ -62,6 +64,8 @@ pub struct Authority {
     /// Key of the keyed hash over client secrets.
     client_secret_key: Zeroizing<Vec<u8>>,
     recorder: Arc<dyn Recorder>,
+    /// The registered clients held in memory (see `client_cache`); holds nothing when off.
+    clients: Arc<ClientCache>,
 }
 
 impl Authority {
@@ -80,7 +84,14 @@ impl Authority {
             policy,
             client_secret_key,
             recorder,
+            clients: Arc::new(ClientCache::new(std::time::Duration::ZERO)),
         }
+    }
+
+    /// Looks clients up in `clients` first (see `client_cache`); its owner reloads it.
+    pub fn with_client_cache(mut self, clients: Arc<ClientCache>) -> Self {
+        self.clients = clients;
+        self
     }
 
     /// RFC 6749 §3.2: authenticates the client, then runs the grant `request` names. Errors come
@@ -196,6 +207,7 @@ impl Authority {
     async fn authenticate(&self, credentials: Credentials, now: u64) -> Result<Client, TokenError> {
         client_auth::authenticate(
             self.store.as_ref(),
+            &self.clients,
             &self.client_secret_key,
             credentials,
             now,

@@ -90,6 +90,9 @@ pub struct Settings {
     pub key_publish_ahead: u64,
     /// Seconds between each process's reads of the key states: how fast changes propagate.
     pub key_sync_interval: u64,
+    /// Hold the registered clients in memory, re-read twice per `key_sync_interval`: a change
+    /// to a client then holds at every replica within `key_sync_interval` instead of at once.
+    pub client_cache: bool,
     /// Seconds a retired key stays published after the last token it signed has expired.
     pub key_removal_leeway: u64,
 }
@@ -183,6 +186,7 @@ impl Default for Settings {
             key_publish_ahead: 3600,
             key_sync_interval: 10,
             key_removal_leeway: 60,
+            client_cache: false,
         }
     }
 }
@@ -223,9 +227,20 @@ const KNOWN: &[&str] = &[
     "key_publish_ahead",
     "key_sync_interval",
     "key_removal_leeway",
+    "client_cache",
 ];
 
 impl Settings {
+    /// How long a client record held in memory may be served (see `oauth::client_cache`): the
+    /// key sync interval with `client_cache` on, zero (nothing held) with it off.
+    pub fn client_cache_bound(&self) -> std::time::Duration {
+        if self.client_cache {
+            std::time::Duration::from_secs(self.key_sync_interval)
+        } else {
+            std::time::Duration::ZERO
+        }
+    }
+
     /// The key lifecycle's timings (see `keys::lifecycle::Schedule`).
     pub fn key_schedule(&self) -> crate::keys::lifecycle::Schedule {
         crate::keys::lifecycle::Schedule {

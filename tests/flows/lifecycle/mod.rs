@@ -258,6 +258,7 @@ macro_rules! on_both_stores {
     };
 }
 
+mod client_cache;
 mod client_ids;
 mod clients;
 mod replicas;
