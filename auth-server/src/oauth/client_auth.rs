@@ -161,10 +161,10 @@ pub async fn authenticate(
             } else {
                 record
             };
+            // Checked before the match, so that an unknown id costs the checks a known one does.
+            let accepted = matches(hash_key, &secret, record.as_ref(), now);
             match record {
-                Some(record) if matches(hash_key, &secret, Some(&record), now) => {
-                    Ok(Client::Confidential(record))
-                }
+                Some(record) if accepted => Ok(Client::Confidential(record)),
                 _ => Err(TokenError::InvalidClient),
             }
         }
