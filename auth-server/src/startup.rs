@@ -212,25 +212,38 @@ impl Application {
 
 /// Deletes expired data every ten minutes, and every key sync interval takes the signing-key
 /// lifecycle one step, swaps in the keys the store has now and says (log and metric) when the
-/// keys held have gone unread for too long (see `keys::lifecycle`).
+/// keys held have gone unread for too long (see `keys::lifecycle`). The two run side by side:
+/// a purge of a large store takes minutes, and the key sync must not wait for it, or `/readyz`
+/// would call the keys stale.
 async fn maintenance(state: Arc<AppState>) {
+    tokio::join!(
+        purge_expired(Arc::clone(&state)),
+        sync_keys_every_interval(state)
+    );
+}
+
+async fn purge_expired(state: Arc<AppState>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(600));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let started = std::time::Instant::now();
+        match state.store.purge_expired(state.clock.now()).await {
+            Ok(()) => tracing::info!(
+                elapsed_ms = started.elapsed().as_millis(),
+                "purged expired data"
+            ),
+            Err(err) => tracing::warn!(error = %err, "purging expired data failed"),
+        }
+    }
+}
+
+async fn sync_keys_every_interval(state: Arc<AppState>) {
     let sync_interval = Duration::from_secs(state.keys.schedule().sync_interval);
     let mut interval = tokio::time::interval(sync_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_purge: Option<std::time::Instant> = None;
     loop {
         interval.tick().await;
-        if last_purge.is_none_or(|at| at.elapsed() >= Duration::from_secs(600)) {
-            let started = std::time::Instant::now();
-            last_purge = Some(started);
-            match state.store.purge_expired(state.clock.now()).await {
-                Ok(()) => tracing::info!(
-                    elapsed_ms = started.elapsed().as_millis(),
-                    "purged expired data"
-                ),
-                Err(err) => tracing::warn!(error = %err, "purging expired data failed"),
-            }
-        }
         sync_keys(&state).await;
         report_key_staleness(&state);
     }
