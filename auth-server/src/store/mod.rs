@@ -599,9 +599,10 @@ pub fn redact_url(url: &str) -> String {
             let _ = parsed.set_password(Some("redacted"));
             parsed.to_string()
         }
-        Ok(_) => url.to_owned(),
-        // Sentinel and Cluster URLs list several hosts, which is no URL to the parser.
-        Err(_) => redis::redact_multi_host_url(url),
+        // Sentinel and Cluster URLs list several hosts, which is no URL to the parser; and a
+        // password with a raw `/` parses as no password at all (`redis://u:12/x@h` is host `u`,
+        // port 12): mask by the text's last `@` then.
+        _ => redis::redact_multi_host_url(url),
     }
 }
 

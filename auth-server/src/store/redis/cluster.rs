@@ -2,8 +2,12 @@
 //! `rediss+cluster://…` for TLS with the same files as `rediss://`. The hosts are seeds: the
 //! client asks them for the slot map and then talks to every primary itself, following `MOVED`
 //! (a slot has a new owner) and `ASK` (a slot is being moved) and waiting out `TRYAGAIN` and
-//! `CLUSTERDOWN`, each within the store's deadline. That is safe for every request, writes
-//! included, because a node that redirects has not run the request.
+//! `CLUSTERDOWN`, each within the store's deadline. A redirect is safe for every request,
+//! writes included, because a node that redirects has not run it. But the library also sends a
+//! request again after a lost connection or a timeout, when a write may have run: the store's
+//! own resend is off for writes on a Cluster, and the writes that would do harm twice are made
+//! to find themselves done (a refresh insert, a secret rotation); see the README's "Sending
+//! again" for what remains.
 //!
 //! The key layout puts the keys of each script and `MULTI` block under one hash tag, so each runs
 //! on one node (the static check is in the tests below). A Cluster has database 0 only, so the
@@ -94,30 +98,32 @@ pub(super) fn parse(url: &str) -> Result<ClusterUrl, String> {
         };
         match url::Url::parse(&node) {
             Ok(parsed) if parsed.host_str().is_some_and(|h| !h.is_empty()) => {}
-            _ => return Err(format!("{host:?} is not a HOST:PORT")),
+            // The text is not quoted: with a raw `/` or `@` in a password, it may hold a piece.
+            _ => {
+                return Err(
+                    "a node in the list is not a HOST:PORT (percent-encode any '/', '?', \
+                            '#' or '@' in the password)"
+                        .into(),
+                )
+            }
         }
         nodes.push(node);
     }
     Ok(ClusterUrl { nodes, prefix })
 }
 
-/// `url` with any password replaced, for logs and errors.
+/// `url` with any password replaced, for logs and errors. The user info runs to the last `@`
+/// of the whole text, so that a password holding a raw `/`, `?` or `#` (which no parser reads
+/// as one) is masked all the same; a query holding `@` masks too much, never too little.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            let password = if userinfo.contains(':') {
-                ":redacted"
-            } else {
-                ""
-            };
-            format!("{scheme}://{user}{password}@{hosts}{tail}")
-        }
+    match rest.rsplit_once('@') {
+        Some((userinfo, tail)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:redacted@{tail}"),
+            None => url.to_owned(),
+        },
         None => url.to_owned(),
     }
 }
@@ -215,6 +221,29 @@ mod tests {
             redact("redis+cluster://h1:7000,h2:7001"),
             "redis+cluster://h1:7000,h2:7001"
         );
+    }
+
+    /// A password with a raw `/`, `?` or `#` is no URL to any parser, and must still be masked
+    /// wherever the URL or a parse error is shown: in the store's URL form and in Sentinel's.
+    #[test]
+    fn a_raw_slash_in_a_password_is_masked_and_never_quoted() {
+        for (url, secret) in [
+            ("redis+sentinel://app:ab/cd@s1:26379/m", "ab/cd"),
+            ("redis+cluster://app:pa?ss#x@h1:7000", "pa?ss#x"),
+            ("redis://u:12/xyz@h:6379/0", "12/xyz"),
+        ] {
+            let shown = crate::store::redact_url(url);
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains(":redacted@"), "{shown}");
+        }
+        let sentinel = super::super::sentinel::Target::parse("redis+sentinel://app:qzj/kwv@s1/m");
+        let cluster = parse("redis+cluster://app:qzj/kwv@h1:7000");
+        for err in [
+            sentinel.map(|_| ()).unwrap_err(),
+            cluster.map(|_| ()).unwrap_err(),
+        ] {
+            assert!(!err.contains("qzj") && !err.contains("kwv"), "{err}");
+        }
     }
 
     #[test]

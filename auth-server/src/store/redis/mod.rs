@@ -317,7 +317,15 @@ impl RedisStore {
         let attempts = async {
             let mut connection = self.connection.clone();
             match request.attempt(&mut connection).await {
-                Err(err) if resend.allows(&err) => request.attempt(&mut connection).await,
+                // The cluster client has already sent the request again itself, after errors
+                // that do not prove it never ran: a write goes no further.
+                Err(err)
+                    if resend.allows(&err)
+                        && !(matches!(resend, Resend::IfNotSent)
+                            && matches!(connection, Connection::Cluster(_))) =>
+                {
+                    request.attempt(&mut connection).await
+                }
                 outcome => outcome,
             }
         };

@@ -285,7 +285,7 @@ impl Target {
 fn parse_host(text: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let Some((host, after)) = rest.split_once(']') else {
-            return Err(format!("the sentinel {text:?} lacks its closing ']'"));
+            return Err("a sentinel's IPv6 address lacks its closing ']'".to_owned());
         };
         (format!("[{host}]"), after.strip_prefix(':'))
     } else {
@@ -299,15 +299,24 @@ fn parse_host(text: &str) -> Result<(String, u16), String> {
             c.is_whitespace() || c.is_control() || matches!(c, '/' | '@' | '?' | '#' | ',')
         });
     if bad_host {
-        return Err(format!(
-            "{text:?} is not a sentinel address: list HOST:PORT,HOST:PORT"
-        ));
+        // The text is not quoted: with a raw `/` or `@` in a password, it may hold a piece.
+        return Err(
+            "a sentinel address is not a HOST[:PORT]: list HOST:PORT,HOST:PORT, and \
+                    percent-encode any '/', '?', '#' or '@' in the password"
+                .to_owned(),
+        );
     }
     let port = match port {
         None => DEFAULT_SENTINEL_PORT,
         Some(port) => match port.parse::<u16>() {
             Ok(port) if port > 0 => port,
-            _ => return Err(format!("the sentinel {text:?} has no valid port")),
+            _ => {
+                return Err(
+                    "a sentinel address has no valid port (percent-encode any '/', \
+                            '?', '#' or '@' in the password)"
+                        .to_owned(),
+                )
+            }
         },
     };
     Ok((host, port))
@@ -353,10 +362,11 @@ struct Shared {
     checking: std::sync::atomic::AtomicBool,
     /// Connections made so far.
     connections: std::sync::atomic::AtomicU64,
-    /// Whether a write on the node in use ran but was not seen replicated in time: until a
-    /// `WAIT` succeeds, reads wait for the replicas too, so that no answer rests on a write a
-    /// failover may undo (a refresh retried within the grace reads its rotation back).
-    unconfirmed: std::sync::atomic::AtomicBool,
+    /// The node (`HOST:PORT`) where a write ran but was not seen replicated in time: until a
+    /// `WAIT` there succeeds, reads there wait for the replicas too, so that no answer rests on
+    /// a write a failover may undo (a refresh retried within the grace reads its rotation
+    /// back). Another node, the primary after a failover, starts confirmed.
+    unconfirmed: Mutex<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -391,7 +401,7 @@ impl SentinelConnection {
                 search: tokio::sync::Mutex::new(None),
                 checking: std::sync::atomic::AtomicBool::new(false),
                 connections: std::sync::atomic::AtomicU64::new(0),
-                unconfirmed: std::sync::atomic::AtomicBool::new(false),
+                unconfirmed: Mutex::new(None),
             }),
         };
         let redacted = connection.shared.target.redacted();
@@ -405,23 +415,29 @@ impl SentinelConnection {
     /// Sends `request` to the primary, finding it first if there is no connection. A script
     /// (every write is one) answers only once its writes reached the replicas the URL asks for.
     pub(super) async fn attempt<T: FromRedisValue>(&self, request: Request<'_>) -> RedisResult<T> {
-        use std::sync::atomic::Ordering;
         let primary = self.primary().await?;
         let mut connection = primary.connection.clone();
         let acks = self.shared.target.replica_acks;
-        let unconfirmed = &self.shared.unconfirmed;
+        let unconfirmed = |at: Option<&str>| {
+            if let Ok(mut node) = self.shared.unconfirmed.lock() {
+                *node = at.map(str::to_owned);
+            }
+        };
         let wait = acks > 0
-            && (matches!(request, Request::Script(_)) || unconfirmed.load(Ordering::Acquire));
+            && (matches!(request, Request::Script(_))
+                || self.shared.unconfirmed.lock().map_or(true, |node| {
+                    node.as_deref() == Some(primary.address.as_str())
+                }));
         let outcome = match request.run(&mut connection).await {
             Ok(answer) if wait => match replicated(&mut connection, acks).await {
                 Ok(()) => {
-                    unconfirmed.store(false, Ordering::Release);
+                    unconfirmed(None);
                     Ok(answer)
                 }
                 Err(err) => {
                     if err.kind() == ErrorKind::Client {
                         // Too few replicas: perhaps this node was left behind by a failover.
-                        unconfirmed.store(true, Ordering::Release);
+                        unconfirmed(Some(&primary.address));
                         if primary.checked_at.elapsed() > RETRY_PAUSE {
                             self.check_in_background();
                         }
@@ -749,7 +765,7 @@ mod tests {
             ("redis+sentinel://:hunter2@s1:1/", "names no master"),
             (
                 "redis+sentinel://:hunter2@s1:1,,s2:2/m",
-                "not a sentinel address",
+                "is not a HOST[:PORT]",
             ),
             ("redis+sentinel://:hunter2@s1:0/m", "no valid port"),
             ("redis+sentinel://:hunter2@s1:x/m", "no valid port"),

@@ -3,6 +3,10 @@
 -- any older previous secret. 1 if the client exists.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local old = redis.call('HGET', KEYS[1], 'secret_hash') or ''
+-- The new hash (salted, never made twice) already in place: this rotation ran before and the
+-- request came again (a Cluster client resends after a timeout). Running it again would make
+-- the new hash the previous one and end the old secret's overlap at once.
+if old == ARGV[1] then return 1 end
 if ARGV[2] == '' then
     redis.call('HDEL', KEYS[1], 'previous_secret_hash', 'previous_secret_expires_at')
 else
