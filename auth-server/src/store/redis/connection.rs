@@ -2,11 +2,9 @@
 //! again, and what its errors mean for the store; URLs with a key prefix and passwords kept out
 //! of messages.
 
-use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::cluster_async::ClusterConnection;
+use redis::aio::ConnectionLike;
 use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, ServerErrorKind};
 
-use super::sentinel::SentinelConnection;
 use super::{EXPIRY_GRACE_SECS, MAX_EXPIRE_AT};
 use crate::store::StoreError;
 
@@ -18,30 +16,8 @@ pub(super) enum Request<'a> {
     Script(&'a redis::ScriptInvocation<'a>),
 }
 
-/// How the store reaches Redis: one node (or a proxy) through a connection manager that
-/// reconnects to it; whichever node the sentinels name the primary (see `sentinel`); or a
-/// Cluster (see `cluster`), whose client follows the slot map. Each reconnects by itself and is
-/// cheap to clone.
-#[derive(Clone)]
-pub(super) enum Connection {
-    Single(ConnectionManager),
-    Sentinel(SentinelConnection),
-    Cluster(ClusterConnection),
-}
-
 impl Request<'_> {
-    /// Sends the request once through `connection`.
-    pub(super) async fn attempt<T: FromRedisValue>(
-        self,
-        connection: &mut Connection,
-    ) -> RedisResult<T> {
-        match connection {
-            Connection::Single(manager) => self.run(manager).await,
-            Connection::Sentinel(sentinel) => sentinel.attempt(self).await,
-            Connection::Cluster(cluster) => self.run(cluster).await,
-        }
-    }
-
+    /// Sends the request once through `connection` (any of the store's connections).
     pub(super) async fn run<T: FromRedisValue, C: ConnectionLike + Send>(
         self,
         connection: &mut C,

@@ -141,7 +141,7 @@ mod users;
 pub use cluster::redact as redact_multi_host_url;
 pub use tls::RedisTls;
 
-use connection::{scrub_password, split_prefix, store_error, Connection, Request, Resend};
+use connection::{scrub_password, split_prefix, store_error, Request, Resend};
 use keys::Keys;
 use scripts::Scripts;
 
@@ -149,7 +149,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{FromRedisValue, RedisError, ScriptInvocation};
+use redis::{FromRedisValue, RedisError, RedisResult, ScriptInvocation};
 
 use super::{Removal, StoreError};
 
@@ -176,6 +176,29 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// (doubling, jittered, at most [`MAX_RECONNECT_DELAY`]): a refused round ends within a second.
 const RECONNECT_RETRIES: usize = 2;
 const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// How the store reaches Redis: one node (or a proxy) through a connection manager that
+/// reconnects to it; whichever node the sentinels name the primary (see `sentinel`); or a
+/// Cluster (see `cluster`), whose client follows the slot map. Each reconnects by itself and is
+/// cheap to clone. It lives here, above `connection` and `sentinel`, because the Sentinel
+/// connection itself sends `connection`'s requests.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Sentinel(sentinel::SentinelConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Connection {
+    /// Sends `request` once.
+    async fn attempt<T: FromRedisValue>(&mut self, request: Request<'_>) -> RedisResult<T> {
+        match self {
+            Self::Single(manager) => request.run(manager).await,
+            Self::Sentinel(sentinel) => sentinel.attempt(request).await,
+            Self::Cluster(cluster) => request.run(cluster).await,
+        }
+    }
+}
 
 /// A store on one Redis server (standalone, or a proxy in front of a cluster) through one
 /// multiplexed connection, on the primary that sentinels name, or on a Redis Cluster; each
@@ -316,7 +339,7 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         let attempts = async {
             let mut connection = self.connection.clone();
-            match request.attempt(&mut connection).await {
+            match connection.attempt(request).await {
                 // The cluster client has already sent the request again itself, after errors
                 // that do not prove it never ran: a write goes no further.
                 Err(err)
@@ -324,7 +347,7 @@ impl RedisStore {
                         && !(matches!(resend, Resend::IfNotSent)
                             && matches!(connection, Connection::Cluster(_))) =>
                 {
-                    request.attempt(&mut connection).await
+                    connection.attempt(request).await
                 }
                 outcome => outcome,
             }
