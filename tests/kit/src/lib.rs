@@ -17,6 +17,7 @@ pub mod process;
 pub mod redis;
 #[cfg(feature = "servers")]
 pub mod redis_cluster;
+#[cfg(feature = "servers")]
 pub mod redis_sentinel;
 pub mod signer;
 #[cfg(feature = "servers")]
