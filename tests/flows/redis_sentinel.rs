@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use server_plumbing::wire::TokenResponse;
-use system_tests::binaries::{auth_env, binaries, cli, start_server, Server};
+use system_tests::binaries::{auth_env, binaries, run_cli, start_server, Server};
 use system_tests::reqwest;
 use test_kit::redis_sentinel::{SentinelRedis, PASSWORD as REDIS_PASSWORD};
 
@@ -110,20 +110,31 @@ async fn failover_under_load(switch: Switch, replicas: usize) {
         ],
     );
     let binaries = binaries().await;
-    cli(
-        &binaries.auth,
-        &env,
-        &[
-            "user",
-            "add",
-            "alice",
-            "--password-stdin",
-            "--scope",
-            "read",
-        ],
-        USER_PASSWORD,
-    )
-    .await;
+    // The setup, not what is tested: on a loaded machine the replica may take longer than the
+    // store's 500 ms `WAIT` to acknowledge the first write, which the command reports as
+    // unavailable after the write ran. Try again, and then a conflict means it was added.
+    let add = [
+        "user",
+        "add",
+        "alice",
+        "--password-stdin",
+        "--scope",
+        "read",
+    ];
+    let mut unconfirmed = false;
+    for attempt in 0.. {
+        let run = run_cli(&binaries.auth, &env, &add, USER_PASSWORD).await;
+        let text = format!("{}{}", run.stdout, run.stderr);
+        if run.success() || (unconfirmed && text.contains("exists")) {
+            break;
+        }
+        assert!(
+            attempt < 5 && text.contains("not replicated in time"),
+            "{add:?}: {text}"
+        );
+        unconfirmed = true;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let server = Arc::new(
         start_server(
             &binaries.auth,
