@@ -190,6 +190,14 @@ enum Connection {
 }
 
 impl Connection {
+    /// Whether the store may send a request that failed with `err` once more, as `resend`
+    /// allows. Not a write on a Cluster: its client has already sent the request again itself,
+    /// after errors that do not prove it never ran.
+    fn may_resend(&self, resend: Resend, err: &RedisError) -> bool {
+        resend.allows(err)
+            && !(matches!(resend, Resend::IfNotSent) && matches!(self, Self::Cluster(_)))
+    }
+
     /// Sends `request` once.
     async fn attempt<T: FromRedisValue>(&mut self, request: Request<'_>) -> RedisResult<T> {
         match self {
@@ -340,13 +348,7 @@ impl RedisStore {
         let attempts = async {
             let mut connection = self.connection.clone();
             match connection.attempt(request).await {
-                // The cluster client has already sent the request again itself, after errors
-                // that do not prove it never ran: a write goes no further.
-                Err(err)
-                    if resend.allows(&err)
-                        && !(matches!(resend, Resend::IfNotSent)
-                            && matches!(connection, Connection::Cluster(_))) =>
-                {
+                Err(err) if connection.may_resend(resend, &err) => {
                     connection.attempt(request).await
                 }
                 outcome => outcome,
