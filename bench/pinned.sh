@@ -45,6 +45,9 @@ else
         row pinned_users_me_fresh "$RS/users/me" 32 -s "$BENCH_WRK_DIR/fresh_tokens.lua" -- "$WORK/tokens.txt" 1
         printf '%s\t%s\n' pinned_users_me_fresh "$(($(cache_hits "$RS") - ${hits_before:-0}))" >>"$WORK/cache-hits.tsv"
         row pinned_livez_rs "$RS/livez" 32 -s "$BENCH_WRK_DIR/get.lua"
+        # /livez with the user token's Authorization header, which it ignores: what a request
+        # of /users/me's size costs the server without any token work (reading ~900 more bytes).
+        row pinned_livez_rs_bearer "$RS/livez" 32 -H "Authorization: Bearer $access_token" -s "$BENCH_WRK_DIR/get.lua"
         if ((profile_rows)); then
             step "profiles: the pinned rows again, perf on the server (rates lowered by perf; not in the table)"
             perf_dir="$WORK/profiles"

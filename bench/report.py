@@ -154,6 +154,7 @@ pinned_table = [
     ("pinned_client_credentials_uncached", "  the same, AUTH_CLIENT_CACHE=false", ("sign", 1), 0.80),
     ("pinned_livez_auth", "GET /livez (auth-server)", None, None),
     ("pinned_livez_rs", "GET /livez (resource-server)", None, None),
+    ("pinned_livez_rs_bearer", "  the same, a token's Authorization", None, None),
 ]
 cpu = {}
 try:
