@@ -620,7 +620,17 @@ mod backend_tests {
         TestBackend::new(store, dir)
     }
 
+    /// An in-memory database, which the hot reads reach through SQLite's shared cache.
+    #[allow(clippy::expect_used)]
+    async fn open_embedded_in_memory() -> TestBackend {
+        let store = super::embedded::SqliteStore::open("sqlite::memory:")
+            .await
+            .expect("opening the embedded store in memory");
+        TestBackend::new(store, ())
+    }
+
     conformance::conformance_tests!(embedded, open_embedded().await);
+    conformance::conformance_tests!(embedded_in_memory, open_embedded_in_memory().await);
     conformance::conformance_tests!(redis, TestBackend::redis().await);
     conformance::conformance_tests!(redis_tls, TestBackend::redis_tls().await);
     conformance::conformance_tests!(redis_cluster, TestBackend::redis_cluster().await);

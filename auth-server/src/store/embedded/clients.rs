@@ -2,10 +2,10 @@
 //! inserting statement itself, under the one write lock.
 
 use oauth2_jwt_verifier::Scope;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use rusqlite::Row;
 
-use super::{as_i64, as_u64, scope, unavailable, write_error, SqliteStore};
+use super::readers::{all_rows, optional_row};
+use super::{as_i64, as_u64, column, scope, unavailable, write_error, SqliteStore};
 use crate::store::{ClientRecord, ClientUpdate, GrantType, PreviousSecret, Removal, StoreError};
 
 fn words(text: &str) -> Vec<String> {
@@ -27,27 +27,34 @@ fn grant_types(client_id: &str, text: &str) -> Result<Vec<GrantType>, StoreError
         .collect()
 }
 
-fn client_from(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
-    let client_id: String = row.get("client_id");
-    let grants = grant_types(&client_id, row.get("grants"))?;
-    let previous_hash: Option<String> = row.get("previous_secret_hash");
-    let previous_expires_at: Option<i64> = row.get("previous_secret_expires_at");
+/// The columns that [`client_from`] reads, in its order.
+macro_rules! client_columns {
+    () => {
+        "client_id, secret_hash, previous_secret_hash, previous_secret_expires_at, public, \
+         introspect, grants, scopes, audiences, stamp, not_before"
+    };
+}
+
+fn client_from(row: &Row<'_>) -> Result<ClientRecord, StoreError> {
+    let client_id: String = column(row, 0)?;
+    let previous_hash: Option<String> = column(row, 2)?;
+    let previous_expires_at: Option<i64> = column(row, 3)?;
     Ok(ClientRecord {
-        client_id,
-        secret_hash: row.get("secret_hash"),
+        secret_hash: column(row, 1)?,
         previous_secret: previous_hash
             .zip(previous_expires_at)
             .map(|(hash, expires_at)| PreviousSecret {
                 hash,
                 expires_at: as_u64(expires_at),
             }),
-        public: row.get::<i64, _>("public") != 0,
-        introspect: row.get::<i64, _>("introspect") != 0,
-        grants,
-        scopes: scope(row.get("scopes"))?,
-        audiences: words(row.get("audiences")),
-        stamp: row.get("stamp"),
-        not_before: as_u64(row.get("not_before")),
+        public: column::<i64>(row, 4)? != 0,
+        introspect: column::<i64>(row, 5)? != 0,
+        grants: grant_types(&client_id, &column::<String>(row, 6)?)?,
+        scopes: scope(&column::<String>(row, 7)?)?,
+        audiences: words(&column::<String>(row, 8)?),
+        stamp: column(row, 9)?,
+        not_before: as_u64(column(row, 10)?),
+        client_id,
     })
 }
 
@@ -55,14 +62,21 @@ pub(super) async fn client(
     store: &SqliteStore,
     client_id: &str,
 ) -> Result<Option<ClientRecord>, StoreError> {
-    sqlx::query("SELECT * FROM clients WHERE client_id = ?")
-        .bind(client_id)
-        .fetch_optional(&store.pool)
+    store
+        .readers
+        .read(client_id, |conn, client_id| {
+            optional_row(
+                conn,
+                concat!(
+                    "SELECT ",
+                    client_columns!(),
+                    " FROM clients WHERE client_id = ?1"
+                ),
+                client_id,
+                client_from,
+            )
+        })
         .await
-        .map_err(unavailable)?
-        .as_ref()
-        .map(client_from)
-        .transpose()
 }
 
 pub(super) async fn insert_client(
@@ -173,14 +187,22 @@ pub(super) async fn remove_client(
     store.remove_named("client", client_id, removal).await
 }
 
+/// On a blocking thread: the answer grows with the table.
 pub(super) async fn list_clients(store: &SqliteStore) -> Result<Vec<ClientRecord>, StoreError> {
-    sqlx::query("SELECT * FROM clients ORDER BY client_id")
-        .fetch_all(&store.pool)
+    store
+        .readers
+        .read_blocking("", |conn, _| {
+            all_rows(
+                conn,
+                concat!(
+                    "SELECT ",
+                    client_columns!(),
+                    " FROM clients ORDER BY client_id"
+                ),
+                client_from,
+            )
+        })
         .await
-        .map_err(unavailable)?
-        .iter()
-        .map(client_from)
-        .collect()
 }
 
 #[cfg(test)]

@@ -3,12 +3,35 @@
 //! a busy timeout covers the rare write from another process. Within the server all writes go
 //! through one connection (see [`SqliteStore`]).
 //!
+//! Two drivers, each where it fits. sqlx runs the migrations, every write and most reads off
+//! the request paths. It runs each connection on a thread of its own, so every query is a
+//! hand-off to that thread and back (a channel send, a wake-up and a context switch each way):
+//! `finish_task_switch` was a tenth of the server under the refresh grant, and one client read
+//! took about 40 µs, against under 2 µs on the calling thread (`client_lookup/store_embedded`
+//! in `bench/`). The reads that token requests make (`user`, `client`,
+//! `refresh_context`, `refresh`) run instead on read-only rusqlite connections, directly on the
+//! calling async thread ([`readers`]). That is sound because such a read does not wait: in WAL
+//! mode a reader takes no lock that a writer holds, and with a busy timeout of 0 it never sleeps
+//! in SQLite's busy handler; a read from the page cache costs microseconds, less than the
+//! hand-off it replaces. When SQLite does answer a read busy (rare in WAL: recovery of the WAL
+//! index, or another process holding the file in exclusive locking mode), the same read runs
+//! again on a blocking thread with the store's busy timeout, so that nothing ever waits on an
+//! async worker. An in-memory database is shared with other connections only through SQLite's
+//! shared cache, where a reader waits for a writer's table lock: there every read runs on a
+//! blocking thread. The lists of users and clients are read on the same connections (one
+//! conversion per record), always on a blocking thread: their answer grows with the table.
+//!
+//! Writes stay on sqlx's connection thread: a write may wait up to the busy timeout for another
+//! process's lock, and a commit may checkpoint the WAL into the database file (many pages
+//! written and synced); neither may hold an async worker.
+//!
 //! The `Store` methods are split by area into the same files as the Redis backend's (`users`,
 //! `clients`, `refresh`, `logins`, `signing_keys`, `revocations`), so that the two ways of keeping one rule can
 //! be read side by side; what every area needs (opening, the writer, conversions) stays here.
 
 mod clients;
 mod logins;
+mod readers;
 mod refresh;
 mod revocations;
 mod signing_keys;
@@ -16,17 +39,25 @@ mod users;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use oauth2_jwt_verifier::Scope;
+use readers::Readers;
+use rusqlite::types::FromSql;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
 use super::{RefreshContext, Removal, StoreError};
 
+/// How long a statement waits for another connection's lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct SqliteStore {
-    /// Readers: WAL lets them run beside the writer and each other.
+    /// The hot reads' connections (see the module doc).
+    readers: Arc<Readers>,
+    /// Every other read: WAL lets them run beside the writer and each other.
     pool: SqlitePool,
     /// The one connection that writes. SQLite takes one writer at a time anyway; with several
     /// writing connections the losers sleep in its busy handler (1 ms, 2 ms, 5 ms, ...), which
@@ -92,11 +123,12 @@ impl SqliteStore {
                 }
             }
         }
+        let path = options.get_filename().to_owned();
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         // No ping before lending a connection (`test_before_acquire`): a connection to a local
         // file does not go stale, and with sqlx every ping is one more hand-off to the
@@ -119,7 +151,12 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        Ok(Self { pool, writer })
+        let readers = Readers::open(&path, !on_disk)?;
+        Ok(Self {
+            readers,
+            pool,
+            writer,
+        })
     }
 }
 
@@ -191,6 +228,13 @@ async fn end_failed_transaction(mut conn: PoolConnection<Sqlite>) {
     }
 }
 
+/// Column `index` of `row`; a value of another type, or NULL where the record has no room for
+/// one, is corrupt data.
+fn column<T: FromSql>(row: &rusqlite::Row<'_>, index: usize) -> Result<T, StoreError> {
+    row.get(index)
+        .map_err(|err| StoreError::Corrupt(err.to_string()))
+}
+
 fn scope(text: &str) -> Result<Scope, StoreError> {
     Scope::parse(text).map_err(|_| StoreError::Corrupt(format!("scope {text:?}")))
 }
@@ -236,8 +280,10 @@ super::store_by_area!(SqliteStore {
         tx.commit().await.map_err(unavailable)
     }
 
-    /// Waits for open connections and checkpoints the WAL into the database file.
+    /// Waits for open connections and checkpoints the WAL into the database file: the idle
+    /// readers close first, so that the writer is the last connection and checkpoints.
     async fn close(&self) {
+        self.readers.close();
         self.pool.close().await;
         self.writer.close().await;
     }
@@ -275,8 +321,208 @@ super::store_by_area!(SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
-    use crate::store::{RefreshRecord, Store};
+    use crate::store::{
+        ClientRecord, ClientUpdate, GrantType, RefreshRecord, Rotation, Store, UserRecord,
+    };
+
+    fn client(client_id: &str) -> ClientRecord {
+        ClientRecord {
+            client_id: client_id.to_owned(),
+            secret_hash: "keyed-hash".to_owned(),
+            previous_secret: None,
+            public: false,
+            introspect: false,
+            grants: vec![GrantType::ClientCredentials],
+            scopes: Scope::from_tokens(["items:read"]),
+            audiences: vec!["api".to_owned()],
+            stamp: "client-stamp".to_owned(),
+            not_before: 0,
+        }
+    }
+
+    fn user(username: &str) -> UserRecord {
+        UserRecord {
+            username: username.to_owned(),
+            full_name: None,
+            email: Some(format!("{username}@example.com")),
+            password_hash: "$argon2id$x".to_owned(),
+            disabled: false,
+            scopes: Scope::from_tokens(["profile"]),
+            stamp: "user-stamp".to_owned(),
+            not_before: 0,
+        }
+    }
+
+    fn refresh_token(id: &str, username: &str) -> RefreshRecord {
+        RefreshRecord {
+            id: id.to_owned(),
+            family_id: "family".to_owned(),
+            client_id: "web".to_owned(),
+            username: username.to_owned(),
+            scope: Scope::from_tokens(["profile"]),
+            audience: "api".to_owned(),
+            user_stamp: "user-stamp".to_owned(),
+            client_stamp: "client-stamp".to_owned(),
+            issued_at: 1_000,
+            expires_at: 10_000,
+            used_at: None,
+            sealed_successor: None,
+            successor_id: None,
+        }
+    }
+
+    /// The hot reads run on reader connections kept from one read to the next, beside the
+    /// writer's: each sees what the writer committed just before it, as no reader keeps the
+    /// snapshot of an earlier read.
+    #[tokio::test]
+    async fn the_hot_reads_see_the_write_committed_just_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).await.unwrap();
+
+        let mut alice = user("alice");
+        store.insert_user(&alice).await.unwrap();
+        assert_eq!(store.user("alice").await.unwrap(), Some(alice.clone()));
+        alice.scopes = Scope::from_tokens(["profile", "admin"]);
+        assert!(store.set_user_scopes("alice", &alice.scopes).await.unwrap());
+        assert_eq!(store.user("alice").await.unwrap(), Some(alice.clone()));
+
+        let mut web = client("web");
+        assert_eq!(store.client("web").await.unwrap(), None);
+        store.insert_client(&web).await.unwrap();
+        assert_eq!(store.client("web").await.unwrap(), Some(web.clone()));
+        web.introspect = true;
+        let update = ClientUpdate {
+            grants: None,
+            scopes: None,
+            audiences: None,
+            introspect: Some(true),
+        };
+        assert!(store.update_client("web", &update).await.unwrap());
+        assert_eq!(store.client("web").await.unwrap(), Some(web));
+
+        let mut first = refresh_token("first", "alice");
+        assert_eq!(store.refresh("first").await.unwrap(), None);
+        assert_eq!(store.refresh_context("first").await.unwrap(), None);
+        store.insert_refresh(&first).await.unwrap();
+        assert_eq!(store.refresh("first").await.unwrap(), Some(first.clone()));
+        let context = store.refresh_context("first").await.unwrap().unwrap();
+        assert_eq!(
+            (&context.record, context.family_revoked, &context.user),
+            (&first, false, &Some(alice.clone()))
+        );
+
+        let next = refresh_token("next", "alice");
+        assert_eq!(
+            store
+                .rotate_refresh("first", 2_000, b"sealed", &next)
+                .await
+                .unwrap(),
+            Rotation::Rotated
+        );
+        first.used_at = Some(2_000);
+        first.sealed_successor = Some(b"sealed".to_vec());
+        first.successor_id = Some("next".to_owned());
+        assert_eq!(store.refresh("first").await.unwrap(), Some(first.clone()));
+        assert_eq!(store.refresh("next").await.unwrap(), Some(next.clone()));
+
+        store.revoke_family("family", 10_000).await.unwrap();
+        assert!(store.set_user_disabled("alice", true, None).await.unwrap());
+        alice.disabled = true;
+        let context = store.refresh_context("first").await.unwrap().unwrap();
+        assert_eq!(
+            (&context.record, context.family_revoked, &context.user),
+            (&first, true, &Some(alice))
+        );
+    }
+
+    /// A read that SQLite answers busy moves to a blocking thread and waits there, never on the
+    /// async thread. Here another connection holds the database in exclusive locking mode (as
+    /// another process may): `client` finds it busy, waits with the busy timeout on a blocking
+    /// thread while another task of this one-thread runtime keeps running, and returns the
+    /// record once the lock is released. Without the retry the read would fail; run inline
+    /// with a busy timeout, it would stop the other task.
+    #[tokio::test]
+    async fn a_read_that_finds_the_database_busy_waits_off_the_async_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).await.unwrap();
+        store.insert_client(&client("web")).await.unwrap();
+        // In WAL mode a connection that has read keeps a shared lock on the file until it
+        // closes, and an exclusive lock waits for every shared one: the store's connections
+        // close first. The hot reads open new readers as they need them.
+        store.readers.close();
+        for pool in [&store.pool, &store.writer] {
+            // sqlx gives a connection back to its pool in a task of its own, and one still on
+            // its way back when the pool closes stays open in it.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while pool.num_idle() < pool.size() as usize {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a connection stays in use"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            pool.close().await;
+        }
+
+        let path = dir.path().join("auth.db");
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder
+            .pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .unwrap();
+        // The first write takes the exclusive lock, and exclusive locking mode keeps it.
+        holder
+            .execute("UPDATE clients SET scopes = scopes", [])
+            .unwrap();
+        let probe = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        probe.busy_timeout(Duration::ZERO).unwrap();
+        let busy = probe.query_row("SELECT count(*) FROM clients", [], |row| {
+            row.get::<_, i64>(0)
+        });
+        assert_eq!(
+            busy.map_err(|err| err.sqlite_error_code()),
+            Err(Some(rusqlite::ErrorCode::DatabaseBusy)),
+            "the holder keeps other connections from reading"
+        );
+        drop(probe);
+
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(holder);
+        });
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = tokio::spawn({
+            let ticks = Arc::clone(&ticks);
+            async move {
+                loop {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        let read = store.client("web").await;
+        let waited = started.elapsed();
+        ticker.abort();
+        release.join().unwrap();
+
+        assert_eq!(read.unwrap(), Some(client("web")));
+        assert!(
+            waited >= Duration::from_millis(150),
+            "the read waited for the lock: {waited:?}"
+        );
+        let ticks = ticks.load(Ordering::Relaxed);
+        assert!(
+            ticks >= 5,
+            "the other task ran {ticks} times while the read waited {waited:?}"
+        );
+    }
 
     /// The purge deletes in chunks: more expired tokens than one chunk all go, in as many
     /// statements as it takes, and the live ones stay.

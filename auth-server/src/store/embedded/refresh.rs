@@ -2,27 +2,42 @@
 //! writes whose transaction the statement text opens; see `rotate_refresh` for why each runs
 //! in a task of its own.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use rusqlite::Row;
 
-use super::{as_i64, as_u64, end_failed_transaction, scope, unavailable, write_error, SqliteStore};
-use crate::store::{RefreshContext, RefreshRecord, Rotation, StoreError, UserRecord};
+use super::readers::optional_row;
+use super::users::{user_columns, user_from};
+use super::{
+    as_i64, as_u64, column, end_failed_transaction, scope, unavailable, write_error, SqliteStore,
+};
+use crate::store::{RefreshContext, RefreshRecord, Rotation, StoreError};
 
-fn refresh_from(row: &SqliteRow) -> Result<RefreshRecord, StoreError> {
+/// The columns that [`refresh_from`] reads, in its order, of `refresh_tokens` named `r`.
+macro_rules! refresh_columns {
+    () => {
+        "r.id, r.family_id, r.client_id, r.username, r.scope, r.audience, r.user_stamp, \
+         r.client_stamp, r.issued_at, r.expires_at, r.used_at, r.sealed_successor, \
+         r.successor_id"
+    };
+}
+
+/// How many columns [`refresh_columns!`] names.
+const REFRESH_COLUMNS: usize = 13;
+
+fn refresh_from(row: &Row<'_>) -> Result<RefreshRecord, StoreError> {
     Ok(RefreshRecord {
-        id: row.get("id"),
-        family_id: row.get("family_id"),
-        client_id: row.get("client_id"),
-        username: row.get("username"),
-        scope: scope(row.get("scope"))?,
-        audience: row.get("audience"),
-        user_stamp: row.get("user_stamp"),
-        client_stamp: row.get("client_stamp"),
-        issued_at: as_u64(row.get("issued_at")),
-        expires_at: as_u64(row.get("expires_at")),
-        used_at: row.get::<Option<i64>, _>("used_at").map(as_u64),
-        sealed_successor: row.get("sealed_successor"),
-        successor_id: row.get("successor_id"),
+        id: column(row, 0)?,
+        family_id: column(row, 1)?,
+        client_id: column(row, 2)?,
+        username: column(row, 3)?,
+        scope: scope(&column::<String>(row, 4)?)?,
+        audience: column(row, 5)?,
+        user_stamp: column(row, 6)?,
+        client_stamp: column(row, 7)?,
+        issued_at: as_u64(column(row, 8)?),
+        expires_at: as_u64(column(row, 9)?),
+        used_at: column::<Option<i64>>(row, 10)?.map(as_u64),
+        sealed_successor: column(row, 11)?,
+        successor_id: column(row, 12)?,
     })
 }
 
@@ -68,56 +83,58 @@ pub(super) async fn refresh(
     store: &SqliteStore,
     id: &str,
 ) -> Result<Option<RefreshRecord>, StoreError> {
-    sqlx::query("SELECT * FROM refresh_tokens WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&store.pool)
+    store
+        .readers
+        .read(id, |conn, id| {
+            optional_row(
+                conn,
+                concat!(
+                    "SELECT ",
+                    refresh_columns!(),
+                    " FROM refresh_tokens r WHERE r.id = ?1"
+                ),
+                id,
+                refresh_from,
+            )
+        })
         .await
-        .map_err(unavailable)?
-        .as_ref()
-        .map(refresh_from)
-        .transpose()
 }
 
+/// One statement: the token's columns, whether its family is revoked, then its user's columns
+/// (NULL when there is no such user).
 pub(super) async fn refresh_context(
     store: &SqliteStore,
     id: &str,
 ) -> Result<Option<RefreshContext>, StoreError> {
-    let Some(row) = sqlx::query(
-        "SELECT r.*,
-            EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = r.family_id)
-                AS family_revoked,
-            u.username AS user_username, u.full_name AS user_full_name,
-            u.email AS user_email, u.password_hash AS user_password_hash,
-            u.disabled AS user_disabled, u.scopes AS user_scopes,
-            u.stamp AS user_current_stamp, u.not_before AS user_not_before
-         FROM refresh_tokens r LEFT JOIN users u ON u.username = r.username
-         WHERE r.id = ?",
-    )
-    .bind(id)
-    .fetch_optional(&store.pool)
-    .await
-    .map_err(unavailable)?
-    else {
-        return Ok(None);
-    };
-    let user = match row.get::<Option<String>, _>("user_username") {
-        None => None,
-        Some(username) => Some(UserRecord {
-            username,
-            full_name: row.get("user_full_name"),
-            email: row.get("user_email"),
-            password_hash: row.get("user_password_hash"),
-            disabled: row.get::<i64, _>("user_disabled") != 0,
-            scopes: scope(row.get("user_scopes"))?,
-            stamp: row.get("user_current_stamp"),
-            not_before: as_u64(row.get("user_not_before")),
-        }),
-    };
-    Ok(Some(RefreshContext {
-        record: refresh_from(&row)?,
-        family_revoked: row.get::<i64, _>("family_revoked") != 0,
-        user,
-    }))
+    store
+        .readers
+        .read(id, |conn, id| {
+            optional_row(
+                conn,
+                concat!(
+                    "SELECT ",
+                    refresh_columns!(),
+                    ", EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = r.family_id), ",
+                    user_columns!(),
+                    " FROM refresh_tokens r LEFT JOIN users u ON u.username = r.username
+                     WHERE r.id = ?1"
+                ),
+                id,
+                |row| {
+                    let user_first = REFRESH_COLUMNS + 1;
+                    let user = match column::<Option<String>>(row, user_first)? {
+                        None => None,
+                        Some(_) => Some(user_from(row, user_first)?),
+                    };
+                    Ok(RefreshContext {
+                        record: refresh_from(row)?,
+                        family_revoked: column::<i64>(row, REFRESH_COLUMNS)? != 0,
+                        user,
+                    })
+                },
+            )
+        })
+        .await
 }
 
 pub(super) async fn rotate_refresh(

@@ -2,22 +2,32 @@
 //! clients in the inserting statement itself, under the one write lock.
 
 use oauth2_jwt_verifier::Scope;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use rusqlite::Row;
 
-use super::{as_i64, as_u64, scope, unavailable, write_error, SqliteStore};
+use super::readers::{all_rows, optional_row};
+use super::{as_i64, as_u64, column, scope, unavailable, write_error, SqliteStore};
 use crate::store::{Removal, SessionCut, StoreError, UserRecord};
 
-fn user_from(row: &SqliteRow) -> Result<UserRecord, StoreError> {
+/// The columns that [`user_from`] reads, in its order, of `users` named `u`.
+macro_rules! user_columns {
+    () => {
+        "u.username, u.full_name, u.email, u.password_hash, u.disabled, u.scopes, u.stamp, \
+         u.not_before"
+    };
+}
+pub(super) use user_columns;
+
+/// The user in the columns of [`user_columns!`] from column `first` of `row` on.
+pub(super) fn user_from(row: &Row<'_>, first: usize) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
-        username: row.get("username"),
-        full_name: row.get("full_name"),
-        email: row.get("email"),
-        password_hash: row.get("password_hash"),
-        disabled: row.get::<i64, _>("disabled") != 0,
-        scopes: scope(row.get("scopes"))?,
-        stamp: row.get("stamp"),
-        not_before: as_u64(row.get("not_before")),
+        username: column(row, first)?,
+        full_name: column(row, first + 1)?,
+        email: column(row, first + 2)?,
+        password_hash: column(row, first + 3)?,
+        disabled: column::<i64>(row, first + 4)? != 0,
+        scopes: scope(&column::<String>(row, first + 5)?)?,
+        stamp: column(row, first + 6)?,
+        not_before: as_u64(column(row, first + 7)?),
     })
 }
 
@@ -25,14 +35,21 @@ pub(super) async fn user(
     store: &SqliteStore,
     username: &str,
 ) -> Result<Option<UserRecord>, StoreError> {
-    sqlx::query("SELECT * FROM users WHERE username = ?")
-        .bind(username)
-        .fetch_optional(&store.pool)
+    store
+        .readers
+        .read(username, |conn, username| {
+            optional_row(
+                conn,
+                concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users u WHERE u.username = ?1"
+                ),
+                username,
+                |row| user_from(row, 0),
+            )
+        })
         .await
-        .map_err(unavailable)?
-        .as_ref()
-        .map(user_from)
-        .transpose()
 }
 
 /// One statement: the name is checked against the clients, and the clients removed while their
@@ -159,12 +176,20 @@ pub(super) async fn remove_user(
     store.remove_named("user", username, removal).await
 }
 
+/// On a blocking thread: the answer grows with the table.
 pub(super) async fn list_users(store: &SqliteStore) -> Result<Vec<UserRecord>, StoreError> {
-    sqlx::query("SELECT * FROM users ORDER BY username")
-        .fetch_all(&store.pool)
+    store
+        .readers
+        .read_blocking("", |conn, _| {
+            all_rows(
+                conn,
+                concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users u ORDER BY u.username"
+                ),
+                |row| user_from(row, 0),
+            )
+        })
         .await
-        .map_err(unavailable)?
-        .iter()
-        .map(user_from)
-        .collect()
 }
