@@ -14,7 +14,7 @@
 //! - the per-request log: a request id taken or made and echoed, a span, one log line under
 //!   the same `RUST_LOG` filter and log format, and the same request counter and latency
 //!   histogram (`server_plumbing::telemetry::RequestLog`, which is poem middleware, redone as
-//!   tower middleware);
+//!   tower middleware over the same `HttpMetrics` and request id functions);
 //! - the answers: the same JSON bytes and `content-type` for a user's token, and the same
 //!   RFC 6750 refusals, 403 `insufficient_scope` for a token with no user behind it.
 //!
@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::body::Body;
+use axum::http::header::HeaderName;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use axum::routing::get;
 use axum::Router;
@@ -41,11 +42,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use oauth2_jwt_verifier::tower::BearerLayer;
 use oauth2_jwt_verifier::{BearerError, Claims, Readiness, Verifier};
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{IntCounter, IntGauge, Registry};
 use resource_server::Settings;
 use serde::Serialize;
+use server_plumbing::telemetry::{new_request_id, usable_request_id, HttpMetrics};
 use tower::{Service, ServiceExt};
 use tracing::Instrument;
 
@@ -83,7 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let verifier = Verifier::start(config).context("starting the token verifier")?;
 
     let registry = Registry::new();
-    let metrics = HttpMetrics::new(&registry)?;
+    let metrics = HttpMetrics::new(&registry, resource_server::http::ROUTES)?;
     verifier.register_metrics(&registry)?;
     let connections = ConnectionGauges::new(&registry)?;
 
@@ -164,50 +164,11 @@ async fn readyz(verifier: Verifier) -> (StatusCode, &'static str) {
 
 // ------------------------------------------------------------------------------ request log
 
-const REQUEST_ID: &str = "x-request-id";
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The request counter and latency histogram of `server_plumbing::telemetry::HttpMetrics`:
-/// same names, labels, buckets and route list.
-#[derive(Clone)]
-struct HttpMetrics {
-    requests: IntCounterVec,
-    duration: HistogramVec,
-}
-
-impl HttpMetrics {
-    fn new(registry: &Registry) -> prometheus::Result<Self> {
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by route, method and status",
-            ),
-            &["route", "method", "status"],
-        )?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by route",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
-            &["route", "method"],
-        )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        Ok(Self { requests, duration })
-    }
-
-    fn route(path: &str) -> &'static str {
-        resource_server::http::ROUTES
-            .iter()
-            .find(|r| **r == path)
-            .copied()
-            .unwrap_or("other")
-    }
-}
-
-/// `server_plumbing::telemetry::RequestLog` as a tower service around the whole app.
+/// `server_plumbing::telemetry::RequestLog` as a tower service around the whole app, with the
+/// same request id rule and the same `HttpMetrics` (names, labels, buckets, routes, and the
+/// bounded `method` label).
 #[derive(Clone)]
 struct RequestLog<S> {
     inner: S,
@@ -230,64 +191,39 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let started = Instant::now();
-        let request_id = req
-            .headers()
-            .get(REQUEST_ID)
-            .and_then(usable_request_id)
-            .unwrap_or_else(new_request_id);
-        let route = HttpMetrics::route(req.uri().path());
-        let method = req.method().clone();
-        let span =
-            tracing::info_span!("request", request_id = %request_id, method = %method, route);
+        let request_id = match req.headers().get(&REQUEST_ID) {
+            Some(given) if usable_request_id(given) => Some(given.clone()),
+            _ => new_request_id(),
+        };
+        let labels = self.metrics.labels(req.uri().path(), req.method());
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or_default(),
+            method = %req.method(),
+            route = self.metrics.route_label(labels),
+        );
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = self.metrics.clone();
-        Box::pin(async move {
-            let mut response = inner.call(req).instrument(span.clone()).await?;
-            let status = response.status();
-            let elapsed = started.elapsed();
-            metrics
-                .requests
-                .with_label_values(&[route, method.as_str(), status.as_str()])
-                .inc();
-            metrics
-                .duration
-                .with_label_values(&[route, method.as_str()])
-                .observe(elapsed.as_secs_f64());
-            span.in_scope(|| {
+        Box::pin(
+            async move {
+                let mut response = inner.call(req).await?;
+                let status = response.status();
+                let elapsed = started.elapsed();
+                metrics.record(labels, status, elapsed);
                 tracing::info!(
                     status = status.as_u16(),
                     latency_ms = elapsed.as_secs_f64() * 1000.0,
                     "request"
                 );
-            });
-            if let Ok(value) = HeaderValue::from_str(&request_id) {
-                response.headers_mut().insert(REQUEST_ID, value);
+                if let Some(id) = request_id {
+                    response.headers_mut().insert(REQUEST_ID, id);
+                }
+                Ok::<_, Infallible>(response)
             }
-            Ok(response)
-        })
+            .instrument(span),
+        )
     }
-}
-
-/// As the request log's: echoed only if short and plain.
-fn usable_request_id(value: &HeaderValue) -> Option<String> {
-    let text = value.to_str().ok()?;
-    let plain = !text.is_empty()
-        && text.len() <= 128
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    plain.then(|| text.to_owned())
-}
-
-/// As the request log's: start time and a counter, in hex.
-fn new_request_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let start = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    format!("{:x}-{:x}", start, NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 // ------------------------------------------------------------------------------ connections
