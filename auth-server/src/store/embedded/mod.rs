@@ -10,13 +10,18 @@
 //! took about 40 µs, against under 2 µs on the calling thread (`client_lookup/store_embedded`
 //! in `bench/`). The reads that token requests make (`user`, `client`,
 //! `refresh_context`, `refresh`) run instead on read-only rusqlite connections, directly on the
-//! calling async thread ([`readers`]). That is sound because such a read does not wait: in WAL
-//! mode a reader takes no lock that a writer holds, and with a busy timeout of 0 it never sleeps
-//! in SQLite's busy handler; a read from the page cache costs microseconds, less than the
-//! hand-off it replaces. When SQLite does answer a read busy (rare in WAL: recovery of the WAL
-//! index, or another process holding the file in exclusive locking mode), the same read runs
-//! again on a blocking thread with the store's busy timeout, so that nothing ever waits on an
-//! async worker. An in-memory database is shared with other connections only through SQLite's
+//! calling async thread ([`readers`]). That is sound because such a read does not wait for
+//! a lock: in WAL mode a reader takes no lock that a writer holds, and with a busy timeout of 0
+//! it never sleeps in SQLite's busy handler. What it can still cost on the async thread, and
+//! why that is accepted: a read from the page cache costs microseconds, less than the hand-off
+//! it replaces; each commit by another connection empties a reader's page cache, so under
+//! writes a read does its few B-tree page reads again (from the OS's cache while the database
+//! fits in memory, from the disk when it does not, as a memory-mapped or any other design
+//! would); and SQLite's own retry when starting a read races a checkpoint or a log restart
+//! sleeps briefly (rare, microseconds at first). When SQLite does answer a read busy (recovery
+//! of the WAL index, or another process holding the file in exclusive locking mode), the same
+//! read runs again on a blocking thread with the store's busy timeout (at most eight at once),
+//! so that no long wait happens on an async worker. An in-memory database is shared with other connections only through SQLite's
 //! shared cache, where a reader waits for a writer's table lock: there every read runs on a
 //! blocking thread. The lists of users and clients are read on the same connections (one
 //! conversion per record), always on a blocking thread: their answer grows with the table.
@@ -70,7 +75,21 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `sqlite://PATH` and applies migrations. A new
     /// database file is created with mode 0600, in a directory created with mode 0700: it holds
     /// password hashes. SQLite gives its `-wal` and `-shm` files the database file's mode.
+    ///
+    /// The `vfs` and `immutable` URL parameters are refused: the hot reads' connections open the
+    /// file by its path with SQLite's default file system, and a database that sqlx's
+    /// connections locked another way (or not at all) would be read half written.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if let Some((_, query)) = url.split_once('?') {
+            for pair in query.split('&') {
+                let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+                if name.eq_ignore_ascii_case("vfs") || name.eq_ignore_ascii_case("immutable") {
+                    return Err(StoreError::Unavailable(format!(
+                        "the embedded store does not support the URL parameter {name:?}"
+                    )));
+                }
+            }
+        }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|err| StoreError::Unavailable(err.to_string()))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -280,11 +299,19 @@ super::store_by_area!(SqliteStore {
         tx.commit().await.map_err(unavailable)
     }
 
-    /// Waits for open connections and checkpoints the WAL into the database file: the idle
-    /// readers close first, so that the writer is the last connection and checkpoints.
+    /// Waits for open connections and checkpoints the WAL into the database file. The readers
+    /// close first and refuse new reads; a read still under way (a request outliving the
+    /// shutdown's grace period) would keep the writer from checkpointing as it closes, so the
+    /// writer checkpoints explicitly first, which waits for such a read as any write does.
     async fn close(&self) {
         self.readers.close();
         self.pool.close().await;
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(error = %err, "the final checkpoint of the SQLite store failed; the next start recovers the log");
+        }
         self.writer.close().await;
     }
 
@@ -452,7 +479,7 @@ mod tests {
         // In WAL mode a connection that has read keeps a shared lock on the file until it
         // closes, and an exclusive lock waits for every shared one: the store's connections
         // close first. The hot reads open new readers as they need them.
-        store.readers.close();
+        store.readers.close_idle();
         for pool in [&store.pool, &store.writer] {
             // sqlx gives a connection back to its pool in a task of its own, and one still on
             // its way back when the pool closes stays open in it.
@@ -522,6 +549,64 @@ mod tests {
             ticks >= 5,
             "the other task ran {ticks} times while the read waited {waited:?}"
         );
+    }
+
+    /// Closing the store refuses further hot reads (no reader connection is opened after it)
+    /// and checkpoints the whole write-ahead log into the database file, so that the file
+    /// alone holds every write, even while another connection is still open on it (a read
+    /// outliving the shutdown, or another process): the writer's own checkpoint on closing
+    /// needs to be the last connection, the explicit one does not.
+    #[tokio::test]
+    async fn a_closed_store_refuses_hot_reads_and_leaves_the_log_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).await.unwrap();
+        store.insert_client(&client("web")).await.unwrap();
+        assert_eq!(store.client("web").await.unwrap(), Some(client("web")));
+        let other = rusqlite::Connection::open(dir.path().join("auth.db")).unwrap();
+        let _: i64 = other
+            .query_row("SELECT count(*) FROM clients", [], |row| row.get(0))
+            .unwrap();
+        store.close().await;
+        assert!(matches!(
+            store.client("web").await,
+            Err(StoreError::Unavailable(_))
+        ));
+        let log = dir.path().join("auth.db-wal");
+        let left = std::fs::metadata(&log).map_or(0, |meta| meta.len());
+        assert_eq!(
+            left, 0,
+            "the write-ahead log holds {left} bytes after closing"
+        );
+        drop(other);
+        drop(store);
+        // The database file copied alone, as a backup of it after a shutdown would be.
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.path().join("auth.db"), copy.path().join("auth.db")).unwrap();
+        let file_only = rusqlite::Connection::open(copy.path().join("auth.db")).unwrap();
+        let clients: i64 = file_only
+            .query_row("SELECT count(*) FROM clients", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(clients, 1);
+    }
+
+    /// The hot reads open the file by its path with SQLite's default file system, so URL
+    /// parameters that would make sqlx's connections lock it another way are refused.
+    #[tokio::test]
+    async fn the_vfs_and_immutable_url_parameters_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for parameter in ["vfs=unix-dotfile", "immutable=1", "mode=rwc&VFS=unix-none"] {
+            let url = format!(
+                "sqlite://{}?{parameter}",
+                dir.path().join("auth.db").display()
+            );
+            match SqliteStore::open(&url).await {
+                Err(StoreError::Unavailable(message)) => {
+                    assert!(message.contains("URL parameter"), "{message}")
+                }
+                Err(other) => panic!("{parameter}: {other:?}"),
+                Ok(_) => panic!("{parameter} was accepted"),
+            }
+        }
     }
 
     /// The purge deletes in chunks: more expired tokens than one chunk all go, in as many

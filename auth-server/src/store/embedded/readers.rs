@@ -3,18 +3,27 @@
 //! SQLite answers it busy.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 
 use super::BUSY_TIMEOUT;
 use crate::store::StoreError;
 
-/// Idle connections kept for the next reads. A read on the calling thread never yields, so no
-/// more run at once than there are async worker threads (and the rare blocking retries); more
-/// are opened when none is free, and closed when given back to a full set.
-const KEPT: usize = 8;
+/// Idle connections kept for the next reads, beyond one per core. A read on the calling thread
+/// never yields, so no more run at once than there are async worker threads (one per core by
+/// default) and the blocking reads; more are opened when none is free, and closed when given
+/// back to a full set.
+const KEPT_BEYOND_CORES: usize = 4;
+
+/// Reads on blocking threads at once (busy retries, whole-table lists). While another process
+/// holds the database, every hot read comes here: without a bound each would hold a thread, a
+/// connection and its file handles for up to the busy timeout.
+const BLOCKING_READS: usize = 8;
 
 /// A query on one connection: `key` is the name or id it looks up. A function, not a closure, so
 /// that it can move to a blocking thread without being boxed.
@@ -69,6 +78,13 @@ pub(super) struct Readers {
     in_memory: bool,
     /// The lock is held only to take or give back a connection, never across a query.
     idle: Mutex<Vec<Connection>>,
+    /// How many idle connections are kept.
+    kept: usize,
+    /// Permits for reads on blocking threads ([`BLOCKING_READS`]).
+    blocking: Arc<Semaphore>,
+    /// Set by [`Readers::close`]: no connection is opened or kept after it, so that the
+    /// writer, closing last, is the only connection left and checkpoints the WAL.
+    closed: AtomicBool,
 }
 
 impl Readers {
@@ -78,10 +94,19 @@ impl Readers {
         let readers = Self {
             path: path.to_owned(),
             in_memory,
-            idle: Mutex::new(Vec::with_capacity(KEPT)),
+            idle: Mutex::new(Vec::new()),
+            kept: std::thread::available_parallelism().map_or(1, usize::from) + KEPT_BEYOND_CORES,
+            blocking: Arc::new(Semaphore::new(BLOCKING_READS)),
+            closed: AtomicBool::new(false),
         };
+        // Opening alone reads nothing: one statement reads the schema, so that a database the
+        // readers cannot read fails the store's opening.
         let first = readers
             .connect()
+            .and_then(|conn| {
+                conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+                Ok(conn)
+            })
             .map_err(|err| StoreError::Unavailable(format!("opening a reader: {err}")))?;
         readers.give_back(first);
         Ok(Arc::new(readers))
@@ -108,7 +133,10 @@ impl Readers {
         Ok(conn)
     }
 
-    fn take(&self) -> rusqlite::Result<Connection> {
+    fn take(&self) -> Result<Connection, ReadError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the store is closed".to_owned()).into());
+        }
         let idle = self
             .idle
             .lock()
@@ -116,19 +144,31 @@ impl Readers {
             .pop();
         match idle {
             Some(conn) => Ok(conn),
-            None => self.connect(),
+            None => Ok(self.connect()?),
         }
     }
 
     fn give_back(&self, conn: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < KEPT {
+        // Checked under the lock that `close` empties the set under: a connection given back
+        // after it is dropped here, not kept.
+        if idle.len() < self.kept && !self.closed.load(Ordering::Acquire) {
             idle.push(conn);
         }
     }
 
-    /// Closes the idle connections (a read still under way closes its own when it ends).
+    /// Closes the idle connections and refuses new reads; a read still under way closes its
+    /// own connection when it ends.
     pub(super) fn close(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        self.closed.store(true, Ordering::Release);
+        idle.clear();
+    }
+
+    /// Closes the idle connections, as [`Readers::close`] does, but goes on reading: for a test
+    /// that needs every connection of the store closed for a moment.
+    #[cfg(test)]
+    pub(super) fn close_idle(&self) {
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -159,11 +199,20 @@ impl Readers {
         key: &str,
         query: Query<T>,
     ) -> Result<T, StoreError> {
-        let (readers, key) = (Arc::clone(self), key.to_owned());
-        tokio::task::spawn_blocking(move || readers.read_here(&key, query, BUSY_TIMEOUT))
+        let permit = tokio::time::timeout(BUSY_TIMEOUT, Arc::clone(&self.blocking).acquire_owned())
             .await
-            .map_err(|err| StoreError::Unavailable(format!("a read task failed: {err}")))?
-            .map_err(StoreError::from)
+            .map_err(|_| StoreError::Unavailable("the database stays busy".to_owned()))?
+            .map_err(|_| StoreError::Unavailable("the store is closed".to_owned()))?;
+        let (readers, key) = (Arc::clone(self), key.to_owned());
+        // The permit goes with the thread, so that a caller going away does not free it while
+        // the read still holds a connection.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            readers.read_here(&key, query, BUSY_TIMEOUT)
+        })
+        .await
+        .map_err(|err| StoreError::Unavailable(format!("a read task failed: {err}")))?
+        .map_err(StoreError::from)
     }
 
     /// Runs `query` on an idle connection (or a new one) with `busy_timeout`, then gives the
