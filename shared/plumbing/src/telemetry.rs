@@ -13,9 +13,10 @@
 //! Every request of both servers passes here, and on the cheapest (`/livez`, a cached token's
 //! `/users/me`) the whole request is a few microseconds: the series of each route and method are
 //! looked up in the vectors once, on their first request, and held in slots indexed by route,
-//! method and common status, so that a request costs array indexes and atomic adds rather than
-//! hashing its labels and taking the vectors' locks. The request id is written once, into the
-//! header value it is sent in.
+//! method and common status, so that a request costs a short comparison of its path and method
+//! with the known ones, array indexes and atomic adds rather than hashing its labels and taking
+//! the vectors' locks (a status outside the common ones still finds its counter in the vector
+//! each time). The request id is written once, into the header value it is sent in.
 //!
 //! Other modules do log strings a client chose (a username, a client id), so the log format
 //! itself escapes control characters in every field of every line ([`EscapedFields`]; the JSON
@@ -133,9 +134,11 @@ impl HttpMetrics {
         self.routes.get(labels.route).copied().unwrap_or("other")
     }
 
-    /// Counts one request answered with `status` after `elapsed`.
+    /// Counts one request answered with `status` after `elapsed`; `labels` must come from this
+    /// `HttpMetrics`'s own [`HttpMetrics::labels`] (or a clone's): another route table's
+    /// indexes would name other routes.
     pub fn record(&self, labels: RequestLabels, status: StatusCode, elapsed: Duration) {
-        // Labels of another `HttpMetrics` with more routes count as `other` here.
+        // Clamped so that no index can fall outside the slots.
         let route_index = labels.route.min(self.routes.len());
         let route = self.routes.get(route_index).copied().unwrap_or("other");
         let method = METHOD_LABELS[labels.method];
