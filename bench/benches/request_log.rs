@@ -14,11 +14,9 @@
 //! `cargo bench -p benchmarks --bench request_log` (add `-- --quick` for a fast pass).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark without its fixture fails loudly
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
+use benchmarks::ready;
 use criterion::{criterion_group, criterion_main, Criterion};
 use poem::http::{Method, Uri};
 use poem::{get, handler, Endpoint, EndpointExt, Request, Response, Route};
@@ -29,21 +27,10 @@ fn livez() -> &'static str {
     "ok"
 }
 
-/// Polls a future that completes without waiting, as these endpoints do, without the cost of a
-/// runtime's `block_on` in the figure.
-fn ready<T>(future: impl Future<Output = T>) -> T {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(value) => value,
-        Poll::Pending => unreachable!("the endpoints answer at once"),
-    }
-}
-
 fn call(endpoint: &impl Endpoint<Output = Response>, request: Request) -> Response {
-    ready(endpoint.call(request)).unwrap()
+    ready(endpoint.call(request))
+        .expect("the endpoints answer at once")
+        .unwrap()
 }
 
 fn request(method: Method, id: Option<&'static str>) -> Request {

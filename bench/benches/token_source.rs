@@ -6,12 +6,10 @@
 //! `cargo bench -p benchmarks --bench token_source` (add `-- --quick` for a fast pass).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark without its fixture fails loudly
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use benchmarks::ready;
 use criterion::{criterion_group, criterion_main, Criterion};
 use oauth2_token_source::{AccessToken, ClientSecret, Config, Endpoint, TokenRequest, TokenSource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,19 +33,6 @@ async fn token_endpoint() -> String {
     url
 }
 
-/// Polls a future that completes without waiting, as a cached token does, without the cost of
-/// a runtime's `block_on` in the figure.
-fn ready<T>(future: impl Future<Output = T>) -> T {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(value) => value,
-        Poll::Pending => unreachable!("a cached token is ready at once"),
-    }
-}
-
 fn cached_token(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _entered = runtime.enter();
@@ -65,17 +50,27 @@ fn cached_token(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("token_source");
     group.bench_function("cached_token", |b| {
-        b.iter(|| ready(black_box(&source).token()).unwrap())
+        b.iter(|| {
+            ready(black_box(&source).token())
+                .expect("a cached token is ready at once")
+                .unwrap()
+        })
     });
     group.bench_function("cached_token_for_scope", |b| {
-        b.iter(|| ready(black_box(&source).token_for(black_box(&scoped))).unwrap())
+        b.iter(|| {
+            ready(black_box(&source).token_for(black_box(&scoped)))
+                .expect("a cached token is ready at once")
+                .unwrap()
+        })
     });
     group.finish();
 
     let calls = 1_000_000u32;
     let started = Instant::now();
     for _ in 0..calls {
-        let token = ready(black_box(&source).token()).unwrap();
+        let token = ready(black_box(&source).token())
+            .expect("a cached token is ready at once")
+            .unwrap();
         assert!(token == first);
     }
     let mean = started.elapsed() / calls;

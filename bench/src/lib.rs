@@ -126,6 +126,20 @@ where
     Ok(total as f64 / longest.as_secs_f64().max(1e-9))
 }
 
+/// Polls a future once: its value if it completes without waiting (a cached token, an endpoint
+/// that answers at once), without the cost of a runtime's `block_on` in a criterion figure;
+/// `None` if it would wait, which the benches treat as a broken fixture.
+pub fn ready<T>(future: impl std::future::Future<Output = T>) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(value) => Some(value),
+        std::task::Poll::Pending => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
