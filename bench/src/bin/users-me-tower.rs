@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::body::Body;
-use axum::http::header::HeaderName;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use axum::routing::get;
 use axum::Router;
@@ -45,7 +44,7 @@ use oauth2_jwt_verifier::{BearerError, Claims, Readiness, Verifier};
 use prometheus::{IntCounter, IntGauge, Registry};
 use resource_server::Settings;
 use serde::Serialize;
-use server_plumbing::telemetry::{new_request_id, usable_request_id, HttpMetrics};
+use server_plumbing::telemetry::{request_id, HttpMetrics, REQUEST_ID};
 use tower::{Service, ServiceExt};
 use tracing::Instrument;
 
@@ -164,8 +163,6 @@ async fn readyz(verifier: Verifier) -> (StatusCode, &'static str) {
 
 // ------------------------------------------------------------------------------ request log
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
 /// `server_plumbing::telemetry::RequestLog` as a tower service around the whole app, with the
 /// same request id rule and the same `HttpMetrics` (names, labels, buckets, routes, and the
 /// bounded `method` label).
@@ -191,10 +188,7 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let started = Instant::now();
-        let request_id = match req.headers().get(&REQUEST_ID) {
-            Some(given) if usable_request_id(given) => Some(given.clone()),
-            _ => new_request_id(),
-        };
+        let request_id = request_id(req.headers());
         let labels = self.metrics.labels(req.uri().path(), req.method());
         let span = tracing::info_span!(
             "request",

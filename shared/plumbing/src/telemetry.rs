@@ -34,7 +34,8 @@ use prometheus::{
 };
 use tracing::Instrument;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The header a request id is taken from and answered in.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The methods labelled as themselves: RFC 9110 §9.3's and PATCH (RFC 5789).
 static METHODS: [Method; 9] = [
@@ -196,6 +197,15 @@ pub struct RequestLogEndpoint<E> {
     metrics: HttpMetrics,
 }
 
+/// The request's id: the one it carries in `X-Request-Id` when that is usable
+/// ([`usable_request_id`]), else a new one ([`new_request_id`]).
+pub fn request_id(headers: &poem::http::HeaderMap) -> Option<HeaderValue> {
+    match headers.get(&REQUEST_ID) {
+        Some(given) if usable_request_id(given) => Some(given.clone()),
+        _ => new_request_id(),
+    }
+}
+
 /// A request id is echoed only if it is short and plain, so it cannot forge log lines.
 pub fn usable_request_id(value: &HeaderValue) -> bool {
     let id = value.as_bytes();
@@ -245,10 +255,7 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let started = Instant::now();
-        let request_id = match req.headers().get(&REQUEST_ID) {
-            Some(given) if usable_request_id(given) => Some(given.clone()),
-            _ => new_request_id(),
-        };
+        let request_id = request_id(req.headers());
         let labels = self.metrics.labels(req.uri().path(), req.method());
         // The fields are written when the span is made (and not at all when it is filtered
         // out), so the request's own method is shown without being kept.
